@@ -1,0 +1,23 @@
+/* run.h — a run's results folder: config.cfg (the resolved pipeline),
+ * run.json (version, commit, seed, threads, times, CPU), and helpers the
+ * drivers share to write outputs atomically. */
+#ifndef RUN_H
+#define RUN_H
+
+#include <stdio.h>
+
+#include "pipeline.h"
+
+#define RUNNER_VERSION "0.1.0"
+
+/* Create the results folder (out, or results/<name>/<run-id>) and write
+ * config.cfg. */
+int run_begin(pipeline *pl, const char *out);
+/* Write run.json with start/end times and status. */
+int run_end(pipeline *pl, int status, double seconds);
+/* Path of a file in the run folder (caller frees). */
+char *run_path(const pipeline *pl, const char *file);
+/* The CPU model from /proc/cpuinfo (static buffer). */
+const char *host_cpu(void);
+
+#endif

@@ -1,0 +1,38 @@
+/* util.h — small pieces shared by the core: error messages, aligned memory,
+ * whole-file reads, atomic file writes, string helpers. */
+#ifndef UTIL_H
+#define UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* The last error of the run: one message with its origin. */
+int err_set(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int err_setv(const char *prefix, const char *fmt, va_list ap);
+const char *err_get(void);
+void err_clear(void);
+
+void *mem_alloc(size_t bytes);            /* 64-byte aligned; NULL on failure */
+void *mem_calloc(size_t n, size_t size);  /* aligned and zeroed */
+void mem_free(void *p);
+
+char *str_dup(const char *s);             /* NULL on failure or NULL input */
+char *str_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int str_ends_with(const char *s, const char *suffix);
+
+/* Read a whole file (NUL appended, not counted). -1 with err_set. */
+int file_read(const char *path, char **data, size_t *len);
+/* Write a file atomically: path.tmp, fsync, rename, fsync the folder. */
+int file_write_atomic(const char *path, const void *data, size_t len);
+/* Same, with the content produced by a callback writing to a FILE. */
+int file_write_atomic_with(const char *path, int (*write)(FILE *f, void *ctx), void *ctx);
+/* mkdir -p. */
+int dir_make(const char *path);
+int path_exists(const char *path);
+
+/* Seconds since an arbitrary origin, monotonic. */
+double time_now(void);
+
+#endif
