@@ -80,7 +80,7 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libcore.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS)
 
 test: all $(TESTS) $(FIXTURES)
-	BUILD=$(BUILD) prove -f $(TESTS)
+	prove -f --exec "" $(TESTS)
 
 bench: all $(BENCHES)
 

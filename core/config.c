@@ -8,9 +8,9 @@
 
 #include "util.h"
 
-void diag_init(diag *d) { memset(d, 0, sizeof *d); }
+void diag_init(diags *d) { memset(d, 0, sizeof *d); }
 
-void diag_free(diag *d)
+void diag_free(diags *d)
 {
     for (int i = 0; i < d->n; i++)
         free(d->msg[i]);
@@ -18,7 +18,7 @@ void diag_free(diag *d)
     diag_init(d);
 }
 
-void diag_add(diag *d, const char *fmt, ...)
+void diag_add(diags *d, const char *fmt, ...)
 {
     char buf[4096];
     va_list ap;
@@ -168,7 +168,7 @@ done:
     return made;
 }
 
-int config_override(config_t *cfg, const char *assignment, diag *origins)
+int config_override(config_t *cfg, const char *assignment, diags *origins)
 {
     const char *eq = strchr(assignment, '=');
     if (!eq || eq == assignment)

@@ -6,14 +6,14 @@
 
 #include <libconfig.h>
 
-typedef struct diag {
+typedef struct diags {
     char **msg;
     int n, cap;
-} diag;
+} diags;
 
-void diag_init(diag *d);
-void diag_free(diag *d);
-void diag_add(diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void diag_init(diags *d);
+void diag_free(diags *d);
+void diag_add(diags *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* file:line of a setting ("--set PATH" for overrides, "<defaults>" for
  * defaults the host filled in). Returns buf. */
 const char *setting_where(const config_setting_t *s, char *buf, size_t size);
@@ -25,7 +25,7 @@ const char *setting_type_name(int type);
 int config_load(config_t *cfg, const char *path);
 /* Apply one --set PATH=VALUE (VALUE in libconfig syntax). origins keeps
  * the "--set PATH" strings the new settings point to; free it after cfg. */
-int config_override(config_t *cfg, const char *assignment, diag *origins);
+int config_override(config_t *cfg, const char *assignment, diags *origins);
 /* Parse a libconfig value ("128", "[1, 2]", "\"x\"") into a new member
  * `name` of group parent (replacing an existing member). */
 config_setting_t *setting_set_from_text(config_setting_t *parent, const char *name,

@@ -151,7 +151,7 @@ int main(int argc, char **argv)
     int status = 0, c;
     pipeline pl;
     memset(&pl, 0, sizeof pl);
-    diag d;
+    diags d;
     diag_init(&d);
     if (!sets)
         return EXIT_RUNTIME;

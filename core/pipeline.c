@@ -141,9 +141,9 @@ static const char *type_name(runner_type t)
     return "?";
 }
 
-static void report(diag *d, const config_setting_t *s, const char *fmt, ...)
+static void report(diags *d, const config_setting_t *s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void report(diag *d, const config_setting_t *s, const char *fmt, ...)
+static void report(diags *d, const config_setting_t *s, const char *fmt, ...)
 {
     char where[1024], path[512], msg[2048];
     va_list ap;
@@ -154,14 +154,14 @@ static void report(diag *d, const config_setting_t *s, const char *fmt, ...)
              setting_path(s, path, sizeof path), msg);
 }
 
-static void check_value(diag *d, const config_setting_t *s, runner_type t)
+static void check_value(diags *d, const config_setting_t *s, runner_type t)
 {
     if (!type_fits(s, t))
         report(d, s, "is %s, expected %s", setting_type_name(config_setting_type(s)),
                type_name(t));
 }
 
-static void fill_default(diag *d, config_setting_t *group, const char *name,
+static void fill_default(diags *d, config_setting_t *group, const char *name,
                          const char *def, const char *origin)
 {
     if (!def || config_setting_get_member(group, name))
@@ -170,10 +170,54 @@ static void fill_default(diag *d, config_setting_t *group, const char *name,
         report(d, group, "default of %s: %s", name, err_get());
 }
 
-static void check_group(pipeline *pl, diag *d, config_setting_t *g, const schema *sch);
+static void check_group(pipeline *pl, diags *d, config_setting_t *g, const schema *sch);
+
+/* Edit distance, capped: for "did you mean" on misspelt keys. */
+static int edit_distance(const char *a, const char *b)
+{
+    size_t n = strlen(a), m = strlen(b);
+    if (n > 63 || m > 63)
+        return 99;
+    int row[64];
+    for (size_t j = 0; j <= m; j++)
+        row[j] = (int)j;
+    for (size_t i = 1; i <= n; i++) {
+        int diag_prev = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= m; j++) {
+            int up = row[j];
+            int best = diag_prev + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag_prev = up;
+        }
+    }
+    return row[m];
+}
+
+/* Append "; did you mean 'x'?" for the closest of names (within 2 edits). */
+static void suggest(char *msg, size_t size, const char *key, const char *const *names, int n)
+{
+    const char *best = NULL;
+    int best_d = 3;
+    for (int i = 0; i < n; i++) {
+        int dist = edit_distance(key, names[i]);
+        if (dist < best_d) {
+            best_d = dist;
+            best = names[i];
+        }
+    }
+    if (best) {
+        size_t used = strlen(msg);
+        snprintf(msg + used, size - used, "; did you mean '%s'?", best);
+    }
+}
 
 /* Members of a plugin section against the plugin's key table. */
-static void check_section(pipeline *pl, diag *d, config_setting_t *s, runner_kind kind,
+static void check_section(pipeline *pl, diags *d, config_setting_t *s, runner_kind kind,
                           const schema *extra)
 {
     if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
@@ -210,16 +254,25 @@ static void check_section(pipeline *pl, diag *d, config_setting_t *s, runner_kin
             check_value(d, m, e->type);
             continue;
         }
-        char known[1024] = "";
+        char known[1024] = "", hint[128] = "";
+        const char *names[64];
+        int nn = 0;
         size_t used = 0;
-        for (k = desc->keys; k && k->name && used < sizeof known; k++)
+        for (k = desc->keys; k && k->name && used < sizeof known; k++) {
             used += (size_t)snprintf(known + used, sizeof known - used, "%s%s",
                                      used ? ", " : "", k->name);
-        for (e = extra; e && e->name && used < sizeof known; e++)
+            if (nn < 64)
+                names[nn++] = k->name;
+        }
+        for (e = extra; e && e->name && used < sizeof known; e++) {
             used += (size_t)snprintf(known + used, sizeof known - used, "%s%s",
                                      used ? ", " : "", e->name);
-        report(d, m, "unknown key '%s' for %s plugin '%s' (its keys: %s)", key,
-               kind_name(kind), name, used ? known : "none");
+            if (nn < 64)
+                names[nn++] = e->name;
+        }
+        suggest(hint, sizeof hint, key, names, nn);
+        report(d, m, "unknown key '%s' for %s plugin '%s' (its keys: %s)%s", key,
+               kind_name(kind), name, used ? known : "none", hint);
     }
     char origin[256];
     snprintf(origin, sizeof origin, "<default of %s '%s'>", kind_name(kind), name);
@@ -237,7 +290,7 @@ static void check_section(pipeline *pl, diag *d, config_setting_t *s, runner_kin
 }
 
 /* A list of plugin names or sections: names become sections in place. */
-static void check_sections(pipeline *pl, diag *d, config_setting_t *parent,
+static void check_sections(pipeline *pl, diags *d, config_setting_t *parent,
                            config_setting_t *s, runner_kind kind)
 {
     int st = config_setting_type(s);
@@ -255,9 +308,11 @@ static void check_sections(pipeline *pl, diag *d, config_setting_t *parent,
             has_names = 1;
     if (has_names) {
         /* rebuild as a list of groups so every element has its defaults */
-        const char *name = config_setting_name(s);
+        char *name = str_dup(config_setting_name(s));
         const char *hook = config_setting_get_hook(s);
         config_t tmp;
+        if (!name)
+            return;
         config_init(&tmp);
         config_setting_t *old = setting_copy(config_root_setting(&tmp), "old", s);
         config_setting_remove(parent, name);
@@ -276,6 +331,7 @@ static void check_sections(pipeline *pl, diag *d, config_setting_t *parent,
             }
         }
         config_destroy(&tmp);
+        free(name);
         s = list;
         if (!s)
             return;
@@ -284,7 +340,7 @@ static void check_sections(pipeline *pl, diag *d, config_setting_t *parent,
         check_section(pl, d, config_setting_get_elem(s, (unsigned)i), kind, NULL);
 }
 
-static void check_group(pipeline *pl, diag *d, config_setting_t *g, const schema *sch)
+static void check_group(pipeline *pl, diags *d, config_setting_t *g, const schema *sch)
 {
     if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
         report(d, g, "is %s, expected a group { ... }", setting_type_name(config_setting_type(g)));
@@ -303,12 +359,18 @@ static void check_group(pipeline *pl, diag *d, config_setting_t *g, const schema
         if (!m)
             continue;
         if (!k->name) {
-            char known[1024] = "";
+            char known[1024] = "", hint[128] = "";
+            const char *keys[64];
+            int nk = 0;
             size_t used = 0;
-            for (k = sch; k->name && used < sizeof known; k++)
+            for (k = sch; k->name && used < sizeof known; k++) {
                 used += (size_t)snprintf(known + used, sizeof known - used, "%s%s",
                                          used ? ", " : "", k->name);
-            report(d, m, "unknown key '%s' (known here: %s)", names[i], known);
+                if (nk < 64)
+                    keys[nk++] = k->name;
+            }
+            suggest(hint, sizeof hint, names[i], keys, nk);
+            report(d, m, "unknown key '%s' (known here: %s)%s", names[i], known, hint);
             continue;
         }
         switch (k->shape) {
@@ -342,7 +404,7 @@ static void check_group(pipeline *pl, diag *d, config_setting_t *g, const schema
     }
 }
 
-int pipeline_validate(pipeline *pl, diag *d)
+int pipeline_validate(pipeline *pl, diags *d)
 {
     config_setting_t *root = config_root_setting(&pl->cfg);
     /* plugin_path first: it changes where the other plugins are found */
@@ -629,7 +691,7 @@ int pipeline_open(pipeline *pl, const char *file, const char *build_plugins)
     params_init(&pl->P);
     pl->threads = 1;
     pl->file = str_dup(file);
-    if (!pl->file)
+    if (file && !pl->file)
         return err_set("out of memory");
     if (loader_init(&pl->L, build_plugins) != 0)
         return -1;

@@ -55,7 +55,7 @@ typedef struct driver {
 
 typedef struct pipeline {
     config_t cfg;
-    diag origins;       /* "--set PATH" strings the config points to */
+    diags origins;       /* "--set PATH" strings the config points to */
     loader L;
     params P;
     gsl_rng *rng;
@@ -76,7 +76,7 @@ int pipeline_open(pipeline *pl, const char *file, const char *build_plugins);
 void pipeline_close(pipeline *pl);
 /* Check the whole configuration; every problem goes into d. Fills in
  * plugin and core defaults so the resolved config is complete. */
-int pipeline_validate(pipeline *pl, diag *d);
+int pipeline_validate(pipeline *pl, diags *d);
 /* Instantiate the plugin of a section (a group with `plugin`, or a string
  * naming the plugin) into slot. prefix: parameter names' prefix. */
 stage *pipeline_stage(pipeline *pl, const char *slot, const char *prefix,
