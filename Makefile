@@ -15,21 +15,30 @@ SANFLAGS =
 endif
 
 CC ?= cc
+V ?= 0
+ifeq ($(V),0)
+Q = @
+else
+Q =
+endif
 # Debian ships OpenBLAS in pthread and OpenMP flavours; the OpenMP one shares
 # libgomp's thread pool with our kernels, so the two never oversubscribe.
 BLAS_DIR = /usr/lib/x86_64-linux-gnu/openblas-openmp
 PKGS = libconfig jansson libutf8proc gsl zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS := $(shell pkg-config --libs $(PKGS))
+# GSL's reference CBLAS must not shadow OpenBLAS: OpenBLAS comes first.
+PKG_LIBS := $(filter-out -lgslcblas,$(shell pkg-config --libs $(PKGS)))
 BLAS_CFLAGS = -I/usr/include/x86_64-linux-gnu/openblas-openmp
-BLAS_LIBS = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas
+# --no-as-needed: the runner itself calls no BLAS, but OpenBLAS must be in
+# the global scope ahead of libgsl's libgslcblas, for the plugins.
+BLAS_LIBS = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -Wl,--no-as-needed -lopenblas -Wl,--as-needed
 
 WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-format-truncation
 CFLAGS ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden \
 	-fopenmp -march=x86-64-v3 -MMD -MP -Icore $(PKG_CFLAGS) $(BLAS_CFLAGS) $(SANFLAGS) \
 	-DRUNNER_BUILD_DIR='"$(abspath $(BUILD))"'
-LDLIBS = $(PKG_LIBS) $(BLAS_LIBS) -lgomp -ldl -lm
+LDLIBS = $(BLAS_LIBS) $(PKG_LIBS) -lgomp -ldl -lm
 LDFLAGS_ALL = $(SANFLAGS) $(LDFLAGS)
 
 CORE_SRC = $(filter-out core/main.c,$(wildcard core/*.c))
@@ -60,7 +69,8 @@ $(BUILD)/runner: $(BUILD)/core/main.o $(BUILD)/libcore.a
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 define plugin_rule
 $(call plugin_so,$(1)): $(BUILD)/$(1:.c=.o) $(BUILD)/libcore.a

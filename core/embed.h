@@ -1,0 +1,29 @@
+/* embed.h — sentences to pooled embeddings: the tokenizer, backbone and
+ * pooler stages of an inference pipeline, and the batch loop that runs
+ * the backbone once per batch and every pooler on its states, writing
+ * rows in input order whatever the batching order. */
+#ifndef EMBED_H
+#define EMBED_H
+
+#include "pipeline.h"
+#include "text.h"
+
+typedef struct encoder {
+    stage *tok, *backbone;
+    runner_backbone_info info;
+    int batch_size, sort;
+} encoder;
+
+/* Build the tokenizer and backbone stages from the pipeline. */
+int encoder_open(pipeline *pl, encoder *enc);
+/* After every stage registered its parameters: allocate, load weights. */
+int encoder_load(pipeline *pl, encoder *enc, int with_grad);
+/* Output size of a pooler on this backbone. */
+int pooler_dim(const encoder *enc, stage *pooler);
+/* Embed e's sentences: out[k] is (e->n, dim of poolers[k]), row i =
+ * sentence i. Eval mode. */
+int encoder_embed(encoder *enc, const encoded *e, stage *const *poolers, int npoolers,
+                  float *const *out);
+double cosine(const float *a, const float *b, int n);
+
+#endif
