@@ -1,0 +1,38 @@
+/* temperature.c — the task of each batch drawn with p_t ∝ n_t^(1/T):
+ * T = 1 is proportional, larger T flattens towards uniform (T = 2: square
+ * root of the sizes). One draw of the run's RNG per batch; no other state,
+ * so runs are reproducible and resumable. */
+#include "runner.h"
+#include "sampling.h"
+
+static const runner_key keys[] = {
+    {"T", RUNNER_T_FLOAT, "2.0", "temperature > 0: p_t proportional to size^(1/T)"},
+    {0},
+};
+
+static int create(const runner_host *h, const runner_cfg *cfg, void **self)
+{
+    double T;
+    if (h->cfg_float(cfg, "T", &T) != 0)
+        return -1;
+    return size_sampler_create(h, T, self);
+}
+
+static const runner_sampler_ops ops = {
+    .bind = size_sampler_bind,
+    .next = size_sampler_next,
+};
+
+static const runner_plugin desc = {
+    .abi_major = RUNNER_ABI_MAJOR,
+    .abi_minor = RUNNER_ABI_MINOR,
+    .kind = RUNNER_KIND_SAMPLER,
+    .name = "temperature",
+    .summary = "draws each batch's task with p proportional to size^(1/T) (T = 2.0)",
+    .keys = keys,
+    .create = create,
+    .destroy = size_sampler_destroy,
+    .ops = &ops,
+};
+
+RUNNER_PLUGIN(desc)
