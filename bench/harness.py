@@ -1,0 +1,329 @@
+"""Benchmark harness: runs our `runner` (A) and its peers (B = PyTorch,
+C = ONNX Runtime) as whole processes, alternating A B C A B C ... for R
+rounds on the same machine in the same run, and prints medians, ratios and
+peak memory. Run through bench/encode.sh and bench/train.sh (they call
+`/usr/bin/python3 bench/harness.py encode|train ...`).
+
+Each process is timed from spawn to exit (model loading included) and its
+peak RSS is the child's ru_maxrss from os.wait4. Engines that report their
+own steady-state figure print a line
+    RESULT engine=NAME sentences=N load_s=X steady_s=X steady_sps=X
+(or, for the runner, any "<number> sentences/s"); the harness shows it too.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = "bench/out"
+PY = "/usr/bin/python3"
+TORCH_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_CORETYPE": "SkylakeX"}
+
+
+def note(msg):
+    print(f"note: {msg}", flush=True)
+
+
+def die(msg):
+    print(f"bench: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def tsv_first_column(src, dst, limit=None):
+    """Sentences (column 1) of an SST-2 style tsv without its header row."""
+    n = 0
+    with open(src, encoding="utf-8") as f, open(dst, "w", encoding="utf-8") as g:
+        next(f)
+        for line in f:
+            if limit is not None and n >= limit:
+                break
+            g.write(line.rstrip("\n").split("\t")[0] + "\n")
+            n += 1
+    return n
+
+
+def make_ids(model, sentences, ids_path):
+    """Token ids of `sentences` into ids_path: with the runner's tokenizer
+    (pipelines/tokenize.cfg) if it works, else with bench/wordpiece.py.
+    Returns which tokenizer made them."""
+    if os.path.exists("runner") and os.path.exists("pipelines/tokenize.cfg"):
+        outdir = os.path.join(OUT, "tokenize")
+        shutil.rmtree(outdir, ignore_errors=True)
+        r = subprocess.run(["./runner", "pipelines/tokenize.cfg", "--quiet", "--set", f"model={model}",
+                            "--set", f"input={sentences}", "--out", outdir],
+                           capture_output=True, text=True)
+        if r.returncode == 0 and os.path.exists(os.path.join(outdir, "ids.txt")):
+            shutil.copyfile(os.path.join(outdir, "ids.txt"), ids_path)
+            return "runner pipelines/tokenize.cfg"
+        note(f"the runner's tokenizer failed (exit {r.returncode}: {r.stderr.strip()[-300:]}); "
+             "using bench/wordpiece.py")
+    else:
+        note("./runner or pipelines/tokenize.cfg missing: ids made by bench/wordpiece.py")
+    subprocess.run([PY, "bench/wordpiece.py", os.path.join(model, "vocab.txt"), sentences, ids_path],
+                   check=True)
+    return "bench/wordpiece.py"
+
+
+def ensure_onnx(model, onnx_path):
+    srcs = [os.path.join(model, "model.safetensors"), os.path.join(model, "config.json"), "bench/torch_bert.py"]
+    if os.path.exists(onnx_path) and all(os.path.getmtime(onnx_path) >= os.path.getmtime(s) for s in srcs):
+        return
+    print(f"exporting {model} to {onnx_path} ...", flush=True)
+    r = subprocess.run([PY, "bench/torch_bert.py", "export-onnx", "--model", model, "--out", onnx_path],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        die(f"ONNX export failed:\n{r.stderr[-2000:]}")
+
+
+def ensure_ort():
+    if os.path.exists("bench/node_modules/onnxruntime-node/package.json"):
+        return True
+    if not shutil.which("npm"):
+        note("npm not found: ONNX Runtime skipped")
+        return False
+    print("installing onnxruntime-node (npm ci --ignore-scripts) ...", flush=True)
+    r = subprocess.run(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd="bench",
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        note(f"npm ci failed, ONNX Runtime skipped: {r.stderr.strip()[-300:]}")
+        return False
+    return True
+
+
+class Engine:
+    def __init__(self, key, name, argv, env_extra=None, sentences=None):
+        self.key, self.name, self.argv = key, name, argv
+        self.env = dict(os.environ, **(env_extra or {}))
+        self.env_extra = env_extra or {}
+        self.sentences = sentences  # per run, for the whole-process rate (None: from its RESULT line)
+        self.runs = []  # dicts: wall, rss_mib, steady_sps, sentences
+        self.failed = None
+
+    def run(self, label):
+        log = os.path.join(OUT, "logs", f"{self.key}.{label.replace(' ', '').replace('/', 'of')}.log")
+        with open(log, "w") as f:
+            t0 = time.perf_counter()
+            p = subprocess.Popen(self.argv, env=self.env, stdout=f, stderr=subprocess.STDOUT)
+            _, status, ru = os.wait4(p.pid, 0)
+            wall = time.perf_counter() - t0
+            p.returncode = os.waitstatus_to_exitcode(status)
+        with open(log, errors="replace") as f:
+            text = f.read()
+        if p.returncode != 0:
+            self.failed = f"exit {p.returncode} in {label}, see {log}:\n" + "\n".join(text.splitlines()[-8:])
+            return
+        res = {"wall": wall, "rss_mib": ru.ru_maxrss / 1024.0, "steady_sps": None, "sentences": self.sentences}
+        m = re.findall(r"^RESULT .*$", text, re.M)
+        if m:
+            kv = dict(t.split("=", 1) for t in m[-1].split()[1:] if "=" in t)
+            res["steady_sps"] = float(kv["steady_sps"]) if "steady_sps" in kv else None
+            if res["sentences"] is None and "sentences" in kv:
+                res["sentences"] = int(kv["sentences"])
+        else:
+            m = re.findall(r"([0-9]+(?:\.[0-9]+)?)\s*sentences/s", text)
+            if m:
+                res["steady_sps"] = float(m[-1])
+        self.runs.append(res)
+
+    def whole_sps(self):
+        return [r["sentences"] / r["wall"] for r in self.runs if r["sentences"]]
+
+    def steady(self):
+        return [r["steady_sps"] for r in self.runs if r["steady_sps"] is not None]
+
+
+def med(xs):
+    return statistics.median(xs) if xs else None
+
+
+def fmt_range(xs, digits=1):
+    if not xs:
+        return "n/a"
+    return f"{med(xs):.{digits}f} ({min(xs):.{digits}f}-{max(xs):.{digits}f})"
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}x" if a and b else "n/a"
+
+
+def alternate(engines, rounds, warmup):
+    os.makedirs(os.path.join(OUT, "logs"), exist_ok=True)
+    live = [e for e in engines if e.argv]
+    for rnd in range(-warmup, rounds):
+        label = f"warm-up {rnd + warmup + 1}/{warmup}" if rnd < 0 else f"round {rnd + 1}/{rounds}"
+        parts = []
+        for e in live:
+            if e.failed:
+                continue
+            e.run(label)
+            if e.failed:
+                parts.append(f"{e.key} FAILED")
+                continue
+            r = e.runs[-1]
+            if rnd < 0:
+                e.runs.pop()
+            parts.append(f"{e.key} {r['wall']:.2f} s" + (f" ({r['steady_sps']:.0f}/s steady)" if r["steady_sps"] else ""))
+        print(f"{label}: " + ", ".join(parts), flush=True)
+    for e in live:
+        if e.failed:
+            print(f"\n{e.name} failed: {e.failed}", flush=True)
+
+
+def print_table(engines, whole_label):
+    print()
+    hdr = f"{'engine':<28} {whole_label:>26} {'wall s':>8} {'steady-state sent/s':>24} {'peak RSS MiB':>13}"
+    print(hdr)
+    print("-" * len(hdr))
+    for e in engines:
+        if not e.argv:
+            print(f"{e.key} {e.name:<26} skipped: {e.failed}")
+            continue
+        if not e.runs:
+            print(f"{e.key} {e.name:<26} failed")
+            continue
+        walls = [r["wall"] for r in e.runs]
+        rss = [r["rss_mib"] for r in e.runs]
+        print(f"{e.key} {e.name:<26} {fmt_range(e.whole_sps()):>26} {med(walls):>8.2f} "
+              f"{fmt_range(e.steady()):>24} {med(rss):>13.0f}")
+    print("(median over rounds, (min-max); whole-process = sentences / wall time from spawn to exit,\n"
+          " model loading included; steady-state = what the engine reports for its own compute loop;\n"
+          " peak RSS = the child's ru_maxrss)")
+
+
+def cmd_encode(a):
+    os.makedirs(OUT, exist_ok=True)
+    sentences = os.path.join(OUT, "dev_sentences.txt")
+    ids = os.path.join(OUT, "dev_ids.txt")
+    n = tsv_first_column(a.dataset, sentences)
+    made_by = make_ids(a.model, sentences, ids)
+    onnx = os.path.join(OUT, os.path.basename(os.path.normpath(a.model)) + ".onnx")
+    ensure_onnx(a.model, onnx)
+    have_ort = ensure_ort()
+
+    runner = Engine("A", "runner", None, sentences=n)
+    if not os.path.exists("runner"):
+        runner.failed = "./runner not built (make)"
+    elif not os.path.exists(a.runner_pipeline):
+        runner.failed = f"{a.runner_pipeline} does not exist yet"
+    else:
+        runner.argv = ["./runner", a.runner_pipeline, "--threads", str(a.threads), "--quiet",
+                       "--out", os.path.join(OUT, "run")]
+    torch_env = dict(TORCH_ENV, OMP_NUM_THREADS=str(a.threads))
+    pt = Engine("B", "PyTorch",
+                [PY, "bench/torch_bert.py", "--threads", str(a.threads), "encode", "--model", a.model,
+                 "--ids", ids, "--batch", str(a.batch)], torch_env, sentences=n)
+    ort = Engine("C", "ONNX Runtime",
+                 ["node", "bench/ort_encode.js", "--model", onnx, "--ids", ids, "--batch", str(a.batch),
+                  "--threads", str(a.threads)] if have_ort else None, sentences=n)
+    if not have_ort:
+        ort.failed = "onnxruntime-node not installed"
+    engines = [runner, pt, ort]
+
+    print(f"bench/encode: {n} sentences of {a.dataset}, model {a.model}, batch {a.batch}, "
+          f"{a.threads} threads, {a.rounds} rounds (+{a.warmup} warm-up) alternating A B C")
+    print(f"  A runner:       {' '.join(runner.argv) if runner.argv else 'SKIPPED: ' + runner.failed}")
+    if runner.argv:
+        print(f"                  (reads the sentences and tokenizes them itself)")
+    print(f"  B PyTorch:      {' '.join(f'{k}={v}' for k, v in torch_env.items())} {' '.join(pt.argv)}")
+    print(f"  C ONNX Runtime: {' '.join(ort.argv) if ort.argv else 'SKIPPED: ' + ort.failed}")
+    print(f"  peers get pre-tokenized ids ({ids}, made by {made_by}), length-sorted batches of {a.batch};")
+    print(f"  ONNX model: {onnx} (torch.onnx.export, dynamic batch/sequence, output mean-pooled embedding)")
+    print(f"  whole-process times include process start and model loading for every engine\n", flush=True)
+    alternate(engines, a.rounds, a.warmup)
+    print_table(engines, "whole-process sent/s")
+
+    wa, wb, wc = (med(e.whole_sps()) for e in engines)
+    sa, sb, sc = (med(e.steady()) for e in engines)
+    print(f"\nratios (medians)          whole-process   steady-state")
+    print(f"  runner / PyTorch        {ratio(wa, wb):>13}   {ratio(sa, sb):>12}")
+    print(f"  runner / ONNX Runtime   {ratio(wa, wc):>13}   {ratio(sa, sc):>12}")
+    print(f"  ONNX Runtime / PyTorch  {ratio(wc, wb):>13}   {ratio(sc, sb):>12}")
+    if runner.failed and not runner.argv:
+        print(f"\nnote: A (runner) skipped: {runner.failed}")
+    save_json("encode", a, engines)
+
+
+def cmd_train(a):
+    os.makedirs(OUT, exist_ok=True)
+    need = (a.steps + a.warmup_steps) * a.batch
+    sentences = os.path.join(OUT, "train_sentences.txt")
+    ids = os.path.join(OUT, "train_ids.txt")
+    n = tsv_first_column(a.dataset, sentences, need)
+    if n < need:
+        die(f"{a.dataset}: {n} sentences, {need} needed")
+    made_by = make_ids(a.model, sentences, ids)
+
+    runner = Engine("A", "runner", None)
+    if not os.path.exists("runner"):
+        runner.failed = "./runner not built (make)"
+    elif not os.path.exists(a.runner_pipeline):
+        runner.failed = f"{a.runner_pipeline} does not exist yet"
+    else:
+        runner.argv = ["./runner", a.runner_pipeline, "--threads", str(a.threads), "--quiet",
+                       "--out", os.path.join(OUT, "run_train")]
+    torch_env = dict(TORCH_ENV, OMP_NUM_THREADS=str(a.threads))
+    pt = Engine("B", "PyTorch",
+                [PY, "bench/torch_bert.py", "--threads", str(a.threads), "train", "--model", a.model,
+                 "--ids", ids, "--labels", a.dataset, "--batch", str(a.batch), "--steps", str(a.steps),
+                 "--warmup", str(a.warmup_steps)], torch_env, sentences=need)
+    engines = [runner, pt]
+    print(f"bench/train: full fine-tuning (mean pooling + linear 2-class head + cross-entropy, AdamW, "
+          f"dropout on), batch {a.batch}, {a.threads} threads, model {a.model}, {a.rounds} rounds "
+          f"(+{a.warmup} warm-up) alternating A B")
+    print(f"  A runner:  {' '.join(runner.argv) if runner.argv else 'SKIPPED: ' + runner.failed}")
+    print(f"  B PyTorch: {' '.join(f'{k}={v}' for k, v in torch_env.items())} {' '.join(pt.argv)}")
+    print(f"  PyTorch trains on the first {need} sentences of {a.dataset} in file order (already shuffled),")
+    print(f"  ids made by {made_by}; sentences/s over {a.steps} steps after {a.warmup_steps} warm-up steps\n",
+          flush=True)
+    alternate(engines, a.rounds, a.warmup)
+    print_table(engines, "whole-process sent/s")
+    print("(PyTorch whole-process = all its trained sentences, warm-up steps included, / wall time)")
+    sa, sb = (med(e.steady()) for e in engines)
+    print(f"\nratio (medians of steady-state training sentences/s)")
+    print(f"  runner / PyTorch  {ratio(sa, sb)}   (target >= 2.5x)")
+    if runner.failed and not runner.argv:
+        print(f"\nnote: A (runner) skipped: {runner.failed}")
+    save_json("train", a, engines)
+
+
+def save_json(kind, a, engines):
+    path = os.path.join(OUT, f"{kind}_results.json")
+    doc = {"args": vars(a), "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "load_avg": os.getloadavg(),
+           "engines": [{"key": e.key, "name": e.name, "argv": e.argv, "env": e.env_extra, "skipped": e.failed,
+                        "runs": e.runs} for e in engines]}
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=1)
+    print(f"\nraw figures: {path}; logs: {OUT}/logs/; load average now {os.getloadavg()[0]:.2f}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="mode", required=True)
+    for name in ("encode", "train"):
+        p = sub.add_parser(name)
+        p.add_argument("--rounds", type=int, default=5)
+        p.add_argument("--warmup", type=int, default=1, help="untimed rounds first (page cache, CPU clocks)")
+        p.add_argument("--threads", type=int, default=2)
+        p.add_argument("--batch", type=int, default=32)
+        p.add_argument("--model", default="../shared/models/minilm-l6-random")
+    sub.choices["encode"].add_argument("--dataset", default="../shared/datasets/sst2/dev.tsv")
+    sub.choices["encode"].add_argument("--runner-pipeline", default="pipelines/bench_encode.cfg")
+    sub.choices["train"].add_argument("--dataset", default="../shared/datasets/sst2/train.tsv")
+    sub.choices["train"].add_argument("--runner-pipeline", default="pipelines/bench_train.cfg")
+    sub.choices["train"].add_argument("--steps", type=int, default=20)
+    sub.choices["train"].add_argument("--warmup-steps", type=int, default=3)
+    a = ap.parse_args()
+    os.chdir(ROOT)
+    if a.rounds < 1 or a.warmup < 0:
+        die("--rounds must be >= 1 and --warmup >= 0")
+    {"encode": cmd_encode, "train": cmd_train}[a.mode](a)
+
+
+if __name__ == "__main__":
+    main()
