@@ -11,8 +11,13 @@ typedef struct bce {
     double pos_weight;
 } bce;
 
+/* the key table's default and the value when the section lacks the key */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define DEFAULT_POS_WEIGHT 1.0
+
 static const runner_key keys[] = {
-    {"pos_weight", RUNNER_T_FLOAT, "1.0",
+    {"pos_weight", RUNNER_T_FLOAT, STR(DEFAULT_POS_WEIGHT),
      "weight of the positive class (label 1) in the loss, >= 0 (PyTorch pos_weight)"},
     {0},
 };
@@ -30,7 +35,8 @@ static int bce_create(const runner_host *h, const runner_cfg *cfg, void **self)
     if (!b)
         return h->error(h, "out of memory");
     b->h = h;
-    if (h->cfg_float(cfg, "pos_weight", &b->pos_weight) != 0)
+    b->pos_weight = DEFAULT_POS_WEIGHT;
+    if (h->cfg_float(cfg, "pos_weight", &b->pos_weight) < 0)
         goto fail;
     if (!(b->pos_weight >= 0) || isinf(b->pos_weight)) {
         h->error(h, "pos_weight = %g: must be finite and >= 0", b->pos_weight);

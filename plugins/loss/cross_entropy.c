@@ -19,10 +19,15 @@ typedef struct cross_entropy {
     int cap;
 } cross_entropy;
 
+/* the key table's default and the value when the section lacks the key */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define DEFAULT_SMOOTHING 0.0
+
 static const runner_key keys[] = {
     {"class_weights", RUNNER_T_FLOAT_LIST, NULL,
      "weight of each class (PyTorch `weight`: mean = sum w_y nll / sum w_y); default all 1"},
-    {"label_smoothing", RUNNER_T_FLOAT, "0.0",
+    {"label_smoothing", RUNNER_T_FLOAT, STR(DEFAULT_SMOOTHING),
      "share eps in [0, 1] of the target spread uniformly over the classes (PyTorch semantics)"},
     {0},
 };
@@ -45,7 +50,8 @@ static int ce_create(const runner_host *h, const runner_cfg *cfg, void **self)
     if (!ce)
         return h->error(h, "out of memory");
     ce->h = h;
-    if (h->cfg_float(cfg, "label_smoothing", &ce->smoothing) != 0)
+    ce->smoothing = DEFAULT_SMOOTHING;
+    if (h->cfg_float(cfg, "label_smoothing", &ce->smoothing) < 0)
         goto fail;
     if (!(ce->smoothing >= 0 && ce->smoothing <= 1)) {
         h->error(h, "label_smoothing = %g is outside [0, 1]", ce->smoothing);

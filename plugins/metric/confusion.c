@@ -23,7 +23,8 @@ static int create(const runner_host *h, const runner_cfg *cfg, void **self)
     confusion_plugin *cp;
     if (cm_create(h, sizeof *cp, (void **)&cp) != 0)
         return -1;
-    if (h->cfg_bool(cfg, "skip_zero", &cp->skip_zero) != 0) {
+    cp->skip_zero = 0; /* the key's default, when the section lacks it */
+    if (h->cfg_bool(cfg, "skip_zero", &cp->skip_zero) < 0) {
         cm_destroy(cp);
         return -1;
     }

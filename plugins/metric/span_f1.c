@@ -23,8 +23,11 @@ typedef struct span_f1 {
     int cap;
 } span_f1;
 
+/* the key table's default and the value when the section lacks the key */
+#define DEFAULT_SCHEME "iob2"
+
 static const runner_key keys[] = {
-    {"scheme", RUNNER_T_STRING, "\"iob2\"",
+    {"scheme", RUNNER_T_STRING, "\"" DEFAULT_SCHEME "\"",
      "iob2 (BIO: every entity starts with B-) | iob1 (B- only between adjacent entities of one "
      "type); both are read with seqeval's default rules, the scheme decides what invalid.* count"},
     {0},
@@ -57,8 +60,8 @@ static int create(const runner_host *h, const runner_cfg *cfg, void **self)
     if (!s)
         return h->error(h, "out of memory");
     s->h = h;
-    const char *scheme;
-    if (h->cfg_string(cfg, "scheme", &scheme) != 0)
+    const char *scheme = DEFAULT_SCHEME;
+    if (h->cfg_string(cfg, "scheme", &scheme) < 0)
         goto fail;
     if (strcmp(scheme, "iob1") != 0 && strcmp(scheme, "iob2") != 0) {
         h->error(h, "scheme = \"%s\": expected \"iob2\" or \"iob1\"", scheme);

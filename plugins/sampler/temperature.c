@@ -5,15 +5,20 @@
 #include "runner.h"
 #include "sampling.h"
 
+/* the key table's default and the value when the section lacks the key */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define DEFAULT_T 2.0
+
 static const runner_key keys[] = {
-    {"T", RUNNER_T_FLOAT, "2.0", "temperature > 0: p_t proportional to size^(1/T)"},
+    {"T", RUNNER_T_FLOAT, STR(DEFAULT_T), "temperature > 0: p_t proportional to size^(1/T)"},
     {0},
 };
 
 static int create(const runner_host *h, const runner_cfg *cfg, void **self)
 {
-    double T;
-    if (h->cfg_float(cfg, "T", &T) != 0)
+    double T = DEFAULT_T;
+    if (h->cfg_float(cfg, "T", &T) < 0)
         return -1;
     return size_sampler_create(h, T, self);
 }
