@@ -5,5 +5,6 @@ const driver drivers[] = {
     {"tokenize", "sentences of `input` to ids.txt and tokens.txt", drive_tokenize},
     {"embed", "sentences of `input` to embeddings.npy, similarity matrix (Task 1)", drive_embed},
     {"sts", "STS Benchmark Spearman x100 for each pooler of `poolers`", drive_sts},
+    {"train", "train the multi-task model of `tasks` (Tasks 2-4)", drive_train},
     {0, 0, 0},
 };

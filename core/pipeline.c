@@ -71,6 +71,11 @@ static const schema train_schema[] = {
     {"eval_every", RUNNER_T_INT, "0", "evaluate every N steps (0: each epoch)", 0, 0, 0},
     {"combine", RUNNER_T_STRING, "\"fixed\"", "loss combination: fixed | uncertainty", 0, 0, 0},
     {"early_stop", RUNNER_T_INT, "0", "stop after N evaluations without improvement (0: off)", 0, 0, 0},
+    {"select", RUNNER_T_STRING, NULL,
+     "metric choosing the best checkpoint and early stop, \"task.metric\" (default: mean of headlines)", 0, 0, 0},
+    {"log_every", RUNNER_T_INT, "20", "log training loss every N steps", 0, 0, 0},
+    {"save_best", RUNNER_T_BOOL, "true", "keep the best evaluation's checkpoint in best/", 0, 0, 0},
+    {"save_last", RUNNER_T_BOOL, "true", "keep the latest checkpoint with trainer state in last/ (--resume)", 0, 0, 0},
     {0},
 };
 

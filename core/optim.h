@@ -1,0 +1,30 @@
+/* optim.h — AdamW over the parameter store (decoupled weight decay, none
+ * on tensors flagged NO_DECAY, per-tensor lr scale, frozen tensors left
+ * bit-identical), the learning-rate schedule (linear warm-up, then linear,
+ * cosine or constant), and global-norm gradient clipping. */
+#ifndef OPTIM_H
+#define OPTIM_H
+
+#include <stdint.h>
+
+#include "params.h"
+
+typedef struct adamw {
+    double lr, beta1, beta2, eps, weight_decay;
+    int64_t t; /* steps taken */
+} adamw;
+
+typedef enum { SCHED_LINEAR, SCHED_COSINE, SCHED_CONSTANT } sched_kind;
+
+int sched_parse(const char *name, sched_kind *out);
+/* Learning rate at step (0-based) of total, warmup steps of linear rise. */
+double sched_lr(sched_kind k, double peak, int64_t step, int64_t total, int64_t warmup);
+/* Global L2 norm of the trainable gradients. */
+double grad_norm(const params *P);
+/* Scale trainable gradients so their norm is at most max_norm; returns
+ * the norm before clipping. max_norm <= 0: no clipping. */
+double grad_clip(params *P, double max_norm);
+/* One AdamW step at learning rate lr on every trainable tensor. */
+int adamw_step(adamw *o, params *P, double lr);
+
+#endif
