@@ -29,6 +29,21 @@ static const schema loss_extra[] = {
     {0},
 };
 
+/* A dataset whose training-split text `lines` adds (no nested sources). */
+static const schema text_source_schema[] = {
+    {"format", RUNNER_T_STRING, NULL, "tsv | agnews_csv | trec | slots | conll", 0, 0, 0},
+    {"path", RUNNER_T_STRING, NULL, "one file (or folder) split as the task splits it", 0, 0, 0},
+    {"train", RUNNER_T_STRING, NULL, "training file or folder", 0, 0, 0},
+    {"text_field", RUNNER_T_STRING, NULL, "column holding the text (tsv)", 0, 0, 0},
+    {"label_field", RUNNER_T_STRING, NULL, "column holding the label (tsv)", 0, 0, 0},
+    {"target", RUNNER_T_STRING, NULL, "as in the task's dataset", 0, 0, 0},
+    {"dev_ratio", RUNNER_T_FLOAT, "0.1", "share held out (and left out here) when there is no dev file", 0, 0, 0},
+    {"split_seed", RUNNER_T_INT, "1234", "seed of the deterministic train/dev split", 0, 0, 0},
+    {"limit", RUNNER_T_INT, "0", "use at most this many training rows (0: all)", 0, 0, 0},
+    {"on_error", RUNNER_T_STRING, "\"stop\"", "bad rows: stop | skip (skipped rows are counted)", 0, 0, 0},
+    {0},
+};
+
 static const schema dataset_schema[] = {
     {"format", RUNNER_T_STRING, NULL,
      "tsv | agnews_csv | trec | slots | conll | lines", 0, 0, 0},
@@ -39,12 +54,16 @@ static const schema dataset_schema[] = {
     {"label_field", RUNNER_T_STRING, NULL, "column holding the label (tsv)", 0, 0, 0},
     {"labels", RUNNER_T_STRING_LIST, NULL, "label names, in label-id order", 0, 0, 0},
     {"target", RUNNER_T_STRING, NULL,
-     "which labels: intent | slots (slots), coarse | fine (trec), ner (conll)", 0, 0, 0},
+     "which labels: intent | slots (slots), coarse | fine (trec), ner | pos | chunk (conll)", 0, 0, 0},
     {"dev_ratio", RUNNER_T_FLOAT, "0.1", "share held out as dev when there is no dev file", 0, 0, 0},
     {"split_seed", RUNNER_T_INT, "1234", "seed of the deterministic train/dev split", 0, 0, 0},
     {"limit", RUNNER_T_INT, "0", "use at most this many training rows (0: all)", 0, 0, 0},
     {"dev_limit", RUNNER_T_INT, "0", "use at most this many dev rows (0: all)", 0, 0, 0},
     {"on_error", RUNNER_T_STRING, "\"stop\"", "bad rows: stop | skip (skipped rows are counted)", 0, 0, 0},
+    {"files", RUNNER_T_STRING_LIST, NULL,
+     "lines: text files or globs, one example per line (.gz read through zlib)", 0, 0, 0},
+    {"train_text_from", 0, NULL, "lines: datasets whose training-split text is added (never dev/test)",
+     S_GROUPS, 0, text_source_schema},
     {0},
 };
 
