@@ -740,8 +740,10 @@ int drive_train(pipeline *pl)
         for (int micro = 0; micro < tr.accumulate; micro++) {
             int which = 0;
             if (tr.sampler) {
-                runner_train_pos pos = {tr.step, tr.total, (int)(tr.step / tr.steps_per_epoch), tr.epochs,
-                                        tr.steps_per_epoch};
+                /* samplers count batches, so tasks alternate within an accumulated step */
+                runner_train_pos pos = {tr.step * tr.accumulate + micro, tr.total * tr.accumulate,
+                                        (int)(tr.step / tr.steps_per_epoch), tr.epochs,
+                                        tr.steps_per_epoch * tr.accumulate};
                 const runner_sampler_ops *so = tr.sampler->desc->ops;
                 if (so->next(tr.sampler->self, &pos, &which) != 0)
                     goto done;

@@ -11,6 +11,7 @@ int drive_tokenize(pipeline *pl);
 int drive_embed(pipeline *pl);
 int drive_sts(pipeline *pl);
 int drive_train(pipeline *pl);
+int drive_predict(pipeline *pl);
 /* ids.txt and tokens.txt of encoded sentences in the run folder. */
 int write_token_files(pipeline *pl, stage *tok, const struct encoded *e);
 

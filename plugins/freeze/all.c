@@ -1,0 +1,35 @@
+/* all.c — freeze policy `all`: everything frozen: the run only evaluates (no gradients, no optimizer state) */
+#include <stdio.h>
+
+#include "freeze.h"
+#include "runner.h"
+
+static int create(const runner_host *h, const runner_cfg *cfg, void **self)
+{
+    return freeze_policy_create(h, self);
+}
+
+static int apply(void *self, const runner_train_pos *pos, int *changed)
+{
+    freeze_policy *p = self;
+    const runner_host *h = p->h;
+    if (freeze_stage(p, 0, changed))
+        return 0;
+    return h->param_set(h, "*", 0, -1) < 0 ? -1 : 0;
+}
+
+static const runner_freeze_ops ops = {.apply = apply};
+
+static const runner_plugin desc = {
+    .abi_major = RUNNER_ABI_MAJOR,
+    .abi_minor = RUNNER_ABI_MINOR,
+    .kind = RUNNER_KIND_FREEZE,
+    .name = "all",
+    .summary = "everything frozen: the run only evaluates (no gradients, no optimizer state)",
+    .keys = NULL,
+    .create = create,
+    .destroy = freeze_policy_destroy,
+    .ops = &ops,
+};
+
+RUNNER_PLUGIN(desc)
