@@ -1,0 +1,554 @@
+/* nn.c — transformer layer kernels, forward/backward pairs (see nn.h).
+ * GEMMs go to OpenBLAS (cblas_sgemm); the rest are OpenMP loops. GELU's
+ * erf and the softmax's exp have AVX-512 versions chosen at run time;
+ * otherwise libm's erff/expf. */
+#include "nn.h"
+
+#include <cblas.h>
+#include <immintrin.h>
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#define AVX512 __attribute__((target("avx512f")))
+
+static int use_avx512 = -1;
+
+int nn_avx512(void)
+{
+    if (use_avx512 < 0) {
+        __builtin_cpu_init();
+        use_avx512 = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    }
+    return use_avx512;
+}
+
+void nn_use_avx512(int on)
+{
+    use_avx512 = -1;
+    if (nn_avx512() && !on)
+        use_avx512 = 0;
+}
+
+/* ---- vector exp and erf (AVX-512) ------------------------------------------- */
+
+/* exp: n = round(x log2 e), r = x - n ln 2 (two-part), Cephes' expf
+ * polynomial on r, scaled by 2^n with vscalefps. ~1 ulp. NaN passes. */
+AVX512 static inline __m512 exp16(__m512 x)
+{
+    x = _mm512_max_ps(_mm512_set1_ps(-104.0f), x);
+    x = _mm512_min_ps(_mm512_set1_ps(88.7f), x);
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* erf with the coefficients of N. Juffa's faithfully rounded erff
+ * (StackOverflow question 35148198, also used by ONNX Runtime's MLAS):
+ * |x| <= 0.921875: x + x P(x^2); above: 1 - exp(-(t + t Q(t))), t = |x|
+ * clamped at 3.925 where erf rounds to 1. */
+AVX512 static inline __m512 erf16(__m512 x)
+{
+    const __m512i signbit = _mm512_set1_epi32((int)0x80000000u);
+    __m512i xi = _mm512_castps_si512(x);
+    __m512i sign = _mm512_and_si512(xi, signbit);
+    __m512 a = _mm512_castsi512_ps(_mm512_andnot_si512(signbit, xi));
+    a = _mm512_min_ps(_mm512_set1_ps(3.925f), a);
+    __m512 s = _mm512_mul_ps(a, a);
+    __m512 p = _mm512_set1_ps(-5.99104969e-4f);
+    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(4.99339588e-3f));
+    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(-2.67667342e-2f));
+    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(1.12818025e-1f));
+    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(-3.76124859e-1f));
+    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(1.28379151e-1f));
+    __m512 small = _mm512_fmadd_ps(p, a, a);
+    __m512 q = _mm512_set1_ps(1.72948930e-5f);
+    q = _mm512_fmadd_ps(q, a, _mm512_set1_ps(-3.83208680e-4f));
+    q = _mm512_fmadd_ps(q, a, _mm512_set1_ps(3.88393435e-3f));
+    q = _mm512_fmadd_ps(q, a, _mm512_set1_ps(-2.42545605e-2f));
+    q = _mm512_fmadd_ps(q, a, _mm512_set1_ps(1.06777847e-1f));
+    q = _mm512_fmadd_ps(q, a, _mm512_set1_ps(6.34846687e-1f));
+    q = _mm512_fmadd_ps(q, a, _mm512_set1_ps(1.28717512e-1f));
+    q = _mm512_fmadd_ps(q, a, a);
+    __m512 big = _mm512_sub_ps(_mm512_set1_ps(1.0f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), q)));
+    __mmask16 is_big = _mm512_cmp_ps_mask(a, _mm512_set1_ps(0.921875f), _CMP_GT_OQ);
+    __m512 r = _mm512_mask_blend_ps(is_big, small, big);
+    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(r), sign));
+}
+
+/* ---- embeddings -------------------------------------------------------------- */
+
+void embeddings_forward(float *out, const int32_t *ids, const int32_t *pos,
+                        const int32_t *types, int N, int C, const float *wte,
+                        const float *wpe, const float *wtt)
+{
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < N; i++) {
+        float *o = out + (int64_t)i * C;
+        const float *w = wte + (int64_t)ids[i] * C, *p = wpe + (int64_t)pos[i] * C;
+        const float *t = wtt + (int64_t)(types ? types[i] : 0) * C;
+#pragma omp simd
+        for (int c = 0; c < C; c++)
+            o[c] = w[c] + p[c] + t[c];
+    }
+}
+
+void embeddings_backward(float *dwte, float *dwpe, float *dwtt, const float *dout,
+                         const int32_t *ids, const int32_t *pos, const int32_t *types,
+                         int N, int C)
+{
+    /* threads own channel blocks, so scattering rows never races */
+    enum { BLK = 32 };
+#pragma omp parallel for schedule(static)
+    for (int c0 = 0; c0 < C; c0 += BLK) {
+        int c1 = c0 + BLK < C ? c0 + BLK : C;
+        for (int i = 0; i < N; i++) {
+            const float *d = dout + (int64_t)i * C;
+            float *w = dwte ? dwte + (int64_t)ids[i] * C : NULL;
+            float *p = dwpe ? dwpe + (int64_t)pos[i] * C : NULL;
+            float *t = dwtt ? dwtt + (int64_t)(types ? types[i] : 0) * C : NULL;
+            for (int c = c0; c < c1; c++) {
+                if (w)
+                    w[c] += d[c];
+                if (p)
+                    p[c] += d[c];
+                if (t)
+                    t[c] += d[c];
+            }
+        }
+    }
+}
+
+/* ---- linear --------------------------------------------------------------------- */
+
+void linear_forward(float *y, const float *x, const float *W, const float *b, int N, int in,
+                    int out)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, x, in, W, in, 0.0f,
+                y, out);
+    if (!b)
+        return;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < N; i++) {
+        float *r = y + (int64_t)i * out;
+#pragma omp simd
+        for (int o = 0; o < out; o++)
+            r[o] += b[o];
+    }
+}
+
+/* sum over rows of m (N,C) added into acc (C) */
+static void column_sums_add(float *acc, const float *m, int N, int C)
+{
+    enum { BLK = 64 };
+#pragma omp parallel for schedule(static)
+    for (int c0 = 0; c0 < C; c0 += BLK) {
+        int c1 = c0 + BLK < C ? c0 + BLK : C;
+        float s[BLK] = {0};
+        for (int i = 0; i < N; i++) {
+            const float *r = m + (int64_t)i * C;
+#pragma omp simd
+            for (int c = c0; c < c1; c++)
+                s[c - c0] += r[c];
+        }
+        for (int c = c0; c < c1; c++)
+            acc[c] += s[c - c0];
+    }
+}
+
+void linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x,
+                     const float *W, int N, int in, int out)
+{
+    if (dx) /* (N,in) += (N,out) (out,in) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, W,
+                    in, 1.0f, dx, in);
+    if (dW) /* (out,in) += (N,out)^T (N,in) */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, x, in,
+                    1.0f, dW, in);
+    if (db)
+        column_sums_add(db, dy, N, out);
+}
+
+/* ---- LayerNorm -------------------------------------------------------------------- */
+
+void layernorm_forward(float *y, float *mean, float *rstd, const float *x, const float *w,
+                       const float *b, int N, int C, float eps)
+{
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < N; i++) {
+        const float *r = x + (int64_t)i * C;
+        float *o = y + (int64_t)i * C;
+        float s = 0, v = 0;
+#pragma omp simd reduction(+ : s)
+        for (int c = 0; c < C; c++)
+            s += r[c];
+        float m = s / (float)C;
+#pragma omp simd reduction(+ : v)
+        for (int c = 0; c < C; c++)
+            v += (r[c] - m) * (r[c] - m);
+        float rs = 1.0f / sqrtf(v / (float)C + eps);
+#pragma omp simd
+        for (int c = 0; c < C; c++)
+            o[c] = (r[c] - m) * rs * w[c] + b[c];
+        if (mean)
+            mean[i] = m;
+        if (rstd)
+            rstd[i] = rs;
+    }
+}
+
+void layernorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                        const float *w, const float *mean, const float *rstd, int N, int C)
+{
+    if (dx) {
+#pragma omp parallel for schedule(static)
+        for (int i = 0; i < N; i++) {
+            const float *g = dy + (int64_t)i * C, *r = x + (int64_t)i * C;
+            float *d = dx + (int64_t)i * C;
+            float m = mean[i], rs = rstd[i], a = 0, bsum = 0;
+#pragma omp simd reduction(+ : a, bsum)
+            for (int c = 0; c < C; c++) {
+                float dn = g[c] * w[c];
+                a += dn;
+                bsum += dn * (r[c] - m) * rs;
+            }
+            a /= (float)C;
+            bsum /= (float)C;
+#pragma omp simd
+            for (int c = 0; c < C; c++)
+                d[c] += (g[c] * w[c] - a - (r[c] - m) * rs * bsum) * rs;
+        }
+    }
+    if (dw || db) {
+        enum { BLK = 64 };
+#pragma omp parallel for schedule(static)
+        for (int c0 = 0; c0 < C; c0 += BLK) {
+            int c1 = c0 + BLK < C ? c0 + BLK : C;
+            float sw[BLK] = {0}, sb[BLK] = {0};
+            for (int i = 0; i < N; i++) {
+                const float *g = dy + (int64_t)i * C, *r = x + (int64_t)i * C;
+                float m = mean[i], rs = rstd[i];
+#pragma omp simd
+                for (int c = c0; c < c1; c++) {
+                    sw[c - c0] += g[c] * (r[c] - m) * rs;
+                    sb[c - c0] += g[c];
+                }
+            }
+            for (int c = c0; c < c1; c++) {
+                if (dw)
+                    dw[c] += sw[c - c0];
+                if (db)
+                    db[c] += sb[c - c0];
+            }
+        }
+    }
+}
+
+/* ---- GELU ---------------------------------------------------------------------------- */
+
+#define INV_SQRT2 0.70710678118654752440f
+#define INV_SQRT_2PI 0.39894228040143267794f
+
+AVX512 static void gelu_forward_avx512(float *y, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        __m512 e = erf16(_mm512_mul_ps(v, _mm512_set1_ps(INV_SQRT2)));
+        __m512 r = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), v),
+                                 _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+        _mm512_mask_storeu_ps(y + i, m, r);
+    }
+}
+
+static void gelu_forward_generic(float *y, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * INV_SQRT2));
+}
+
+AVX512 static void gelu_backward_avx512(float *dx, const float *x, const float *dy, int64_t n)
+{
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        __m512 cdf = _mm512_mul_ps(_mm512_set1_ps(0.5f),
+                                   _mm512_add_ps(_mm512_set1_ps(1.0f),
+                                                 erf16(_mm512_mul_ps(v, _mm512_set1_ps(INV_SQRT2)))));
+        __m512 pdf = _mm512_mul_ps(_mm512_set1_ps(INV_SQRT_2PI),
+                                   exp16(_mm512_mul_ps(_mm512_set1_ps(-0.5f), _mm512_mul_ps(v, v))));
+        __m512 d = _mm512_fmadd_ps(v, pdf, cdf);
+        __m512 acc = _mm512_maskz_loadu_ps(m, dx + i);
+        acc = _mm512_fmadd_ps(d, _mm512_maskz_loadu_ps(m, dy + i), acc);
+        _mm512_mask_storeu_ps(dx + i, m, acc);
+    }
+}
+
+static void gelu_backward_generic(float *dx, const float *x, const float *dy, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float cdf = 0.5f * (1.0f + erff(x[i] * INV_SQRT2));
+        float pdf = INV_SQRT_2PI * expf(-0.5f * x[i] * x[i]);
+        dx[i] += (cdf + x[i] * pdf) * dy[i];
+    }
+}
+
+enum { CHUNK = 4096 }; /* elements per OpenMP work item of element-wise loops */
+
+void gelu_forward(float *y, const float *x, int64_t n)
+{
+    int fast = nn_avx512();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i += CHUNK) {
+        int64_t k = n - i < CHUNK ? n - i : CHUNK;
+        if (fast)
+            gelu_forward_avx512(y + i, x + i, k);
+        else
+            gelu_forward_generic(y + i, x + i, k);
+    }
+}
+
+void gelu_backward(float *dx, const float *x, const float *dy, int64_t n)
+{
+    int fast = nn_avx512();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i += CHUNK) {
+        int64_t k = n - i < CHUNK ? n - i : CHUNK;
+        if (fast)
+            gelu_backward_avx512(dx + i, x + i, dy + i, k);
+        else
+            gelu_backward_generic(dx + i, x + i, dy + i, k);
+    }
+}
+
+/* ---- residual ------------------------------------------------------------------------ */
+
+void residual_forward(float *y, const float *a, const float *b, int64_t n)
+{
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        y[i] = a[i] + b[i];
+}
+
+void residual_backward(float *da, float *db, const float *dy, int64_t n)
+{
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        if (da)
+            da[i] += dy[i];
+        if (db)
+            db[i] += dy[i];
+    }
+}
+
+/* ---- dropout -------------------------------------------------------------------------- */
+
+/* splitmix64 finaliser of (seed, i): 32 well-mixed bits, no state */
+static inline uint32_t drop_bits(uint64_t seed, uint64_t i)
+{
+    uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return (uint32_t)((z ^ (z >> 31)) >> 32);
+}
+
+static inline uint32_t drop_threshold(float p) { return (uint32_t)((double)p * 4294967296.0); }
+
+void dropout_forward(float *y, const float *x, int64_t n, float p, uint64_t seed)
+{
+    uint32_t thr = drop_threshold(p);
+    float scale = 1.0f / (1.0f - p);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        y[i] = drop_bits(seed, (uint64_t)i) >= thr ? x[i] * scale : 0.0f;
+}
+
+void dropout_backward(float *dx, const float *dy, int64_t n, float p, uint64_t seed)
+{
+    uint32_t thr = drop_threshold(p);
+    float scale = 1.0f / (1.0f - p);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        if (drop_bits(seed, (uint64_t)i) >= thr)
+            dx[i] += dy[i] * scale;
+}
+
+/* ---- attention -------------------------------------------------------------------------- */
+
+int64_t attention_probs_size(const int *off, int S, int NH, int64_t *poff)
+{
+    int64_t total = 0;
+    for (int s = 0; s < S; s++) {
+        int64_t n = off[s + 1] - off[s];
+        if (poff)
+            poff[s] = total;
+        total += (int64_t)NH * n * n;
+    }
+    return total;
+}
+
+/* per thread: K^T of one head (hd x maxlen) and two rows */
+int64_t attention_scratch(int maxlen, int C, int NH)
+{
+    int64_t per = (int64_t)(C / NH) * maxlen + 2 * (int64_t)maxlen + 32;
+    return per * omp_get_max_threads();
+}
+
+AVX512 static void softmax_row_avx512(float *p, int n)
+{
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 m = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
+        mx = _mm512_mask_max_ps(mx, m, mx, _mm512_maskz_loadu_ps(m, p + j));
+    }
+    __m512 vmax = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    __m512 sum = _mm512_setzero_ps();
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 m = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
+        __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, p + j), vmax));
+        e = _mm512_maskz_mov_ps(m, e);
+        sum = _mm512_add_ps(sum, e);
+        _mm512_mask_storeu_ps(p + j, m, e);
+    }
+    __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 m = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
+        _mm512_mask_storeu_ps(p + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p + j), inv));
+    }
+}
+
+static void softmax_row_generic(float *p, int n)
+{
+    float mx = -INFINITY, sum = 0;
+    for (int j = 0; j < n; j++)
+        mx = p[j] > mx ? p[j] : mx;
+    for (int j = 0; j < n; j++) {
+        p[j] = expf(p[j] - mx);
+        sum += p[j];
+    }
+    float inv = 1.0f / sum;
+    for (int j = 0; j < n; j++)
+        p[j] *= inv;
+}
+
+/* Pairs (sequence, head), longest sequences first in the visiting order
+ * of a dynamic schedule: the work of a pair grows with n^2. */
+void attention_forward(float *out, float *probs, const float *qkv, const int *off,
+                       const int64_t *poff, int S, int C, int NH, float p_drop, uint64_t seed,
+                       float *scratch)
+{
+    const int hd = C / NH, C3 = 3 * C;
+    const float scale = 1.0f / sqrtf((float)hd);
+    int maxlen = 0;
+    for (int s = 0; s < S; s++)
+        maxlen = off[s + 1] - off[s] > maxlen ? off[s + 1] - off[s] : maxlen;
+    const int64_t per = (int64_t)hd * maxlen + 2 * (int64_t)maxlen + 32;
+    const int fast = nn_avx512();
+    const uint32_t thr = drop_threshold(p_drop);
+    const float keep_scale = 1.0f / (1.0f - p_drop);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int task = 0; task < S * NH; task++) {
+        int s = task / NH, h = task % NH, n = off[s + 1] - off[s];
+        const float *base = qkv + (int64_t)off[s] * C3;
+        float *kt = scratch + per * omp_get_thread_num(), *row = kt + (int64_t)hd * n;
+        for (int j = 0; j < n; j++) /* K^T of this head: (hd, n) */
+            for (int d = 0; d < hd; d++)
+                kt[(int64_t)d * n + j] = base[(int64_t)j * C3 + C + h * hd + d];
+        for (int i = 0; i < n; i++) {
+            const float *q = base + (int64_t)i * C3 + h * hd;
+            for (int j = 0; j < n; j++)
+                row[j] = 0;
+            for (int d = 0; d < hd; d++) {
+                const float qd = q[d] * scale, *k = kt + (int64_t)d * n;
+#pragma omp simd
+                for (int j = 0; j < n; j++)
+                    row[j] += qd * k[j];
+            }
+            if (fast)
+                softmax_row_avx512(row, n);
+            else
+                softmax_row_generic(row, n);
+            if (probs) {
+                float *pr = probs + poff[s] + ((int64_t)h * n + i) * n;
+                memcpy(pr, row, (size_t)n * sizeof *row);
+                if (p_drop > 0) {
+                    uint64_t first = (uint64_t)(pr - probs);
+                    for (int j = 0; j < n; j++)
+                        row[j] = drop_bits(seed, first + (uint64_t)j) >= thr ? row[j] * keep_scale : 0;
+                }
+            }
+            float *o = out + ((int64_t)off[s] + i) * C + h * hd;
+            for (int d = 0; d < hd; d++)
+                o[d] = 0;
+            for (int j = 0; j < n; j++) {
+                const float pj = row[j], *v = base + (int64_t)j * C3 + 2 * C + h * hd;
+#pragma omp simd
+                for (int d = 0; d < hd; d++)
+                    o[d] += pj * v[d];
+            }
+        }
+    }
+}
+
+void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *probs,
+                        const int *off, const int64_t *poff, int S, int C, int NH,
+                        float p_drop, uint64_t seed, float *scratch)
+{
+    const int hd = C / NH, C3 = 3 * C;
+    const float scale = 1.0f / sqrtf((float)hd);
+    int maxlen = 0;
+    for (int s = 0; s < S; s++)
+        maxlen = off[s + 1] - off[s] > maxlen ? off[s + 1] - off[s] : maxlen;
+    const int64_t per = (int64_t)hd * maxlen + 2 * (int64_t)maxlen + 32;
+    const uint32_t thr = drop_threshold(p_drop);
+    const float keep_scale = 1.0f / (1.0f - p_drop);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int task = 0; task < S * NH; task++) {
+        int s = task / NH, h = task % NH, n = off[s + 1] - off[s];
+        const float *base = qkv + (int64_t)off[s] * C3;
+        float *dbase = dqkv + (int64_t)off[s] * C3;
+        float *dp = scratch + per * omp_get_thread_num(), *pd = dp + maxlen;
+        for (int i = 0; i < n; i++) {
+            const float *p = probs + poff[s] + ((int64_t)h * n + i) * n;
+            const float *g = dout + ((int64_t)off[s] + i) * C + h * hd;
+            const uint64_t first = (uint64_t)(poff[s] + ((int64_t)h * n + i) * n);
+            /* pd: probabilities after dropout; dp: d loss / d probs */
+            for (int j = 0; j < n; j++) {
+                float keep = p_drop > 0 ? (drop_bits(seed, first + (uint64_t)j) >= thr ? keep_scale : 0) : 1;
+                const float *v = base + (int64_t)j * C3 + 2 * C + h * hd;
+                float *dv = dbase + (int64_t)j * C3 + 2 * C + h * hd, dot = 0;
+                pd[j] = p[j] * keep;
+#pragma omp simd reduction(+ : dot)
+                for (int d = 0; d < hd; d++) {
+                    dv[d] += pd[j] * g[d];
+                    dot += g[d] * v[d];
+                }
+                dp[j] = dot * keep;
+            }
+            float pdp = 0; /* sum_j p_j dp_j */
+            for (int j = 0; j < n; j++)
+                pdp += p[j] * dp[j];
+            const float *q = base + (int64_t)i * C3 + h * hd;
+            float *dq = dbase + (int64_t)i * C3 + h * hd;
+            for (int j = 0; j < n; j++) {
+                float ds = p[j] * (dp[j] - pdp) * scale;
+                const float *k = base + (int64_t)j * C3 + C + h * hd;
+                float *dk = dbase + (int64_t)j * C3 + C + h * hd;
+#pragma omp simd
+                for (int d = 0; d < hd; d++) {
+                    dq[d] += ds * k[d];
+                    dk[d] += ds * q[d];
+                }
+            }
+        }
+    }
+}

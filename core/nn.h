@@ -1,0 +1,79 @@
+/* nn.h — transformer layer kernels as forward/backward pairs (llm.c
+ * style): embeddings, linear (OpenBLAS sgemm), LayerNorm, exact erf GELU,
+ * multi-head softmax attention over packed sequences, residual add and
+ * dropout. Every backward accumulates (+=) into its gradients; a NULL
+ * gradient pointer means "not wanted" (frozen parameter, nothing below).
+ *
+ * Row layouts: N rows of packed tokens (padding removed); sequence s owns
+ * rows off[s] .. off[s+1]. Loops run in the OpenMP pool that OpenBLAS
+ * shares; AVX-512 paths are chosen at run time. */
+#ifndef NN_H
+#define NN_H
+
+#include <stdint.h>
+
+/* ---- embeddings: word + position + token type ---------------------------- */
+/* out (N,C) = wte[ids] + wpe[pos] + wtt[types]; types NULL = all type 0 */
+void embeddings_forward(float *out, const int32_t *ids, const int32_t *pos,
+                        const int32_t *types, int N, int C, const float *wte,
+                        const float *wpe, const float *wtt);
+/* dwte/dwpe/dwtt (rows of the tables) += scatter of dout (N,C) */
+void embeddings_backward(float *dwte, float *dwpe, float *dwtt, const float *dout,
+                         const int32_t *ids, const int32_t *pos, const int32_t *types,
+                         int N, int C);
+
+/* ---- linear: y = x W^T + b, W stored (out,in) as Hugging Face does ------- */
+/* y (N,out) = x (N,in) . W^T (in,out) + b (out); b may be NULL */
+void linear_forward(float *y, const float *x, const float *W, const float *b, int N, int in,
+                    int out);
+/* dx (N,in) += dy W ; dW (out,in) += dy^T x ; db (out) += sum_n dy */
+void linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x,
+                     const float *W, int N, int in, int out);
+
+/* ---- LayerNorm over the last dimension ------------------------------------ */
+/* y (N,C) = (x - mean) * rstd * w + b; mean, rstd (N) saved when not NULL */
+void layernorm_forward(float *y, float *mean, float *rstd, const float *x, const float *w,
+                       const float *b, int N, int C, float eps);
+/* dx (N,C) += ..., dw (C) += ..., db (C) += ... from saved mean/rstd */
+void layernorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                        const float *w, const float *mean, const float *rstd, int N, int C);
+
+/* ---- GELU, exact: x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) ---------------- */
+void gelu_forward(float *y, const float *x, int64_t n);          /* y may be x */
+void gelu_backward(float *dx, const float *x, const float *dy, int64_t n);
+
+/* ---- residual: y = a + b ---------------------------------------------------- */
+void residual_forward(float *y, const float *a, const float *b, int64_t n);
+void residual_backward(float *da, float *db, const float *dy, int64_t n);
+
+/* ---- dropout: inverted, mask from a counter-based hash of (seed, index) ---- */
+/* y = x * keep / (1 - p), keep[i] drawn from hash(seed, i): the backward
+ * pass regenerates the mask instead of storing it. y may be x. */
+void dropout_forward(float *y, const float *x, int64_t n, float p, uint64_t seed);
+void dropout_backward(float *dx, const float *dy, int64_t n, float p, uint64_t seed);
+
+/* ---- multi-head self-attention over S packed sequences -------------------- */
+/* qkv (N,3C): row = [q (C) | k (C) | v (C)], head h in columns h*hd..(h+1)*hd
+ * of each part, hd = C/NH. Each token attends to the tokens of its own
+ * sequence only: Hugging Face's additive mask (-10000 on padding) after the
+ * softmax's exp is exactly zero, so padding is skipped instead of masked.
+ * probs: attention probabilities before dropout, sequence s head h at
+ * poff[s] + h*n*n (n = off[s+1]-off[s]); NULL in eval (nothing kept).
+ * Attention dropout p_drop with seed (0: none). scratch: attention_scratch()
+ * floats. out (N,C). */
+int64_t attention_probs_size(const int *off, int S, int NH, int64_t *poff /* S, may be NULL */);
+int64_t attention_scratch(int maxlen, int C, int NH);
+void attention_forward(float *out, float *probs, const float *qkv, const int *off,
+                       const int64_t *poff, int S, int C, int NH, float p_drop, uint64_t seed,
+                       float *scratch);
+/* dqkv (N,3C) += ... from dout (N,C) and the saved probs */
+void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *probs,
+                        const int *off, const int64_t *poff, int S, int C, int NH,
+                        float p_drop, uint64_t seed, float *scratch);
+
+/* 1 when the AVX-512 paths are in use (for logs and tests) */
+int nn_avx512(void);
+/* Tests: 0 forces the generic paths, 1 restores the CPU's best. */
+void nn_use_avx512(int on);
+
+#endif

@@ -1,0 +1,893 @@
+/* bert.c — backbone: a BERT encoder read from a Hugging Face model folder
+ * (config.json + model.safetensors), with Hugging Face's semantics: word +
+ * position + token-type embeddings, LayerNorm, post-LN blocks of
+ * self-attention and an exact-erf GELU feed-forward.
+ *
+ * Tokens are packed: padding is dropped before the first GEMM and every
+ * sentence attends over its own tokens only, so an embedding never depends
+ * on its batch or its padding, and no work is spent on padding. The
+ * hidden states handed to poolers are scattered back to (B,T,C) with zero
+ * padding rows. A training forward keeps every layer's activations for
+ * backward(); buffers grow to the largest batch seen and are reused. */
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn.h"
+#include "runner.h"
+#include "safetensors.h"
+#include "util.h"
+
+/* tensors of one encoder layer, in the order they are registered: query,
+ * key and value weights (then biases) are adjacent, so the store keeps
+ * them contiguous and one GEMM computes all three */
+enum {
+    QW, KW, VW, QB, KB, VB, AOW, AOB, LN1W, LN1B, IW, IB, OW, OB, LN2W, LN2B, NLT
+};
+static const char *const layer_names[NLT] = {
+    "attention.self.query.weight", "attention.self.key.weight",
+    "attention.self.value.weight", "attention.self.query.bias",
+    "attention.self.key.bias", "attention.self.value.bias",
+    "attention.output.dense.weight", "attention.output.dense.bias",
+    "attention.output.LayerNorm.weight", "attention.output.LayerNorm.bias",
+    "intermediate.dense.weight", "intermediate.dense.bias",
+    "output.dense.weight", "output.dense.bias",
+    "output.LayerNorm.weight", "output.LayerNorm.bias",
+};
+enum { WTE, WPE, WTT, ELNW, ELNB, NET };
+static const char *const emb_names[NET] = {
+    "embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight",
+    "embeddings.token_type_embeddings.weight", "embeddings.LayerNorm.weight",
+    "embeddings.LayerNorm.bias",
+};
+
+typedef struct tensor {
+    char *name; /* Hugging Face name without prefix */
+    int ndim;
+    int64_t shape[2];
+    int id;
+    float *data, *grad;
+} tensor;
+
+/* Activations of one layer over N packed tokens (see layer_forward). In
+ * eval one set serves every layer, in place where it can. */
+typedef struct acts {
+    float *x;            /* (N,C) layer input */
+    float *qkv;          /* (N,3C) */
+    float *probs;        /* attention probabilities; train only */
+    float *att;          /* (N,C) attention output, heads concatenated */
+    float *r1;           /* (N,C) dropout(att Wo + bo) + x: LayerNorm 1 input */
+    float *mean1, *rstd1;
+    float *x1;           /* (N,C) LayerNorm 1 output */
+    float *h;            /* (N,FF) intermediate, before GELU */
+    float *g;            /* (N,FF) after GELU */
+    float *r2;           /* (N,C) dropout(g Wo2 + bo2) + x1: LayerNorm 2 input */
+    float *mean2, *rstd2;
+} acts;
+
+typedef struct bert {
+    const runner_host *h;
+    char *dir;
+    json_t *config;
+    int C, L, NH, FF, P, TV, V;
+    float eps, p_hidden, p_attn;
+    tensor *t; /* NET embedding tensors, then NLT per layer */
+    int nt;
+    float *bqkv, *dbqkv; /* (3C) fused q/k/v bias and its gradient */
+
+    /* packed batch */
+    int B, T, N;
+    int32_t *ids, *pos, *types;
+    int64_t *rowmap; /* packed row -> b*T + t */
+    int *off;        /* (B+1) */
+    int64_t *poff;   /* (B) */
+    int64_t nprobs;
+    size_t cap_n, cap_b, cap_bt, cap_probs, cap_scratch;
+    int cap_train; /* buffers hold every layer's activations */
+
+    float *emb, *emb_mean, *emb_rstd; /* embedding sum (N,C), its LayerNorm stats */
+    acts *a;                          /* L+1 sets (train) or 1 (eval); a[L].x = output */
+    float *scratch;                   /* attention */
+    float **hidden, **dhidden;        /* L+1 (B,T,C) */
+    runner_states states;
+    int trained;    /* the last forward was a training one */
+    uint64_t seed;  /* its dropout seed */
+
+    /* backward workspace */
+    float *gx, *gy, *gr, *gx1, *gatt, *gqkv, *gh, *gg;
+    size_t cap_grad;
+} bert;
+
+static tensor *lt(bert *m, int l, int k) { return &m->t[NET + l * NLT + k]; }
+
+/* ---- config.json ----------------------------------------------------------------- */
+
+static int json_int_key(bert *m, const char *path, const char *key, int *out)
+{
+    json_t *v = json_object_get(m->config, key);
+    if (!json_is_integer(v) || json_integer_value(v) <= 0 || json_integer_value(v) > (1 << 30))
+        return m->h->error(m->h, "%s: key %s: %s", path, key,
+                           v ? "expected a positive integer" : "missing");
+    *out = (int)json_integer_value(v);
+    return 0;
+}
+
+static int json_prob_key(bert *m, const char *path, const char *key, double def, float *out)
+{
+    json_t *v = json_object_get(m->config, key);
+    double x = v ? json_number_value(v) : def;
+    if (v && (!json_is_number(v) || x < 0 || x >= 1))
+        return m->h->error(m->h, "%s: key %s: expected a number in [0, 1)", path, key);
+    *out = (float)x;
+    return 0;
+}
+
+static int read_config(bert *m)
+{
+    char *path = str_printf("%s/config.json", m->dir);
+    json_error_t jerr;
+    int rc = -1;
+    if (!path)
+        return m->h->error(m->h, "out of memory");
+    m->config = json_load_file(path, 0, &jerr);
+    if (!m->config) {
+        m->h->error(m->h, "%s: %s (line %d, column %d)", path, jerr.text, jerr.line, jerr.column);
+        goto done;
+    }
+    if (!json_is_object(m->config)) {
+        m->h->error(m->h, "%s: not a JSON object", path);
+        goto done;
+    }
+    if (json_int_key(m, path, "hidden_size", &m->C) || json_int_key(m, path, "num_hidden_layers", &m->L) ||
+        json_int_key(m, path, "num_attention_heads", &m->NH) ||
+        json_int_key(m, path, "intermediate_size", &m->FF) ||
+        json_int_key(m, path, "max_position_embeddings", &m->P) ||
+        json_int_key(m, path, "type_vocab_size", &m->TV) || json_int_key(m, path, "vocab_size", &m->V))
+        goto done;
+    if (m->C % m->NH) {
+        m->h->error(m->h, "%s: hidden_size %d is not a multiple of num_attention_heads %d", path,
+                    m->C, m->NH);
+        goto done;
+    }
+    if (m->C % 4) {
+        m->h->error(m->h, "%s: hidden_size %d: this backbone needs a multiple of 4", path, m->C);
+        goto done;
+    }
+    json_t *eps = json_object_get(m->config, "layer_norm_eps");
+    if (eps && (!json_is_number(eps) || json_number_value(eps) <= 0)) {
+        m->h->error(m->h, "%s: key layer_norm_eps: expected a positive number", path);
+        goto done;
+    }
+    m->eps = eps ? (float)json_number_value(eps) : 1e-12f;
+    json_t *act = json_object_get(m->config, "hidden_act");
+    if (act && (!json_is_string(act) || strcmp(json_string_value(act), "gelu") != 0)) {
+        m->h->error(m->h, "%s: key hidden_act: \"%s\" is not supported (only \"gelu\", the exact "
+                    "erf form)", path, json_is_string(act) ? json_string_value(act) : "?");
+        goto done;
+    }
+    json_t *pet = json_object_get(m->config, "position_embedding_type");
+    if (pet && (!json_is_string(pet) || strcmp(json_string_value(pet), "absolute") != 0)) {
+        m->h->error(m->h, "%s: key position_embedding_type: only \"absolute\" is supported", path);
+        goto done;
+    }
+    if (json_prob_key(m, path, "hidden_dropout_prob", 0.1, &m->p_hidden) ||
+        json_prob_key(m, path, "attention_probs_dropout_prob", 0.1, &m->p_attn))
+        goto done;
+    rc = 0;
+done:
+    free(path);
+    return rc;
+}
+
+static void free_acts(bert *m);
+
+/* ---- create / destroy ---------------------------------------------------------- */
+
+static void bert_destroy(void *self)
+{
+    bert *m = self;
+    if (!m)
+        return;
+    const runner_host *h = m->h;
+    for (int i = 0; i < m->nt; i++)
+        free(m->t[i].name);
+    free(m->t);
+    free(m->dir);
+    json_decref(m->config);
+    h->free(m->bqkv);
+    h->free(m->dbqkv);
+    free(m->ids);
+    free(m->pos);
+    free(m->types);
+    free(m->rowmap);
+    free(m->off);
+    free(m->poff);
+    h->free(m->emb);
+    h->free(m->emb_mean);
+    h->free(m->emb_rstd);
+    free_acts(m);
+    free(m->a);
+    h->free(m->scratch);
+    for (int l = 0; l <= m->L; l++) {
+        if (m->hidden)
+            h->free(m->hidden[l]);
+        if (m->dhidden)
+            h->free(m->dhidden[l]);
+    }
+    free(m->hidden);
+    free(m->dhidden);
+    float *grads[] = {m->gx, m->gy, m->gr, m->gx1, m->gatt, m->gqkv, m->gh, m->gg};
+    for (size_t k = 0; k < sizeof grads / sizeof *grads; k++)
+        h->free(grads[k]);
+    free(m);
+}
+
+static int add_tensor(bert *m, const char *name, int ndim, int64_t d0, int64_t d1)
+{
+    tensor *t = &m->t[m->nt];
+    t->name = str_dup(name);
+    if (!t->name)
+        return m->h->error(m->h, "out of memory");
+    m->nt++;
+    t->ndim = ndim;
+    t->shape[0] = d0;
+    t->shape[1] = d1;
+    /* biases and LayerNorm weights take no weight decay */
+    unsigned flags = ndim == 1 ? RUNNER_PARAM_NO_DECAY : 0;
+    t->id = m->h->param_add(m->h, name, ndim, t->shape, flags, RUNNER_INIT_ZERO, 0, &t->data,
+                            &t->grad);
+    return t->id < 0 ? -1 : 0;
+}
+
+static int read_prob_setting(bert *m, const runner_cfg *cfg, const char *key, float *p)
+{
+    double v;
+    int rc = m->h->cfg_float(cfg, key, &v);
+    if (rc < 0)
+        return -1;
+    if (rc == 0) {
+        if (v < 0 || v >= 1)
+            return m->h->error(m->h, "%s = %g: expected a probability in [0, 1)", key, v);
+        *p = (float)v;
+    }
+    return 0;
+}
+
+static int bert_create(const runner_host *h, const runner_cfg *cfg, void **self)
+{
+    bert *m = calloc(1, sizeof *m);
+    if (!m)
+        return h->error(h, "out of memory");
+    m->h = h;
+    const char *dir = NULL, *precision = NULL;
+    if (h->cfg_string(cfg, "model", &dir) < 0 || h->cfg_string(cfg, "precision", &precision) < 0)
+        goto fail;
+    if (!dir)
+        dir = h->pipeline_string(h, "model");
+    if (!dir) {
+        h->error(h, "no model folder: set the pipeline's `model` or the backbone's `model`");
+        goto fail;
+    }
+    if (strcmp(precision, "f32") != 0) {
+        h->error(h, "precision \"%s\": only \"f32\" is implemented", precision);
+        goto fail;
+    }
+    m->dir = str_dup(dir);
+    if (!m->dir) {
+        h->error(h, "out of memory");
+        goto fail;
+    }
+    if (read_config(m) != 0)
+        goto fail;
+    if (read_prob_setting(m, cfg, "hidden_dropout", &m->p_hidden) ||
+        read_prob_setting(m, cfg, "attention_dropout", &m->p_attn))
+        goto fail;
+    m->t = calloc((size_t)(NET + NLT * m->L), sizeof *m->t);
+    m->bqkv = h->alloc(3 * (size_t)m->C * sizeof(float));
+    m->dbqkv = h->alloc(3 * (size_t)m->C * sizeof(float));
+    if (!m->t || !m->bqkv || !m->dbqkv) {
+        h->error(h, "out of memory");
+        goto fail;
+    }
+    const int64_t C = m->C, FF = m->FF;
+    if (add_tensor(m, emb_names[WTE], 2, m->V, C) || add_tensor(m, emb_names[WPE], 2, m->P, C) ||
+        add_tensor(m, emb_names[WTT], 2, m->TV, C) || add_tensor(m, emb_names[ELNW], 1, C, 0) ||
+        add_tensor(m, emb_names[ELNB], 1, C, 0))
+        goto fail;
+    for (int l = 0; l < m->L; l++) {
+        for (int k = 0; k < NLT; k++) {
+            char name[128];
+            snprintf(name, sizeof name, "encoder.layer.%d.%s", l, layer_names[k]);
+            int64_t rows = k == IW || k == IB ? FF : C, cols = k == IW ? C : k == OW ? FF : C;
+            int is_matrix = k == QW || k == KW || k == VW || k == AOW || k == IW || k == OW;
+            if (add_tensor(m, name, is_matrix ? 2 : 1, rows, is_matrix ? cols : 0) != 0)
+                goto fail;
+        }
+    }
+    *self = m;
+    return 0;
+fail:
+    bert_destroy(m);
+    return -1;
+}
+
+static void bert_info(void *self, runner_backbone_info *out)
+{
+    bert *m = self;
+    *out = (runner_backbone_info){m->C, m->L, m->V, m->P};
+}
+
+/* ---- load ------------------------------------------------------------------------- */
+
+static const st_tensor *find_tensor(const safetensors *st, const char *name)
+{
+    const st_tensor *t = st_find(st, name);
+    char alt[160];
+    if (!t) {
+        snprintf(alt, sizeof alt, "bert.%s", name);
+        t = st_find(st, alt);
+    }
+    if (!t && str_ends_with(name, "LayerNorm.weight")) { /* old TF-converted names */
+        snprintf(alt, sizeof alt, "%.*sgamma", (int)(strlen(name) - 6), name);
+        t = find_tensor(st, alt);
+    } else if (!t && str_ends_with(name, "LayerNorm.bias")) {
+        snprintf(alt, sizeof alt, "%.*sbeta", (int)(strlen(name) - 4), name);
+        t = find_tensor(st, alt);
+    }
+    return t;
+}
+
+static int load_tensor(bert *m, const safetensors *st, tensor *t)
+{
+    const st_tensor *s = find_tensor(st, t->name);
+    if (!s)
+        return m->h->error(m->h, "%s: tensor %s is missing", st->path, t->name);
+    int same = s->ndim == t->ndim;
+    for (int d = 0; same && d < t->ndim; d++)
+        same = s->shape[d] == t->shape[d];
+    if (!same) {
+        char got[96] = "", want[64];
+        size_t used = 0;
+        for (int d = 0; d < s->ndim && used < sizeof got; d++)
+            used += (size_t)snprintf(got + used, sizeof got - used, "%s%lld", d ? "," : "",
+                                     (long long)s->shape[d]);
+        if (t->ndim == 2)
+            snprintf(want, sizeof want, "%lld,%lld", (long long)t->shape[0], (long long)t->shape[1]);
+        else
+            snprintf(want, sizeof want, "%lld", (long long)t->shape[0]);
+        return m->h->error(m->h, "%s: tensor %s has shape [%s], expected [%s] (from config.json)",
+                           st->path, s->name, got, want);
+    }
+    if (strcmp(s->dtype, "F32") && strcmp(s->dtype, "F16") && strcmp(s->dtype, "BF16"))
+        return m->h->error(m->h, "%s: tensor %s has dtype %s, expected F32, F16 or BF16",
+                           st->path, s->name, s->dtype);
+    return st_to_f32(st, s, t->data) == 0 ? 0 : m->h->error(m->h, "%s", err_get());
+}
+
+static int is_known(bert *m, const char *name)
+{
+    if (strncmp(name, "bert.", 5) == 0)
+        name += 5;
+    for (int i = 0; i < m->nt; i++) {
+        const char *n = m->t[i].name;
+        size_t k = strlen(n);
+        if (strcmp(name, n) == 0)
+            return 1;
+        /* LayerNorm.gamma / .beta stand for .weight / .bias */
+        if (str_ends_with(n, "LayerNorm.weight") && strncmp(name, n, k - 6) == 0 &&
+            strcmp(name + k - 6, "gamma") == 0)
+            return 1;
+        if (str_ends_with(n, "LayerNorm.bias") && strncmp(name, n, k - 4) == 0 &&
+            strcmp(name + k - 4, "beta") == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int bert_load(void *self)
+{
+    bert *m = self;
+    safetensors st;
+    char *path = str_printf("%s/model.safetensors", m->dir);
+    if (!path)
+        return m->h->error(m->h, "out of memory");
+    if (st_open(&st, path) != 0) {
+        free(path);
+        return m->h->error(m->h, "%s", err_get());
+    }
+    free(path);
+    int rc = -1;
+    for (int i = 0; i < m->nt; i++)
+        if (load_tensor(m, &st, &m->t[i]) != 0)
+            goto done;
+    int pooler = 0, other = 0;
+    const char *example = NULL;
+    for (int i = 0; i < st.n; i++) {
+        const char *n = st.t[i].name;
+        const char *base = strncmp(n, "bert.", 5) == 0 ? n + 5 : n;
+        if (strcmp(base, "embeddings.position_ids") == 0 || is_known(m, n))
+            continue;
+        if (strncmp(base, "pooler.dense.", 13) == 0) {
+            pooler++;
+        } else {
+            other++;
+            example = example ? example : n;
+        }
+    }
+    if (pooler)
+        m->h->log(m->h, RUNNER_LOG_INFO, "skipping pooler.dense.* (%d tensors): the tanh pooler "
+                  "is not used for sentence embeddings", pooler);
+    if (other)
+        m->h->log(m->h, RUNNER_LOG_WARN, "%s: %d tensors that a BERT encoder does not use are "
+                  "ignored (e.g. %s)", st.path, other, example);
+    for (int l = 0; l < m->L; l++) {
+        const int64_t CC = (int64_t)m->C * m->C;
+        if (lt(m, l, KW)->data != lt(m, l, QW)->data + CC || lt(m, l, VW)->data != lt(m, l, KW)->data + CC) {
+            m->h->error(m->h, "internal: query/key/value weights of layer %d are not adjacent "
+                        "in the parameter store", l);
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    st_close(&st);
+    return rc;
+}
+
+/* ---- buffers ------------------------------------------------------------------------ */
+
+static int grow(bert *m, float **p, size_t n)
+{
+    m->h->free(*p);
+    *p = m->h->alloc((n ? n : 1) * sizeof(float));
+    return *p ? 0 : m->h->error(m->h, "out of memory (%zu floats)", n);
+}
+
+static int grow_raw(bert *m, void **p, size_t n, size_t size)
+{
+    free(*p);
+    *p = malloc((n ? n : 1) * size);
+    return *p ? 0 : m->h->error(m->h, "out of memory");
+}
+
+static void free_acts(bert *m)
+{
+    int sets = m->cap_train ? m->L + 1 : 1;
+    for (int i = 0; m->a && i < sets; i++) {
+        acts *a = &m->a[i];
+        float **all[] = {&a->x, &a->qkv, &a->probs, &a->att, &a->r1, &a->mean1, &a->rstd1,
+                         &a->h, &a->r2, &a->mean2, &a->rstd2};
+        for (size_t k = 0; k < sizeof all / sizeof *all; k++) {
+            m->h->free(*all[k]);
+            *all[k] = NULL;
+        }
+        if (m->cap_train) {
+            m->h->free(a->x1);
+            m->h->free(a->g);
+        }
+        a->x1 = a->g = NULL;
+    }
+}
+
+/* Activation buffers for N tokens and nprobs attention probabilities. */
+static int ensure_acts(bert *m, int train)
+{
+    size_t N = (size_t)m->N, C = (size_t)m->C, FF = (size_t)m->FF;
+    if (N <= m->cap_n && (size_t)m->nprobs <= m->cap_probs && (!train || m->cap_train))
+        return 0;
+    free_acts(m);
+    size_t n = N > m->cap_n ? N + N / 4 : m->cap_n;
+    size_t np = (size_t)m->nprobs > m->cap_probs ? (size_t)m->nprobs + (size_t)m->nprobs / 4 : m->cap_probs;
+    int full = train || m->cap_train;
+    m->cap_n = m->cap_probs = 0;
+    m->cap_train = 0;
+    free(m->a);
+    m->a = calloc((size_t)m->L + 1, sizeof *m->a);
+    if (!m->a)
+        return m->h->error(m->h, "out of memory");
+    if (grow(m, &m->emb, n * C) || grow(m, &m->emb_mean, n) || grow(m, &m->emb_rstd, n))
+        return -1;
+    int sets = full ? m->L + 1 : 1;
+    m->cap_train = full;
+    for (int i = 0; i < sets; i++) {
+        acts *a = &m->a[i];
+        if (grow(m, &a->x, n * C))
+            return -1;
+        if (i == m->L)
+            break; /* the last set only holds the output */
+        if (grow(m, &a->qkv, 3 * n * C) || grow(m, &a->att, n * C) || grow(m, &a->r1, n * C) ||
+            grow(m, &a->h, n * FF) || grow(m, &a->r2, n * C))
+            return -1;
+        if (full && (grow(m, &a->probs, np) || grow(m, &a->mean1, n) || grow(m, &a->rstd1, n) ||
+                     grow(m, &a->x1, n * C) || grow(m, &a->g, n * FF) ||
+                     grow(m, &a->mean2, n) || grow(m, &a->rstd2, n)))
+            return -1;
+        if (!full) { /* eval: LayerNorm and GELU in place */
+            a->x1 = a->r1;
+            a->g = a->h;
+        }
+    }
+    m->cap_n = n;
+    m->cap_probs = full ? np : 0;
+    return 0;
+}
+
+/* Hidden-state outputs (B,T,C), dhidden when training, index arrays. */
+static int ensure_batch(bert *m, int train)
+{
+    size_t B = (size_t)m->B, BT = (size_t)m->B * (size_t)m->T, C = (size_t)m->C;
+    if (!m->hidden) {
+        m->hidden = calloc((size_t)m->L + 1, sizeof *m->hidden);
+        m->dhidden = calloc((size_t)m->L + 1, sizeof *m->dhidden);
+        if (!m->hidden || !m->dhidden)
+            return m->h->error(m->h, "out of memory");
+    }
+    if (BT > m->cap_bt || (train && !m->dhidden[0])) {
+        size_t cap = BT > m->cap_bt ? BT + BT / 4 : m->cap_bt;
+        int with_grad = train || m->dhidden[0];
+        m->cap_bt = 0;
+        for (int l = 0; l <= m->L; l++) {
+            if (grow(m, &m->hidden[l], cap * C))
+                return -1;
+            if (with_grad && grow(m, &m->dhidden[l], cap * C))
+                return -1;
+        }
+        if (grow_raw(m, (void **)&m->ids, cap, sizeof *m->ids) ||
+            grow_raw(m, (void **)&m->pos, cap, sizeof *m->pos) ||
+            grow_raw(m, (void **)&m->types, cap, sizeof *m->types) ||
+            grow_raw(m, (void **)&m->rowmap, cap, sizeof *m->rowmap))
+            return -1;
+        m->cap_bt = cap;
+    }
+    if (B + 1 > m->cap_b) {
+        m->cap_b = 0;
+        if (grow_raw(m, (void **)&m->off, B + 1, sizeof *m->off) ||
+            grow_raw(m, (void **)&m->poff, B + 1, sizeof *m->poff))
+            return -1;
+        m->cap_b = B + 1;
+    }
+    return 0;
+}
+
+/* ---- forward ------------------------------------------------------------------------- */
+
+/* Dropout seed of one site (layer, place) of this forward. */
+static uint64_t site_seed(const bert *m, int layer, int site)
+{
+    return m->seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(4 * (layer + 1) + site + 1));
+}
+
+/* One encoder layer: a->x (N,C) -> out (N,C). */
+static void layer_forward(bert *m, int l, acts *a, float *out, int train)
+{
+    const int N = m->N, C = m->C, FF = m->FF;
+    const int64_t NC = (int64_t)N * C;
+    float ph = train ? m->p_hidden : 0, pa = train ? m->p_attn : 0;
+    memcpy(m->bqkv, lt(m, l, QB)->data, (size_t)C * sizeof(float));
+    memcpy(m->bqkv + C, lt(m, l, KB)->data, (size_t)C * sizeof(float));
+    memcpy(m->bqkv + 2 * C, lt(m, l, VB)->data, (size_t)C * sizeof(float));
+    linear_forward(a->qkv, a->x, lt(m, l, QW)->data, m->bqkv, N, C, 3 * C);       // (N,3C)
+    attention_forward(a->att, train ? a->probs : NULL, a->qkv, m->off, m->poff, m->B, C, m->NH,
+                      pa, site_seed(m, l, 0), m->scratch);                          // (N,C)
+    linear_forward(a->r1, a->att, lt(m, l, AOW)->data, lt(m, l, AOB)->data, N, C, C);
+    if (ph > 0)
+        dropout_forward(a->r1, a->r1, NC, ph, site_seed(m, l, 1));
+    residual_forward(a->r1, a->r1, a->x, NC);
+    layernorm_forward(a->x1, a->mean1, a->rstd1, a->r1, lt(m, l, LN1W)->data,
+                      lt(m, l, LN1B)->data, N, C, m->eps);
+    linear_forward(a->h, a->x1, lt(m, l, IW)->data, lt(m, l, IB)->data, N, C, FF); // (N,FF)
+    gelu_forward(a->g, a->h, (int64_t)N * FF);
+    linear_forward(a->r2, a->g, lt(m, l, OW)->data, lt(m, l, OB)->data, N, FF, C); // (N,C)
+    if (ph > 0)
+        dropout_forward(a->r2, a->r2, NC, ph, site_seed(m, l, 2));
+    residual_forward(a->r2, a->r2, a->x1, NC);
+    layernorm_forward(out, a->mean2, a->rstd2, a->r2, lt(m, l, LN2W)->data, lt(m, l, LN2B)->data,
+                      N, C, m->eps);
+}
+
+/* packed (N,C) -> hidden (B,T,C) with zero padding rows */
+static void scatter(bert *m, float *dst, const float *src)
+{
+    const int C = m->C, T = m->T;
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < m->B; b++) {
+        int n = m->off[b + 1] - m->off[b], r = m->off[b];
+        float *row = dst + (int64_t)b * T * C;
+        memset(row, 0, (size_t)T * C * sizeof *row);
+        for (int i = 0; i < n; i++)
+            memcpy(dst + m->rowmap[r + i] * C, src + (int64_t)(r + i) * C, (size_t)C * sizeof *src);
+    }
+}
+
+/* Pack the batch's real tokens; checks ids, types and positions. */
+static int pack(bert *m, const runner_batch *b)
+{
+    int N = 0, maxlen = 0;
+    for (int s = 0; s < b->B; s++) {
+        m->off[s] = N;
+        for (int t = 0; t < b->T; t++) {
+            int64_t k = (int64_t)s * b->T + t;
+            if (!b->mask[k])
+                continue;
+            int32_t id = b->ids[k], ty = b->type_ids ? b->type_ids[k] : 0;
+            if (id < 0 || id >= m->V)
+                return m->h->error(m->h, "batch row %d, token %d: id %d is outside the "
+                                   "vocabulary (0..%d)", s, t, id, m->V - 1);
+            if (ty < 0 || ty >= m->TV)
+                return m->h->error(m->h, "batch row %d, token %d: token type %d is outside "
+                                   "0..%d", s, t, ty, m->TV - 1);
+            if (t >= m->P)
+                return m->h->error(m->h, "batch row %d: token %d is past max_position_embeddings "
+                                   "(%d)", s, t, m->P);
+            m->ids[N] = id;
+            m->types[N] = ty;
+            m->pos[N] = t;
+            m->rowmap[N] = k;
+            N++;
+        }
+        if (N - m->off[s] > maxlen)
+            maxlen = N - m->off[s];
+    }
+    m->off[b->B] = N;
+    m->N = N;
+    m->nprobs = attention_probs_size(m->off, b->B, m->NH, m->poff);
+    size_t need = (size_t)attention_scratch(maxlen, m->C, m->NH);
+    if (need > m->cap_scratch) {
+        m->cap_scratch = 0;
+        if (grow(m, &m->scratch, need))
+            return -1;
+        m->cap_scratch = need;
+    }
+    return 0;
+}
+
+static int bert_forward(void *self, const runner_batch *b, int train, const runner_states **out)
+{
+    bert *m = self;
+    if (b->B < 1 || b->T < 1)
+        return m->h->error(m->h, "empty batch (%d x %d)", b->B, b->T);
+    m->B = b->B;
+    m->T = b->T;
+    if (ensure_batch(m, train) || pack(m, b) || ensure_acts(m, train))
+        return -1;
+    const int N = m->N, C = m->C;
+    m->trained = train;
+    m->seed = train ? m->h->rng_u64(m->h) : 0;
+    acts *a0 = &m->a[0];
+    embeddings_forward(m->emb, m->ids, m->pos, m->types, N, C, m->t[WTE].data, m->t[WPE].data,
+                       m->t[WTT].data);                                                // (N,C)
+    layernorm_forward(a0->x, train ? m->emb_mean : NULL, train ? m->emb_rstd : NULL, m->emb,
+                      m->t[ELNW].data, m->t[ELNB].data, N, C, m->eps);
+    if (train && m->p_hidden > 0)
+        dropout_forward(a0->x, a0->x, (int64_t)N * C, m->p_hidden, site_seed(m, -1, 0));
+    scatter(m, m->hidden[0], a0->x);
+    for (int l = 0; l < m->L; l++) {
+        acts *a = train ? &m->a[l] : a0;
+        float *y = train ? m->a[l + 1].x : a0->x;
+        layer_forward(m, l, a, y, train);
+        scatter(m, m->hidden[l + 1], y);
+    }
+    if (train)
+        for (int l = 0; l <= m->L; l++)
+            memset(m->dhidden[l], 0, (size_t)m->B * m->T * C * sizeof(float));
+    m->states = (runner_states){m->L, m->B, m->T, C, m->hidden, train ? m->dhidden : NULL};
+    *out = &m->states;
+    return 0;
+}
+
+/* ---- backward ------------------------------------------------------------------------ */
+
+static int trainable(bert *m, const tensor *t) { return m->h->param_trainable(m->h, t->id); }
+static float *grad_of(bert *m, const tensor *t) { return trainable(m, t) ? t->grad : NULL; }
+
+/* Lowest level with a trainable tensor: -1 embeddings, 0..L-1 layers, L none. */
+static int lowest_trainable(bert *m)
+{
+    for (int i = 0; i < NET; i++)
+        if (trainable(m, &m->t[i]))
+            return -1;
+    for (int l = 0; l < m->L; l++)
+        for (int k = 0; k < NLT; k++)
+            if (trainable(m, lt(m, l, k)))
+                return l;
+    return m->L;
+}
+
+/* packed dx (N,C) += rows of dhidden (B,T,C) */
+static void gather_add(bert *m, float *dx, const float *dh)
+{
+    const int C = m->C;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < m->N; r++) {
+        const float *src = dh + m->rowmap[r] * C;
+        float *d = dx + (int64_t)r * C;
+#pragma omp simd
+        for (int c = 0; c < C; c++)
+            d[c] += src[c];
+    }
+}
+
+/* dy (N,C): gradient of layer l's output (used as scratch). want_dx:
+ * also the gradient of its input, written (not added) into m->gx. */
+static void layer_backward(bert *m, int l, float *dy, int want_dx)
+{
+    const int N = m->N, C = m->C, FF = m->FF;
+    const int64_t NC = (int64_t)N * C;
+    acts *a = &m->a[l];
+    /* out = LN2(r2), r2 = drop(g Wo2 + bo2) + x1 */
+    memset(m->gr, 0, (size_t)NC * sizeof(float));
+    layernorm_backward(m->gr, grad_of(m, lt(m, l, LN2W)), grad_of(m, lt(m, l, LN2B)), dy, a->r2,
+                       lt(m, l, LN2W)->data, a->mean2, a->rstd2, N, C);
+    memcpy(m->gx1, m->gr, (size_t)NC * sizeof(float));
+    if (m->p_hidden > 0) {
+        memset(dy, 0, (size_t)NC * sizeof(float));
+        dropout_backward(dy, m->gr, NC, m->p_hidden, site_seed(m, l, 2));
+        memcpy(m->gr, dy, (size_t)NC * sizeof(float));
+    }
+    memset(m->gg, 0, (size_t)N * FF * sizeof(float));
+    linear_backward(m->gg, grad_of(m, lt(m, l, OW)), grad_of(m, lt(m, l, OB)), m->gr, a->g,
+                    lt(m, l, OW)->data, N, FF, C);
+    memset(m->gh, 0, (size_t)N * FF * sizeof(float));
+    gelu_backward(m->gh, a->h, m->gg, (int64_t)N * FF);
+    linear_backward(m->gx1, grad_of(m, lt(m, l, IW)), grad_of(m, lt(m, l, IB)), m->gh, a->x1,
+                    lt(m, l, IW)->data, N, C, FF);
+    /* x1 = LN1(r1), r1 = drop(att Wo + bo) + x */
+    memset(m->gr, 0, (size_t)NC * sizeof(float));
+    layernorm_backward(m->gr, grad_of(m, lt(m, l, LN1W)), grad_of(m, lt(m, l, LN1B)), m->gx1,
+                       a->r1, lt(m, l, LN1W)->data, a->mean1, a->rstd1, N, C);
+    if (want_dx)
+        memcpy(m->gx, m->gr, (size_t)NC * sizeof(float));
+    if (m->p_hidden > 0) {
+        memset(dy, 0, (size_t)NC * sizeof(float));
+        dropout_backward(dy, m->gr, NC, m->p_hidden, site_seed(m, l, 1));
+        memcpy(m->gr, dy, (size_t)NC * sizeof(float));
+    }
+    memset(m->gatt, 0, (size_t)NC * sizeof(float));
+    linear_backward(m->gatt, grad_of(m, lt(m, l, AOW)), grad_of(m, lt(m, l, AOB)), m->gr, a->att,
+                    lt(m, l, AOW)->data, N, C, C);
+    memset(m->gqkv, 0, (size_t)NC * 3 * sizeof(float));
+    attention_backward(m->gqkv, m->gatt, a->qkv, a->probs, m->off, m->poff, m->B, C, m->NH,
+                       m->p_attn, site_seed(m, l, 0), m->scratch);
+    /* fused q/k/v: their gradients are adjacent in the store like their values */
+    int any_w = trainable(m, lt(m, l, QW)) || trainable(m, lt(m, l, KW)) || trainable(m, lt(m, l, VW));
+    int any_b = trainable(m, lt(m, l, QB)) || trainable(m, lt(m, l, KB)) || trainable(m, lt(m, l, VB));
+    memset(m->dbqkv, 0, 3 * (size_t)C * sizeof(float));
+    linear_backward(want_dx ? m->gx : NULL, any_w ? lt(m, l, QW)->grad : NULL,
+                    any_b ? m->dbqkv : NULL, m->gqkv, a->x, lt(m, l, QW)->data, N, C, 3 * C);
+    for (int k = 0; k < 3; k++) {
+        float *db = grad_of(m, lt(m, l, QB + k));
+        for (int c = 0; db && c < C; c++)
+            db[c] += m->dbqkv[k * C + c];
+    }
+}
+
+static int ensure_grads(bert *m)
+{
+    size_t n = m->cap_n, C = (size_t)m->C, FF = (size_t)m->FF;
+    if (m->cap_grad >= n)
+        return 0;
+    m->cap_grad = 0;
+    if (grow(m, &m->gx, n * C) || grow(m, &m->gy, n * C) || grow(m, &m->gr, n * C) || grow(m, &m->gx1, n * C) ||
+        grow(m, &m->gatt, n * C) || grow(m, &m->gqkv, 3 * n * C) || grow(m, &m->gh, n * FF) ||
+        grow(m, &m->gg, n * FF))
+        return -1;
+    m->cap_grad = n;
+    return 0;
+}
+
+static int bert_backward(void *self, const runner_batch *b)
+{
+    bert *m = self;
+    (void)b;
+    if (!m->trained)
+        return m->h->error(m->h, "backward without a training forward before it");
+    int lo = lowest_trainable(m);
+    if (lo >= m->L)
+        return 0;
+    if (ensure_grads(m))
+        return -1;
+    const int N = m->N, C = m->C;
+    const int64_t NC = (int64_t)N * C;
+    /* gx: gradient of the current layer's output, then of its input */
+    memset(m->gx, 0, (size_t)NC * sizeof(float));
+    gather_add(m, m->gx, m->dhidden[m->L]);
+    for (int l = m->L - 1; l >= (lo < 0 ? 0 : lo); l--) {
+        memcpy(m->gy, m->gx, (size_t)NC * sizeof(float));
+        layer_backward(m, l, m->gy, l > lo);
+        if (l > lo)
+            gather_add(m, m->gx, m->dhidden[l]);
+    }
+    if (lo < 0) { /* x0 = drop(LN(emb)) */
+        memset(m->gr, 0, (size_t)NC * sizeof(float));
+        if (m->p_hidden > 0)
+            dropout_backward(m->gr, m->gx, NC, m->p_hidden, site_seed(m, -1, 0));
+        else
+            memcpy(m->gr, m->gx, (size_t)NC * sizeof(float));
+        memset(m->gx1, 0, (size_t)NC * sizeof(float));
+        layernorm_backward(m->gx1, grad_of(m, &m->t[ELNW]), grad_of(m, &m->t[ELNB]), m->gr, m->emb,
+                           m->t[ELNW].data, m->emb_mean, m->emb_rstd, N, C);
+        embeddings_backward(grad_of(m, &m->t[WTE]), grad_of(m, &m->t[WPE]), grad_of(m, &m->t[WTT]),
+                            m->gx1, m->ids, m->pos, m->types, N, C);
+    }
+    return 0;
+}
+
+/* ---- save ---------------------------------------------------------------------------- */
+
+struct json_out { json_t *j; };
+
+static int write_json(FILE *f, void *ctx)
+{
+    struct json_out *o = ctx;
+    if (json_dumpf(o->j, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 || fputc('\n', f) == EOF)
+        return err_set("write error");
+    return 0;
+}
+
+static int bert_save(void *self, const char *dir)
+{
+    bert *m = self;
+    st_out *out = calloc((size_t)m->nt, sizeof *out);
+    char *st_path = str_printf("%s/model.safetensors", dir), *cfg_path = str_printf("%s/config.json", dir);
+    int rc = -1;
+    if (!out || !st_path || !cfg_path) {
+        m->h->error(m->h, "out of memory");
+        goto done;
+    }
+    if (dir_make(dir) != 0) {
+        m->h->error(m->h, "%s", err_get());
+        goto done;
+    }
+    for (int i = 0; i < m->nt; i++) {
+        const tensor *t = &m->t[i];
+        out[i] = (st_out){t->name, t->ndim, {t->shape[0], t->shape[1]}, t->data};
+    }
+    const char *meta[] = {"format", "pt"};
+    struct json_out jo = {m->config};
+    if (st_write(st_path, out, m->nt, meta, 1) != 0 || file_write_atomic_with(cfg_path, write_json, &jo) != 0) {
+        m->h->error(m->h, "%s", err_get());
+        goto done;
+    }
+    rc = 0;
+done:
+    free(out);
+    free(st_path);
+    free(cfg_path);
+    return rc;
+}
+
+static const runner_key keys[] = {
+    {"model", RUNNER_T_STRING, NULL,
+     "Hugging Face model folder (config.json, model.safetensors); unset: the pipeline's `model`"},
+    {"precision", RUNNER_T_STRING, "\"f32\"", "arithmetic: \"f32\" (the only one implemented)"},
+    {"hidden_dropout", RUNNER_T_FLOAT, NULL,
+     "dropout after embeddings and each sub-layer when training; unset: config.json's "
+     "hidden_dropout_prob"},
+    {"attention_dropout", RUNNER_T_FLOAT, NULL,
+     "dropout on attention probabilities when training; unset: config.json's "
+     "attention_probs_dropout_prob"},
+    {0},
+};
+
+static const runner_backbone_ops ops = {
+    .info = bert_info,
+    .load = bert_load,
+    .forward = bert_forward,
+    .backward = bert_backward,
+    .save = bert_save,
+};
+
+static const runner_plugin desc = {
+    .abi_major = RUNNER_ABI_MAJOR,
+    .abi_minor = RUNNER_ABI_MINOR,
+    .kind = RUNNER_KIND_BACKBONE,
+    .name = "bert",
+    .summary = "BERT encoder from a Hugging Face folder (safetensors), every layer's states exposed",
+    .keys = keys,
+    .create = bert_create,
+    .destroy = bert_destroy,
+    .ops = &ops,
+};
+
+RUNNER_PLUGIN(desc)
