@@ -1165,8 +1165,9 @@ static int map_from_config(const config_setting_t *labels, labelmap *M)
         names[i] = config_setting_get_string_elem(labels, i);
         for (int j = 0; j < i; j++)
             if (strcmp(names[i], names[j]) == 0) {
+                cfg_fail(labels, "'%s' is listed twice", names[i]);
                 free(names);
-                return cfg_fail(labels, "'%s' is listed twice", names[i]);
+                return -1;
             }
     }
     int rc = map_set(M, names, n);

@@ -53,16 +53,19 @@ static int tags_align(const dataset *d)
     return 1;
 }
 
-static int same(const dataset *a, const dataset *b)
+/* Same texts in the same order (and the same labels when with_labels). */
+static int same_rows(const dataset *a, const dataset *b, int with_labels)
 {
     if (a->n != b->n)
         return 0;
     for (int i = 0; i < a->n; i++)
         if (a->len[i] != b->len[i] || memcmp(txt(a, i), txt(b, i), a->len[i]) != 0 ||
-            (a->label && a->label[i] != b->label[i]))
+            (with_labels && a->label && (!b->label || a->label[i] != b->label[i])))
             return 0;
     return 1;
 }
+
+static int same(const dataset *a, const dataset *b) { return same_rows(a, b, 1); }
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -266,10 +269,8 @@ static void test_slots(void)
     is(sl_dv.n_names, 72, "snips valid uses the train tag map");
     ok(in_tr.label && !in_tr.tags, "target intent: sentence labels");
     ok(sl_tr.tags && !sl_tr.label, "target slots: word tags");
-    in_dv.label = NULL; /* compare texts only */
-    in_tr.label = NULL;
-    ok(same(&in_tr, &sl_tr) && same(&in_dv, &sl_dv), "joint model: both targets read the same texts in the same order");
-    load("ds = { format = \"slots\"; path = \"" DS "snips\"; };", SPLIT_TRAIN, &in_tr); /* the labels again */
+    ok(same_rows(&in_tr, &sl_tr, 0) && same_rows(&in_dv, &sl_dv, 0),
+       "joint model: both targets read the same texts in the same order");
     ok(tags_align(&sl_tr) && tags_align(&sl_dv), "snips: one tag per word in every sentence");
     if (in_tr.n == 13084 && sl_tr.n == 13084) {
         is_str(txt(&in_tr, 0), "listen to westbam alumb allergic on google music", "snips first sentence");
@@ -303,8 +304,7 @@ static void test_slots(void)
     ok(in_dv.n_notes == 2 && strstr(in_dv.notes[0], "atis/valid/seq.out:17:") &&
            strstr(in_dv.notes[1], "atis/valid/label:418: unknown label 'atis_airfare#atis_flight_time'"),
        "atis valid: both noted with file:line");
-    in_dv.label = NULL;
-    ok(same(&in_dv, &sl_dv), "atis valid: the two targets still align");
+    ok(same_rows(&in_dv, &sl_dv, 0), "atis valid: the two targets still align");
     dataset_free(&in_dv);
     dataset_free(&sl_dv);
 }
@@ -498,6 +498,9 @@ static void test_errors(void)
     like(err_get(), "set `path` (one source to split) or `train`, not both", "path and train");
     rc = load("ds = { format = \"tsv\"; path = \"x\"; on_error = \"ignore\"; };", SPLIT_TRAIN, &d);
     like(err_get(), "ds.on_error: is 'ignore', expected \"stop\" or \"skip\"", "on_error value");
+    rc = load("ds = { format = \"tsv\"; path = \"tests/data/train.tsv\"; labels = [\"a\", \"b\", \"a\"]; };",
+              SPLIT_TRAIN, &d);
+    like(err_get(), "ds.labels: 'a' is listed twice", "labels listed twice");
     rc = load("ds = { format = \"tsv\"; path = \"x\"; dev_ratio = 1.5; };", SPLIT_TRAIN, &d);
     like(err_get(), "expected 0 <= dev_ratio < 1", "dev_ratio range");
     ok(rc == -1 && d.n == 0 && d.text == NULL, "a failed load leaves an empty dataset");
@@ -556,6 +559,35 @@ static void test_schema(void)
     }
     ok(files, "schema: dataset.files is a list of strings");
     ok(from, "schema: dataset.train_text_from is a list of groups (its own key table, no recursion)");
+
+    /* through the pipeline checks: defaults filled, nested keys checked */
+    const char *text =
+        "run = \"tokenize\";\n"
+        "tasks = ( { name = \"mlm\"; dataset = { format = \"lines\"; files = [\"tests/data/lines.txt\"];\n"
+        "  train_text_from = ( { format = \"tsv\"; train = \"tests/data/train.tsv\"; },\n"
+        "                      { format = \"tsv\"; train = \"tests/data/train.tsv\"; dev = \"x\"; } ); }; } );\n";
+    pipeline pl;
+    diags dg;
+    diag_init(&dg);
+    pipeline_open(&pl, NULL, RUNNER_BUILD_DIR "/plugins");
+    int parsed = config_read_string(&pl.cfg, text);
+    int rc = parsed ? pipeline_validate(&pl, &dg) : -2;
+    ok(rc == -1 && dg.n == 1 && strstr(dg.msg[0], "tasks.[0].dataset.train_text_from.[1].dev: unknown key 'dev'"),
+       "pipeline check: a nested source takes no dev (%s)", dg.n ? dg.msg[0] : "no message");
+    config_setting_t *src = config_lookup(&pl.cfg, "tasks.[0].dataset.train_text_from");
+    config_setting_remove_elem(src, 1);
+    diag_free(&dg);
+    diag_init(&dg);
+    ok(pipeline_validate(&pl, &dg) == 0, "pipeline check: the dataset group validates");
+    double ratio = 0;
+    ok(config_lookup_float(&pl.cfg, "tasks.[0].dataset.train_text_from.[0].dev_ratio", &ratio) && ratio == 0.1,
+       "pipeline check: nested defaults filled in");
+    dataset d;
+    rc = dataset_load(config_lookup(&pl.cfg, "tasks.[0].dataset"), SPLIT_TRAIN, &d);
+    ok(rc == 0 && d.n >= 3, "the validated group loads (%d lines)", d.n);
+    dataset_free(&d);
+    diag_free(&dg);
+    pipeline_close(&pl);
 }
 
 int main(void)
