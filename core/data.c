@@ -549,6 +549,8 @@ static int spec_read(const config_setting_t *ds, spec *S)
         return cfg_fail(config_setting_get_member(ds, "labels"), "format lines has no labels");
     if (S->labels && config_setting_length(S->labels) == 0)
         return cfg_fail(S->labels, "is empty");
+    if (S->files && config_setting_length(S->files) == 0)
+        return cfg_fail(S->files, "is empty");
     if (!S->text_field)
         S->text_field = "sentence";
     if (!S->label_field)

@@ -386,6 +386,11 @@ static void test_lines(void)
               " train_text_from = ( { format = \"tsv\"; train = \"tests/data/train.tsv\"; } ); };", SPLIT_DEV, &dv);
     ok(rc == 0 && dv.n == 3, "lines dev: only the dev file, never other datasets' text");
     dataset_free(&dv);
+    rc = load("ds = { format = \"lines\"; files = []; };", SPLIT_TRAIN, &tr);
+    like(err_get(), "ds.files: is empty", "lines: an empty list of files fails");
+    rc = load("ds = { format = \"lines\"; train = \"tests/data/lines.txt\"; dev_ratio = 0; };", SPLIT_TRAIN, &tr);
+    ok(rc == 0 && tr.n == 3, "lines: `train` names one file instead of `files`");
+    dataset_free(&tr);
     rc = load("ds = { format = \"lines\"; files = [\"tests/data/none_*.txt\"]; };", SPLIT_TRAIN, &tr);
     ok(rc == -1, "lines: a glob matching nothing fails");
     like(err_get(), "tests/data/none_*.txt: no file matches", "and says so");
