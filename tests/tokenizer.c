@@ -206,6 +206,37 @@ static void test_case_and_accents(const char *vocab)
     }
 }
 
+#define STEM "\xf0\x9d\x85\xa5" /* U+1D165, Mc, combining class 216 */
+#define DOT "\xf0\x9d\x85\xad"  /* U+1D16D, Mc, combining class 226 */
+#define STEM4 STEM STEM STEM STEM
+#define DOT4 DOT DOT DOT DOT
+#define DOT_STEM4 DOT STEM DOT STEM DOT STEM DOT STEM
+
+/* NFD puts combining marks in canonical order (stable by class); marks of
+ * class 0 (here U+0941, Mn) end a run even when they are then dropped. */
+static void test_mark_order(void)
+{
+    const char *v[] = {"[UNK]", "[CLS]", "[SEP]", "a", "##" STEM DOT,
+                       "##" STEM4 STEM4 STEM4 STEM4 STEM4 DOT4 DOT4 DOT4 DOT4 DOT4, NULL};
+    char *path = write_vocab("marks.txt", v, "\n");
+    tok t;
+    if (tiny_open(&t, path, "") == 0) {
+        is_str(enc(&t, "a" DOT STEM), "[CLS] a ##" STEM DOT " [SEP]",
+               "spacing marks with classes 226, 216 are put in canonical order");
+        is_str(enc(&t, "a" DOT "\xcc\x81" STEM), "[CLS] a ##" STEM DOT " [SEP]",
+               "... also around a dropped nonspacing mark of class 230");
+        is_str(enc(&t, "a" DOT "\xe0\xa5\x81" STEM), "[CLS] [UNK] [SEP]",
+               "a dropped mark of class 0 still ends the run (no reordering across it)");
+        is_str(enc(&t, "a" DOT_STEM4 DOT_STEM4 DOT_STEM4 DOT_STEM4 DOT_STEM4),
+               "[CLS] a ##" STEM4 STEM4 STEM4 STEM4 STEM4 DOT4 DOT4 DOT4 DOT4 DOT4 " [SEP]",
+               "a run of 40 marks is ordered stably");
+        tok_close(&t);
+    } else {
+        skip(4, "tokenizer");
+    }
+    free(path);
+}
+
 static void test_punctuation(tok *t)
 {
     is_str(enc(t, "hello,world!"), "[CLS] hello , world ! [SEP]", "punctuation splits words");
@@ -629,6 +660,7 @@ int main(void)
     test_batches(&t);
     tok_close(&t);
     test_case_and_accents(vocab);
+    test_mark_order();
     test_truncation(vocab);
     test_vocab_files();
     test_model_folder(vocab);

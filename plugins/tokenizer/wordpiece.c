@@ -44,8 +44,10 @@ typedef struct vocab {
     char *text;         /* the file, each token NUL-terminated */
     uint32_t *start;    /* (n) offset of token id in text */
     uint32_t *len;      /* (n) its bytes */
-    int32_t *slot_id;   /* (mask + 1) open addressing: token id, -1 empty */
-    uint32_t *slot_tag; /* (mask + 1) high bits of the token's hash */
+    struct slot {
+        uint32_t tag; /* high bits of the token's hash */
+        int32_t id;   /* token id, -1: empty */
+    } *slot;          /* (mask + 1) open addressing, linear probing */
     uint64_t mask;
     int n;
     int max_chars;      /* longest token, in code points */
@@ -65,8 +67,8 @@ typedef struct wordpiece {
     uint8_t ascii_class[128], ascii_punct[128], ascii_lower[128];
 
     /* scratch, grown on demand */
-    int32_t *seg, *nfd, *norm; /* cleaned segment, its NFD, normalised */
-    size_t seg_n, seg_cap, nfd_cap, norm_cap;
+    int32_t *seg, *nfd, *norm, *tmp; /* cleaned segment, its NFD, normalised */
+    size_t seg_n, seg_cap, nfd_cap, norm_cap, tmp_cap;
     int seg_ascii;
     unsigned char bytes[MAX_WORD_CHARS * 4 + 4];
     uint32_t char_at[MAX_WORD_CHARS + 1];
@@ -209,15 +211,20 @@ static int32_t vocab_find(const vocab *v, uint64_t h, const unsigned char *s, si
     uint32_t tag = (uint32_t)(h >> 32);
     size_t want = n + (cont ? 2 : 0);
     for (uint64_t i = slot_of(h) & v->mask;; i = (i + 1) & v->mask) {
-        int32_t id = v->slot_id[i];
-        if (id < 0)
+        struct slot e = v->slot[i];
+        if (e.id < 0)
             return -1;
-        if (v->slot_tag[i] != tag || v->len[id] != want)
+        if (e.tag != tag || v->len[e.id] != want)
             continue;
+        int32_t id = e.id;
         const char *t = v->text + v->start[id];
         if (cont && (t[0] != '#' || t[1] != '#'))
             continue;
-        if (memcmp(t + (cont ? 2 : 0), s, n) == 0)
+        t += cont ? 2 : 0;
+        size_t k = 0;
+        while (k < n && t[k] == (char)s[k]) /* short keys: cheaper than a memcmp call */
+            k++;
+        if (k == n)
             return id;
     }
 }
@@ -227,8 +234,7 @@ static void vocab_free(vocab *v)
     free(v->text);
     free(v->start);
     free(v->len);
-    free(v->slot_id);
-    free(v->slot_tag);
+    free(v->slot);
     memset(v, 0, sizeof *v);
 }
 
@@ -283,16 +289,15 @@ static int vocab_load(const runner_host *h, const char *path, vocab *v)
         goto too_big;
     v->n = (int)lines;
     uint64_t slots = 16;
-    while (slots < 2 * lines)
+    while (slots < 4 * lines) /* load <= 1/4: misses end in one or two probes */
         slots *= 2;
     v->mask = slots - 1;
     v->start = malloc(lines * sizeof *v->start);
     v->len = malloc(lines * sizeof *v->len);
-    v->slot_id = malloc(slots * sizeof *v->slot_id);
-    v->slot_tag = malloc(slots * sizeof *v->slot_tag);
-    if (!v->start || !v->len || !v->slot_id || !v->slot_tag)
+    v->slot = malloc(slots * sizeof *v->slot);
+    if (!v->start || !v->len || !v->slot)
         goto oom;
-    memset(v->slot_id, 0xff, slots * sizeof *v->slot_id);
+    memset(v->slot, 0xff, slots * sizeof *v->slot);
     v->cont_basis = fnv(FNV_BASIS, (const unsigned char *)"##", 2);
     size_t at = 0;
     for (int id = 0; id < v->n; id++) {
@@ -312,12 +317,11 @@ static int vocab_load(const runner_host *h, const char *path, vocab *v)
         uint64_t hash = fnv(FNV_BASIS, (const unsigned char *)t, len);
         uint64_t i = slot_of(hash) & v->mask;
         for (;; i = (i + 1) & v->mask) {
-            int32_t other = v->slot_id[i];
+            int32_t other = v->slot[i].id;
             if (other < 0 || (v->len[other] == len && memcmp(v->text + v->start[other], t, len) == 0))
                 break;
         }
-        v->slot_id[i] = id;
-        v->slot_tag[i] = (uint32_t)(hash >> 32);
+        v->slot[i] = (struct slot){(uint32_t)(hash >> 32), id};
         at = (size_t)(nl - v->text) + 1;
     }
     if (v->max_chars > MAX_WORD_CHARS)
@@ -411,10 +415,44 @@ static void wordpiece_word(wordpiece *wp, const int32_t *w, int m)
     }
 }
 
-/* NFD of seg into nfd (canonical order), when accents are stripped. */
+/* Canonical order of a run of combining marks: stable by combining class
+ * (insertion for short runs, counting sort for long ones: linear time on
+ * any input). */
+static int order_marks(wordpiece *wp, int32_t *a, size_t n)
+{
+    if (n <= 16) {
+        for (size_t i = 1; i < n; i++) {
+            int32_t cp = a[i];
+            int c = ccc(cp);
+            size_t at = i;
+            while (at > 0 && ccc(a[at - 1]) > c) {
+                a[at] = a[at - 1];
+                at--;
+            }
+            a[at] = cp;
+        }
+        return 0;
+    }
+    if (grow(wp->h, &wp->tmp, &wp->tmp_cap, n) != 0)
+        return -1;
+    size_t count[257] = {0};
+    for (size_t i = 0; i < n; i++)
+        count[ccc(a[i]) + 1]++;
+    for (int c = 1; c < 257; c++)
+        count[c] += count[c - 1];
+    for (size_t i = 0; i < n; i++)
+        wp->tmp[count[ccc(a[i])]++] = a[i];
+    memcpy(a, wp->tmp, n * sizeof *a);
+    return 0;
+}
+
+/* NFD of seg into nfd without nonspacing marks (Mn), when accents are
+ * stripped. Dropping the marks before ordering the rest is the same as
+ * after: a stable order restricted to what is kept; a mark of class 0
+ * still ends its run. */
 static int segment_nfd(wordpiece *wp, size_t *n_out)
 {
-    size_t n = 0;
+    size_t n = 0, run = 0; /* run: start of the current run of class > 0 */
     for (size_t i = 0; i < wp->seg_n; i++) {
         int32_t cp = wp->seg[i], d[32];
         int boundclass = 0;
@@ -431,16 +469,20 @@ static int segment_nfd(wordpiece *wp, size_t *n_out)
             return -1;
         for (utf8proc_ssize_t j = 0; j < k; j++) {
             int c = ccc(d[j]);
-            size_t at = n++;
-            while (c && at > 0 && ccc(wp->nfd[at - 1]) > c) {
-                wp->nfd[at] = wp->nfd[at - 1];
-                at--;
+            if (c == 0) {
+                if (order_marks(wp, wp->nfd + run, n - run) != 0)
+                    return -1;
+                run = n;
             }
-            wp->nfd[at] = d[j];
+            if (d[j] >= 0x300 && utf8proc_category(d[j]) == UTF8PROC_CATEGORY_MN)
+                continue;
+            wp->nfd[n++] = d[j];
+            if (c == 0)
+                run = n;
         }
     }
     *n_out = n;
-    return 0;
+    return order_marks(wp, wp->nfd + run, n - run);
 }
 
 /* Normalise the pending segment (accents, case), split it on punctuation
@@ -454,7 +496,7 @@ static int flush_segment(wordpiece *wp)
     const int32_t *norm = src;
     if (wp->seg_ascii) {
         if (wp->lowercase) {
-            if (grow(wp->h, &wp->norm, &wp->norm_cap, n) != 0)
+            if (n > wp->norm_cap && grow(wp->h, &wp->norm, &wp->norm_cap, n) != 0)
                 return -1;
             for (size_t i = 0; i < n; i++)
                 wp->norm[i] = wp->ascii_lower[src[i]];
@@ -471,8 +513,6 @@ static int flush_segment(wordpiece *wp)
         size_t m = 0;
         for (size_t i = 0; i < n; i++) {
             int32_t cp = src[i];
-            if (wp->strip_accents && cp >= 0x300 && utf8proc_category(cp) == UTF8PROC_CATEGORY_MN)
-                continue;
             if (wp->lowercase) {
                 if (cp == 0x130) { /* the one unconditional multi-character lower case */
                     wp->norm[m++] = 'i';
@@ -712,6 +752,7 @@ static void wordpiece_destroy(void *self)
     free(wp->seg);
     free(wp->nfd);
     free(wp->norm);
+    free(wp->tmp);
     free(wp);
 }
 
@@ -813,7 +854,7 @@ static int wordpiece_create(const runner_host *h, const runner_cfg *cfg, void **
         wp->ascii_lower[c] = (uint8_t)utf8proc_tolower(c);
     }
     wp->seg_ascii = 1;
-    h->log(h, RUNNER_LOG_DEBUG,
+    h->log(h, RUNNER_LOG_INFO,
            "%s: %d tokens; lowercase %d, strip_accents %d, tokenize_chinese_chars %d, max_len %d "
            "(Unicode %s)",
            wp->vocab_path, wp->v.n, wp->lowercase, wp->strip_accents, wp->chinese, wp->max_len,
