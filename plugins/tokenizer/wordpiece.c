@@ -64,6 +64,7 @@ typedef struct wordpiece {
     int32_t special_id[N_SPECIAL];
     int match[N_SPECIAL]; /* specials matched in the text (in the vocabulary) */
     int n_match;
+    uint8_t special_first[256]; /* bytes that start one of them */
     uint8_t ascii_class[128], ascii_punct[128], ascii_lower[128];
 
     /* scratch, grown on demand */
@@ -595,7 +596,7 @@ static int wordpiece_encode(void *self, const char *text, size_t len, int32_t *i
         unsigned c = s[i];
         int32_t cp;
         int cls;
-        if (c == '[' && wp->n_match) {
+        if (wp->special_first[c]) {
             size_t l;
             int k = special_at(wp, text + i, len - i, &l);
             if (k >= 0) {
@@ -845,8 +846,10 @@ static int wordpiece_create(const runner_host *h, const runner_cfg *cfg, void **
                      special_key[k]);
             goto fail;
         }
-        if (wp->special_id[k] >= 0 && wp->special[k][0] == '[')
+        if (wp->special_id[k] >= 0 && wp->special[k][0]) {
             wp->match[wp->n_match++] = k;
+            wp->special_first[(unsigned char)wp->special[k][0]] = 1;
+        }
     }
     for (int c = 0; c < 128; c++) {
         wp->ascii_class[c] = (uint8_t)char_class(c);
