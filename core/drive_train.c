@@ -712,7 +712,8 @@ int drive_train(pipeline *pl)
         if (bad)
             goto done;
     }
-    log_groups(&tr);
+    if (!tr.freeze)
+        log_groups(&tr);
     pipeline_log(pl, RUNNER_LOG_INFO, "%d task%s, %lld steps (%lld per epoch), batch %d x %d accumulated, lr %.3g",
                  tr.m.ntasks, tr.m.ntasks > 1 ? "s" : "", (long long)tr.total, (long long)tr.steps_per_epoch,
                  tr.B, tr.accumulate, tr.lr);
