@@ -69,6 +69,7 @@ static int tok_open(tok *t, const char *model, const char *keys)
     int rc = -1;
     if (!text || pipeline_open(&t->pl, NULL, RUNNER_BUILD_DIR "/plugins") != 0)
         goto done;
+    t->pl.quiet = 1;
     if (!config_read_string(&t->pl.cfg, text)) {
         err_set("config line %d: %s", config_error_line(&t->pl.cfg), config_error_text(&t->pl.cfg));
         goto done;
