@@ -290,6 +290,14 @@ static void act_backward(head_act act, float *dpre, const float *pre, const floa
     }
 }
 
+/* the gradient of a parameter when it trains, else NULL (not wanted) */
+static float *grad_of(const head *hd, int id, float *grad)
+{
+    return id >= 0 && hd->h->param_trainable(hd->h, id) ? grad : NULL;
+}
+
+static void zero(float *p, int64_t n) { memset(p, 0, (size_t)n * sizeof *p); }
+
 /* The input of Linear i in the last forward: (N, L[i].in). */
 static const float *layer_input(const head *hd, int i, const float *x)
 {
@@ -337,14 +345,6 @@ int head_forward(void *self, int N, const float *x, float *logits, int train)
     }
     return 0;
 }
-
-/* the gradient of a parameter when it trains, else NULL (not wanted) */
-static float *grad_of(const head *hd, int id, float *grad)
-{
-    return id >= 0 && hd->h->param_trainable(hd->h, id) ? grad : NULL;
-}
-
-static void zero(float *p, int64_t n) { memset(p, 0, (size_t)n * sizeof *p); }
 
 // dlogits (N,n_out) -> parameter gradients +=, dx (N,in_dim) += (when dx != NULL)
 int head_backward(void *self, int N, const float *x, const float *dlogits, float *dx)
