@@ -133,17 +133,15 @@ void embeddings_backward(float *dwte, float *dwpe, float *dwtt, const float *dou
 void linear_forward(float *y, const float *x, const float *W, const float *b, int N, int in,
                     int out)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, x, in, W, in, 0.0f,
-                y, out);
-    if (!b)
-        return;
+    /* rows start as the bias and the GEMM adds into them (beta = 1): one
+     * pass over y instead of OpenBLAS's zeroing plus a bias pass */
+    if (b) {
 #pragma omp parallel for schedule(static)
-    for (int i = 0; i < N; i++) {
-        float *r = y + (int64_t)i * out;
-#pragma omp simd
-        for (int o = 0; o < out; o++)
-            r[o] += b[o];
+        for (int i = 0; i < N; i++)
+            memcpy(y + (int64_t)i * out, b, (size_t)out * sizeof *b);
     }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, x, in, W, in,
+                b ? 1.0f : 0.0f, y, out);
 }
 
 /* sum over rows of m (N,C) added into acc (C) */
@@ -399,8 +397,7 @@ int64_t attention_probs_size(const int *off, int S, int NH, int64_t *poff)
 /* per thread: K^T of one head (hd x maxlen) and two rows */
 int64_t attention_scratch(int maxlen, int C, int NH)
 {
-    int64_t per = (int64_t)(C / NH) * maxlen + 2 * (int64_t)maxlen + 32;
-    return per * omp_get_max_threads();
+    return (int64_t)(C / NH) * maxlen + 2 * (int64_t)maxlen + 32;
 }
 
 AVX512 static void softmax_row_avx512(float *p, int n)
@@ -440,8 +437,78 @@ static void softmax_row_generic(float *p, int n)
         p[j] *= inv;
 }
 
-/* Pairs (sequence, head), longest sequences first in the visiting order
- * of a dynamic schedule: the work of a pair grows with n^2. */
+/* row (n) = scale * q (hd) . kt (hd, n): scores of one query */
+static void scores_generic(float *row, const float *q, const float *kt, int n, int hd, float scale)
+{
+    for (int j = 0; j < n; j++)
+        row[j] = 0;
+    for (int d = 0; d < hd; d++) {
+        const float qd = q[d] * scale, *k = kt + (int64_t)d * n;
+#pragma omp simd
+        for (int j = 0; j < n; j++)
+            row[j] += qd * k[j];
+    }
+}
+
+AVX512 static void scores_avx512(float *row, const float *q, const float *kt, int n, int hd,
+                                 float scale)
+{
+    for (int j0 = 0; j0 < n; j0 += 64) { /* 4 accumulators of 16 keys */
+        __mmask16 m[4];
+        __m512 acc[4];
+        for (int u = 0; u < 4; u++) {
+            int left = n - j0 - 16 * u;
+            m[u] = left >= 16 ? (__mmask16)0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
+            acc[u] = _mm512_setzero_ps();
+        }
+        for (int d = 0; d < hd; d++) {
+            __m512 qd = _mm512_set1_ps(q[d] * scale);
+            const float *k = kt + (int64_t)d * n + j0;
+            for (int u = 0; u < 4; u++)
+                acc[u] = _mm512_fmadd_ps(qd, _mm512_maskz_loadu_ps(m[u], k + 16 * u), acc[u]);
+        }
+        for (int u = 0; u < 4; u++)
+            _mm512_mask_storeu_ps(row + j0 + 16 * u, m[u], acc[u]);
+    }
+}
+
+/* o (hd) = sum_j p_j v_j, v_j at v + j*stride */
+static void mix_generic(float *o, const float *p, const float *v, int64_t stride, int n, int hd)
+{
+    for (int d = 0; d < hd; d++)
+        o[d] = 0;
+    for (int j = 0; j < n; j++) {
+        const float pj = p[j], *vj = v + j * stride;
+#pragma omp simd
+        for (int d = 0; d < hd; d++)
+            o[d] += pj * vj[d];
+    }
+}
+
+AVX512 static void mix_avx512(float *o, const float *p, const float *v, int64_t stride, int n,
+                              int hd)
+{
+    for (int d0 = 0; d0 < hd; d0 += 64) { /* 4 accumulators of 16 dimensions */
+        __mmask16 m[4];
+        __m512 acc[4];
+        for (int u = 0; u < 4; u++) {
+            int left = hd - d0 - 16 * u;
+            m[u] = left >= 16 ? (__mmask16)0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
+            acc[u] = _mm512_setzero_ps();
+        }
+        for (int j = 0; j < n; j++) {
+            __m512 pj = _mm512_set1_ps(p[j]);
+            const float *vj = v + j * stride + d0;
+            for (int u = 0; u < 4; u++)
+                acc[u] = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(m[u], vj + 16 * u), acc[u]);
+        }
+        for (int u = 0; u < 4; u++)
+            _mm512_mask_storeu_ps(o + d0 + 16 * u, m[u], acc[u]);
+    }
+}
+
+/* Pairs (sequence, head) under a dynamic schedule: the work of a pair
+ * grows with n^2. */
 void attention_forward(float *out, float *probs, const float *qkv, const int *off,
                        const int64_t *poff, int S, int C, int NH, float p_drop, uint64_t seed,
                        float *scratch)
@@ -465,18 +532,13 @@ void attention_forward(float *out, float *probs, const float *qkv, const int *of
                 kt[(int64_t)d * n + j] = base[(int64_t)j * C3 + C + h * hd + d];
         for (int i = 0; i < n; i++) {
             const float *q = base + (int64_t)i * C3 + h * hd;
-            for (int j = 0; j < n; j++)
-                row[j] = 0;
-            for (int d = 0; d < hd; d++) {
-                const float qd = q[d] * scale, *k = kt + (int64_t)d * n;
-#pragma omp simd
-                for (int j = 0; j < n; j++)
-                    row[j] += qd * k[j];
-            }
-            if (fast)
+            if (fast) {
+                scores_avx512(row, q, kt, n, hd, scale);
                 softmax_row_avx512(row, n);
-            else
+            } else {
+                scores_generic(row, q, kt, n, hd, scale);
                 softmax_row_generic(row, n);
+            }
             if (probs) {
                 float *pr = probs + poff[s] + ((int64_t)h * n + i) * n;
                 memcpy(pr, row, (size_t)n * sizeof *row);
@@ -487,14 +549,11 @@ void attention_forward(float *out, float *probs, const float *qkv, const int *of
                 }
             }
             float *o = out + ((int64_t)off[s] + i) * C + h * hd;
-            for (int d = 0; d < hd; d++)
-                o[d] = 0;
-            for (int j = 0; j < n; j++) {
-                const float pj = row[j], *v = base + (int64_t)j * C3 + 2 * C + h * hd;
-#pragma omp simd
-                for (int d = 0; d < hd; d++)
-                    o[d] += pj * v[d];
-            }
+            const float *v = base + 2 * C + h * hd;
+            if (fast)
+                mix_avx512(o, row, v, C3, n, hd);
+            else
+                mix_generic(o, row, v, C3, n, hd);
         }
     }
 }

@@ -59,8 +59,11 @@ void dropout_backward(float *dx, const float *dy, int64_t n, float p, uint64_t s
  * softmax's exp is exactly zero, so padding is skipped instead of masked.
  * probs: attention probabilities before dropout, sequence s head h at
  * poff[s] + h*n*n (n = off[s+1]-off[s]); NULL in eval (nothing kept).
- * Attention dropout p_drop with seed (0: none). scratch: attention_scratch()
- * floats. out (N,C). */
+ * Attention dropout p_drop with seed (0: none). out (N,C). Pointers are
+ * to row 0 of the packing; the S sequences may be a slice (off + s0).
+ * scratch: attention_scratch() floats for each thread of the team that
+ * runs the kernel (slot omp_get_thread_num()); a single-thread team (a
+ * nested region) uses slot 0. */
 int64_t attention_probs_size(const int *off, int S, int NH, int64_t *poff /* S, may be NULL */);
 int64_t attention_scratch(int maxlen, int C, int NH);
 void attention_forward(float *out, float *probs, const float *qkv, const int *off,

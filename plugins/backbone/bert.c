@@ -11,6 +11,7 @@
  * backward(); buffers grow to the largest batch seen and are reused. */
 #include <jansson.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,13 +75,15 @@ typedef struct bert {
     float eps, p_hidden, p_attn;
     tensor *t; /* NET embedding tensors, then NLT per layer */
     int nt;
-    float *bqkv, *dbqkv; /* (3C) fused q/k/v bias and its gradient */
+    float *bqkv;  /* (L,3C) fused q/k/v biases */
+    float *dbqkv; /* (3C) gradient of one layer's */
 
     /* packed batch */
     int B, T, N;
     int32_t *ids, *pos, *types;
     int64_t *rowmap; /* packed row -> b*T + t */
     int *off;        /* (B+1) */
+    int *group;      /* (B+1) sentence groups of the eval forward */
     int64_t *poff;   /* (B) */
     int64_t nprobs;
     size_t cap_n, cap_b, cap_bt, cap_probs, cap_scratch;
@@ -202,6 +205,7 @@ static void bert_destroy(void *self)
     free(m->types);
     free(m->rowmap);
     free(m->off);
+    free(m->group);
     free(m->poff);
     h->free(m->emb);
     h->free(m->emb_mean);
@@ -284,7 +288,7 @@ static int bert_create(const runner_host *h, const runner_cfg *cfg, void **self)
         read_prob_setting(m, cfg, "attention_dropout", &m->p_attn))
         goto fail;
     m->t = calloc((size_t)(NET + NLT * m->L), sizeof *m->t);
-    m->bqkv = h->alloc(3 * (size_t)m->C * sizeof(float));
+    m->bqkv = h->alloc(3 * (size_t)m->C * (size_t)m->L * sizeof(float));
     m->dbqkv = h->alloc(3 * (size_t)m->C * sizeof(float));
     if (!m->t || !m->bqkv || !m->dbqkv) {
         h->error(h, "out of memory");
@@ -543,6 +547,7 @@ static int ensure_batch(bert *m, int train)
     if (B + 1 > m->cap_b) {
         m->cap_b = 0;
         if (grow_raw(m, (void **)&m->off, B + 1, sizeof *m->off) ||
+            grow_raw(m, (void **)&m->group, B + 1, sizeof *m->group) ||
             grow_raw(m, (void **)&m->poff, B + 1, sizeof *m->poff))
             return -1;
         m->cap_b = B + 1;
@@ -558,46 +563,98 @@ static uint64_t site_seed(const bert *m, int layer, int site)
     return m->seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(4 * (layer + 1) + site + 1));
 }
 
-/* One encoder layer: a->x (N,C) -> out (N,C). */
-static void layer_forward(bert *m, int l, acts *a, float *out, int train)
+/* One encoder layer over the rows of sentences [s0, s1): a->x -> out,
+ * both (N,C) packed. Pointers are to row 0; the rows of the slice are
+ * off[s0] .. off[s1]. scratch: attention scratch of the calling team. */
+static void layer_forward(bert *m, int l, const acts *a, float *out, int train, int s0, int s1,
+                          float *scratch)
 {
-    const int N = m->N, C = m->C, FF = m->FF;
-    const int64_t NC = (int64_t)N * C;
+    const int C = m->C, FF = m->FF, r0 = m->off[s0], N = m->off[s1] - r0;
+    const int64_t NC = (int64_t)N * C, o = (int64_t)r0 * C;
     float ph = train ? m->p_hidden : 0, pa = train ? m->p_attn : 0;
-    memcpy(m->bqkv, lt(m, l, QB)->data, (size_t)C * sizeof(float));
-    memcpy(m->bqkv + C, lt(m, l, KB)->data, (size_t)C * sizeof(float));
-    memcpy(m->bqkv + 2 * C, lt(m, l, VB)->data, (size_t)C * sizeof(float));
-    linear_forward(a->qkv, a->x, lt(m, l, QW)->data, m->bqkv, N, C, 3 * C);       // (N,3C)
-    attention_forward(a->att, train ? a->probs : NULL, a->qkv, m->off, m->poff, m->B, C, m->NH,
-                      pa, site_seed(m, l, 0), m->scratch);                          // (N,C)
-    linear_forward(a->r1, a->att, lt(m, l, AOW)->data, lt(m, l, AOB)->data, N, C, C);
+    float *x = a->x + o, *qkv = a->qkv + 3 * o, *att = a->att + o, *r1 = a->r1 + o;
+    float *x1 = a->x1 + o, *h = a->h + (int64_t)r0 * FF, *g = a->g + (int64_t)r0 * FF;
+    float *r2 = a->r2 + o, *y = out + o;
+    float *mean1 = train ? a->mean1 : NULL, *rstd1 = train ? a->rstd1 : NULL;
+    float *mean2 = train ? a->mean2 : NULL, *rstd2 = train ? a->rstd2 : NULL;
+    linear_forward(qkv, x, lt(m, l, QW)->data, m->bqkv + 3 * l * C, N, C, 3 * C);  // (N,3C)
+    attention_forward(a->att, train ? a->probs : NULL, a->qkv, m->off + s0, m->poff + s0,
+                      s1 - s0, C, m->NH, pa, site_seed(m, l, 0), scratch);         // (N,C)
+    linear_forward(r1, att, lt(m, l, AOW)->data, lt(m, l, AOB)->data, N, C, C);
     if (ph > 0)
-        dropout_forward(a->r1, a->r1, NC, ph, site_seed(m, l, 1));
-    residual_forward(a->r1, a->r1, a->x, NC);
-    layernorm_forward(a->x1, a->mean1, a->rstd1, a->r1, lt(m, l, LN1W)->data,
-                      lt(m, l, LN1B)->data, N, C, m->eps);
-    linear_forward(a->h, a->x1, lt(m, l, IW)->data, lt(m, l, IB)->data, N, C, FF); // (N,FF)
-    gelu_forward(a->g, a->h, (int64_t)N * FF);
-    linear_forward(a->r2, a->g, lt(m, l, OW)->data, lt(m, l, OB)->data, N, FF, C); // (N,C)
+        dropout_forward(r1, r1, NC, ph, site_seed(m, l, 1));
+    residual_forward(r1, r1, x, NC);
+    layernorm_forward(x1, mean1, rstd1, r1, lt(m, l, LN1W)->data, lt(m, l, LN1B)->data, N, C,
+                      m->eps);
+    linear_forward(h, x1, lt(m, l, IW)->data, lt(m, l, IB)->data, N, C, FF);       // (N,FF)
+    gelu_forward(g, h, (int64_t)N * FF);
+    linear_forward(r2, g, lt(m, l, OW)->data, lt(m, l, OB)->data, N, FF, C);       // (N,C)
     if (ph > 0)
-        dropout_forward(a->r2, a->r2, NC, ph, site_seed(m, l, 2));
-    residual_forward(a->r2, a->r2, a->x1, NC);
-    layernorm_forward(out, a->mean2, a->rstd2, a->r2, lt(m, l, LN2W)->data, lt(m, l, LN2B)->data,
-                      N, C, m->eps);
+        dropout_forward(r2, r2, NC, ph, site_seed(m, l, 2));
+    residual_forward(r2, r2, x1, NC);
+    layernorm_forward(y, mean2, rstd2, r2, lt(m, l, LN2W)->data, lt(m, l, LN2B)->data, N, C,
+                      m->eps);
 }
 
-/* packed (N,C) -> hidden (B,T,C) with zero padding rows */
-static void scatter(bert *m, float *dst, const float *src)
+/* packed rows of sentences [s0, s1) -> hidden (B,T,C), zero padding rows */
+static void scatter(bert *m, float *dst, const float *src, int s0, int s1)
 {
     const int C = m->C, T = m->T;
 #pragma omp parallel for schedule(static)
-    for (int b = 0; b < m->B; b++) {
+    for (int b = s0; b < s1; b++) {
         int n = m->off[b + 1] - m->off[b], r = m->off[b];
-        float *row = dst + (int64_t)b * T * C;
-        memset(row, 0, (size_t)T * C * sizeof *row);
+        memset(dst + (int64_t)b * T * C, 0, (size_t)T * C * sizeof *dst);
         for (int i = 0; i < n; i++)
             memcpy(dst + m->rowmap[r + i] * C, src + (int64_t)(r + i) * C, (size_t)C * sizeof *src);
     }
+}
+
+/* Embeddings and every layer for sentences [s0, s1); in eval all layers
+ * share the activation set a[0], in training each keeps its own. */
+static void forward_slice(bert *m, int train, int s0, int s1, float *scratch)
+{
+    const int C = m->C, r0 = m->off[s0], N = m->off[s1] - r0;
+    const int64_t o = (int64_t)r0 * C;
+    acts *a0 = &m->a[0];
+    embeddings_forward(m->emb + o, m->ids + r0, m->pos + r0, m->types + r0, N, C,
+                       m->t[WTE].data, m->t[WPE].data, m->t[WTT].data);             // (N,C)
+    layernorm_forward(a0->x + o, train ? m->emb_mean : NULL, train ? m->emb_rstd : NULL,
+                      m->emb + o, m->t[ELNW].data, m->t[ELNB].data, N, C, m->eps);
+    if (train && m->p_hidden > 0)
+        dropout_forward(a0->x + o, a0->x + o, (int64_t)N * C, m->p_hidden, site_seed(m, -1, 0));
+    scatter(m, m->hidden[0], a0->x, s0, s1);
+    for (int l = 0; l < m->L; l++) {
+        const acts *a = train ? &m->a[l] : a0;
+        float *y = train ? m->a[l + 1].x : a0->x;
+        layer_forward(m, l, a, y, train, s0, s1, scratch);
+        scatter(m, m->hidden[l + 1], y, s0, s1);
+    }
+}
+
+/* Sentence groups for the eval forward: contiguous runs of sentences of
+ * about equal token counts, a multiple of the thread count, each at most
+ * GROUP_TOKENS tokens when sentences allow. 0 when there are fewer
+ * sentences than threads (then the kernels share each operation). */
+enum { GROUP_TOKENS = 256 };
+static int make_groups(bert *m, int threads)
+{
+    if (threads < 2 || m->B < 2 * threads)
+        return 0;
+    int per_thread = (m->N + threads - 1) / threads;
+    int k = (per_thread + GROUP_TOKENS - 1) / GROUP_TOKENS, groups = k * threads;
+    if (groups > m->B)
+        groups = m->B / threads * threads;
+    m->group[0] = 0;
+    int s = 0;
+    for (int g = 1; g < groups; g++) {
+        int64_t target = (int64_t)m->N * g / groups;
+        while (s < m->B && m->off[s] < target)
+            s++;
+        m->group[g] = s > m->group[g - 1] ? s : m->group[g - 1] + 1;
+        s = m->group[g];
+    }
+    m->group[groups] = m->B;
+    return m->group[groups - 1] < m->B ? groups : 0;
 }
 
 /* Pack the batch's real tokens; checks ids, types and positions. */
@@ -632,7 +689,7 @@ static int pack(bert *m, const runner_batch *b)
     m->off[b->B] = N;
     m->N = N;
     m->nprobs = attention_probs_size(m->off, b->B, m->NH, m->poff);
-    size_t need = (size_t)attention_scratch(maxlen, m->C, m->NH);
+    size_t need = (size_t)attention_scratch(b->T, m->C, m->NH) * (size_t)omp_get_max_threads();
     if (need > m->cap_scratch) {
         m->cap_scratch = 0;
         if (grow(m, &m->scratch, need))
@@ -651,22 +708,23 @@ static int bert_forward(void *self, const runner_batch *b, int train, const runn
     m->T = b->T;
     if (ensure_batch(m, train) || pack(m, b) || ensure_acts(m, train))
         return -1;
-    const int N = m->N, C = m->C;
+    const int C = m->C;
     m->trained = train;
     m->seed = train ? m->h->rng_u64(m->h) : 0;
-    acts *a0 = &m->a[0];
-    embeddings_forward(m->emb, m->ids, m->pos, m->types, N, C, m->t[WTE].data, m->t[WPE].data,
-                       m->t[WTT].data);                                                // (N,C)
-    layernorm_forward(a0->x, train ? m->emb_mean : NULL, train ? m->emb_rstd : NULL, m->emb,
-                      m->t[ELNW].data, m->t[ELNB].data, N, C, m->eps);
-    if (train && m->p_hidden > 0)
-        dropout_forward(a0->x, a0->x, (int64_t)N * C, m->p_hidden, site_seed(m, -1, 0));
-    scatter(m, m->hidden[0], a0->x);
-    for (int l = 0; l < m->L; l++) {
-        acts *a = train ? &m->a[l] : a0;
-        float *y = train ? m->a[l + 1].x : a0->x;
-        layer_forward(m, l, a, y, train);
-        scatter(m, m->hidden[l + 1], y);
+    for (int l = 0; l < m->L; l++)
+        for (int k = 0; k < 3; k++)
+            memcpy(m->bqkv + (3 * l + k) * C, lt(m, l, QB + k)->data, (size_t)C * sizeof(float));
+    int threads = omp_get_max_threads();
+    int groups = train ? 0 : make_groups(m, threads);
+    if (groups) {
+        /* independent groups of sentences, one thread each, through all
+         * layers: no barrier between operations, single-threaded BLAS */
+        int64_t per = attention_scratch(m->T, C, m->NH);
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int g = 0; g < groups; g++)
+            forward_slice(m, 0, m->group[g], m->group[g + 1], m->scratch + per * omp_get_thread_num());
+    } else {
+        forward_slice(m, train, 0, m->B, m->scratch);
     }
     if (train)
         for (int l = 0; l <= m->L; l++)
