@@ -41,7 +41,7 @@ typedef struct trainer {
     adamw opt;
     sched_kind sched;
     int B, accumulate, epochs, eval_every, log_every, patience;
-    int64_t steps_per_epoch, total, warmup, step;
+    int64_t steps_per_epoch, total, warmup, step, stop_after;
     double lr, clip;
     /* selection */
     const char *select;
@@ -163,7 +163,7 @@ static int save_checkpoint(trainer *tr, const char *name, int with_state)
     if (with_state && state_save(tr, &b) != 0)
         goto done;
     rc = checkpoint_save(dir, &tr->pl->P, with_state ? &b : NULL, cfg_str(tr->pl, "model"),
-                         (const char *const *)meta, 2 * nmeta);
+                         (const char *const *)meta, nmeta);
 done:
     blob_free(&b);
     model_meta_free(meta, nmeta);
@@ -614,6 +614,7 @@ static int setup(trainer *tr)
     tr->lr = cfg_num(pl, "train.lr", 5e-5);
     tr->clip = cfg_num(pl, "train.clip", 1.0);
     tr->select = cfg_str(pl, "train.select");
+    tr->stop_after = cfg_int(pl, "train.stop_after", 0);
     if (tr->B < 1 || tr->accumulate < 1 || tr->epochs < 1 || tr->log_every < 1)
         return err_set("%s: train.batch, accumulate, epochs and log_every must be at least 1", pl->file);
     if (sched_parse(cfg_str(pl, "train.schedule") ? cfg_str(pl, "train.schedule") : "linear", &tr->sched) != 0)
@@ -774,6 +775,12 @@ int drive_train(pipeline *pl)
             if (evaluate(&tr, lr) != 0)
                 goto done;
             tr.t_start = time_now();
+            if (tr.stop_after > 0 && tr.step >= tr.stop_after) {
+                pipeline_log(pl, RUNNER_LOG_INFO, "stopping after step %lld as asked (train.stop_after): "
+                             "continue with --resume %s/last", (long long)tr.step, pl->out_dir);
+                rc = 0;
+                goto done;
+            }
             if (tr.patience > 0 && tr.bad_evals >= tr.patience) {
                 pipeline_log(pl, RUNNER_LOG_INFO, "early stop: %d evaluations without improvement", tr.bad_evals);
                 tr.stopped_early = 1;

@@ -33,21 +33,21 @@ static inline int pipeline_from_text(pipeline *pl, const char *text)
 /* The stage of a top-level section ("sampler"), or of member `member` of
  * the task named `task` ("loss"; "metrics" with index >= 0 for one of
  * the list). NULL with the error in err_get(). */
-static inline stage *stage_of_task(pipeline *pl, const char *task, const char *member, int index,
+static inline stage *stage_of_task(pipeline *pl, const char *task_name, const char *member, int index,
                                    runner_kind kind)
 {
     config_setting_t *tasks = config_lookup(&pl->cfg, "tasks"), *section = NULL;
     for (int i = 0; tasks && i < config_setting_length(tasks); i++) {
         config_setting_t *t = config_setting_get_elem(tasks, (unsigned)i);
         const char *name = NULL;
-        if (config_setting_lookup_string(t, "name", &name) && strcmp(name, task) == 0)
+        if (config_setting_lookup_string(t, "name", &name) && strcmp(name, task_name) == 0)
             section = config_setting_get_member(t, member);
     }
     if (section && index >= 0)
         section = config_setting_get_elem(section, (unsigned)index);
     char slot[256], prefix[256];
-    snprintf(slot, sizeof slot, "tasks.%s.%s", task, member);
-    snprintf(prefix, sizeof prefix, "heads.%s.", task);
+    snprintf(slot, sizeof slot, "tasks.%s.%s", task_name, member);
+    snprintf(prefix, sizeof prefix, "heads.%s.", task_name);
     return pipeline_stage(pl, slot, prefix, kind, section);
 }
 
