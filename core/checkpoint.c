@@ -108,11 +108,11 @@ static int write_state(const char *path, const blob *state)
     return rc;
 }
 
-int checkpoint_save(const char *dir, const params *P, const blob *state, const char *model_dir,
-                    const char *const *meta, int nmeta)
+int checkpoint_save(const char *dir, const params *P, const blob *state, stage *backbone,
+                    const char *model_dir, const char *const *meta, int nmeta)
 {
     static const char *const model_files[] = {
-        "config.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
+        "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
         "tokenizer.json", "sentence_bert_config.json", NULL};
     char *tmp = str_printf("%s.tmp", dir), *old = str_printf("%s.old", dir), *path = NULL;
     st_out *t = calloc((size_t)P->n + 1, sizeof *t);
@@ -132,6 +132,18 @@ int checkpoint_save(const char *dir, const params *P, const blob *state, const c
     path = str_printf("%s/model.safetensors", tmp);
     if (!path || st_write(path, t, P->n, meta, nmeta) != 0)
         goto done;
+    const runner_backbone_ops *bops = backbone ? backbone->desc->ops : NULL;
+    if (bops && backbone->desc->abi_minor >= 1 && bops->save_config) {
+        if (bops->save_config(backbone->self, tmp) != 0)
+            goto done;
+    } else if (model_dir) {
+        char *from = str_printf("%s/config.json", model_dir), *to = str_printf("%s/config.json", tmp);
+        int bad = !from || !to || copy_file(from, to) != 0;
+        free(from);
+        free(to);
+        if (bad)
+            goto done;
+    }
     for (int i = 0; model_dir && model_files[i]; i++) {
         char *from = str_printf("%s/%s", model_dir, model_files[i]);
         char *to = str_printf("%s/%s", tmp, model_files[i]);

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "params.h"
+#include "pipeline.h"
 
 /* A growable byte buffer for the trainer state. */
 typedef struct blob {
@@ -28,10 +29,12 @@ int blob_put(blob *b, const void *data, size_t n);
 int blob_get(blob *b, void *data, size_t n); /* -1 when short */
 void blob_free(blob *b);
 
-/* Save params (and state, if not NULL) to dir; files of model_dir that
- * make a model folder are copied. meta: nmeta key/value string pairs. */
-int checkpoint_save(const char *dir, const params *P, const blob *state, const char *model_dir,
-                    const char *const *meta, int nmeta);
+/* Save params (and state, if not NULL) to dir; the tokenizer files of
+ * model_dir are copied and the backbone writes config.json (plugins of ABI
+ * 1.0 cannot: model_dir's config.json is copied). meta: nmeta key/value
+ * string pairs. */
+int checkpoint_save(const char *dir, const params *P, const blob *state, stage *backbone,
+                    const char *model_dir, const char *const *meta, int nmeta);
 /* Load every parameter of P present in dir/model.safetensors; all of
  * them must be there unless partial (then missing ones are counted in
  * *missing). Shapes are checked. */

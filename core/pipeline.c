@@ -680,6 +680,17 @@ static int64_t host_param_count(const runner_host *h, const char *glob)
     return params_count(&stage_of(h)->pl->P, glob, 0);
 }
 
+static int host_param_ref(const runner_host *h, const char *name, float **data, float **grad)
+{
+    params *P = &stage_of(h)->pl->P;
+    int id = params_find(P, name);
+    if (id < 0 || !P->allocated)
+        return host_error(h, "no parameter %s%s", name, P->allocated ? "" : " (the store is not allocated yet)");
+    *data = P->data + P->p[id].offset;
+    *grad = P->grad ? P->grad + P->p[id].offset : NULL;
+    return id;
+}
+
 static const runner_host host_template = {
     .abi_major = RUNNER_ABI_MAJOR,
     .abi_minor = RUNNER_ABI_MINOR,
@@ -705,6 +716,7 @@ static const runner_host host_template = {
     .param_trainable = host_param_trainable,
     .param_set = host_param_set,
     .param_count = host_param_count,
+    .param_ref = host_param_ref,
 };
 
 /* ---- lifecycle -------------------------------------------------------------- */

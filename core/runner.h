@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #define RUNNER_ABI_MAJOR 1
-#define RUNNER_ABI_MINOR 0
+#define RUNNER_ABI_MINOR 1
 
 #define RUNNER_ENTRY runner_plugin_v1
 #define RUNNER_ENTRY_NAME "runner_plugin_v1"
@@ -157,6 +157,13 @@ struct runner_host {
                      double lr_scale);
     /* Parameters (count of floats) matching a glob, trainable or not. */
     int64_t (*param_count)(const runner_host *h, const char *glob);
+
+    /* ABI 1.1: another stage's parameter by its full name
+     * ("backbone.embeddings.word_embeddings.weight"), after the store is
+     * allocated: its values, its gradient (NULL when it does not train) and
+     * its id for param_trainable. -1 if there is no such parameter. Used to
+     * tie weights (the MLM decoder to the word embeddings). */
+    int (*param_ref)(const runner_host *h, const char *name, float **data, float **grad);
 };
 
 /* ---------------------------------------------------------------------
@@ -213,6 +220,9 @@ typedef struct runner_backbone_ops {
     int (*backward)(void *self, const runner_batch *b);
     /* Write a Hugging Face model folder's weights (safetensors). */
     int (*save)(void *self, const char *dir);
+    /* ABI 1.1: write only config.json (checkpoints write the weights of
+     * every stage in one file themselves). */
+    int (*save_config)(void *self, const char *dir);
 } runner_backbone_ops;
 
 typedef struct runner_pooler_ops {
