@@ -1,0 +1,458 @@
+/* nn.c — the layer kernels (core/nn.c) and the pooling math (core/pool.c):
+ * forwards against naive double-precision references, the AVX-512 and
+ * generic paths against each other, and every backward against central
+ * finite differences of loss = sum(out * R) for a fixed random R. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn.h"
+#include "pool.h"
+#include "tap.h"
+
+static uint64_t rs = 88172645463325252ull;
+static float frand(void) /* uniform (-1, 1) */
+{
+    rs ^= rs << 13;
+    rs ^= rs >> 7;
+    rs ^= rs << 17;
+    return (float)((rs >> 11) * (1.0 / 9007199254740992.0)) * 2 - 1;
+}
+
+static float *rand_vec(int64_t n, float scale)
+{
+    float *v = malloc((size_t)n * sizeof *v);
+    for (int64_t i = 0; i < n; i++)
+        v[i] = scale * frand();
+    return v;
+}
+
+static double max_diff(const float *a, const double *b, int64_t n)
+{
+    double m = 0;
+    for (int64_t i = 0; i < n; i++)
+        m = fmax(m, fabs(a[i] - b[i]));
+    return m;
+}
+
+/* ---- finite differences: the kernel under test runs in a closure ---------------------- */
+
+typedef struct fd_case {
+    void (*forward)(struct fd_case *c); /* writes c->out */
+    float *out, *R;
+    int64_t nout;
+    void *ctx;
+} fd_case;
+
+static double fd_loss(fd_case *c)
+{
+    c->forward(c);
+    double l = 0;
+    for (int64_t i = 0; i < c->nout; i++)
+        l += (double)c->out[i] * c->R[i];
+    return l;
+}
+
+/* Worst relative error of grad against central differences over up to 24
+ * entries of x (n floats). */
+static double fd_check(fd_case *c, float *x, const float *grad, int64_t n, float eps)
+{
+    double worst = 0;
+    for (int k = 0; k < 24 && k < n; k++) {
+        int64_t j = n <= 24 ? k : (int64_t)((k * 2654435761u) % (uint64_t)n);
+        float keep = x[j];
+        x[j] = keep + eps;
+        double lp = fd_loss(c);
+        x[j] = keep - eps;
+        double lm = fd_loss(c);
+        x[j] = keep;
+        double fd = (lp - lm) / (2.0 * eps);
+        double err = fabs(fd - grad[j]) / fmax(1e-3, fabs(fd) + fabs(grad[j]));
+        worst = fmax(worst, err);
+    }
+    return worst;
+}
+
+/* ---- linear ------------------------------------------------------------------------- */
+
+enum { LN_ = 7, LIN = 5, LOUT = 6 };
+static float *lx, *lW, *lb;
+
+static void lin_fwd(fd_case *c) { linear_forward(c->out, lx, lW, lb, LN_, LIN, LOUT); }
+
+static void test_linear(void)
+{
+    lx = rand_vec(LN_ * LIN, 1);
+    lW = rand_vec(LOUT * LIN, 1);
+    lb = rand_vec(LOUT, 1);
+    float y[LN_ * LOUT], R[LN_ * LOUT];
+    double ref[LN_ * LOUT];
+    for (int i = 0; i < LN_; i++)
+        for (int o = 0; o < LOUT; o++) {
+            double s = lb[o];
+            for (int k = 0; k < LIN; k++)
+                s += (double)lx[i * LIN + k] * lW[o * LIN + k];
+            ref[i * LOUT + o] = s;
+        }
+    linear_forward(y, lx, lW, lb, LN_, LIN, LOUT);
+    cmp_ok(max_diff(y, ref, LN_ * LOUT), <, 1e-5, "linear forward = x W^T + b");
+    linear_forward(y, lx, lW, NULL, LN_, LIN, LOUT);
+    for (int i = 0; i < LN_ * LOUT; i++)
+        ref[i] -= lb[i % LOUT];
+    cmp_ok(max_diff(y, ref, LN_ * LOUT), <, 1e-5, "linear forward without bias");
+    for (int i = 0; i < LN_ * LOUT; i++)
+        R[i] = frand();
+    float dx[LN_ * LIN] = {0}, dW[LOUT * LIN] = {0}, db[LOUT] = {0};
+    linear_backward(dx, dW, db, R, lx, lW, LN_, LIN, LOUT);
+    fd_case c = {lin_fwd, y, R, LN_ * LOUT, NULL};
+    double e = fmax(fd_check(&c, lx, dx, LN_ * LIN, 1e-2f),
+                    fmax(fd_check(&c, lW, dW, LOUT * LIN, 1e-2f), fd_check(&c, lb, db, LOUT, 1e-2f)));
+    cmp_ok(e, <, 1e-3, "linear backward (dx, dW, db) vs finite differences");
+    float dx2[LN_ * LIN] = {0};
+    linear_backward(dx2, NULL, NULL, R, lx, lW, LN_, LIN, LOUT);
+    linear_backward(dx2, NULL, NULL, R, lx, lW, LN_, LIN, LOUT);
+    double acc = 0;
+    for (int i = 0; i < LN_ * LIN; i++)
+        acc = fmax(acc, fabs(dx2[i] - 2 * dx[i]));
+    cmp_ok(acc, <, 1e-5, "linear backward accumulates (+=), NULL gradients skipped");
+    free(lx);
+    free(lW);
+    free(lb);
+}
+
+/* ---- layernorm ---------------------------------------------------------------------------- */
+
+enum { NN_ = 5, NC = 16 };
+static float *nx, *nw, *nb;
+
+static void ln_fwd(fd_case *c) { layernorm_forward(c->out, NULL, NULL, nx, nw, nb, NN_, NC, 1e-5f); }
+
+static void test_layernorm(void)
+{
+    nx = rand_vec(NN_ * NC, 2);
+    nw = rand_vec(NC, 1);
+    nb = rand_vec(NC, 1);
+    float y[NN_ * NC], mean[NN_], rstd[NN_], R[NN_ * NC];
+    double ref[NN_ * NC];
+    for (int i = 0; i < NN_; i++) {
+        double m = 0, v = 0;
+        for (int c = 0; c < NC; c++)
+            m += nx[i * NC + c] / (double)NC;
+        for (int c = 0; c < NC; c++)
+            v += (nx[i * NC + c] - m) * (nx[i * NC + c] - m) / NC;
+        for (int c = 0; c < NC; c++)
+            ref[i * NC + c] = (nx[i * NC + c] - m) / sqrt(v + 1e-5) * nw[c] + nb[c];
+    }
+    layernorm_forward(y, mean, rstd, nx, nw, nb, NN_, NC, 1e-5f);
+    cmp_ok(max_diff(y, ref, NN_ * NC), <, 1e-5, "layernorm forward (biased variance, eps inside sqrt)");
+    for (int i = 0; i < NN_ * NC; i++)
+        R[i] = frand();
+    float dx[NN_ * NC] = {0}, dw[NC] = {0}, db[NC] = {0};
+    layernorm_backward(dx, dw, db, R, nx, nw, mean, rstd, NN_, NC);
+    fd_case c = {ln_fwd, y, R, NN_ * NC, NULL};
+    double e = fmax(fd_check(&c, nx, dx, NN_ * NC, 1e-2f),
+                    fmax(fd_check(&c, nw, dw, NC, 1e-2f), fd_check(&c, nb, db, NC, 1e-2f)));
+    cmp_ok(e, <, 5e-3, "layernorm backward (dx, dw, db) vs finite differences");
+    free(nx);
+    free(nw);
+    free(nb);
+}
+
+/* ---- GELU ---------------------------------------------------------------------------------- */
+
+enum { GN = 4099 };
+static float *gx;
+
+static void gelu_fwd(fd_case *c) { gelu_forward(c->out, gx, GN); }
+
+static void test_gelu(void)
+{
+    gx = malloc(GN * sizeof *gx);
+    for (int i = 0; i < GN; i++)
+        gx[i] = -12.0f + 24.0f * i / (GN - 1);
+    gx[7] = 0;
+    gx[8] = 1e-20f;
+    float *y = malloc(GN * sizeof *y), *y2 = malloc(GN * sizeof *y2);
+    double *ref = malloc(GN * sizeof *ref), worst = 0;
+    for (int i = 0; i < GN; i++)
+        ref[i] = 0.5 * gx[i] * (1 + erf(gx[i] / sqrt(2.0)));
+    gelu_forward(y, gx, GN);
+    for (int i = 0; i < GN; i++)
+        worst = fmax(worst, fabs(y[i] - ref[i]) / fmax(1.0, fabs(ref[i])));
+    cmp_ok(worst, <, 5e-7, "gelu forward (%s) = exact erf GELU to float precision",
+           nn_avx512() ? "AVX-512" : "generic");
+    nn_use_avx512(0);
+    gelu_forward(y2, gx, GN);
+    nn_use_avx512(1);
+    double paths = 0;
+    for (int i = 0; i < GN; i++)
+        paths = fmax(paths, fabs(y[i] - y2[i]) / fmax(1.0f, fabsf(y2[i])));
+    cmp_ok(paths, <, 5e-7, "gelu: AVX-512 and libm paths agree");
+    float *R = rand_vec(GN, 1), *dx = calloc(GN, sizeof *dx), *dx2 = calloc(GN, sizeof *dx2);
+    gelu_backward(dx, gx, R, GN);
+    nn_use_avx512(0);
+    gelu_backward(dx2, gx, R, GN);
+    nn_use_avx512(1);
+    paths = 0;
+    for (int i = 0; i < GN; i++)
+        paths = fmax(paths, fabs(dx[i] - dx2[i]));
+    cmp_ok(paths, <, 1e-6, "gelu backward: AVX-512 and libm paths agree");
+    fd_case c = {gelu_fwd, y, R, GN, NULL};
+    cmp_ok(fd_check(&c, gx, dx, GN, 1e-2f), <, 5e-3, "gelu backward vs finite differences");
+    free(gx);
+    free(y);
+    free(y2);
+    free(ref);
+    free(R);
+    free(dx);
+    free(dx2);
+}
+
+/* ---- embeddings, residual, dropout ------------------------------------------------------------ */
+
+enum { EV = 9, EP = 6, ET = 2, EC = 8, EN = 7 };
+static float *ewte, *ewpe, *ewtt;
+static const int32_t eids[EN] = {3, 1, 3, 8, 0, 5, 3}, epos[EN] = {0, 1, 2, 0, 1, 2, 3},
+                     etypes[EN] = {0, 0, 1, 0, 1, 1, 0};
+
+static void emb_fwd(fd_case *c)
+{
+    embeddings_forward(c->out, eids, epos, etypes, EN, EC, ewte, ewpe, ewtt);
+}
+
+static void test_embeddings(void)
+{
+    ewte = rand_vec(EV * EC, 1);
+    ewpe = rand_vec(EP * EC, 1);
+    ewtt = rand_vec(ET * EC, 1);
+    float y[EN * EC], R[EN * EC];
+    double ref[EN * EC];
+    for (int i = 0; i < EN; i++)
+        for (int c = 0; c < EC; c++)
+            ref[i * EC + c] = (double)ewte[eids[i] * EC + c] + ewpe[epos[i] * EC + c] +
+                              ewtt[etypes[i] * EC + c];
+    emb_fwd(&(fd_case){.out = y});
+    cmp_ok(max_diff(y, ref, EN * EC), <, 1e-6, "embeddings forward = word + position + type");
+    for (int i = 0; i < EN * EC; i++)
+        R[i] = frand();
+    float dwte[EV * EC] = {0}, dwpe[EP * EC] = {0}, dwtt[ET * EC] = {0};
+    embeddings_backward(dwte, dwpe, dwtt, R, eids, epos, etypes, EN, EC);
+    fd_case c = {emb_fwd, y, R, EN * EC, NULL};
+    double e = fmax(fd_check(&c, ewte, dwte, EV * EC, 1e-2f),
+                    fmax(fd_check(&c, ewpe, dwpe, EP * EC, 1e-2f), fd_check(&c, ewtt, dwtt, ET * EC, 1e-2f)));
+    cmp_ok(e, <, 1e-3, "embeddings backward scatters (repeated id 3 accumulates)");
+    free(ewte);
+    free(ewpe);
+    free(ewtt);
+
+    float a[5] = {1, 2, 3, 4, 5}, b[5] = {5, 4, 3, 2, 1}, s[5], da[5] = {0}, dbv[5] = {1, 1, 1, 1, 1};
+    residual_forward(s, a, b, 5);
+    residual_backward(da, dbv, a, 5);
+    ok(s[0] == 6 && s[4] == 6 && da[2] == 3 && dbv[2] == 4, "residual forward and backward (+=)");
+
+    enum { DN = 100000 };
+    float *x = rand_vec(DN, 1), *y1 = malloc(DN * sizeof *y1), *y2 = malloc(DN * sizeof *y2);
+    float *dx = calloc(DN, sizeof *dx), *ones = malloc(DN * sizeof *ones);
+    for (int i = 0; i < DN; i++)
+        ones[i] = 1;
+    dropout_forward(y1, x, DN, 0.3f, 42);
+    dropout_forward(y2, x, DN, 0.3f, 42);
+    int kept = 0, scaled = 1;
+    for (int i = 0; i < DN; i++) {
+        if (y1[i] != 0) {
+            kept++;
+            scaled = scaled && fabsf(y1[i] - x[i] / 0.7f) < 1e-6f;
+        }
+    }
+    ok(memcmp(y1, y2, DN * sizeof *y1) == 0 && fabs(kept / (double)DN - 0.7) < 0.01 && scaled,
+       "dropout keeps %.3f of the elements (p = 0.3), scaled by 1/(1-p), same seed same mask",
+       kept / (double)DN);
+    dropout_forward(y2, x, DN, 0.3f, 43);
+    ok(memcmp(y1, y2, DN * sizeof *y1) != 0, "another seed, another mask");
+    dropout_backward(dx, ones, DN, 0.3f, 42);
+    int same = 1;
+    for (int i = 0; i < DN; i++)
+        same = same && ((y1[i] != 0) == (dx[i] != 0)) && (dx[i] == 0 || fabsf(dx[i] - 1 / 0.7f) < 1e-6f);
+    ok(same, "dropout backward regenerates the forward's mask");
+    free(x);
+    free(y1);
+    free(y2);
+    free(dx);
+    free(ones);
+}
+
+/* ---- attention ------------------------------------------------------------------------------- */
+
+enum { AC = 8, ANH = 2, AS = 3 };
+static const int aoff[AS + 1] = {0, 5, 8, 14};
+static float *aqkv, *aprobs;
+static int64_t apoff[AS];
+
+static void att_fwd(fd_case *c)
+{
+    float scratch[4096];
+    attention_forward(c->out, aprobs, aqkv, aoff, apoff, AS, AC, ANH, 0, 0, scratch);
+}
+
+/* Hugging Face's way: all sequences padded to T, additive mask -10000 on
+ * padding keys, in double. */
+static void attention_reference(double *out)
+{
+    const int T = 6, hd = AC / ANH;
+    for (int s = 0; s < AS; s++) {
+        int n = aoff[s + 1] - aoff[s];
+        for (int h = 0; h < ANH; h++)
+            for (int i = 0; i < n; i++) {
+                const float *q = aqkv + (aoff[s] + i) * 3 * AC + h * hd;
+                double sc[6], mx = -1e300, sum = 0;
+                for (int j = 0; j < T; j++) {
+                    double d = 0;
+                    if (j < n) {
+                        const float *k = aqkv + (aoff[s] + j) * 3 * AC + AC + h * hd;
+                        for (int e = 0; e < hd; e++)
+                            d += (double)q[e] * k[e];
+                    }
+                    sc[j] = d / sqrt(hd) + (j < n ? 0 : -10000.0);
+                    mx = fmax(mx, sc[j]);
+                }
+                for (int j = 0; j < T; j++)
+                    sum += sc[j] = exp(sc[j] - mx);
+                for (int e = 0; e < hd; e++) {
+                    double o = 0;
+                    for (int j = 0; j < n; j++)
+                        o += sc[j] / sum * aqkv[(aoff[s] + j) * 3 * AC + 2 * AC + h * hd + e];
+                    out[(aoff[s] + i) * AC + h * hd + e] = o;
+                }
+            }
+    }
+}
+
+static void test_attention(void)
+{
+    const int N = aoff[AS];
+    aqkv = rand_vec(N * 3 * AC, 1.5f);
+    int64_t np = attention_probs_size(aoff, AS, ANH, apoff);
+    is(np, ANH * (25 + 9 + 36), "attention_probs_size: heads x n^2 per sequence");
+    aprobs = malloc((size_t)np * sizeof *aprobs);
+    float out[14 * AC], out2[14 * AC], R[14 * AC], scratch[4096];
+    double ref[14 * AC];
+    attention_reference(ref);
+    attention_forward(out, NULL, aqkv, aoff, apoff, AS, AC, ANH, 0, 0, scratch);
+    cmp_ok(max_diff(out, ref, N * AC), <, 1e-5,
+           "attention over packed sequences = padded attention with the additive -10000 mask");
+    nn_use_avx512(0);
+    attention_forward(out2, aprobs, aqkv, aoff, apoff, AS, AC, ANH, 0, 0, scratch);
+    nn_use_avx512(1);
+    cmp_ok(max_diff(out2, ref, N * AC), <, 1e-5, "attention, generic path (probs kept)");
+    double rowsum = 0;
+    for (int j = 0; j < 5; j++)
+        rowsum += aprobs[apoff[0] + 5 * 5 + j]; /* sequence 0, head 1, query 0 */
+    cmp_ok(fabs(rowsum - 1), <, 1e-6, "kept probabilities sum to 1 per query");
+    for (int i = 0; i < N * AC; i++)
+        R[i] = frand();
+    float *dqkv = calloc((size_t)N * 3 * AC, sizeof *dqkv);
+    attention_forward(out, aprobs, aqkv, aoff, apoff, AS, AC, ANH, 0, 0, scratch);
+    attention_backward(dqkv, R, aqkv, aprobs, aoff, apoff, AS, AC, ANH, 0, 0, scratch);
+    fd_case c = {att_fwd, out, R, N * AC, NULL};
+    cmp_ok(fd_check(&c, aqkv, dqkv, N * 3 * AC, 1e-2f), <, 5e-3,
+           "attention backward (dq, dk, dv) vs finite differences");
+    /* with attention dropout, the same seed gives the same masks */
+    float d1[14 * AC], d2[14 * AC];
+    attention_forward(d1, aprobs, aqkv, aoff, apoff, AS, AC, ANH, 0.25f, 7, scratch);
+    attention_forward(d2, aprobs, aqkv, aoff, apoff, AS, AC, ANH, 0.25f, 7, scratch);
+    ok(memcmp(d1, d2, sizeof d1) == 0 && memcmp(d1, out, sizeof d1) != 0,
+       "attention dropout: deterministic per seed, changes the output");
+    free(aqkv);
+    free(aprobs);
+    free(dqkv);
+}
+
+/* ---- pooling ----------------------------------------------------------------------------------- */
+
+enum { PL = 2, PB = 3, PT = 5, PC = 6 };
+static float *phid[PL + 1], *pdh[PL + 1];
+static uint8_t pmask[PB * PT] = {1, 1, 1, 1, 0, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1};
+static pool_spec pspec;
+
+static void pool_fwd(fd_case *c)
+{
+    runner_states s = {PL, PB, PT, PC, phid, NULL};
+    pool_forward(&pspec, &s, pmask, c->out);
+}
+
+static void test_pool(void)
+{
+    for (int l = 0; l <= PL; l++) {
+        phid[l] = rand_vec(PB * PT * PC, 2);
+        pdh[l] = calloc(PB * PT * PC, sizeof(float));
+    }
+    /* padding holds huge values: no pooling may see them */
+    for (int b = 0; b < PB; b++)
+        for (int t = 0; t < PT; t++)
+            if (!pmask[b * PT + t])
+                for (int l = 0; l <= PL; l++)
+                    for (int c = 0; c < PC; c++)
+                        phid[l][(b * PT + t) * PC + c] = 1000;
+    is(pool_layer_index(-1, 6), 6, "layer -1 is the last hidden state");
+    is(pool_layer_index(-2, 6), 5, "layer -2 the second to last");
+    is(pool_layer_index(-7, 6), 0, "layer -7 of 6 the embedding output");
+    is(pool_layer_index(-8, 6), -1, "layer -8 of 6 does not exist");
+    is(pool_layer_index(3, 6), 3, "non-negative layers count from the embeddings");
+    int last[1] = {PL}, two[2] = {PL, 1};
+    float out[PB * PC], scratch[PB * PC];
+    runner_states s = {PL, PB, PT, PC, phid, pdh};
+    /* reference values for row 1 (tokens 0, 1) of the last layer */
+    const float *h0 = phid[PL] + (1 * PT + 0) * PC, *h1 = phid[PL] + (1 * PT + 1) * PC;
+    const char *names[] = {"mean", "cls", "max", "mean_sqrt_len", "weighted_mean"};
+    for (int k = POOL_MEAN; k <= POOL_WEIGHTED_MEAN; k++) {
+        pspec = (pool_spec){(pool_kind)k, 1, last, 0};
+        pool_forward(&pspec, &s, pmask, out);
+        double worst = 0;
+        for (int c = 0; c < PC; c++) {
+            double want = k == POOL_MEAN ? (h0[c] + h1[c]) / 2.0
+                          : k == POOL_CLS ? h0[c]
+                          : k == POOL_MAX ? fmax(h0[c], h1[c])
+                          : k == POOL_MEAN_SQRT_LEN ? (h0[c] + h1[c]) / sqrt(2.0)
+                                                    : (1.0 * h0[c] + 2.0 * h1[c]) / 3.0;
+            worst = fmax(worst, fabs(out[PC + c] - want));
+        }
+        cmp_ok(worst, <, 1e-6, "%s pooling of a 2-token row (padding never counts)", names[k]);
+        for (int variant = 0; variant < 2; variant++) {
+            pspec = (pool_spec){(pool_kind)k, variant ? 2 : 1, variant ? two : last, variant};
+            float R[PB * PC];
+            for (int i = 0; i < PB * PC; i++)
+                R[i] = frand();
+            for (int l = 0; l <= PL; l++)
+                memset(pdh[l], 0, PB * PT * PC * sizeof(float));
+            pool_backward(&pspec, &s, pmask, R, scratch);
+            fd_case c = {pool_fwd, out, R, PB * PC, NULL};
+            double e = fmax(fd_check(&c, phid[PL], pdh[PL], PB * PT * PC, 1e-2f),
+                            variant ? fd_check(&c, phid[1], pdh[1], PB * PT * PC, 1e-2f) : 0);
+            cmp_ok(e, <, 5e-3, "%s backward vs finite differences%s", names[k],
+                   variant ? " (average of layers -1 and 1, normalized)" : "");
+        }
+    }
+    int zero_mask_ok = 1;
+    uint8_t none[PB * PT] = {0};
+    pspec = (pool_spec){POOL_MAX, 1, last, 1};
+    pool_forward(&pspec, &s, none, out);
+    for (int i = 0; i < PB * PC; i++)
+        zero_mask_ok = zero_mask_ok && out[i] == 0 && !isnan(out[i]);
+    ok(zero_mask_ok, "rows without tokens pool to zeros (no NaN even normalized)");
+    for (int l = 0; l <= PL; l++) {
+        free(phid[l]);
+        free(pdh[l]);
+    }
+}
+
+int main(void)
+{
+    diag("AVX-512 paths %s", nn_avx512() ? "on" : "off (CPU lacks AVX-512F)");
+    test_linear();
+    test_layernorm();
+    test_gelu();
+    test_embeddings();
+    test_attention();
+    test_pool();
+    return done_testing();
+}
