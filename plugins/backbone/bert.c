@@ -883,35 +883,46 @@ static int write_json(FILE *f, void *ctx)
     return 0;
 }
 
+/* config.json as read (HF keys and values), into dir (created) */
+static int bert_save_config(void *self, const char *dir)
+{
+    bert *m = self;
+    char *path = str_printf("%s/config.json", dir);
+    struct json_out jo = {m->config};
+    int rc = !path ? m->h->error(m->h, "out of memory")
+             : dir_make(dir) != 0 || file_write_atomic_with(path, write_json, &jo) != 0
+                 ? m->h->error(m->h, "%s", err_get())
+                 : 0;
+    free(path);
+    return rc;
+}
+
+/* model.safetensors under Hugging Face's names, and config.json */
 static int bert_save(void *self, const char *dir)
 {
     bert *m = self;
     st_out *out = calloc((size_t)m->nt, sizeof *out);
-    char *st_path = str_printf("%s/model.safetensors", dir), *cfg_path = str_printf("%s/config.json", dir);
+    char *path = str_printf("%s/model.safetensors", dir);
     int rc = -1;
-    if (!out || !st_path || !cfg_path) {
+    if (!out || !path) {
         m->h->error(m->h, "out of memory");
         goto done;
     }
-    if (dir_make(dir) != 0) {
-        m->h->error(m->h, "%s", err_get());
+    if (bert_save_config(self, dir) != 0)
         goto done;
-    }
     for (int i = 0; i < m->nt; i++) {
         const tensor *t = &m->t[i];
         out[i] = (st_out){t->name, t->ndim, {t->shape[0], t->shape[1]}, t->data};
     }
     const char *meta[] = {"format", "pt"};
-    struct json_out jo = {m->config};
-    if (st_write(st_path, out, m->nt, meta, 1) != 0 || file_write_atomic_with(cfg_path, write_json, &jo) != 0) {
+    if (st_write(path, out, m->nt, meta, 1) != 0) {
         m->h->error(m->h, "%s", err_get());
         goto done;
     }
     rc = 0;
 done:
     free(out);
-    free(st_path);
-    free(cfg_path);
+    free(path);
     return rc;
 }
 
@@ -934,6 +945,7 @@ static const runner_backbone_ops ops = {
     .forward = bert_forward,
     .backward = bert_backward,
     .save = bert_save,
+    .save_config = bert_save_config,
 };
 
 static const runner_plugin desc = {
