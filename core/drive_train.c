@@ -355,7 +355,7 @@ static int evaluate(trainer *tr, double lr)
     }
     for (int k = 0; k < K; k++) {
         task *t = &tr->m.t[k];
-        int64_t n = t->per_token ? t->dev.ds.tag_off[t->dev.ds.n] : t->dev.ds.n;
+        int64_t n = t->mlm ? 0 : t->per_token ? t->dev.ds.tag_off[t->dev.ds.n] : t->dev.ds.n;
         pred[k] = malloc(((size_t)n + 1) * sizeof **pred);
         prob[k] = malloc(((size_t)n + 1) * sizeof **prob);
         if (!pred[k] || !prob[k]) {
@@ -393,6 +393,8 @@ static int evaluate(trainer *tr, double lr)
         tr->bad_evals = 0;
         for (int k = 0; k < K; k++) {
             copy_values(&tr->best_v[k], &vals[k]);
+            if (tr->m.t[k].mlm)
+                continue;
             struct pred_out o = {&tr->m.t[k], pred[k], prob[k]};
             char *pp = str_printf("%s/predictions_%s.tsv", tr->pl->out_dir, tr->m.t[k].name);
             char *cp = str_printf("%s/confusion_%s.csv", tr->pl->out_dir, tr->m.t[k].name);
@@ -506,7 +508,7 @@ static int draw_plots(trainer *tr)
         return -1;
     for (int k = 0; k < tr->m.ntasks; k++) {
         const task *t = &tr->m.t[k];
-        if (t->n_labels > 40)
+        if (t->n_labels > 40 || t->mlm)
             continue;
         char png[300];
         snprintf(png, sizeof png, "confusion_%s.png", t->name);

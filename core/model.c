@@ -1,6 +1,7 @@
 /* model.c — the multi-task model (see model.h). */
 #include "model.h"
 
+#include <gsl/gsl_rng.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +113,21 @@ static int load_split(model *m, task *t, const config_setting_t *ds, data_split 
     return 0;
 }
 
+/* An MLM task's labels are the vocabulary's pieces. */
+static int vocab_names(model *m, dataset *d)
+{
+    const runner_tokenizer_ops *tops = m->enc.tok->desc->ops;
+    d->names = calloc((size_t)m->tok.vocab_size + 1, sizeof *d->names);
+    if (!d->names)
+        return err_set("out of memory");
+    for (d->n_names = 0; d->n_names < m->tok.vocab_size; d->n_names++) {
+        const char *piece = tops->token(m->enc.tok->self, d->n_names);
+        if (!(d->names[d->n_names] = str_dup(piece ? piece : "?")))
+            return err_set("out of memory");
+    }
+    return 0;
+}
+
 /* Label names of a task without loading its data: a checkpoint's metadata
  * or the dataset's `labels` setting. */
 static int labels_without_data(model *m, task *t, const config_setting_t *ds, const char *from)
@@ -157,6 +173,8 @@ int model_open(pipeline *pl, model *m, int with_data, const char *labels_from)
     m->with_data = with_data;
     if (encoder_open(pl, &m->enc) != 0)
         return -1;
+    const runner_tokenizer_ops *tops = m->enc.tok->desc->ops;
+    tops->info(m->enc.tok->self, &m->tok);
     config_setting_t *tasks = config_lookup(&pl->cfg, "tasks");
     m->ntasks = tasks ? config_setting_length(tasks) : 0;
     if (m->ntasks == 0)
@@ -226,7 +244,13 @@ int model_open(pipeline *pl, model *m, int with_data, const char *labels_from)
             if (load_split(m, t, ds, SPLIT_TRAIN, &t->train) != 0 ||
                 load_split(m, t, ds, SPLIT_DEV, &t->dev) != 0)
                 return -1;
-            if (t->per_token != (t->train.ds.tags != NULL))
+            t->mlm = !t->train.ds.label && !t->train.ds.tags;
+            if (t->mlm && (!t->per_token || m->tok.mask_id < 0))
+                return err_set("task %s: unlabeled text trains a masked language model, which needs a per-token "
+                               "head (mlm) and a vocabulary with [MASK]", name);
+            if (t->mlm && vocab_names(m, &t->train.ds) != 0)
+                return -1;
+            if (!t->mlm && t->per_token != (t->train.ds.tags != NULL))
                 return err_set("task %s: a %s head needs %s data, but %s has %s", name,
                                t->per_token ? "per-token" : "sentence",
                                t->per_token ? "word-tagged" : "sentence-labelled", t->train.ds.source,
@@ -287,6 +311,10 @@ void model_close(model *m)
     batch_free(&m->bt);
     free(m->pooled);
     free(m->dpooled);
+    free(m->sel);
+    free(m->sel_label);
+    free(m->xsel);
+    free(m->dxsel);
     memset(m, 0, sizeof *m);
 }
 
@@ -297,6 +325,8 @@ int model_meta(const model *m, char ***meta, int *nmeta)
         return err_set("out of memory");
     for (int k = 0; k < m->ntasks; k++) {
         const dataset *d = &m->t[k].train.ds;
+        if (m->t[k].mlm) /* the vocabulary: vocab.txt holds it */
+            d = &(dataset){0};
         size_t len = 1;
         for (int i = 0; i < d->n_names; i++)
             len += strlen(d->names[i]) + 1;
@@ -382,6 +412,80 @@ static void batch_labels(const task *t, const task_data *d, const batch *bt)
     }
 }
 
+/* BERT's masking of the current batch for an MLM task: each word piece
+ * (not [CLS], [SEP] or padding) is selected with probability MLM_SELECT;
+ * a selected piece becomes [MASK] (80%), a random piece (10%) or stays
+ * (10%), and its label is the original id; every other label is -1. */
+static void mlm_mask(model *m, gsl_rng *r, int32_t *labels)
+{
+    batch *bt = &m->bt;
+    const runner_batch *b = &bt->b;
+    for (int i = 0; i < b->B; i++)
+        for (int j = 0; j < b->T; j++) {
+            size_t p = (size_t)i * b->T + j;
+            int32_t id = bt->ids[p];
+            labels[p] = -1;
+            if (j >= b->len[i] || id == m->tok.cls_id || id == m->tok.sep_id || id == m->tok.pad_id)
+                continue;
+            if (gsl_rng_uniform(r) >= MLM_SELECT)
+                continue;
+            labels[p] = id;
+            double u = gsl_rng_uniform(r);
+            if (u < MLM_MASK)
+                bt->ids[p] = m->tok.mask_id;
+            else if (u < MLM_MASK + MLM_RANDOM)
+                bt->ids[p] = (int32_t)gsl_rng_uniform_int(r, (unsigned long)m->tok.vocab_size);
+        }
+}
+
+/* Prediction without labels: mark the first piece of every word. */
+static void first_piece_marks(const model *m, int32_t *labels)
+{
+    const runner_batch *b = &m->bt.b;
+    for (int i = 0; i < b->B; i++) {
+        int prev = -1;
+        for (int j = 0; j < b->T; j++) {
+            int w = j < b->len[i] ? b->word[(size_t)i * b->T + j] : -1;
+            labels[(size_t)i * b->T + j] = w >= 0 && w != prev ? 0 : -1;
+            if (w >= 0)
+                prev = w;
+        }
+    }
+}
+
+/* The rows a per-token head sees: positions whose label is >= 0, their
+ * states from h (N, C) gathered into xsel (M, C), and their labels. */
+static int select_rows(model *m, const int32_t *labels, int N, int C, const float *h, int *M)
+{
+    size_t c = m->cap_sel;
+    if (grow((void **)&m->sel, &c, (size_t)N, sizeof *m->sel) != 0)
+        return -1;
+    c = m->cap_sel;
+    if (grow((void **)&m->sel_label, &c, (size_t)N, sizeof *m->sel_label) != 0)
+        return -1;
+    if ((size_t)N > m->cap_sel)
+        m->cap_sel = (size_t)N;
+    c = m->cap_xsel;
+    if (grow((void **)&m->xsel, &c, (size_t)N * C, sizeof(float)) != 0)
+        return -1;
+    c = m->cap_xsel;
+    if (grow((void **)&m->dxsel, &c, (size_t)N * C, sizeof(float)) != 0)
+        return -1;
+    if ((size_t)N * C > m->cap_xsel)
+        m->cap_xsel = (size_t)N * C;
+    int n = 0;
+    for (int p = 0; p < N; p++) {
+        if (labels[p] < 0)
+            continue;
+        m->sel[n] = p;
+        m->sel_label[n] = labels[p];
+        memcpy(m->xsel + (size_t)n * C, h + (size_t)p * C, (size_t)C * sizeof(float));
+        n++;
+    }
+    *M = n;
+    return 0;
+}
+
 /* Forward of the shared encoder for the current batch of data d: states
  * (when a token task needs them or nothing is cached) and pooled rows. */
 static int encoder_forward(model *m, const task_data *d, int need_states, int need_pooled, int train,
@@ -409,6 +513,36 @@ static int encoder_forward(model *m, const task_data *d, int need_states, int ne
     return pops->forward(m->pooler->self, b, *s, m->pooled);
 }
 
+/* Head and loss of task t on the current batch (labels in t->labels,
+ * B or B*T of them): the rows the head sees, their logits, the mean loss
+ * over labelled rows, and (dlogits != NULL) its gradient. Returns the
+ * rows in *rows_out; per-token heads see only the selected rows. */
+static int head_loss(model *m, task *t, const runner_states *s, int train, float *dlogits, double *loss,
+                     int *rows_out, const float **x_out, const int32_t **labels_out)
+{
+    const runner_batch *b = &m->bt.b;
+    const float *x = m->pooled;
+    const int32_t *labels = t->labels;
+    int rows = b->B;
+    if (t->per_token) {
+        if (select_rows(m, t->labels, b->B * b->T, s->C, s->hidden[s->L], &rows) != 0)
+            return -1;
+        x = m->xsel;
+        labels = m->sel_label;
+    }
+    *rows_out = rows;
+    *x_out = x;
+    *labels_out = labels;
+    *loss = 0;
+    if (rows == 0)
+        return 0;
+    const runner_head_ops *hops = t->head->desc->ops;
+    const runner_loss_ops *lops = t->loss->desc->ops;
+    if (hops->forward(t->head->self, rows, x, t->logits, train) != 0)
+        return -1;
+    return lops->forward(t->loss->self, rows, t->n_out, t->logits, labels, loss, dlogits);
+}
+
 int model_train_batch(model *m, int which, const int *rows, int n, int accumulate, double *total)
 {
     if (which < 0 && !m->joint_ok)
@@ -420,8 +554,15 @@ int model_train_batch(model *m, int which, const int *rows, int n, int accumulat
     const runner_batch *b = &m->bt.b;
     int need_states = 0, need_pooled = 0;
     for (int k = first; k <= last; k++) {
-        need_states |= m->t[k].per_token;
-        need_pooled |= !m->t[k].per_token;
+        task *t = &m->t[k];
+        need_states |= t->per_token;
+        need_pooled |= !t->per_token;
+        if (task_buffers(t, (size_t)b->B * b->T) != 0)
+            return -1;
+        if (t->mlm)
+            mlm_mask(m, m->pl->rng, t->labels); /* before the forward pass: it changes the ids */
+        else
+            batch_labels(t, &t->train, &m->bt);
     }
     int bb_trains = model_backbone_trains(m);
     const runner_states *s;
@@ -432,23 +573,19 @@ int model_train_batch(model *m, int which, const int *rows, int n, int accumulat
     *total = 0;
     for (int k = first; k <= last; k++) {
         task *t = &m->t[k];
-        int N = t->per_token ? b->B * b->T : b->B;
-        if (task_buffers(t, (size_t)N) != 0)
-            return -1;
-        batch_labels(t, &t->train, &m->bt);
-        const float *x = t->per_token ? s->hidden[s->L] : m->pooled;
-        const runner_head_ops *hops = t->head->desc->ops;
-        const runner_loss_ops *lops = t->loss->desc->ops;
-        if (hops->forward(t->head->self, N, x, t->logits, head_trains(m, t)) != 0)
-            return -1;
+        int N;
+        const float *x;
+        const int32_t *labels;
         double loss;
-        if (lops->forward(t->loss->self, N, t->n_out, t->logits, t->labels, &loss, t->dlogits) != 0)
+        if (head_loss(m, t, s, head_trains(m, t), t->dlogits, &loss, &N, &x, &labels) != 0)
             return -1;
         int counted = 0;
         for (int i = 0; i < N; i++)
-            counted += t->labels[i] >= 0;
+            counted += labels[i] >= 0;
         t->batch_loss = loss;
         t->batch_count = counted;
+        if (N == 0)
+            continue;
         double scale;
         if (m->uncertainty) {
             double e = exp(-(double)m->log_var[k]);
@@ -463,9 +600,22 @@ int model_train_batch(model *m, int which, const int *rows, int n, int accumulat
         float f = (float)(scale / accumulate);
         for (size_t i = 0; i < (size_t)N * (size_t)t->n_out; i++)
             t->dlogits[i] *= f;
-        float *dx = !bb_trains ? NULL : t->per_token ? s->dhidden[s->L] : m->dpooled;
+        float *dx = NULL;
+        if (bb_trains) {
+            dx = t->per_token ? m->dxsel : m->dpooled;
+            if (t->per_token)
+                memset(dx, 0, (size_t)N * (size_t)s->C * sizeof(float));
+        }
+        const runner_head_ops *hops = t->head->desc->ops;
         if (hops->backward(t->head->self, N, x, t->dlogits, dx) != 0)
             return -1;
+        if (bb_trains && t->per_token) /* scatter the selected rows back */
+            for (int r = 0; r < N; r++) {
+                float *dh = s->dhidden[s->L] + (size_t)m->sel[r] * s->C;
+                const float *g = m->dxsel + (size_t)r * s->C;
+                for (int c = 0; c < s->C; c++)
+                    dh[c] += g[c];
+            }
     }
     if (!bb_trains)
         return 0;
@@ -478,85 +628,110 @@ int model_train_batch(model *m, int which, const int *rows, int n, int accumulat
     return bops->backward(m->enc.backbone->self, b);
 }
 
-/* Predict the rows of the current batch for task t into label/prob per
- * sentence (sentence task) or per word (token task, words of sentence r
- * at word_off[r]). Logits must be computed. */
-static void batch_predict(const model *m, const task *t, const task_data *d, int32_t *label, float *prob,
-                          const int64_t *word_off)
+/* Predictions of task t for the rows of the current batch: per sentence
+ * (sentence task), per word (token task, words of sentence r at
+ * word_off[r]; a word cut off by max_len gets -1), or, for MLM, the count
+ * of correctly predicted masked pieces. */
+static void batch_predict(const model *m, const task *t, const task_data *d, int nrows, int32_t *label,
+                          float *prob, const int64_t *word_off, int64_t *mlm_correct)
 {
     const runner_batch *b = &m->bt.b;
     const runner_loss_ops *lops = t->loss->desc->ops;
-    for (int i = 0; i < b->B; i++) {
-        int r = m->bt.rows[i];
-        if (!t->per_token) {
+    if (!t->per_token) {
+        for (int i = 0; i < b->B; i++) {
+            int r = m->bt.rows[i];
             lops->predict(t->loss->self, t->n_out, t->logits + (size_t)i * t->n_out, &label[r], &prob[r]);
+        }
+        return;
+    }
+    if (!t->mlm)
+        for (int i = 0; i < b->B; i++) {
+            int r = m->bt.rows[i];
+            for (int64_t w = word_off[r]; w < word_off[r + 1]; w++) {
+                label[w] = -1;
+                prob[w] = 0;
+            }
+        }
+    for (int q = 0; q < nrows; q++) {
+        int i = m->sel[q] / b->T, j = m->sel[q] % b->T;
+        int32_t got;
+        float p;
+        lops->predict(t->loss->self, t->n_out, t->logits + (size_t)q * t->n_out, &got, &p);
+        if (t->mlm) {
+            *mlm_correct += got == m->sel_label[q];
             continue;
         }
-        int64_t w0 = word_off[r], nw = word_off[r + 1] - w0;
-        for (int64_t w = 0; w < nw; w++) {
-            label[w0 + w] = -1; /* cut off by max_len: no prediction */
-            prob[w0 + w] = 0;
-        }
-        const int32_t *word = d->enc.word + d->enc.off[r];
-        int prev = -1;
-        for (int j = 0; j < b->len[i]; j++) {
-            int w = word[j];
-            if (w >= 0 && w != prev && w < nw)
-                lops->predict(t->loss->self, t->n_out, t->logits + ((size_t)i * b->T + j) * t->n_out,
-                              &label[w0 + w], &prob[w0 + w]);
-            if (w >= 0)
-                prev = w;
+        int r = m->bt.rows[i];
+        int w = d->enc.word[d->enc.off[r] + j];
+        if (w >= 0 && w < word_off[r + 1] - word_off[r]) {
+            label[word_off[r] + w] = got;
+            prob[word_off[r] + w] = p;
         }
     }
 }
 
 /* Forward task t (eval mode) over the sentences of encoded data d, in
- * length-sorted batches: predictions and the mean loss over labelled rows
- * (when d has labels). */
+ * length-sorted batches: predictions, the mean loss over labelled rows
+ * (when d has labels), and for MLM the masked-piece accuracy (masks drawn
+ * from a fixed seed, so every evaluation sees the same ones). */
 static int run_eval(model *m, task *t, task_data *d, int32_t *label, float *prob, const int64_t *word_off,
-                    double *mean_loss)
+                    double *mean_loss, double *mlm_accuracy)
 {
     int B = (int)cfg_int(m->pl, "train.batch", 32);
     int *order = encoded_order(&d->enc, 1);
+    gsl_rng *r = t->mlm ? gsl_rng_alloc(gsl_rng_mt19937) : NULL;
     double loss_sum = 0;
-    int64_t counted = 0;
-    if (!order)
+    int64_t counted = 0, correct = 0;
+    int has_labels = d->ds.label || d->piece_label || t->mlm;
+    if (!order || (t->mlm && !r)) {
+        free(order);
         return err_set("out of memory");
+    }
+    if (r)
+        gsl_rng_set(r, 20181011);
     for (int at = 0; at < d->enc.n; at += B) {
         int n = d->enc.n - at < B ? d->enc.n - at : B;
         if (batch_fill(&m->bt, &d->enc, order + at, n) != 0)
             goto fail;
         const runner_batch *b = &m->bt.b;
+        if (task_buffers(t, (size_t)b->B * b->T) != 0)
+            goto fail;
+        if (t->mlm)
+            mlm_mask(m, r, t->labels);
+        else if (has_labels)
+            batch_labels(t, d, &m->bt);
+        else if (t->per_token)
+            first_piece_marks(m, t->labels);
         const runner_states *s;
         if (encoder_forward(m, d, t->per_token, !t->per_token, 0, &s) != 0)
             goto fail;
-        int N = t->per_token ? b->B * b->T : b->B;
-        if (task_buffers(t, (size_t)N) != 0)
+        int N;
+        const float *x;
+        const int32_t *labels;
+        double loss;
+        if (head_loss(m, t, s, 0, NULL, &loss, &N, &x, &labels) != 0)
             goto fail;
-        const float *x = t->per_token ? s->hidden[s->L] : m->pooled;
-        const runner_head_ops *hops = t->head->desc->ops;
-        if (hops->forward(t->head->self, N, x, t->logits, 0) != 0)
-            goto fail;
-        if (d->ds.label || d->piece_label) {
-            batch_labels(t, d, &m->bt);
-            double loss;
-            const runner_loss_ops *lops = t->loss->desc->ops;
-            if (lops->forward(t->loss->self, N, t->n_out, t->logits, t->labels, &loss, NULL) != 0)
-                goto fail;
+        if (has_labels) {
             int c = 0;
             for (int i = 0; i < N; i++)
-                c += t->labels[i] >= 0;
+                c += labels[i] >= 0;
             loss_sum += loss * c;
             counted += c;
         }
-        batch_predict(m, t, d, label, prob, word_off);
+        batch_predict(m, t, d, N, label, prob, word_off, &correct);
     }
     free(order);
+    if (r)
+        gsl_rng_free(r);
     if (mean_loss)
         *mean_loss = counted ? loss_sum / (double)counted : 0.0;
+    if (mlm_accuracy)
+        *mlm_accuracy = counted ? (double)correct / (double)counted : 0.0;
     return 0;
 fail:
     free(order);
+    if (r)
+        gsl_rng_free(r);
     return -1;
 }
 
@@ -564,7 +739,7 @@ int model_evaluate(model *m, int k, eval_values *out, int32_t *pred, float *prob
 {
     task *t = &m->t[k];
     task_data *d = &t->dev;
-    int64_t npred = t->per_token ? d->ds.tag_off[d->ds.n] : d->ds.n;
+    int64_t npred = t->mlm ? 0 : t->per_token ? d->ds.tag_off[d->ds.n] : d->ds.n;
     int32_t *p = pred ? pred : malloc(((size_t)npred + 1) * sizeof *p);
     float *q = prob ? prob : malloc(((size_t)npred + 1) * sizeof *q);
     double loss = 0;
@@ -574,9 +749,12 @@ int model_evaluate(model *m, int k, eval_values *out, int32_t *pred, float *prob
         err_set("out of memory");
         goto done;
     }
-    if (run_eval(m, t, d, p, q, d->ds.tag_off, &loss) != 0)
+    double mlm_accuracy = 0;
+    if (run_eval(m, t, d, p, q, d->ds.tag_off, &loss, &mlm_accuracy) != 0)
         goto done;
-    for (int j = 0; j < t->nmetrics; j++) {
+    if (t->mlm) /* metrics over a 30,522-way vocabulary: the core counts */
+        eval_emit(out, "accuracy", mlm_accuracy);
+    for (int j = 0; !t->mlm && j < t->nmetrics; j++) {
         const runner_metric_ops *mo = t->metrics[j]->desc->ops;
         void *self = t->metrics[j]->self;
         if (mo->reset(self, t->n_labels, (const char *const *)t->train.ds.names) != 0)
@@ -638,6 +816,6 @@ int model_predict_sentences(model *m, const encoded *e, int k, int32_t *label, f
 {
     task_data d = {0};
     d.enc = *e;
-    int rc = run_eval(m, &m->t[k], &d, m->t[k].per_token ? word_tags : label, prob, word_off, NULL);
+    int rc = run_eval(m, &m->t[k], &d, m->t[k].per_token ? word_tags : label, prob, word_off, NULL, NULL);
     return rc;
 }

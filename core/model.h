@@ -33,6 +33,7 @@ typedef struct task_data {
 typedef struct task {
     char *name;
     int index, per_token, n_labels, n_out;
+    int mlm; /* unlabeled text: masked-language-model task */
     double weight;
     stage *head, *loss;
     stage **metrics;
@@ -63,8 +64,21 @@ typedef struct model {
     batch bt;
     float *pooled, *dpooled;
     size_t cap_pooled;
+    /* rows a per-token head sees: flat (B*T) positions, their states,
+     * gradients and labels */
+    int *sel;
+    int32_t *sel_label;
+    float *xsel, *dxsel;
+    size_t cap_sel, cap_xsel;
+    runner_tokenizer_info tok;
     int with_data;    /* datasets loaded */
 } model;
+
+/* MLM: the share of word pieces selected, and of those the shares
+ * replaced by [MASK] and by a random piece (BERT: 15%, 80/10/10). */
+#define MLM_SELECT 0.15
+#define MLM_MASK 0.8
+#define MLM_RANDOM 0.1
 
 /* Build stages and (with_data) load and tokenize every task's data; heads
  * are bound. labels_from: a checkpoint folder whose metadata names the
