@@ -115,7 +115,8 @@ int drive_embed(pipeline *pl)
         if (plot_heatmap(pl, "similarity.png", "cosine similarity of the sample sentences", e.n, sim) != 0)
             goto done;
     }
-    printf("\nwrote %s/embeddings.npy [%d, %d]\n", pl->out_dir, e.n, dim);
+    printf("\nwrote %s/embeddings.npy [%d, %d]; encoded at %.1f sentences/s\n", pl->out_dir, e.n, dim,
+           dt > 0 ? e.n / dt : 0.0);
     rc = 0;
 done:
     free(path);

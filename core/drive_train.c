@@ -803,6 +803,8 @@ finish:
             printf(" %s %.4f", tr.best_v[k].name[j], tr.best_v[k].value[j]);
         printf("\n");
     }
+    printf("trained on %lld sentences in %.2f s: %.1f sentences/s\n", (long long)tr.sentences, tr.train_seconds,
+           tr.train_seconds > 0 ? (double)tr.sentences / tr.train_seconds : 0.0);
     printf("results in %s\n", pl->out_dir);
     rc = 0;
 done:
