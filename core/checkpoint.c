@@ -296,3 +296,21 @@ done:
     free(path);
     return rc;
 }
+
+int checkpoint_export(const char *src, const char *dst)
+{
+    static const char *const files[] = {"model.safetensors", "config.json", "vocab.txt", "tokenizer_config.json",
+                                         "special_tokens_map.json", "tokenizer.json", "sentence_bert_config.json",
+                                         NULL};
+    if (dir_make(dst) != 0)
+        return -1;
+    for (int i = 0; files[i]; i++) {
+        char *from = str_printf("%s/%s", src, files[i]), *to = str_printf("%s/%s", dst, files[i]);
+        int bad = !from || !to || (path_exists(from) && copy_file(from, to) != 0);
+        free(from);
+        free(to);
+        if (bad)
+            return -1;
+    }
+    return 0;
+}

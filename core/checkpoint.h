@@ -43,6 +43,9 @@ int checkpoint_load_params(const char *dir, params *P, int partial, int *missing
 char *checkpoint_meta(const char *dir, const char *key);
 /* Load and verify (size, CRC) the trainer state. */
 int checkpoint_load_state(const char *dir, blob *state);
+/* Copy the model-folder files of checkpoint src (weights, config.json,
+ * tokenizer files; not the trainer state) to dst, creating it. */
+int checkpoint_export(const char *src, const char *dst);
 /* dir, or dir.old after an interrupted swap; NULL if neither exists. */
 char *checkpoint_resolve(const char *dir);
 

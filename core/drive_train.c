@@ -803,6 +803,15 @@ finish:
             printf(" %s %.4f", tr.best_v[k].name[j], tr.best_v[k].value[j]);
         printf("\n");
     }
+    const char *export = cfg_str(pl, "train.export");
+    if (export) {
+        char *best = run_path(pl, "best");
+        int bad = !best || checkpoint_export(best, export) != 0;
+        free(best);
+        if (bad)
+            goto done;
+        printf("exported the best checkpoint's model folder to %s\n", export);
+    }
     printf("trained on %lld sentences in %.2f s: %.1f sentences/s\n", (long long)tr.sentences, tr.train_seconds,
            tr.train_seconds > 0 ? (double)tr.sentences / tr.train_seconds : 0.0);
     printf("results in %s\n", pl->out_dir);

@@ -93,6 +93,8 @@ static const schema train_schema[] = {
     {"select", RUNNER_T_STRING, NULL,
      "metric choosing the best checkpoint and early stop, \"task.metric\" (default: mean of headlines)", 0, 0, 0},
     {"log_every", RUNNER_T_INT, "20", "log training loss every N steps", 0, 0, 0},
+    {"export", RUNNER_T_STRING, NULL,
+     "copy the best checkpoint's model folder here at the end (e.g. models/mini-bert-mlm)", 0, 0, 0},
     {"stop_after", RUNNER_T_INT, "0",
      "stop after step N as if interrupted, leaving last/ to --resume (0: off; for testing resume)", 0, 0, 0},
     {"save_best", RUNNER_T_BOOL, "true", "keep the best evaluation's checkpoint in best/", 0, 0, 0},
