@@ -22,6 +22,16 @@ same torch build):
       <case>.x (N,D), <case>.param.<name>, <case>.logits (N,K),
       <case>.dlogits (N,K) = G, <case>.grad.<name>, <case>.dx (N,D)
     with the loss L = sum(logits * G); heads in eval numerics (dropout off).
+  tests/goldens/mlm.safetensors, BERT's masked-LM prediction head
+    (BertLMPredictionHead: dense + erf GELU + LayerNorm eps 1e-12, then a
+    decoder tied to a given embedding matrix E (V,C) plus a bias (V)),
+    N = 12 rows, C = 16, V = 50:
+      mlm.x (N,C), mlm.labels (N) int32 (rows 3 and 8 are -1: ignored),
+      mlm.embeddings (V,C), mlm.param.<name>, mlm.logits (N,V),
+      mlm.loss (1), mlm.dlogits (N,V), mlm.grad.<name>,
+      mlm.grad.embeddings (V,C), mlm.dx (N,C)
+    with the loss L = cross_entropy(logits, labels, ignore_index=-1), the
+    mean over the labelled rows (the masked_lm loss).
   tests/goldens/manifest.json  generator version, torch version, seeds,
     shapes and the sha256 of every file.
 
@@ -78,7 +88,7 @@ LAYER_TENSORS = [  # Hugging Face names inside encoder.layer.<i>., and shapes
     ("output.LayerNorm.weight", "C"), ("output.LayerNorm.bias", "C"),
 ]
 
-SEED_MODEL, SEED_INPUT, SEED_HEADS = 1234, 5678, 4321
+SEED_MODEL, SEED_INPUT, SEED_HEADS, SEED_MLM = 1234, 5678, 4321, 2468
 
 
 # ---- safetensors writer -----------------------------------------------------
@@ -294,6 +304,54 @@ def make_head_goldens():
     return {"cases": cases, "tensors": {n: list(a.shape) for n, a in out}}
 
 
+# ---- the masked-LM head ---------------------------------------------------------
+
+MLM_N, MLM_C, MLM_V = 12, 16, 50
+MLM_IGNORED = [3, 8]
+
+
+def mlm_head_forward(p, E, x):
+    """Hugging Face BertLMPredictionHead with the decoder weight tied to E."""
+    h = F.linear(x, p["transform.dense.weight"], p["transform.dense.bias"])
+    h = F.layer_norm(F.gelu(h), (MLM_C,), p["transform.LayerNorm.weight"],
+                     p["transform.LayerNorm.bias"], 1e-12)
+    return F.linear(h, E, p["bias"])
+
+
+def make_mlm_goldens():
+    g = torch.Generator().manual_seed(SEED_MLM)
+    N, C, V = MLM_N, MLM_C, MLM_V
+    # scaled like the tiny BERT: GELU curved, LayerNorm off 1 and 0, logits spread
+    p = {
+        "transform.dense.weight": torch.randn(C, C, generator=g) / math.sqrt(C),
+        "transform.dense.bias": torch.randn(C, generator=g) * 0.1,
+        "transform.LayerNorm.weight": 1 + torch.randn(C, generator=g) * 0.1,
+        "transform.LayerNorm.bias": torch.randn(C, generator=g) * 0.1,
+        "bias": torch.randn(V, generator=g) * 0.1,
+    }
+    p = {k: t.requires_grad_(True) for k, t in p.items()}
+    E = (torch.randn(V, C, generator=g) * 0.5).requires_grad_(True)
+    x = torch.randn(N, C, generator=g).requires_grad_(True)
+    labels = torch.randint(0, V, (N,), generator=g)
+    labels[MLM_IGNORED] = -1
+    logits = mlm_head_forward(p, E, x)
+    logits.retain_grad()
+    loss = F.cross_entropy(logits, labels, ignore_index=-1)
+    loss.backward()
+    out = [("mlm.x", x.detach().numpy()), ("mlm.labels", labels.numpy().astype(np.int32)),
+           ("mlm.embeddings", E.detach().numpy())]
+    out += [(f"mlm.param.{k}", t.detach().numpy()) for k, t in p.items()]
+    out += [("mlm.logits", logits.detach().numpy()), ("mlm.loss", loss.detach().reshape(1).numpy()),
+            ("mlm.dlogits", logits.grad.numpy())]
+    out += [(f"mlm.grad.{k}", t.grad.numpy()) for k, t in p.items()]
+    out += [("mlm.grad.embeddings", E.grad.numpy()), ("mlm.dx", x.grad.numpy())]
+    meta = {"generator": GENERATOR, "version": str(VERSION), "torch": torch.__version__,
+            "loss": "cross_entropy(logits, labels, ignore_index=-1)"}
+    write_safetensors(os.path.join(OUT, "mlm.safetensors"), out, meta)
+    return {"N": N, "C": C, "V": V, "ignored_rows": MLM_IGNORED, "params": list(p),
+            "loss": float(loss), "tensors": {n: list(a.shape) for n, a in out}}
+
+
 def sha256(path):
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
@@ -307,14 +365,16 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     bert = make_bert_goldens()
     heads = make_head_goldens()
+    mlm = make_mlm_goldens()
     files = ["tiny-bert/config.json", "tiny-bert/vocab.txt", "tiny-bert/model.safetensors",
-             "bert.safetensors", "heads.safetensors"]
+             "bert.safetensors", "heads.safetensors", "mlm.safetensors"]
     manifest = {
         "generator": GENERATOR, "version": VERSION, "torch": torch.__version__,
         "numpy": np.__version__, "dtype": "float32",
-        "seeds": {"model": SEED_MODEL, "input": SEED_INPUT, "heads": SEED_HEADS},
+        "seeds": {"model": SEED_MODEL, "input": SEED_INPUT, "heads": SEED_HEADS, "mlm": SEED_MLM},
         "bert": {"folder": "tiny-bert", "config": CONFIG, **bert},
         "heads": heads,
+        "mlm": mlm,
         "files": {f: sha256(os.path.join(OUT, f)) for f in files},
     }
     write_text(os.path.join(OUT, "manifest.json"), json.dumps(manifest, indent=1) + "\n")
