@@ -23,6 +23,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = "bench/out"
 PY = "/usr/bin/python3"
+EMB = {"A": "bench/out/run/embeddings.npy", "B": "bench/out/torch_emb.npy", "C": "bench/out/ort_emb.npy"}
 TORCH_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_CORETYPE": "SkylakeX"}
 
 
@@ -196,6 +197,22 @@ def print_table(engines, whole_label):
           " peak RSS = the child's ru_maxrss)")
 
 
+def compare_embeddings(engines):
+    """Max abs difference of each engine's embeddings (last round) from PyTorch's."""
+    import numpy as np
+    if not os.path.exists(EMB["B"]):
+        return
+    ref = np.load(EMB["B"])
+    for e in engines:
+        if e.key != "B" and e.runs and os.path.exists(EMB[e.key]):
+            emb = np.load(EMB[e.key])
+            if emb.shape != ref.shape:
+                print(f"same-work check: {e.name} embeddings have shape {emb.shape}, PyTorch's {ref.shape}")
+            else:
+                print(f"same-work check: {e.name} vs PyTorch embeddings, max abs diff "
+                      f"{float(np.abs(emb - ref).max()):.3g} (max |value| {float(np.abs(ref).max()):.3g})")
+
+
 def cmd_encode(a):
     os.makedirs(OUT, exist_ok=True)
     sentences = os.path.join(OUT, "dev_sentences.txt")
@@ -217,10 +234,10 @@ def cmd_encode(a):
     torch_env = dict(TORCH_ENV, OMP_NUM_THREADS=str(a.threads))
     pt = Engine("B", "PyTorch",
                 [PY, "bench/torch_bert.py", "--threads", str(a.threads), "encode", "--model", a.model,
-                 "--ids", ids, "--batch", str(a.batch)], torch_env, sentences=n)
+                 "--ids", ids, "--batch", str(a.batch), "--save", EMB["B"]], torch_env, sentences=n)
     ort = Engine("C", "ONNX Runtime",
                  ["node", "bench/ort_encode.js", "--model", onnx, "--ids", ids, "--batch", str(a.batch),
-                  "--threads", str(a.threads)] if have_ort else None, sentences=n)
+                  "--threads", str(a.threads), "--save", EMB["C"]] if have_ort else None, sentences=n)
     if not have_ort:
         ort.failed = "onnxruntime-node not installed"
     engines = [runner, pt, ort]
@@ -235,8 +252,12 @@ def cmd_encode(a):
     print(f"  peers get pre-tokenized ids ({ids}, made by {made_by}), length-sorted batches of {a.batch};")
     print(f"  ONNX model: {onnx} (torch.onnx.export, dynamic batch/sequence, output mean-pooled embedding)")
     print(f"  whole-process times include process start and model loading for every engine\n", flush=True)
+    for path in EMB.values():
+        if os.path.exists(path):
+            os.remove(path)
     alternate(engines, a.rounds, a.warmup)
     print_table(engines, "whole-process sent/s")
+    compare_embeddings(engines)
 
     wa, wb, wc = (med(e.whole_sps()) for e in engines)
     sa, sb, sc = (med(e.steady()) for e in engines)

@@ -305,7 +305,7 @@ def cmd_train(a):
         y = torch.tensor([labels[i] for i in rows], dtype=torch.int64)
         if step >= a.warmup:
             tokens += ids.numel()
-        loss = F.cross_entropy(head(F.dropout(model(ids, mask), 0.0, True)), y)
+        loss = F.cross_entropy(head(model(ids, mask)), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
