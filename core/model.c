@@ -323,10 +323,9 @@ int model_meta(const model *m, char ***meta, int *nmeta)
     char **kv = calloc(2 * (size_t)m->ntasks + 1, sizeof *kv);
     if (!kv)
         return err_set("out of memory");
+    static const dataset no_names; /* an MLM task's labels are the vocabulary: vocab.txt holds it */
     for (int k = 0; k < m->ntasks; k++) {
-        const dataset *d = &m->t[k].train.ds;
-        if (m->t[k].mlm) /* the vocabulary: vocab.txt holds it */
-            d = &(dataset){0};
+        const dataset *d = m->t[k].mlm ? &no_names : &m->t[k].train.ds;
         size_t len = 1;
         for (int i = 0; i < d->n_names; i++)
             len += strlen(d->names[i]) + 1;

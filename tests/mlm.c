@@ -698,7 +698,7 @@ static void test_pipeline(void)
         "is this the bad red dog ?", "five big cats and six small dogs ran",
     };
     if (!mkdtemp(dir)) {
-        skip(4, "no temporary folder");
+        skip(5, "no temporary folder");
         return;
     }
     char *data = str_printf("%s/lines.txt", dir), *text = NULL;
@@ -722,7 +722,7 @@ static void test_pipeline(void)
     ok(built, "tiny BERT + lines + mlm head + masked_lm loss: a model%s%s", built ? "" : ": ",
        built ? "" : err_get());
     if (!built) {
-        skip(3, "no model");
+        skip(4, "no model");
         goto done;
     }
     ok(m.t[0].mlm && m.t[0].n_out == 64, "an MLM task over the 64-piece vocabulary");
@@ -763,6 +763,11 @@ static void test_pipeline(void)
     ok(worst <= TOL_FD32, "word-embedding gradient (input + tied decoder) against differences of the "
        "training loss, 6 largest elements: worst %.1e", worst);
     free(grad);
+    char **meta = NULL;
+    int nmeta = 0;
+    ok(model_meta(&m, &meta, &nmeta) == 0 && nmeta == 1 && strcmp(meta[0], "labels.mlm") == 0 && !meta[1][0],
+       "checkpoint metadata: no label list for an MLM task (vocab.txt holds the vocabulary)");
+    model_meta_free(meta, nmeta);
 done:
     model_close(&m);
     pipeline_close(&pl);
