@@ -54,7 +54,8 @@ FIXTURES = $(FIXTURE_SRC:tests/plugins/%.c=$(BUILD)/tests/plugins/%.so)
 BENCH_SRC = $(wildcard bench/*.c)
 BENCHES = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test check-san bench model clean
+.PHONY: all test bench model clean
+.SECONDARY:
 all: $(BUILD)/runner $(PLUGINS) runner
 
 runner: $(BUILD)/runner
@@ -62,10 +63,12 @@ runner: $(BUILD)/runner
 
 $(BUILD)/libcore.a: $(CORE_OBJ)
 	@mkdir -p $(@D)
-	$(AR) rcs $@ $^
+	@echo "  AR      $@"
+	$(Q)$(AR) rcs $@ $^
 
 $(BUILD)/runner: $(BUILD)/core/main.o $(BUILD)/libcore.a
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
@@ -75,19 +78,23 @@ $(BUILD)/%.o: %.c
 define plugin_rule
 $(call plugin_so,$(1)): $(BUILD)/$(1:.c=.o) $(BUILD)/libcore.a
 	@mkdir -p $$(@D)
-	$$(CC) -shared $$(LDFLAGS_ALL) -o $$@ $$< $(BUILD)/libcore.a $$(LDLIBS)
+	@echo "  LD      $$@"
+	$(Q)$$(CC) -shared $$(LDFLAGS_ALL) -o $$@ $$< $(BUILD)/libcore.a $$(LDLIBS)
 endef
 $(foreach p,$(PLUGIN_SRC),$(eval $(call plugin_rule,$(p))))
 
 $(BUILD)/tests/%.t: $(BUILD)/tests/%.o $(BUILD)/libcore.a
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS)
 
 # test fixtures: deliberately broken plugins (see tests/plugins/)
 $(BUILD)/tests/plugins/%.so: $(BUILD)/tests/plugins/%.o
-	$(CC) -shared $(LDFLAGS_ALL) -o $@ $<
+	@echo "  LD      $@"
+	$(Q)$(CC) -shared $(LDFLAGS_ALL) -o $@ $<
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libcore.a
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS)
 
 test: all $(TESTS) $(FIXTURES)
 	prove -f --exec "" $(TESTS)
