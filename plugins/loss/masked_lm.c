@@ -2,24 +2,22 @@
  * the vocabulary (V = 30,522 for BERT's), averaged over the rows it is
  * given. With the mlm head those rows are the masked pieces only (the core
  * gathers them), each labelled with its original piece id; a row labelled
- * -1 is ignored. The same math as cross_entropy without class weights or
- * label smoothing (xent_row of core/classify.c, in double): per row one pass
- * for the max, one for the sum of exponentials, one for the gradient, rows
- * spread over the OpenMP threads, the mean summed in row order so the
- * result does not depend on the thread count. docs/heads.md. */
+ * -1 is ignored. The math of cross_entropy without class weights or label
+ * smoothing, per row with xent_row_f32 (core/softmax_xent.h: vectorised
+ * float32, one pass for the max, one for the sum of exponentials, one for
+ * the gradient), rows spread over the OpenMP threads, the mean summed in row
+ * order so the result does not depend on the thread count. docs/heads.md. */
 #include <math.h>
-#include <omp.h>
 #include <string.h>
 
 #include "classify.h"
 #include "runner.h"
+#include "softmax_xent.h"
 
 typedef struct masked_lm {
     const runner_host *h;
-    int K, threads;  /* the per-thread rows are sized for K classes and `threads` threads */
-    double *z, *dz;  /* (threads,K) one row in double per thread */
-    double *row_loss;/* (cap_rows) */
-    int cap_rows;
+    double *row_loss; /* (cap) */
+    int cap;
 } masked_lm;
 
 static const runner_key keys[] = {{0}};
@@ -30,8 +28,6 @@ static void mlm_loss_destroy(void *self)
     if (!l)
         return;
     const runner_host *h = l->h;
-    h->free(l->z);
-    h->free(l->dz);
     h->free(l->row_loss);
     h->free(l);
 }
@@ -61,33 +57,6 @@ static int mlm_loss_outputs(void *self, int n_labels, int *n_out)
     return 0;
 }
 
-/* Per-thread rows for K classes and the current thread count, per-row
- * losses for N rows; reallocated only when they grow. */
-static int reserve(masked_lm *l, int N, int K, int threads)
-{
-    const runner_host *h = l->h;
-    if (K > l->K || threads > l->threads) {
-        h->free(l->z);
-        h->free(l->dz);
-        const size_t n = (size_t)K * (size_t)threads * sizeof(double);
-        l->z = h->alloc(n);
-        l->dz = h->alloc(n);
-        l->K = l->threads = 0;
-        if (!l->z || !l->dz)
-            return h->error(h, "out of memory for %d rows of %d classes", threads, K);
-        l->K = K;
-        l->threads = threads;
-    }
-    if (N > l->cap_rows) {
-        h->free(l->row_loss);
-        l->row_loss = h->alloc((size_t)N * sizeof *l->row_loss);
-        l->cap_rows = l->row_loss ? N : 0;
-        if (!l->row_loss)
-            return h->error(h, "out of memory for %d rows", N);
-    }
-    return 0;
-}
-
 // logits (N,K), labels (N) -> mean loss over labelled rows, dlogits (N,K) written
 static int mlm_loss_forward(void *self, int N, int K, const float *logits, const int32_t *labels,
                             double *loss, float *dlogits)
@@ -109,32 +78,28 @@ static int mlm_loss_forward(void *self, int N, int K, const float *logits, const
             memset(dlogits, 0, (size_t)N * (size_t)K * sizeof *dlogits);
         return 0;
     }
-    const int threads = omp_get_max_threads();
-    if (reserve(l, N, K, threads) != 0)
-        return -1;
-    const double inv = 1.0 / counted;
-#pragma omp parallel for schedule(static) num_threads(threads)
+    if (N > l->cap) {
+        h->free(l->row_loss);
+        l->row_loss = h->alloc((size_t)N * sizeof *l->row_loss);
+        l->cap = l->row_loss ? N : 0;
+        if (!l->row_loss)
+            return h->error(h, "out of memory for %d rows", N);
+    }
+    const float inv = (float)(1.0 / counted);
+#pragma omp parallel for schedule(static)
     for (int i = 0; i < N; i++) {
         const int64_t at = (int64_t)i * K;
         float *drow = dlogits ? dlogits + at : NULL;
         l->row_loss[i] = 0;
-        if (labels[i] < 0) {
-            if (drow)
-                memset(drow, 0, (size_t)K * sizeof *drow);
-            continue;
-        }
-        double *z = l->z + (size_t)omp_get_thread_num() * K, *dz = l->dz + (size_t)omp_get_thread_num() * K;
-        const float *row = logits + at;
-        for (int c = 0; c < K; c++)
-            z[c] = row[c];
-        l->row_loss[i] = xent_row(K, z, labels[i], NULL, K, 0.0, drow ? dz : NULL);
-        for (int c = 0; drow && c < K; c++)
-            drow[c] = (float)(dz[c] * inv);
+        if (labels[i] >= 0)
+            l->row_loss[i] = xent_row_f32(K, logits + at, labels[i], inv, drow);
+        else if (drow)
+            memset(drow, 0, (size_t)K * sizeof *drow);
     }
     double total = 0;
     for (int i = 0; i < N; i++)
         total += l->row_loss[i];
-    *loss = total * inv;
+    *loss = total / counted;
     if (!isfinite(*loss))
         return h->error(h, "loss is %g: the logits hold NaN or Inf", *loss);
     return 0;
