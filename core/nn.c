@@ -394,10 +394,11 @@ int64_t attention_probs_size(const int *off, int S, int NH, int64_t *poff)
     return total;
 }
 
-/* per thread: K^T of one head (hd x maxlen) and two rows */
+/* per thread: K^T of one head (hd x maxlen), 4 rows of scores, and 4
+ * spare output rows (hd) */
 int64_t attention_scratch(int maxlen, int C, int NH)
 {
-    return (int64_t)(C / NH) * maxlen + 2 * (int64_t)maxlen + 32;
+    return (int64_t)(C / NH) * (maxlen + 4) + 4 * (int64_t)maxlen + 32;
 }
 
 AVX512 static void softmax_row_avx512(float *p, int n)
@@ -450,25 +451,93 @@ static void scores_generic(float *row, const float *q, const float *kt, int n, i
     }
 }
 
-AVX512 static void scores_avx512(float *row, const float *q, const float *kt, int n, int hd,
-                                 float scale)
+#define INLINE_AVX512 __attribute__((target("avx512f"), always_inline)) static inline
+
+static inline __mmask16 tail_mask(int left)
 {
-    for (int j0 = 0; j0 < n; j0 += 64) { /* 4 accumulators of 16 keys */
-        __mmask16 m[4];
-        __m512 acc[4];
-        for (int u = 0; u < 4; u++) {
-            int left = n - j0 - 16 * u;
-            m[u] = left >= 16 ? (__mmask16)0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
-            acc[u] = _mm512_setzero_ps();
+    return left >= 16 ? (__mmask16)0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
+}
+
+/* Scores of 4 queries (q[r], hd each) against keys j0 .. j0+16U of kt
+ * (hd, n): out rows r at out + r*n. U is a constant after inlining, so
+ * the 4 x U accumulators live in registers. */
+INLINE_AVX512 void scores4_tile(float *out, const float *const q[4], const float *kt, int n,
+                                int j0, int hd, float scale, int U)
+{
+    __m512 acc[4][4];
+    __mmask16 m[4];
+    for (int u = 0; u < U; u++) {
+        m[u] = tail_mask(n - j0 - 16 * u);
+        for (int r = 0; r < 4; r++)
+            acc[r][u] = _mm512_setzero_ps();
+    }
+    for (int d = 0; d < hd; d++) {
+        __m512 k[4];
+        for (int u = 0; u < U; u++)
+            k[u] = _mm512_maskz_loadu_ps(m[u], kt + (int64_t)d * n + j0 + 16 * u);
+        for (int r = 0; r < 4; r++) {
+            __m512 qb = _mm512_set1_ps(q[r][d]);
+            for (int u = 0; u < U; u++)
+                acc[r][u] = _mm512_fmadd_ps(qb, k[u], acc[r][u]);
         }
-        for (int d = 0; d < hd; d++) {
-            __m512 qd = _mm512_set1_ps(q[d] * scale);
-            const float *k = kt + (int64_t)d * n + j0;
-            for (int u = 0; u < 4; u++)
-                acc[u] = _mm512_fmadd_ps(qd, _mm512_maskz_loadu_ps(m[u], k + 16 * u), acc[u]);
+    }
+    __m512 sc = _mm512_set1_ps(scale);
+    for (int r = 0; r < 4; r++)
+        for (int u = 0; u < U; u++)
+            _mm512_mask_storeu_ps(out + (int64_t)r * n + j0 + 16 * u, m[u], _mm512_mul_ps(acc[r][u], sc));
+}
+
+AVX512 static void scores4_avx512(float *out, const float *const q[4], const float *kt, int n,
+                                  int hd, float scale)
+{
+    for (int j0 = 0; j0 < n; j0 += 64) {
+        int vecs = (n - j0 + 15) / 16;
+        switch (vecs > 4 ? 4 : vecs) {
+        case 1: scores4_tile(out, q, kt, n, j0, hd, scale, 1); break;
+        case 2: scores4_tile(out, q, kt, n, j0, hd, scale, 2); break;
+        case 3: scores4_tile(out, q, kt, n, j0, hd, scale, 3); break;
+        default: scores4_tile(out, q, kt, n, j0, hd, scale, 4); break;
         }
-        for (int u = 0; u < 4; u++)
-            _mm512_mask_storeu_ps(row + j0 + 16 * u, m[u], acc[u]);
+    }
+}
+
+/* o[r] (dims d0 .. d0+16U) = sum_j p[r*n + j] v_j, for 4 rows at once */
+INLINE_AVX512 void mix4_tile(float *const o[4], const float *p, const float *v, int64_t stride,
+                             int n, int d0, int hd, int U)
+{
+    __m512 acc[4][4];
+    __mmask16 m[4];
+    for (int u = 0; u < U; u++) {
+        m[u] = tail_mask(hd - d0 - 16 * u);
+        for (int r = 0; r < 4; r++)
+            acc[r][u] = _mm512_setzero_ps();
+    }
+    for (int j = 0; j < n; j++) {
+        __m512 vv[4];
+        for (int u = 0; u < U; u++)
+            vv[u] = _mm512_maskz_loadu_ps(m[u], v + j * stride + d0 + 16 * u);
+        for (int r = 0; r < 4; r++) {
+            __m512 pb = _mm512_set1_ps(p[(int64_t)r * n + j]);
+            for (int u = 0; u < U; u++)
+                acc[r][u] = _mm512_fmadd_ps(pb, vv[u], acc[r][u]);
+        }
+    }
+    for (int r = 0; r < 4; r++)
+        for (int u = 0; u < U; u++)
+            _mm512_mask_storeu_ps(o[r] + d0 + 16 * u, m[u], acc[r][u]);
+}
+
+AVX512 static void mix4_avx512(float *const o[4], const float *p, const float *v, int64_t stride,
+                               int n, int hd)
+{
+    for (int d0 = 0; d0 < hd; d0 += 64) {
+        int vecs = (hd - d0 + 15) / 16;
+        switch (vecs > 4 ? 4 : vecs) {
+        case 1: mix4_tile(o, p, v, stride, n, d0, hd, 1); break;
+        case 2: mix4_tile(o, p, v, stride, n, d0, hd, 2); break;
+        case 3: mix4_tile(o, p, v, stride, n, d0, hd, 3); break;
+        default: mix4_tile(o, p, v, stride, n, d0, hd, 4); break;
+        }
     }
 }
 
@@ -485,28 +554,6 @@ static void mix_generic(float *o, const float *p, const float *v, int64_t stride
     }
 }
 
-AVX512 static void mix_avx512(float *o, const float *p, const float *v, int64_t stride, int n,
-                              int hd)
-{
-    for (int d0 = 0; d0 < hd; d0 += 64) { /* 4 accumulators of 16 dimensions */
-        __mmask16 m[4];
-        __m512 acc[4];
-        for (int u = 0; u < 4; u++) {
-            int left = hd - d0 - 16 * u;
-            m[u] = left >= 16 ? (__mmask16)0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
-            acc[u] = _mm512_setzero_ps();
-        }
-        for (int j = 0; j < n; j++) {
-            __m512 pj = _mm512_set1_ps(p[j]);
-            const float *vj = v + j * stride + d0;
-            for (int u = 0; u < 4; u++)
-                acc[u] = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(m[u], vj + 16 * u), acc[u]);
-        }
-        for (int u = 0; u < 4; u++)
-            _mm512_mask_storeu_ps(o + d0 + 16 * u, m[u], acc[u]);
-    }
-}
-
 /* Pairs (sequence, head) under a dynamic schedule: the work of a pair
  * grows with n^2. */
 void attention_forward(float *out, float *probs, const float *qkv, const int *off,
@@ -518,7 +565,7 @@ void attention_forward(float *out, float *probs, const float *qkv, const int *of
     int maxlen = 0;
     for (int s = 0; s < S; s++)
         maxlen = off[s + 1] - off[s] > maxlen ? off[s + 1] - off[s] : maxlen;
-    const int64_t per = (int64_t)hd * maxlen + 2 * (int64_t)maxlen + 32;
+    const int64_t per = attention_scratch(maxlen, C, NH);
     const int fast = nn_avx512();
     const uint32_t thr = drop_threshold(p_drop);
     const float keep_scale = 1.0f / (1.0f - p_drop);
@@ -526,34 +573,48 @@ void attention_forward(float *out, float *probs, const float *qkv, const int *of
     for (int task = 0; task < S * NH; task++) {
         int s = task / NH, h = task % NH, n = off[s + 1] - off[s];
         const float *base = qkv + (int64_t)off[s] * C3;
-        float *kt = scratch + per * omp_get_thread_num(), *row = kt + (int64_t)hd * n;
+        float *kt = scratch + per * omp_get_thread_num(), *rows = kt + (int64_t)hd * n;
+        float *spare = rows + 4 * (int64_t)n; /* outputs of repeated rows */
         for (int j = 0; j < n; j++) /* K^T of this head: (hd, n) */
             for (int d = 0; d < hd; d++)
                 kt[(int64_t)d * n + j] = base[(int64_t)j * C3 + C + h * hd + d];
-        for (int i = 0; i < n; i++) {
-            const float *q = base + (int64_t)i * C3 + h * hd;
-            if (fast) {
-                scores_avx512(row, q, kt, n, hd, scale);
-                softmax_row_avx512(row, n);
-            } else {
-                scores_generic(row, q, kt, n, hd, scale);
-                softmax_row_generic(row, n);
+        for (int i0 = 0; i0 < n; i0 += 4) {
+            /* queries i0 .. i0+3 (the last block repeats its last row) */
+            const int nr = n - i0 < 4 ? n - i0 : 4;
+            const float *q[4];
+            float *o[4];
+            for (int r = 0; r < 4; r++) {
+                int i = i0 + (r < nr ? r : nr - 1);
+                q[r] = base + (int64_t)i * C3 + h * hd;
+                o[r] = r < nr ? out + ((int64_t)off[s] + i) * C + h * hd : spare + r * hd;
             }
-            if (probs) {
-                float *pr = probs + poff[s] + ((int64_t)h * n + i) * n;
-                memcpy(pr, row, (size_t)n * sizeof *row);
-                if (p_drop > 0) {
-                    uint64_t first = (uint64_t)(pr - probs);
-                    for (int j = 0; j < n; j++)
-                        row[j] = drop_bits(seed, first + (uint64_t)j) >= thr ? row[j] * keep_scale : 0;
+            if (fast)
+                scores4_avx512(rows, q, kt, n, hd, scale);
+            else
+                for (int r = 0; r < nr; r++)
+                    scores_generic(rows + (int64_t)r * n, q[r], kt, n, hd, scale);
+            for (int r = 0; r < nr; r++) {
+                float *row = rows + (int64_t)r * n;
+                if (fast)
+                    softmax_row_avx512(row, n);
+                else
+                    softmax_row_generic(row, n);
+                if (probs) {
+                    float *pr = probs + poff[s] + ((int64_t)h * n + i0 + r) * n;
+                    memcpy(pr, row, (size_t)n * sizeof *row);
+                    if (p_drop > 0) {
+                        uint64_t first = (uint64_t)(pr - probs);
+                        for (int j = 0; j < n; j++)
+                            row[j] = drop_bits(seed, first + (uint64_t)j) >= thr ? row[j] * keep_scale : 0;
+                    }
                 }
             }
-            float *o = out + ((int64_t)off[s] + i) * C + h * hd;
             const float *v = base + 2 * C + h * hd;
             if (fast)
-                mix_avx512(o, row, v, C3, n, hd);
+                mix4_avx512(o, rows, v, C3, n, hd);
             else
-                mix_generic(o, row, v, C3, n, hd);
+                for (int r = 0; r < nr; r++)
+                    mix_generic(o[r], rows + (int64_t)r * n, v, C3, n, hd);
         }
     }
 }
@@ -567,7 +628,7 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
     int maxlen = 0;
     for (int s = 0; s < S; s++)
         maxlen = off[s + 1] - off[s] > maxlen ? off[s + 1] - off[s] : maxlen;
-    const int64_t per = (int64_t)hd * maxlen + 2 * (int64_t)maxlen + 32;
+    const int64_t per = attention_scratch(maxlen, C, NH);
     const uint32_t thr = drop_threshold(p_drop);
     const float keep_scale = 1.0f / (1.0f - p_drop);
 #pragma omp parallel for schedule(dynamic, 1)
