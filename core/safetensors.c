@@ -261,6 +261,16 @@ int st_to_f32(const safetensors *st, const st_tensor *t, float *out)
     return 0;
 }
 
+void st_release(const safetensors *st, const st_tensor *t)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)t->data + page - 1) & ~(page - 1);
+    uintptr_t hi = ((uintptr_t)t->data + t->nbytes) & ~(page - 1);
+    (void)st;
+    if (hi > lo)
+        madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 /* ---- writer ---------------------------------------------------------------- */
 
 struct st_writing {

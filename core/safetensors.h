@@ -45,6 +45,10 @@ const char *st_meta(const safetensors *st, const char *key); /* NULL if absent *
 size_t st_dtype_size(const char *dtype);
 /* Tensor t (F32, F16 or BF16) as float32 into out (t->numel floats). */
 int st_to_f32(const safetensors *st, const st_tensor *t, float *out);
+/* Drop the mapped pages of t from memory once it has been copied (they
+ * are read again from the file if touched): keeps peak RSS near one copy
+ * of the model instead of two. */
+void st_release(const safetensors *st, const st_tensor *t);
 
 /* A float32 tensor to write. */
 typedef struct st_out {

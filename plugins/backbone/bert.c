@@ -366,7 +366,10 @@ static int load_tensor(bert *m, const safetensors *st, tensor *t)
     if (strcmp(s->dtype, "F32") && strcmp(s->dtype, "F16") && strcmp(s->dtype, "BF16"))
         return m->h->error(m->h, "%s: tensor %s has dtype %s, expected F32, F16 or BF16",
                            st->path, s->name, s->dtype);
-    return st_to_f32(st, s, t->data) == 0 ? 0 : m->h->error(m->h, "%s", err_get());
+    if (st_to_f32(st, s, t->data) != 0)
+        return m->h->error(m->h, "%s", err_get());
+    st_release(st, s);
+    return 0;
 }
 
 static int is_known(bert *m, const char *name)
