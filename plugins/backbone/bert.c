@@ -97,6 +97,13 @@ typedef struct bert {
     int trained;    /* the last forward was a training one */
     uint64_t seed;  /* its dropout seed */
 
+    /* precision = "bf16": weights packed into AMX tiles, repacked after
+     * any training forward (weights may have changed since) */
+    int bf16, wp_stale;
+    uint16_t *wp;         /* per layer: QKV (3C,C), AO (C,C), I (FF,C), O (C,FF) */
+    uint16_t *bf_scratch; /* per thread: linear_bf16_scratch of cap_n rows */
+    size_t cap_bf;
+
     /* backward workspace */
     float *gx, *gy, *gr, *gx1, *gatt, *gqkv, *gh, *gg;
     size_t cap_grad;
@@ -213,6 +220,8 @@ static void bert_destroy(void *self)
     free_acts(m);
     free(m->a);
     h->free(m->scratch);
+    h->free(m->wp);
+    h->free(m->bf_scratch);
     for (int l = 0; l <= m->L; l++) {
         if (m->hidden)
             h->free(m->hidden[l]);
@@ -273,8 +282,8 @@ static int bert_create(const runner_host *h, const runner_cfg *cfg, void **self)
         h->error(h, "no model folder: set the pipeline's `model` or the backbone's `model`");
         goto fail;
     }
-    if (strcmp(precision, "f32") != 0) {
-        h->error(h, "precision \"%s\": only \"f32\" is implemented", precision);
+    if (precision && strcmp(precision, "f32") != 0 && strcmp(precision, "bf16") != 0) {
+        h->error(h, "precision \"%s\": expected \"f32\" or \"bf16\"", precision);
         goto fail;
     }
     m->dir = str_dup(dir);
@@ -284,6 +293,16 @@ static int bert_create(const runner_host *h, const runner_cfg *cfg, void **self)
     }
     if (read_config(m) != 0)
         goto fail;
+    if (precision && strcmp(precision, "bf16") == 0) {
+        if (!nn_amx())
+            h->log(h, RUNNER_LOG_WARN, "precision \"bf16\" needs AMX-BF16, which this CPU (or "
+                   "kernel) does not offer: computing in f32");
+        else if (m->C % 32 || m->FF % 32)
+            h->log(h, RUNNER_LOG_WARN, "precision \"bf16\" needs hidden and intermediate sizes "
+                   "that are multiples of 32: computing in f32");
+        else
+            m->bf16 = m->wp_stale = 1;
+    }
     if (read_prob_setting(m, cfg, "hidden_dropout", &m->p_hidden) ||
         read_prob_setting(m, cfg, "attention_dropout", &m->p_attn))
         goto fail;
@@ -558,6 +577,19 @@ static int ensure_batch(bert *m, int train)
     return 0;
 }
 
+/* bfloat16 scratch: one slot of cap_n rows per thread */
+static int ensure_bf_scratch(bert *m, int threads)
+{
+    int64_t per = linear_bf16_scratch((int)m->cap_n, m->FF, 3 * m->C > m->FF ? 3 * m->C : m->FF);
+    size_t need = (size_t)per * (size_t)threads;
+    if (need <= m->cap_bf)
+        return 0;
+    m->h->free(m->bf_scratch);
+    m->bf_scratch = m->h->alloc(need * sizeof *m->bf_scratch);
+    m->cap_bf = m->bf_scratch ? need : 0;
+    return m->bf_scratch ? 0 : m->h->error(m->h, "out of memory (%zu bfloat16 values)", need);
+}
+
 /* ---- forward ------------------------------------------------------------------------- */
 
 /* Dropout seed of one site (layer, place) of this forward. */
@@ -566,11 +598,49 @@ static uint64_t site_seed(const bert *m, int layer, int site)
     return m->seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(4 * (layer + 1) + site + 1));
 }
 
+/* Packed bfloat16 weights of layer l: 0 QKV, 1 attention output, 2
+ * intermediate, 3 output. */
+static uint16_t *layer_wp(const bert *m, int l, int which)
+{
+    const int64_t C = m->C, FF = m->FF, per = 4 * C * C + 2 * C * FF;
+    const int64_t at[4] = {0, 3 * C * C, 4 * C * C, 4 * C * C + FF * C};
+    return m->wp + l * per + at[which];
+}
+
+static int pack_weights(bert *m)
+{
+    const int64_t C = m->C, FF = m->FF;
+    if (!m->wp) {
+        m->wp = m->h->alloc((size_t)(4 * C * C + 2 * C * FF) * m->L * sizeof *m->wp);
+        if (!m->wp)
+            return m->h->error(m->h, "out of memory for the bfloat16 weights");
+    }
+    for (int l = 0; l < m->L; l++) {
+        linear_pack_bf16(layer_wp(m, l, 0), lt(m, l, QW)->data, m->C, 3 * m->C);
+        linear_pack_bf16(layer_wp(m, l, 1), lt(m, l, AOW)->data, m->C, m->C);
+        linear_pack_bf16(layer_wp(m, l, 2), lt(m, l, IW)->data, m->C, m->FF);
+        linear_pack_bf16(layer_wp(m, l, 3), lt(m, l, OW)->data, m->FF, m->C);
+    }
+    m->wp_stale = 0;
+    return 0;
+}
+
+/* y (N,out) = x W^T + b for weight `which` of layer l: bfloat16 on AMX
+ * when bf is set (eval in precision "bf16"), else float32 */
+static void layer_linear(const bert *m, int l, int which, const tensor *W, const float *b,
+                         float *y, const float *x, int N, int in, int out, uint16_t *bf)
+{
+    if (bf)
+        linear_forward_bf16(y, x, layer_wp(m, l, which), b, N, in, out, bf);
+    else
+        linear_forward(y, x, W->data, b, N, in, out);
+}
+
 /* One encoder layer over the rows of sentences [s0, s1): a->x -> out,
  * both (N,C) packed. Pointers are to row 0; the rows of the slice are
  * off[s0] .. off[s1]. scratch: attention scratch of the calling team. */
 static void layer_forward(bert *m, int l, const acts *a, float *out, int train, int s0, int s1,
-                          float *scratch)
+                          float *scratch, uint16_t *bf)
 {
     const int C = m->C, FF = m->FF, r0 = m->off[s0], N = m->off[s1] - r0;
     const int64_t NC = (int64_t)N * C, o = (int64_t)r0 * C;
@@ -580,18 +650,18 @@ static void layer_forward(bert *m, int l, const acts *a, float *out, int train, 
     float *r2 = a->r2 + o, *y = out + o;
     float *mean1 = train ? a->mean1 : NULL, *rstd1 = train ? a->rstd1 : NULL;
     float *mean2 = train ? a->mean2 : NULL, *rstd2 = train ? a->rstd2 : NULL;
-    linear_forward(qkv, x, lt(m, l, QW)->data, m->bqkv + 3 * l * C, N, C, 3 * C);  // (N,3C)
+    layer_linear(m, l, 0, lt(m, l, QW), m->bqkv + 3 * l * C, qkv, x, N, C, 3 * C, bf); // (N,3C)
     attention_forward(a->att, train ? a->probs : NULL, a->qkv, m->off + s0, m->poff + s0,
                       s1 - s0, C, m->NH, pa, site_seed(m, l, 0), scratch);         // (N,C)
-    linear_forward(r1, att, lt(m, l, AOW)->data, lt(m, l, AOB)->data, N, C, C);
+    layer_linear(m, l, 1, lt(m, l, AOW), lt(m, l, AOB)->data, r1, att, N, C, C, bf);
     if (ph > 0)
         dropout_forward(r1, r1, NC, ph, site_seed(m, l, 1));
     residual_forward(r1, r1, x, NC);
     layernorm_forward(x1, mean1, rstd1, r1, lt(m, l, LN1W)->data, lt(m, l, LN1B)->data, N, C,
                       m->eps);
-    linear_forward(h, x1, lt(m, l, IW)->data, lt(m, l, IB)->data, N, C, FF);       // (N,FF)
+    layer_linear(m, l, 2, lt(m, l, IW), lt(m, l, IB)->data, h, x1, N, C, FF, bf);   // (N,FF)
     gelu_forward(g, h, (int64_t)N * FF);
-    linear_forward(r2, g, lt(m, l, OW)->data, lt(m, l, OB)->data, N, FF, C);       // (N,C)
+    layer_linear(m, l, 3, lt(m, l, OW), lt(m, l, OB)->data, r2, g, N, FF, C, bf);   // (N,C)
     if (ph > 0)
         dropout_forward(r2, r2, NC, ph, site_seed(m, l, 2));
     residual_forward(r2, r2, x1, NC);
@@ -614,7 +684,7 @@ static void scatter(bert *m, float *dst, const float *src, int s0, int s1)
 
 /* Embeddings and every layer for sentences [s0, s1); in eval all layers
  * share the activation set a[0], in training each keeps its own. */
-static void forward_slice(bert *m, int train, int s0, int s1, float *scratch)
+static void forward_slice(bert *m, int train, int s0, int s1, float *scratch, uint16_t *bf)
 {
     const int C = m->C, r0 = m->off[s0], N = m->off[s1] - r0;
     const int64_t o = (int64_t)r0 * C;
@@ -629,31 +699,37 @@ static void forward_slice(bert *m, int train, int s0, int s1, float *scratch)
     for (int l = 0; l < m->L; l++) {
         const acts *a = train ? &m->a[l] : a0;
         float *y = train ? m->a[l + 1].x : a0->x;
-        layer_forward(m, l, a, y, train, s0, s1, scratch);
+        layer_forward(m, l, a, y, train, s0, s1, scratch, bf);
         scatter(m, m->hidden[l + 1], y, s0, s1);
     }
 }
 
-/* Sentence groups of the eval forward: one per thread, contiguous runs
- * of sentences with about equal token counts. Measured on SST-2 dev with
- * 2 threads, one large group per thread beats smaller groups (OpenBLAS
- * packs the weights again on every call) and beats sharing each operation
- * between threads (a barrier after every kernel). 0 when there are fewer
- * than 2 sentences per thread: then the kernels share each operation. */
-static int make_groups(bert *m, int threads)
+/* Sentence groups of the eval forward: per_thread per thread, contiguous
+ * runs of sentences with about equal token counts. In f32 one large group
+ * per thread is best (measured on SST-2 dev, 2 threads: OpenBLAS packs the
+ * weights again on every call, so smaller groups cost more, and sharing
+ * each operation between threads costs a barrier after every kernel). In
+ * bf16 the weights are packed once, so 4 groups per thread cost little and
+ * balance the threads when one of them is slowed down. 0 when there are
+ * fewer than 2 sentences per thread: then the kernels share each
+ * operation. */
+static int make_groups(bert *m, int threads, int per_thread)
 {
     if (threads < 2 || m->B < 2 * threads)
         return 0;
+    int groups = threads * per_thread;
+    while (groups > threads && m->B < 2 * groups)
+        groups -= threads;
     m->group[0] = 0;
-    for (int g = 1; g < threads; g++) {
-        int64_t target = (int64_t)m->N * g / threads;
+    for (int g = 1; g < groups; g++) {
+        int64_t target = (int64_t)m->N * g / groups;
         int s = m->group[g - 1] + 1;
-        while (s < m->B - (threads - g) && m->off[s] < target)
+        while (s < m->B - (groups - g) && m->off[s] < target)
             s++;
         m->group[g] = s;
     }
-    m->group[threads] = m->B;
-    return threads;
+    m->group[groups] = m->B;
+    return groups;
 }
 
 /* Pack the batch's real tokens; checks ids, types and positions. */
@@ -714,16 +790,25 @@ static int bert_forward(void *self, const runner_batch *b, int train, const runn
         for (int k = 0; k < 3; k++)
             memcpy(m->bqkv + (3 * l + k) * C, lt(m, l, QB + k)->data, (size_t)C * sizeof(float));
     int threads = omp_get_max_threads();
-    int groups = train ? 0 : make_groups(m, threads);
+    int bf16 = m->bf16 && !train;
+    int groups = train ? 0 : make_groups(m, threads, bf16 ? 4 : 1);
+    if (train)
+        m->wp_stale = 1;
+    if (bf16 && ((m->wp_stale && pack_weights(m)) || ensure_bf_scratch(m, threads)))
+        return -1;
+    int64_t bf_per = linear_bf16_scratch((int)m->cap_n, m->FF, 3 * C > m->FF ? 3 * C : m->FF);
     if (groups) {
         /* independent groups of sentences, one thread each, through all
          * layers: no barrier between operations, single-threaded BLAS */
         int64_t per = attention_scratch(m->T, C, m->NH);
 #pragma omp parallel for schedule(dynamic, 1)
-        for (int g = 0; g < groups; g++)
-            forward_slice(m, 0, m->group[g], m->group[g + 1], m->scratch + per * omp_get_thread_num());
+        for (int g = 0; g < groups; g++) {
+            int tid = omp_get_thread_num();
+            forward_slice(m, 0, m->group[g], m->group[g + 1], m->scratch + per * tid,
+                          bf16 ? m->bf_scratch + bf_per * tid : NULL);
+        }
     } else {
-        forward_slice(m, train, 0, m->B, m->scratch);
+        forward_slice(m, train, 0, m->B, m->scratch, bf16 ? m->bf_scratch : NULL);
     }
     if (train)
         for (int l = 0; l <= m->L; l++)
@@ -928,7 +1013,9 @@ done:
 static const runner_key keys[] = {
     {"model", RUNNER_T_STRING, NULL,
      "Hugging Face model folder (config.json, model.safetensors); unset: the pipeline's `model`"},
-    {"precision", RUNNER_T_STRING, "\"f32\"", "arithmetic: \"f32\" (the only one implemented)"},
+    {"precision", RUNNER_T_STRING, "\"f32\"",
+     "\"f32\", or \"bf16\": eval GEMMs on AMX with bfloat16 inputs and float32 sums (needs "
+     "AMX-BF16, else f32 with a warning; training always runs in f32)"},
     {"hidden_dropout", RUNNER_T_FLOAT, NULL,
      "dropout after embeddings and each sub-layer when training; unset: config.json's "
      "hidden_dropout_prob"},
