@@ -394,6 +394,47 @@ void layernorm_backward(float *dx, float *dw, float *db, const float *dy, const 
     }
 }
 
+void residual_layernorm_forward(float *y, float *s, float *mean, float *rstd, const float *a,
+                                const float *b, const float *w, const float *bias, int N, int C,
+                                float eps)
+{
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < N; i++) {
+        const float *ra = a + (int64_t)i * C, *rb = b + (int64_t)i * C;
+        float *o = y + (int64_t)i * C, *rs = s ? s + (int64_t)i * C : NULL;
+        float sum = 0, v = 0;
+#pragma omp simd reduction(+ : sum)
+        for (int c = 0; c < C; c++) {
+            float x = ra[c] + rb[c];
+            o[c] = x;
+            sum += x;
+        }
+        if (rs)
+            memcpy(rs, o, (size_t)C * sizeof *o);
+        float m = sum / (float)C;
+#pragma omp simd reduction(+ : v)
+        for (int c = 0; c < C; c++)
+            v += (o[c] - m) * (o[c] - m);
+        float r = 1.0f / sqrtf(v / (float)C + eps);
+#pragma omp simd
+        for (int c = 0; c < C; c++)
+            o[c] = (o[c] - m) * r * w[c] + bias[c];
+        if (mean)
+            mean[i] = m;
+        if (rstd)
+            rstd[i] = r;
+    }
+}
+
+void residual_layernorm_backward(float *da, float *db, float *dw, float *dbias, float *ds,
+                                 const float *dy, const float *s, const float *w,
+                                 const float *mean, const float *rstd, int N, int C)
+{
+    memset(ds, 0, (size_t)N * C * sizeof *ds);
+    layernorm_backward(ds, dw, dbias, dy, s, w, mean, rstd, N, C);
+    residual_backward(da, db, ds, (int64_t)N * C);
+}
+
 /* ---- GELU ---------------------------------------------------------------------------- */
 
 #define INV_SQRT2 0.70710678118654752440f
@@ -544,27 +585,18 @@ int64_t attention_scratch(int maxlen, int C, int NH)
     return (int64_t)(C / NH) * (maxlen + 4) + 4 * (int64_t)maxlen + 32;
 }
 
-AVX512 static void softmax_row_avx512(float *p, int n)
+/* p[j] = exp(p[j] - max), returns the sum (the softmax without its
+ * division, which the caller folds into what follows) */
+AVX512 static float softmax_exp_avx512(float *p, int n, float max)
 {
-    __m512 mx = _mm512_set1_ps(-INFINITY);
+    __m512 vmax = _mm512_set1_ps(max), sum = _mm512_setzero_ps();
     for (int j = 0; j < n; j += 16) {
-        __mmask16 m = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
-        mx = _mm512_mask_max_ps(mx, m, mx, _mm512_maskz_loadu_ps(m, p + j));
-    }
-    __m512 vmax = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
-    __m512 sum = _mm512_setzero_ps();
-    for (int j = 0; j < n; j += 16) {
-        __mmask16 m = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
-        __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, p + j), vmax));
-        e = _mm512_maskz_mov_ps(m, e);
+        __mmask16 m = tail_mask(n - j);
+        __m512 e = _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, p + j), vmax)));
         sum = _mm512_add_ps(sum, e);
         _mm512_mask_storeu_ps(p + j, m, e);
     }
-    __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
-    for (int j = 0; j < n; j += 16) {
-        __mmask16 m = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
-        _mm512_mask_storeu_ps(p + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p + j), inv));
-    }
+    return _mm512_reduce_add_ps(sum);
 }
 
 static void softmax_row_generic(float *p, int n)
@@ -600,7 +632,7 @@ static void scores_generic(float *row, const float *q, const float *kt, int n, i
  * (hd, n): out rows r at out + r*n. U is a constant after inlining, so
  * the 4 x U accumulators live in registers. */
 INLINE_AVX512 void scores4_tile(float *out, const float *const q[4], const float *kt, int n,
-                                int j0, int hd, float scale, int U)
+                                int j0, int hd, float scale, int U, __m512 rmax[4])
 {
     __m512 acc[4][4];
     __mmask16 m[4];
@@ -621,27 +653,36 @@ INLINE_AVX512 void scores4_tile(float *out, const float *const q[4], const float
     }
     __m512 sc = _mm512_set1_ps(scale);
     for (int r = 0; r < 4; r++)
-        for (int u = 0; u < U; u++)
-            _mm512_mask_storeu_ps(out + (int64_t)r * n + j0 + 16 * u, m[u], _mm512_mul_ps(acc[r][u], sc));
+        for (int u = 0; u < U; u++) {
+            __m512 v = _mm512_mul_ps(acc[r][u], sc);
+            rmax[r] = _mm512_mask_max_ps(rmax[r], m[u], rmax[r], v);
+            _mm512_mask_storeu_ps(out + (int64_t)r * n + j0 + 16 * u, m[u], v);
+        }
 }
 
+/* scores of 4 queries against all n keys, and each row's maximum */
 AVX512 static void scores4_avx512(float *out, const float *const q[4], const float *kt, int n,
-                                  int hd, float scale)
+                                  int hd, float scale, float max[4])
 {
+    __m512 rmax[4];
+    for (int r = 0; r < 4; r++)
+        rmax[r] = _mm512_set1_ps(-INFINITY);
     for (int j0 = 0; j0 < n; j0 += 64) {
         int vecs = (n - j0 + 15) / 16;
         switch (vecs > 4 ? 4 : vecs) {
-        case 1: scores4_tile(out, q, kt, n, j0, hd, scale, 1); break;
-        case 2: scores4_tile(out, q, kt, n, j0, hd, scale, 2); break;
-        case 3: scores4_tile(out, q, kt, n, j0, hd, scale, 3); break;
-        default: scores4_tile(out, q, kt, n, j0, hd, scale, 4); break;
+        case 1: scores4_tile(out, q, kt, n, j0, hd, scale, 1, rmax); break;
+        case 2: scores4_tile(out, q, kt, n, j0, hd, scale, 2, rmax); break;
+        case 3: scores4_tile(out, q, kt, n, j0, hd, scale, 3, rmax); break;
+        default: scores4_tile(out, q, kt, n, j0, hd, scale, 4, rmax); break;
         }
     }
+    for (int r = 0; r < 4; r++)
+        max[r] = _mm512_reduce_max_ps(rmax[r]);
 }
 
 /* o[r] (dims d0 .. d0+16U) = sum_j p[r*n + j] v_j, for 4 rows at once */
 INLINE_AVX512 void mix4_tile(float *const o[4], const float *p, const float *v, int64_t stride,
-                             int n, int d0, int hd, int U)
+                             int n, int d0, int hd, int U, const float scale[4])
 {
     __m512 acc[4][4];
     __mmask16 m[4];
@@ -662,19 +703,21 @@ INLINE_AVX512 void mix4_tile(float *const o[4], const float *p, const float *v, 
     }
     for (int r = 0; r < 4; r++)
         for (int u = 0; u < U; u++)
-            _mm512_mask_storeu_ps(o[r] + d0 + 16 * u, m[u], acc[r][u]);
+            _mm512_mask_storeu_ps(o[r] + d0 + 16 * u, m[u],
+                                  _mm512_mul_ps(acc[r][u], _mm512_set1_ps(scale[r])));
 }
 
+/* o[r] = scale[r] * sum_j p[r*n + j] v_j for 4 rows */
 AVX512 static void mix4_avx512(float *const o[4], const float *p, const float *v, int64_t stride,
-                               int n, int hd)
+                               int n, int hd, const float scale[4])
 {
     for (int d0 = 0; d0 < hd; d0 += 64) {
         int vecs = (hd - d0 + 15) / 16;
         switch (vecs > 4 ? 4 : vecs) {
-        case 1: mix4_tile(o, p, v, stride, n, d0, hd, 1); break;
-        case 2: mix4_tile(o, p, v, stride, n, d0, hd, 2); break;
-        case 3: mix4_tile(o, p, v, stride, n, d0, hd, 3); break;
-        default: mix4_tile(o, p, v, stride, n, d0, hd, 4); break;
+        case 1: mix4_tile(o, p, v, stride, n, d0, hd, 1, scale); break;
+        case 2: mix4_tile(o, p, v, stride, n, d0, hd, 2, scale); break;
+        case 3: mix4_tile(o, p, v, stride, n, d0, hd, 3, scale); break;
+        default: mix4_tile(o, p, v, stride, n, d0, hd, 4, scale); break;
         }
     }
 }
@@ -726,20 +769,23 @@ void attention_forward(float *out, float *probs, const float *qkv, const int *of
                 q[r] = base + (int64_t)i * C3 + h * hd;
                 o[r] = r < nr ? out + ((int64_t)off[s] + i) * C + h * hd : spare + r * hd;
             }
+            /* unnormalised probabilities in rows, 1/sum in inv: the
+             * division happens once per output, in the mix */
+            float mx[4], inv[4] = {1, 1, 1, 1};
             if (fast)
-                scores4_avx512(rows, q, kt, n, hd, scale);
-            else
-                for (int r = 0; r < nr; r++)
-                    scores_generic(rows + (int64_t)r * n, q[r], kt, n, hd, scale);
+                scores4_avx512(rows, q, kt, n, hd, scale, mx);
             for (int r = 0; r < nr; r++) {
                 float *row = rows + (int64_t)r * n;
-                if (fast)
-                    softmax_row_avx512(row, n);
-                else
+                if (fast) {
+                    inv[r] = 1.0f / softmax_exp_avx512(row, n, mx[r]);
+                } else {
+                    scores_generic(row, q[r], kt, n, hd, scale);
                     softmax_row_generic(row, n);
+                }
                 if (probs) {
                     float *pr = probs + poff[s] + ((int64_t)h * n + i0 + r) * n;
-                    memcpy(pr, row, (size_t)n * sizeof *row);
+                    for (int j = 0; j < n; j++)
+                        pr[j] = row[j] * inv[r];
                     if (p_drop > 0) {
                         uint64_t first = (uint64_t)(pr - probs);
                         for (int j = 0; j < n; j++)
@@ -749,7 +795,7 @@ void attention_forward(float *out, float *probs, const float *qkv, const int *of
             }
             const float *v = base + 2 * C + h * hd;
             if (fast)
-                mix4_avx512(o, rows, v, C3, n, hd);
+                mix4_avx512(o, rows, v, C3, n, hd, inv);
             else
                 for (int r = 0; r < nr; r++)
                     mix_generic(o[r], rows + (int64_t)r * n, v, C3, n, hd);

@@ -52,6 +52,17 @@ void layernorm_forward(float *y, float *mean, float *rstd, const float *x, const
 void layernorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                         const float *w, const float *mean, const float *rstd, int N, int C);
 
+/* ---- residual + LayerNorm in one pass: y = LN(a + b) ------------------------ */
+/* y (N,C); the sum kept in s (N,C) when not NULL (training: it is the
+ * LayerNorm input for backward). y may be a, s may be a. */
+void residual_layernorm_forward(float *y, float *s, float *mean, float *rstd, const float *a,
+                                const float *b, const float *w, const float *bias, int N, int C,
+                                float eps);
+/* ds (N,C) = gradient of the sum (written); da, db += ds; dw, dbias += ... */
+void residual_layernorm_backward(float *da, float *db, float *dw, float *dbias, float *ds,
+                                 const float *dy, const float *s, const float *w,
+                                 const float *mean, const float *rstd, int N, int C);
+
 /* ---- GELU, exact: x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) ---------------- */
 void gelu_forward(float *y, const float *x, int64_t n);          /* y may be x */
 void gelu_backward(float *dx, const float *x, const float *dy, int64_t n);

@@ -656,17 +656,15 @@ static void layer_forward(bert *m, int l, const acts *a, float *out, int train, 
     layer_linear(m, l, 1, lt(m, l, AOW), lt(m, l, AOB)->data, r1, att, N, C, C, bf);
     if (ph > 0)
         dropout_forward(r1, r1, NC, ph, site_seed(m, l, 1));
-    residual_forward(r1, r1, x, NC);
-    layernorm_forward(x1, mean1, rstd1, r1, lt(m, l, LN1W)->data, lt(m, l, LN1B)->data, N, C,
-                      m->eps);
+    residual_layernorm_forward(x1, train ? r1 : NULL, mean1, rstd1, r1, x, lt(m, l, LN1W)->data,
+                               lt(m, l, LN1B)->data, N, C, m->eps);
     layer_linear(m, l, 2, lt(m, l, IW), lt(m, l, IB)->data, h, x1, N, C, FF, bf);   // (N,FF)
     gelu_forward(g, h, (int64_t)N * FF);
     layer_linear(m, l, 3, lt(m, l, OW), lt(m, l, OB)->data, r2, g, N, FF, C, bf);   // (N,C)
     if (ph > 0)
         dropout_forward(r2, r2, NC, ph, site_seed(m, l, 2));
-    residual_forward(r2, r2, x1, NC);
-    layernorm_forward(y, mean2, rstd2, r2, lt(m, l, LN2W)->data, lt(m, l, LN2B)->data, N, C,
-                      m->eps);
+    residual_layernorm_forward(y, train ? r2 : NULL, mean2, rstd2, r2, x1, lt(m, l, LN2W)->data,
+                               lt(m, l, LN2B)->data, N, C, m->eps);
 }
 
 /* packed rows of sentences [s0, s1) -> hidden (B,T,C), zero padding rows */
