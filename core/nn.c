@@ -803,6 +803,72 @@ void attention_forward(float *out, float *probs, const float *qkv, const int *of
     }
 }
 
+/* Gradients of one (sequence, head): rows of dq, dk, dv at dbase. The
+ * body is plain C; it is inlined into a generic and an AVX-512 function so
+ * the compiler vectorises the loops over the head's dimensions for each. */
+__attribute__((always_inline)) static inline void
+attention_backward_task(float *dbase, const float *base, const float *dout_rows,
+                        const float *probs, int64_t pfirst, int n, int h, int C, int hd,
+                        float scale, float p_drop, uint64_t seed, float *dp, float *pd)
+{
+    const int C3 = 3 * C;
+    const uint32_t thr = drop_threshold(p_drop);
+    const float keep_scale = 1.0f / (1.0f - p_drop);
+    for (int i = 0; i < n; i++) {
+        const float *p = probs + pfirst + ((int64_t)h * n + i) * n;
+        const float *g = dout_rows + (int64_t)i * C + h * hd;
+        const uint64_t first = (uint64_t)(pfirst + ((int64_t)h * n + i) * n);
+        /* pd: probabilities after dropout; dp: d loss / d probs */
+        for (int j = 0; j < n; j++) {
+            float keep = p_drop > 0 ? (drop_bits(seed, first + (uint64_t)j) >= thr ? keep_scale : 0) : 1;
+            const float *v = base + (int64_t)j * C3 + 2 * C + h * hd;
+            float *dv = dbase + (int64_t)j * C3 + 2 * C + h * hd, dot = 0;
+            pd[j] = p[j] * keep;
+#pragma omp simd reduction(+ : dot)
+            for (int d = 0; d < hd; d++) {
+                dv[d] += pd[j] * g[d];
+                dot += g[d] * v[d];
+            }
+            dp[j] = dot * keep;
+        }
+        float pdp = 0; /* sum_j p_j dp_j */
+        for (int j = 0; j < n; j++)
+            pdp += p[j] * dp[j];
+        const float *q = base + (int64_t)i * C3 + h * hd;
+        float *dq = dbase + (int64_t)i * C3 + h * hd;
+        for (int j = 0; j < n; j++) {
+            float ds = p[j] * (dp[j] - pdp) * scale;
+            const float *k = base + (int64_t)j * C3 + C + h * hd;
+            float *dk = dbase + (int64_t)j * C3 + C + h * hd;
+#pragma omp simd
+            for (int d = 0; d < hd; d++) {
+                dq[d] += ds * k[d];
+                dk[d] += ds * q[d];
+            }
+        }
+    }
+}
+
+AVX512 static void attention_backward_task_avx512(float *dbase, const float *base,
+                                                  const float *dout_rows, const float *probs,
+                                                  int64_t pfirst, int n, int h, int C, int hd,
+                                                  float scale, float p_drop, uint64_t seed,
+                                                  float *dp, float *pd)
+{
+    attention_backward_task(dbase, base, dout_rows, probs, pfirst, n, h, C, hd, scale, p_drop,
+                            seed, dp, pd);
+}
+
+static void attention_backward_task_generic(float *dbase, const float *base,
+                                            const float *dout_rows, const float *probs,
+                                            int64_t pfirst, int n, int h, int C, int hd,
+                                            float scale, float p_drop, uint64_t seed, float *dp,
+                                            float *pd)
+{
+    attention_backward_task(dbase, base, dout_rows, probs, pfirst, n, h, C, hd, scale, p_drop,
+                            seed, dp, pd);
+}
+
 void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *probs,
                         const int *off, const int64_t *poff, int S, int C, int NH,
                         float p_drop, uint64_t seed, float *scratch)
@@ -813,46 +879,13 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
     for (int s = 0; s < S; s++)
         maxlen = off[s + 1] - off[s] > maxlen ? off[s + 1] - off[s] : maxlen;
     const int64_t per = attention_scratch(maxlen, C, NH);
-    const uint32_t thr = drop_threshold(p_drop);
-    const float keep_scale = 1.0f / (1.0f - p_drop);
+    const int fast = nn_avx512();
 #pragma omp parallel for schedule(dynamic, 1)
     for (int task = 0; task < S * NH; task++) {
         int s = task / NH, h = task % NH, n = off[s + 1] - off[s];
-        const float *base = qkv + (int64_t)off[s] * C3;
-        float *dbase = dqkv + (int64_t)off[s] * C3;
         float *dp = scratch + per * omp_get_thread_num(), *pd = dp + maxlen;
-        for (int i = 0; i < n; i++) {
-            const float *p = probs + poff[s] + ((int64_t)h * n + i) * n;
-            const float *g = dout + ((int64_t)off[s] + i) * C + h * hd;
-            const uint64_t first = (uint64_t)(poff[s] + ((int64_t)h * n + i) * n);
-            /* pd: probabilities after dropout; dp: d loss / d probs */
-            for (int j = 0; j < n; j++) {
-                float keep = p_drop > 0 ? (drop_bits(seed, first + (uint64_t)j) >= thr ? keep_scale : 0) : 1;
-                const float *v = base + (int64_t)j * C3 + 2 * C + h * hd;
-                float *dv = dbase + (int64_t)j * C3 + 2 * C + h * hd, dot = 0;
-                pd[j] = p[j] * keep;
-#pragma omp simd reduction(+ : dot)
-                for (int d = 0; d < hd; d++) {
-                    dv[d] += pd[j] * g[d];
-                    dot += g[d] * v[d];
-                }
-                dp[j] = dot * keep;
-            }
-            float pdp = 0; /* sum_j p_j dp_j */
-            for (int j = 0; j < n; j++)
-                pdp += p[j] * dp[j];
-            const float *q = base + (int64_t)i * C3 + h * hd;
-            float *dq = dbase + (int64_t)i * C3 + h * hd;
-            for (int j = 0; j < n; j++) {
-                float ds = p[j] * (dp[j] - pdp) * scale;
-                const float *k = base + (int64_t)j * C3 + C + h * hd;
-                float *dk = dbase + (int64_t)j * C3 + C + h * hd;
-#pragma omp simd
-                for (int d = 0; d < hd; d++) {
-                    dq[d] += ds * k[d];
-                    dk[d] += ds * q[d];
-                }
-            }
-        }
+        (fast ? attention_backward_task_avx512 : attention_backward_task_generic)(
+            dqkv + (int64_t)off[s] * C3, qkv + (int64_t)off[s] * C3, dout + (int64_t)off[s] * C,
+            probs, poff[s], n, h, C, hd, scale, p_drop, seed, dp, pd);
     }
 }

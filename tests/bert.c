@@ -141,6 +141,15 @@ static void invariance(stage *bb, stage *mean, const sentences *sp)
             for (int c = 0; c < st->C; c++)
                 zero = zero && st->hidden[l][(size_t)t * st->C + c] == 0;
     ok(zero && st->dhidden == NULL, "padding rows are zero in every hidden state; no dhidden in eval");
+    /* a batch without a single real token: zeros, no crash */
+    memset(pb.mask, 0, (size_t)pb.b.B * pb.b.T);
+    float empty[2 * 384];
+    int empty_ok = bops(bb)->forward(bb->self, &pb.b, 0, &st) == 0 &&
+                   pops(pool[0])->forward(pool[0]->self, &pb.b, st, empty) == 0;
+    for (int i = 0; i < 2 * 384; i++)
+        empty_ok = empty_ok && empty[i] == 0;
+    ok(empty_ok, "a batch whose mask is all zeros pools to zeros");
+    memset(pb.mask, 1, (size_t)pb.len[0]);
     /* a token id outside the vocabulary is an error, not a crash */
     pb.ids[1] = 40000;
     ok(bops(bb)->forward(bb->self, &pb.b, 0, &st) == -1 && strstr(err_get(), "40000") &&

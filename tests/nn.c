@@ -435,6 +435,16 @@ static void test_attention(void)
     fd_case c = {att_fwd, out, R, N * AC, NULL};
     cmp_ok(fd_check(&c, aqkv, dqkv, N * 3 * AC, 1e-2f), <, 5e-3,
            "attention backward (dq, dk, dv) vs finite differences");
+    float *dqkv2 = calloc((size_t)N * 3 * AC, sizeof *dqkv2);
+    attention_forward(out, aprobs, aqkv, aoff, apoff, AS, AC, ANH, 0, 0, scratch);
+    nn_use_avx512(0);
+    attention_backward(dqkv2, R, aqkv, aprobs, aoff, apoff, AS, AC, ANH, 0, 0, scratch);
+    nn_use_avx512(1);
+    double bdiff = 0;
+    for (int i = 0; i < N * 3 * AC; i++)
+        bdiff = fmax(bdiff, fabs(dqkv[i] - dqkv2[i]));
+    cmp_ok(bdiff, <, 1e-5, "attention backward: AVX-512 and generic builds agree");
+    free(dqkv2);
     /* with attention dropout, the same seed gives the same masks */
     float d1[14 * AC], d2[14 * AC];
     attention_forward(d1, aprobs, aqkv, aoff, apoff, AS, AC, ANH, 0.25f, 7, scratch);
