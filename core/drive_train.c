@@ -776,7 +776,8 @@ int drive_train(pipeline *pl)
             tr.train_seconds += time_now() - tr.t_start;
             if (evaluate(&tr, lr) != 0)
                 goto done;
-            tr.t_start = time_now();
+            tr.t_start = tr.t_log = time_now();
+            tr.sentences_log = tr.sentences;
             if (tr.stop_after > 0 && tr.step >= tr.stop_after) {
                 pipeline_log(pl, RUNNER_LOG_INFO, "stopping after step %lld as asked (train.stop_after): "
                              "continue with --resume %s/last", (long long)tr.step, pl->out_dir);

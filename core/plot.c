@@ -24,7 +24,7 @@ int plot_script(pipeline *pl, const char *png, const char *script)
         return 0;
     }
     char *path = run_path(pl, png), *tmp = str_printf("%s/.%s.tmp", pl->out_dir, png);
-    char *cmd = str_printf("cd '%s' && gnuplot 2>&1", pl->out_dir);
+    char *cmd = str_printf("cd '%s' && gnuplot 2>/dev/null", pl->out_dir);
     int rc = -1;
     if (!path || !tmp || !cmd) {
         err_set("out of memory");

@@ -104,6 +104,9 @@ typedef struct bert {
     uint16_t *bf_scratch; /* per thread: linear_bf16_scratch of cap_n rows */
     size_t cap_bf;
 
+    int random_init;  /* init = "random": weights from the run's RNG, not from a file */
+    float init_range; /* std of the random weights (initializer_range) */
+
     /* backward workspace */
     float *gx, *gy, *gr, *gx1, *gatt, *gqkv, *gh, *gg;
     size_t cap_grad;
@@ -133,7 +136,12 @@ static int json_prob_key(bert *m, const char *path, const char *key, double def,
     return 0;
 }
 
-static int read_config(bert *m)
+/* The architecture keys a pipeline may set over config.json's (for a
+ * randomly initialised model of another size). */
+static const char *const arch_keys[] = {"hidden_size", "num_hidden_layers", "num_attention_heads",
+                                        "intermediate_size", "max_position_embeddings", NULL};
+
+static int read_config(bert *m, const runner_cfg *cfg)
 {
     char *path = str_printf("%s/config.json", m->dir);
     json_error_t jerr;
@@ -149,6 +157,22 @@ static int read_config(bert *m)
         m->h->error(m->h, "%s: not a JSON object", path);
         goto done;
     }
+    for (int i = 0; arch_keys[i]; i++) {
+        long long v;
+        int got = m->h->cfg_int(cfg, arch_keys[i], &v);
+        if (got < 0)
+            goto done;
+        if (got == 0 && (v <= 0 || v > (1 << 20))) {
+            m->h->error(m->h, "%s = %lld: expected a positive integer", arch_keys[i], v);
+            goto done;
+        }
+        if (got == 0 && json_object_set_new(m->config, arch_keys[i], json_integer(v)) != 0) {
+            m->h->error(m->h, "out of memory");
+            goto done;
+        }
+    }
+    json_t *range = json_object_get(m->config, "initializer_range");
+    m->init_range = json_is_number(range) ? (float)json_number_value(range) : 0.02f;
     if (json_int_key(m, path, "hidden_size", &m->C) || json_int_key(m, path, "num_hidden_layers", &m->L) ||
         json_int_key(m, path, "num_attention_heads", &m->NH) ||
         json_int_key(m, path, "intermediate_size", &m->FF) ||
@@ -246,10 +270,14 @@ static int add_tensor(bert *m, const char *name, int ndim, int64_t d0, int64_t d
     t->ndim = ndim;
     t->shape[0] = d0;
     t->shape[1] = d1;
-    /* biases and LayerNorm weights take no weight decay */
+    /* biases and LayerNorm weights take no weight decay; a random model
+     * starts as BERT does: N(0, initializer_range) matrices, LayerNorm 1, biases 0 */
     unsigned flags = ndim == 1 ? RUNNER_PARAM_NO_DECAY : 0;
-    t->id = m->h->param_add(m->h, name, ndim, t->shape, flags, RUNNER_INIT_ZERO, 0, &t->data,
-                            &t->grad);
+    runner_init init = RUNNER_INIT_ZERO;
+    if (m->random_init)
+        init = ndim == 2 ? RUNNER_INIT_NORMAL : str_ends_with(name, "LayerNorm.weight") ? RUNNER_INIT_ONE
+                                                                                        : RUNNER_INIT_ZERO;
+    t->id = m->h->param_add(m->h, name, ndim, t->shape, flags, init, m->init_range, &t->data, &t->grad);
     return t->id < 0 ? -1 : 0;
 }
 
@@ -291,7 +319,15 @@ static int bert_create(const runner_host *h, const runner_cfg *cfg, void **self)
         h->error(h, "out of memory");
         goto fail;
     }
-    if (read_config(m) != 0)
+    const char *init = NULL;
+    if (h->cfg_string(cfg, "init", &init) < 0)
+        goto fail;
+    if (init && strcmp(init, "pretrained") != 0 && strcmp(init, "random") != 0) {
+        h->error(h, "init \"%s\": expected \"pretrained\" (weights from model.safetensors) or \"random\"", init);
+        goto fail;
+    }
+    m->random_init = init && strcmp(init, "random") == 0;
+    if (read_config(m, cfg) != 0)
         goto fail;
     if (precision && strcmp(precision, "bf16") == 0) {
         if (!nn_amx())
@@ -414,6 +450,17 @@ static int is_known(bert *m, const char *name)
 static int bert_load(void *self)
 {
     bert *m = self;
+    if (m->random_init) {
+        m->h->log(m->h, RUNNER_LOG_INFO, "random initialisation (std %g): %d layers x %d, %d heads, "
+                  "intermediate %d", m->init_range, m->L, m->C, m->NH, m->FF);
+        return 0;
+    }
+    char *marker = str_printf("%s/RANDOM_WEIGHTS", m->dir);
+    if (marker && path_exists(marker))
+        m->h->log(m->h, RUNNER_LOG_WARN, "%s holds the RANDOM-WEIGHT stand-in (see %s): embeddings and "
+                  "scores mean nothing; run `make model` with network access for the real weights",
+                  m->dir, marker);
+    free(marker);
     safetensors st;
     char *path = str_printf("%s/model.safetensors", m->dir);
     if (!path)
@@ -960,7 +1007,7 @@ struct json_out { json_t *j; };
 static int write_json(FILE *f, void *ctx)
 {
     struct json_out *o = ctx;
-    if (json_dumpf(o->j, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 || fputc('\n', f) == EOF)
+    if (json_dumpf(o->j, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)) != 0 || fputc('\n', f) == EOF)
         return err_set("write error");
     return 0;
 }
@@ -1011,6 +1058,14 @@ done:
 static const runner_key keys[] = {
     {"model", RUNNER_T_STRING, NULL,
      "Hugging Face model folder (config.json, model.safetensors); unset: the pipeline's `model`"},
+    {"init", RUNNER_T_STRING, "\"pretrained\"",
+     "\"pretrained\": weights from model.safetensors; \"random\": BERT's initialisation from the "
+     "run's seed (config.json gives the architecture, no weights file needed)"},
+    {"hidden_size", RUNNER_T_INT, NULL, "override config.json's hidden_size (for a model of another size)"},
+    {"num_hidden_layers", RUNNER_T_INT, NULL, "override config.json's num_hidden_layers"},
+    {"num_attention_heads", RUNNER_T_INT, NULL, "override config.json's num_attention_heads"},
+    {"intermediate_size", RUNNER_T_INT, NULL, "override config.json's intermediate_size"},
+    {"max_position_embeddings", RUNNER_T_INT, NULL, "override config.json's max_position_embeddings"},
     {"precision", RUNNER_T_STRING, "\"f32\"",
      "\"f32\", or \"bf16\": eval GEMMs on AMX with bfloat16 inputs and float32 sums (needs "
      "AMX-BF16, else f32 with a warning; training always runs in f32)"},
