@@ -670,6 +670,8 @@ static int apply_freeze(trainer *tr, int force_log)
         if (fo->apply(tr->freeze->self, &pos, &changed) != 0)
             return -1;
     }
+    if (changed && tr->pl->P.grad) /* frozen tensors may hold stale sums: none may reach an update */
+        params_zero_grad(&tr->pl->P);
     if (changed || force_log)
         log_groups(tr);
     return 0;
@@ -764,10 +766,9 @@ int drive_train(pipeline *pl)
             tr.sentences += n;
         }
         lr = sched_lr(tr.sched, tr.lr, tr.step, tr.total, tr.warmup);
-        grad_clip(&pl->P, tr.clip);
-        if (adamw_step(&tr.opt, &pl->P, lr) != 0)
+        double scale = clip_scale(grad_norm(&pl->P), tr.clip);
+        if (adamw_step(&tr.opt, &pl->P, lr, scale) != 0)
             goto done;
-        params_zero_grad(&pl->P);
         tr.step++;
         if (tr.step % tr.log_every == 0 || tr.step == tr.total)
             progress(&tr, lr);

@@ -53,25 +53,12 @@ double grad_norm(const params *P)
     return sqrt(sum);
 }
 
-double grad_clip(params *P, double max_norm)
+double clip_scale(double norm, double max_norm)
 {
-    double norm = grad_norm(P);
-    if (max_norm <= 0 || norm <= max_norm)
-        return norm;
-    float scale = (float)(max_norm / (norm + 1e-6));
-    for (int i = 0; i < P->n; i++) {
-        if (!P->p[i].trainable)
-            continue;
-        float *g = P->grad + P->p[i].offset;
-        int64_t n = P->p[i].numel;
-#pragma omp parallel for schedule(static)
-        for (int64_t j = 0; j < n; j++)
-            g[j] *= scale;
-    }
-    return norm;
+    return max_norm > 0 && norm > max_norm ? max_norm / (norm + 1e-6) : 1.0;
 }
 
-int adamw_step(adamw *o, params *P, double lr)
+int adamw_step(adamw *o, params *P, double lr, double scale)
 {
     if (!P->grad)
         return err_set("optimizer: nothing is trainable (no gradients were allocated)");
@@ -88,11 +75,12 @@ int adamw_step(adamw *o, params *P, double lr)
         float a = (float)(lr * p->lr_scale);
         float decay = (p->flags & RUNNER_PARAM_NO_DECAY) ? 1.0f : (float)(1.0 - lr * p->lr_scale * o->weight_decay);
         float b1 = (float)o->beta1, b2 = (float)o->beta2, eps = (float)o->eps;
-        float c1 = (float)(1.0 / bc1), c2 = (float)(1.0 / sqrt(bc2));
+        float c1 = (float)(1.0 / bc1), c2 = (float)(1.0 / sqrt(bc2)), gs = (float)scale;
         int64_t n = p->numel;
 #pragma omp parallel for schedule(static)
         for (int64_t j = 0; j < n; j++) {
-            float gj = g[j];
+            float gj = g[j] * gs;
+            g[j] = 0;
             float mj = b1 * m[j] + (1.0f - b1) * gj;
             float vj = b2 * v[j] + (1.0f - b2) * gj * gj;
             m[j] = mj;

@@ -21,10 +21,14 @@ int sched_parse(const char *name, sched_kind *out);
 double sched_lr(sched_kind k, double peak, int64_t step, int64_t total, int64_t warmup);
 /* Global L2 norm of the trainable gradients. */
 double grad_norm(const params *P);
-/* Scale trainable gradients so their norm is at most max_norm; returns
- * the norm before clipping. max_norm <= 0: no clipping. */
-double grad_clip(params *P, double max_norm);
-/* One AdamW step at learning rate lr on every trainable tensor. */
-int adamw_step(adamw *o, params *P, double lr);
+/* The factor that brings a gradient of this norm to at most max_norm
+ * (1 when max_norm <= 0 or the norm is below it). */
+double clip_scale(double norm, double max_norm);
+/* One AdamW step at learning rate lr on every trainable tensor, with its
+ * gradient multiplied by scale (clipping) first; in the same pass the
+ * trainable gradients are zeroed for the next step. Frozen tensors are
+ * not touched (their gradients are cleared when the freeze policy changes
+ * what trains: params_zero_grad). */
+int adamw_step(adamw *o, params *P, double lr, double scale);
 
 #endif
