@@ -1,7 +1,7 @@
 /* pooler_first.c — a complete minimal plugin, built outside the tree:
  *
  *   cc -shared -fPIC -fvisibility=hidden -I core -o myplugins/pooler_first.so examples/pooler_first.c
- *   RUNNER_PLUGIN_PATH=myplugins ./runner pipelines/task1.cfg --set pooler.plugin=first
+ *   RUNNER_PLUGIN_PATH=myplugins ./runner pipelines/task1.cfg --set 'pooler={ plugin = "first"; }'
  *
  * It pools a sentence into the state of its first token of one layer
  * (what `cls` does), to show the whole ABI: the descriptor, a key table,
