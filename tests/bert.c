@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "nn.h"
@@ -433,6 +434,27 @@ static void load_fails(const char *dir, const char *what, const char *n1, const 
     pipeline_close(&pl);
 }
 
+/* The runner on this folder must exit 1 with both needles on stderr. */
+static void runner_fails(const char *dir, const char *what, const char *n1, const char *n2)
+{
+    char cmd[2048], errpath[600];
+    snprintf(errpath, sizeof errpath, "%s/runner.err", tmp);
+    snprintf(cmd, sizeof cmd,
+             "%s/runner pipelines/task1.cfg --quiet --set model=%s "
+             "--set tokenizer.vocab=../shared/models/minilm-l6-random/vocab.txt --out %s/out >/dev/null 2>%s",
+             RUNNER_BUILD_DIR, dir, tmp, errpath);
+    int st = system(cmd);
+    char *err = NULL;
+    size_t len;
+    if (file_read(errpath, &err, &len) != 0)
+        err = NULL;
+    int good = WIFEXITED(st) && WEXITSTATUS(st) == 1 && err && strstr(err, n1) && strstr(err, n2);
+    ok(good, "runner, %s: exit 1 naming %s and %s", what, n1, n2);
+    if (!good)
+        diag("status %d: %s", WIFEXITED(st) ? WEXITSTATUS(st) : -1, err ? err : "(no stderr)");
+    free(err);
+}
+
 static void broken_folders(void)
 {
     char dir[512], path[600];
@@ -449,14 +471,17 @@ static void broken_folders(void)
     if (truncate(path, size - 100) != 0)
         diag("truncate failed");
     load_fails(dir, "truncated model.safetensors", "model.safetensors", "truncated: tensor");
+    runner_fails(dir, "truncated model.safetensors", "trunc/model.safetensors", "truncated: tensor");
 
     snprintf(dir, sizeof dir, "%s/shape", tmp);
     tiny_write(dir, "", NULL, "encoder.layer.1.intermediate.dense.weight");
     load_fails(dir, "wrong shape", "encoder.layer.1.intermediate.dense.weight", "[11,8], expected [12,8]");
+    runner_fails(dir, "wrong shape", "shape/model.safetensors", "encoder.layer.1.intermediate.dense.weight has shape");
 
     snprintf(dir, sizeof dir, "%s/missing", tmp);
     tiny_write(dir, "", "encoder.layer.0.attention.output.LayerNorm.bias", NULL);
     load_fails(dir, "missing tensor", "model.safetensors: tensor encoder.layer.0.attention.output.LayerNorm.bias is missing", NULL);
+    runner_fails(dir, "missing tensor", "missing/model.safetensors", "encoder.layer.0.attention.output.LayerNorm.bias is missing");
 
     snprintf(dir, sizeof dir, "%s/dtype", tmp);
     tiny_write(dir, "", NULL, NULL);
