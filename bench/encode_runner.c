@@ -19,23 +19,8 @@
 
 #include "pipeline.h"
 #include "text.h"
+#include "threads.h"
 #include "util.h"
-
-static void set_env_and_reexec(int threads, char **argv)
-{
-    if (getenv("RUNNER_ENV_SET"))
-        return;
-    char n[16];
-    snprintf(n, sizeof n, "%d", threads);
-    setenv("OMP_NUM_THREADS", n, 1);
-    setenv("OPENBLAS_NUM_THREADS", n, 1);
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
-        setenv("OPENBLAS_CORETYPE", "SkylakeX", 0);
-    setenv("RUNNER_ENV_SET", "1", 1);
-    execv("/proc/self/exe", argv);
-}
 
 /* First tab-separated column of every line after the header. */
 static int read_tsv_column(const char *path, lines *L)
@@ -84,7 +69,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "encode_runner: --threads, --batch and --rounds must be positive\n");
         return 2;
     }
-    set_env_and_reexec(threads, argv);
+    threads_setup(threads, argv);
     double t_start = time_now();
 
     pipeline pl;

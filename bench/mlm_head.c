@@ -16,25 +16,10 @@
 #include <unistd.h>
 
 #include "pipeline.h"
+#include "threads.h"
 #include "util.h"
 
 #define EMB "backbone.embeddings.word_embeddings.weight"
-
-static void set_env_and_reexec(int threads, char **argv)
-{
-    if (getenv("RUNNER_ENV_SET"))
-        return;
-    char n[16];
-    snprintf(n, sizeof n, "%d", threads);
-    setenv("OMP_NUM_THREADS", n, 1);
-    setenv("OPENBLAS_NUM_THREADS", n, 1);
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
-        setenv("OPENBLAS_CORETYPE", "SkylakeX", 0);
-    setenv("RUNNER_ENV_SET", "1", 1);
-    execv("/proc/self/exe", argv);
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -64,7 +49,7 @@ int main(int argc, char **argv)
         }
         *(o == 't' ? &threads : o == 'n' ? &N : o == 'c' ? &C : o == 'v' ? &V : &rounds) = v;
     }
-    set_env_and_reexec(threads, argv);
+    threads_setup(threads, argv);
 
     pipeline pl;
     int rc = 1;

@@ -9,6 +9,7 @@
 
 #include "pipeline.h"
 #include "run.h"
+#include "threads.h"
 #include "util.h"
 
 #ifndef RUNNER_BUILD_DIR
@@ -117,28 +118,6 @@ static char *normalise_assignment(const char *a)
     return str_printf("%.*s=\"%s\"", (int)(eq - a), a, v);
 }
 
-/* OpenBLAS and libgomp read their environment when they load, before
- * main(): set it, then run again once. One OpenMP pool serves both BLAS
- * (the OpenMP flavour of OpenBLAS) and our kernels, so N threads means N. */
-static void set_thread_env(int threads, char **argv)
-{
-    if (getenv("RUNNER_ENV_SET"))
-        return;
-    char n[16];
-    snprintf(n, sizeof n, "%d", threads);
-    setenv("OMP_NUM_THREADS", n, 1);
-    setenv("OPENBLAS_NUM_THREADS", n, 1);
-    /* OpenBLAS 0.3.21 does not know Zen 5 and falls back to Haswell
-     * kernels at half speed; its SkylakeX kernels run on any AVX-512 CPU. */
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
-        setenv("OPENBLAS_CORETYPE", "SkylakeX", 0);
-    setenv("RUNNER_ENV_SET", "1", 1);
-    execv("/proc/self/exe", argv);
-    /* exec failed: carry on with whatever the libraries chose */
-}
-
 int main(int argc, char **argv)
 {
     enum { O_SET = 256, O_OUT, O_CHECK, O_LIST, O_DESCRIBE, O_THREADS, O_SEED, O_QUIET,
@@ -200,7 +179,7 @@ int main(int argc, char **argv)
             goto done;
         }
     }
-    set_thread_env(threads, argv);
+    threads_setup(threads, argv);
     const char *file = optind < argc ? argv[optind] : NULL;
     if (optind + 1 < argc) {
         fprintf(stderr, "runner: one pipeline at a time (got '%s' and '%s')\n", argv[optind],
