@@ -334,6 +334,28 @@ int main(void)
     pipeline_close(&pl);
     free(text);
 
+    /* 6. learned uncertainty weighting: total = exp(-s) L + s/2 per task */
+    text = pipeline_text("epochs = 1; combine = \"uncertainty\";", "{ plugin = \"none\"; }");
+    built = pipeline_from_text(&pl, text) == 0 && (pl.quiet = 1) && model_open(&pl, &m, 1, NULL) == 0 &&
+            encoder_load(&pl, &m.enc, 1) == 0;
+    ok(built && m.log_var && params_find(&pl.P, "combiner.log_var") >= 0,
+       "uncertainty weighting registers combiner.log_var");
+    if (built) {
+        int rows[16];
+        for (int i = 0; i < 16; i++)
+            rows[i] = i;
+        m.log_var[0] = 0.5f;
+        double total = 0;
+        model_train_batch(&m, 0, rows, 16, 2, &total);
+        double L = m.t[0].batch_loss, e = exp(-0.5);
+        cmp_ok(fabs(total - (e * L + 0.25)), <, 1e-6, "total = exp(-s) L + s/2");
+        cmp_ok(fabs(m.dlog_var[0] - (-e * L + 0.5) / 2), <, 1e-6,
+               "d total / d s = (-exp(-s) L + 1/2) / accumulate");
+        model_close(&m);
+    }
+    pipeline_close(&pl);
+    free(text);
+
     free(folder);
     free(data);
     char *rm = str_printf("rm -rf %s", dir);
