@@ -517,6 +517,43 @@ static void broken_folders(void)
     load_fails(dir, "a folder that does not exist", "absent-folder/config.json", NULL);
 }
 
+/* The dropout rule: in training, levels below the lowest trainable one run
+ * as in evaluation (no dropout); from it upwards dropout applies. */
+static void dropout_rule(void)
+{
+    char dir[512];
+    tiny_build();
+    snprintf(dir, sizeof dir, "%s/dropout", tmp);
+    tiny_write(dir, "", NULL, NULL);
+    pipeline pl;
+    stage *bb;
+    if (!ok(open_tiny(&pl, dir, "hidden_dropout = 0.3; attention_dropout = 0.3;", &bb, 1) == 0,
+            "dropout rule: tiny model loads")) {
+        pipeline_close(&pl);
+        return;
+    }
+    params_set(&pl.P, "backbone.embeddings.*", 0, -1);
+    params_set(&pl.P, "backbone.encoder.layer.0.*", 0, -1);
+    int32_t ids[2 * 5] = {1, 7, 3, 9, 2, 1, 11, 2, 0, 0};
+    int32_t types[2 * 5] = {0};
+    uint8_t mask[2 * 5] = {1, 1, 1, 1, 1, 1, 1, 1, 0, 0};
+    int len[2] = {5, 3};
+    runner_batch b = {2, 5, ids, types, mask, NULL, len};
+    size_t n = 2 * 5 * TC;
+    float eval_h[3][2 * 5 * TC];
+    const runner_states *st;
+    bops(bb)->forward(bb->self, &b, 0, &st);
+    for (int l = 0; l <= TL; l++)
+        memcpy(eval_h[l], st->hidden[l], n * sizeof(float));
+    bops(bb)->forward(bb->self, &b, 1, &st);
+    ok(memcmp(eval_h[0], st->hidden[0], n * sizeof(float)) == 0 &&
+           memcmp(eval_h[1], st->hidden[1], n * sizeof(float)) == 0,
+       "dropout rule: frozen embeddings and layer 0 give their evaluation outputs, bit for bit, in training");
+    ok(memcmp(eval_h[2], st->hidden[2], n * sizeof(float)) != 0,
+       "dropout rule: layer 1, the lowest trainable, applies dropout");
+    pipeline_close(&pl);
+}
+
 /* ---- tiny model: prefix, save round trip, backward by finite differences --------------- */
 
 /* loss = sum over rows and dims of pooled * R, R fixed */
@@ -714,6 +751,7 @@ int main(void)
         skip(1, "../shared reference or model missing");
     }
     broken_folders();
+    dropout_rule();
     tiny_model();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);

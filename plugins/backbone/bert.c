@@ -714,6 +714,8 @@ static void layer_forward(bert *m, int l, const acts *a, float *out, int train, 
                                lt(m, l, LN2B)->data, N, C, m->eps);
 }
 
+static int lowest_trainable(bert *m);
+
 /* packed rows of sentences [s0, s1) -> hidden (B,T,C), zero padding rows */
 static void scatter(bert *m, float *dst, const float *src, int s0, int s1)
 {
@@ -728,8 +730,12 @@ static void scatter(bert *m, float *dst, const float *src, int s0, int s1)
 }
 
 /* Embeddings and every layer for sentences [s0, s1); in eval all layers
- * share the activation set a[0], in training each keeps its own. */
-static void forward_slice(bert *m, int train, int s0, int s1, float *scratch, uint16_t *bf)
+ * share the activation set a[0], in training each keeps its own. The
+ * dropout rule: in training, the levels below the lowest trainable one
+ * (lo: -1 embeddings, 0..L-1 layers) run exactly as in evaluation — no
+ * dropout — so a frozen lower stack is a fixed, deterministic feature
+ * extractor whose outputs do not depend on the step. */
+static void forward_slice(bert *m, int train, int lo, int s0, int s1, float *scratch, uint16_t *bf)
 {
     const int C = m->C, r0 = m->off[s0], N = m->off[s1] - r0;
     const int64_t o = (int64_t)r0 * C;
@@ -738,13 +744,13 @@ static void forward_slice(bert *m, int train, int s0, int s1, float *scratch, ui
                        m->t[WTE].data, m->t[WPE].data, m->t[WTT].data);             // (N,C)
     layernorm_forward(a0->x + o, train ? m->emb_mean : NULL, train ? m->emb_rstd : NULL,
                       m->emb + o, m->t[ELNW].data, m->t[ELNB].data, N, C, m->eps);
-    if (train && m->p_hidden > 0)
+    if (train && lo < 0 && m->p_hidden > 0)
         dropout_forward(a0->x + o, a0->x + o, (int64_t)N * C, m->p_hidden, site_seed(m, -1, 0));
     scatter(m, m->hidden[0], a0->x, s0, s1);
     for (int l = 0; l < m->L; l++) {
         const acts *a = train ? &m->a[l] : a0;
         float *y = train ? m->a[l + 1].x : a0->x;
-        layer_forward(m, l, a, y, train, s0, s1, scratch, bf);
+        layer_forward(m, l, a, y, train && l >= lo, s0, s1, scratch, bf);
         scatter(m, m->hidden[l + 1], y, s0, s1);
     }
 }
@@ -849,11 +855,12 @@ static int bert_forward(void *self, const runner_batch *b, int train, const runn
 #pragma omp parallel for schedule(dynamic, 1)
         for (int g = 0; g < groups; g++) {
             int tid = omp_get_thread_num();
-            forward_slice(m, 0, m->group[g], m->group[g + 1], m->scratch + per * tid,
+            forward_slice(m, 0, m->L, m->group[g], m->group[g + 1], m->scratch + per * tid,
                           bf16 ? m->bf_scratch + bf_per * tid : NULL);
         }
     } else {
-        forward_slice(m, train, 0, m->B, m->scratch, bf16 ? m->bf_scratch : NULL);
+        forward_slice(m, train, train ? lowest_trainable(m) : m->L, 0, m->B, m->scratch,
+                      bf16 ? m->bf_scratch : NULL);
     }
     if (train)
         for (int l = 0; l <= m->L; l++)
