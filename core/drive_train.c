@@ -42,6 +42,7 @@ typedef struct trainer {
     sched_kind sched;
     int B, accumulate, epochs, eval_every, log_every, patience;
     int64_t steps_per_epoch, total, warmup, step, stop_after;
+    int64_t step0; /* the step this process started at (after --resume) */
     double lr, clip;
     /* selection */
     const char *select;
@@ -571,8 +572,8 @@ static void progress(trainer *tr, double lr)
             r->sps = sps;
         }
     }
-    double elapsed = now - tr->t_start;
-    double eta = tr->step ? elapsed / (double)tr->step * (double)(tr->total - tr->step) : 0;
+    double elapsed = tr->train_seconds + (now - tr->t_start), done_steps = (double)(tr->step - tr->step0);
+    double eta = done_steps > 0 ? elapsed / done_steps * (double)(tr->total - tr->step) : 0;
     char losses[512];
     size_t used = 0;
     losses[0] = 0;
@@ -734,6 +735,7 @@ int drive_train(pipeline *pl)
         goto done;
     }
     tr.t_start = tr.t_log = time_now();
+    tr.step0 = tr.step;
     double lr = 0;
     while (tr.step < tr.total) {
         if (apply_freeze(&tr, 0) != 0)
