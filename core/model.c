@@ -513,11 +513,12 @@ static int encoder_forward(model *m, const task_data *d, int need_states, int ne
 }
 
 /* Head and loss of task t on the current batch (labels in t->labels,
- * B or B*T of them): the rows the head sees, their logits, the mean loss
- * over labelled rows, and (dlogits != NULL) its gradient. Returns the
- * rows in *rows_out; per-token heads see only the selected rows. */
-static int head_loss(model *m, task *t, const runner_states *s, int train, float *dlogits, double *loss,
-                     int *rows_out, const float **x_out, const int32_t **labels_out)
+ * B or B*T of them): the rows the head sees, their logits, and with_loss
+ * the mean loss over labelled rows and (dlogits != NULL) its gradient.
+ * Returns the rows in *rows_out; per-token heads see only the selected
+ * rows (for prediction without labels, t->labels marks them with 0). */
+static int head_loss(model *m, task *t, const runner_states *s, int train, int with_loss, float *dlogits,
+                     double *loss, int *rows_out, const float **x_out, const int32_t **labels_out)
 {
     const runner_batch *b = &m->bt.b;
     const float *x = m->pooled;
@@ -539,6 +540,8 @@ static int head_loss(model *m, task *t, const runner_states *s, int train, float
     const runner_loss_ops *lops = t->loss->desc->ops;
     if (hops->forward(t->head->self, rows, x, t->logits, train) != 0)
         return -1;
+    if (!with_loss)
+        return 0;
     return lops->forward(t->loss->self, rows, t->n_out, t->logits, labels, loss, dlogits);
 }
 
@@ -576,7 +579,7 @@ int model_train_batch(model *m, int which, const int *rows, int n, int accumulat
         const float *x;
         const int32_t *labels;
         double loss;
-        if (head_loss(m, t, s, head_trains(m, t), t->dlogits, &loss, &N, &x, &labels) != 0)
+        if (head_loss(m, t, s, head_trains(m, t), 1, t->dlogits, &loss, &N, &x, &labels) != 0)
             return -1;
         int counted = 0;
         for (int i = 0; i < N; i++)
@@ -708,7 +711,7 @@ static int run_eval(model *m, task *t, task_data *d, int32_t *label, float *prob
         const float *x;
         const int32_t *labels;
         double loss;
-        if (head_loss(m, t, s, 0, NULL, &loss, &N, &x, &labels) != 0)
+        if (head_loss(m, t, s, 0, has_labels, NULL, &loss, &N, &x, &labels) != 0)
             goto fail;
         if (has_labels) {
             int c = 0;

@@ -215,6 +215,26 @@ int main(void)
     cmp_ok(final_accuracy("overfit", "best"), ==, 1.0, "overfit: 100%% training accuracy within 160 steps");
     free(text);
 
+    /* 1b. the trained checkpoint predicts (run = "predict", label names from its metadata) */
+    char *input = str_printf("%s/input.txt", dir);
+    write_text(input, "a gorgeous , witty , seductive movie .\nthe plot is nothing but boilerplate clichés\n");
+    char *ptext = pipeline_text("epochs = 1;", "{ plugin = \"none\"; }");
+    char *train_run = strstr(ptext, "run = \"train\";");
+    char *extra = str_printf("%.*srun = \"predict\";%s\ninput = \"%s\";\ncheckpoint = \"%s/overfit/best\";\n",
+                             (int)(train_run - ptext), ptext, train_run + strlen("run = \"train\";"), input, dir);
+    is(run("predict", extra, ""), 0, "predict: runs from the trained checkpoint");
+    char *preds = slurp("%s/%s/predictions.tsv", "predict");
+    ok(preds && strstr(preds, "text\tsentiment\tsentiment_probability\n") && (strstr(preds, "\tpos\t") || strstr(preds, "\tneg\t")),
+       "predict: predictions.tsv has a header and label names from the checkpoint");
+    int rows_out = 0;
+    for (char *c = preds; c && *c; c++)
+        rows_out += *c == '\n';
+    is(rows_out, 3, "predict: one row per input sentence");
+    free(preds);
+    free(extra);
+    free(ptext);
+    free(input);
+
     /* 2. interrupted and resumed = uninterrupted */
     text = pipeline_text("epochs = 6; eval_every = 4;", "{ plugin = \"none\"; }");
     is(run("whole", text, ""), 0, "resume: the uninterrupted run");

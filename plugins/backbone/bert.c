@@ -474,7 +474,7 @@ static int bert_load(void *self)
     for (int i = 0; i < m->nt; i++)
         if (load_tensor(m, &st, &m->t[i]) != 0)
             goto done;
-    int pooler = 0, other = 0;
+    int pooler = 0, other = 0, heads = 0;
     const char *example = NULL;
     for (int i = 0; i < st.n; i++) {
         const char *n = st.t[i].name;
@@ -483,6 +483,8 @@ static int bert_load(void *self)
             continue;
         if (strncmp(base, "pooler.dense.", 13) == 0) {
             pooler++;
+        } else if (strncmp(n, "heads.", 6) == 0 || strncmp(n, "combiner.", 9) == 0) {
+            heads++; /* a runner checkpoint: its heads are loaded by the checkpoint, not here */
         } else {
             other++;
             example = example ? example : n;
@@ -491,6 +493,9 @@ static int bert_load(void *self)
     if (pooler)
         m->h->log(m->h, RUNNER_LOG_INFO, "skipping pooler.dense.* (%d tensors): the tanh pooler "
                   "is not used for sentence embeddings", pooler);
+    if (heads)
+        m->h->log(m->h, RUNNER_LOG_INFO, "%s is a runner checkpoint: %d task-head tensors left to it",
+                  st.path, heads);
     if (other)
         m->h->log(m->h, RUNNER_LOG_WARN, "%s: %d tensors that a BERT encoder does not use are "
                   "ignored (e.g. %s)", st.path, other, example);
