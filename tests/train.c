@@ -257,6 +257,15 @@ int main(void)
     free(a);
     free(b);
 
+    /* 2b. early stopping: with lr 0 nothing improves after the first evaluation */
+    char *early = pipeline_text("epochs = 6; eval_every = 4; early_stop = 1;", "{ plugin = \"none\"; }");
+    is(run("early", early, "--set train.lr=0.0"), 0, "early stop: runs");
+    char *json = slurp("%s/%s/metrics.json", "early");
+    ok(json && strstr(json, "\"stopped_early\": true") && strstr(json, "\"steps\": 8,"),
+       "early stop: stopped at the second evaluation (step 8 of 24)");
+    free(json);
+    free(early);
+
     /* 3. corrupted and truncated trainer state refused */
     char *state = str_printf("%s/part/last/trainer_state.bin", dir), *bytes = NULL;
     size_t len = 0;
@@ -353,6 +362,61 @@ int main(void)
     }
     pipeline_close(&pl);
     free(text);
+
+    /* 7. BERT's masking: 15% of the pieces selected, of those 80% [MASK], 10% random, 10% kept */
+    char *lines_path = str_printf("%s/lines.txt", dir);
+    FILE *lf = fopen(lines_path, "w");
+    FILE *src = fopen(SST2, "r");
+    char line[4096];
+    for (int i = 0; src && lf && i < 400 && fgets(line, sizeof line, src); i++)
+        if (i > 0)
+            fputs(strtok(line, "\t"), lf), fputc('\n', lf);
+    if (src)
+        fclose(src);
+    if (lf)
+        fclose(lf);
+    char *mtext = str_printf("run = \"train\";\nmodel = \"%s/model\";\n"
+                             "tokenizer = { plugin = \"wordpiece\"; max_len = 64; };\nbackbone = { plugin = \"bert\"; };\n"
+                             "tasks = ( { name = \"mlm\"; dataset = { format = \"lines\"; files = [\"%s\"]; dev_ratio = 0.1; };\n"
+                             "  head = { plugin = \"mlm\"; }; loss = { plugin = \"masked_lm\"; }; metrics = []; } );\n",
+                             dir, lines_path);
+    built = pipeline_from_text(&pl, mtext) == 0 && (pl.quiet = 1) && model_open(&pl, &m, 1, NULL) == 0 &&
+            encoder_load(&pl, &m.enc, 1) == 0;
+    if (!ok(built && m.t[0].mlm, "an MLM task from unlabeled lines"))
+        diag("%s", err_get());
+    if (built) {
+        long real = 0, selected = 0, masked = 0, kept = 0;
+        int rows[64];
+        for (int rep = 0; rep < 6; rep++) {
+            for (int i = 0; i < 64; i++)
+                rows[i] = (rep * 64 + i) % m.t[0].train.ds.n;
+            double total;
+            model_train_batch(&m, 0, rows, 64, 1, &total);
+            const runner_batch *bb = &m.bt.b;
+            for (int i = 0; i < bb->B; i++)
+                for (int j = 1; j < bb->len[i] - 1; j++) {
+                    size_t q = (size_t)i * bb->T + j;
+                    int32_t orig = m.t[0].train.enc.ids[m.t[0].train.enc.off[m.bt.rows[i]] + j];
+                    real++;
+                    if (m.t[0].labels[q] < 0)
+                        continue;
+                    selected++;
+                    masked += bb->ids[q] == m.tok.mask_id;
+                    kept += bb->ids[q] == orig;
+                    if (m.t[0].labels[q] != orig)
+                        selected = -1000000;
+                }
+        }
+        double sel = (double)selected / real, mk = (double)masked / selected, kp = (double)kept / selected;
+        diag("%ld pieces, %.3f selected; of those %.3f [MASK], %.3f kept", real, sel, mk, kp);
+        ok(selected > 0 && fabs(sel - 0.15) < 0.02, "15%% of the pieces are selected, labelled with their own id");
+        ok(fabs(mk - 0.8) < 0.05 && fabs(kp - 0.1) < 0.04 && fabs(1 - mk - kp - 0.1) < 0.04,
+           "of those: 80%% [MASK], 10%% kept, 10%% random");
+        model_close(&m);
+    }
+    pipeline_close(&pl);
+    free(mtext);
+    free(lines_path);
 
     /* 6. learned uncertainty weighting: total = exp(-s) L + s/2 per task */
     text = pipeline_text("epochs = 1; combine = \"uncertainty\";", "{ plugin = \"none\"; }");
