@@ -257,6 +257,44 @@ int main(void)
     free(a);
     free(b);
 
+    /* 2a. a real kill: SIGKILL at an arbitrary moment (perhaps while a
+     * checkpoint is being written), resume from what survived */
+    int killed_ok = 0;
+    for (int attempt = 0; attempt < 6 && !killed_ok; attempt++) {
+        char *kcfg = str_printf("%s/killed.cfg", dir);
+        char *ktext = pipeline_text("epochs = 6; eval_every = 2;", "{ plugin = \"none\"; }");
+        write_text(kcfg, ktext);
+        char *cmd = str_printf("rm -rf %s/killed; %s/runner --threads 2 --quiet %s --out %s/killed >/dev/null 2>&1 & "
+                               "pid=$!; sleep %.2f; kill -9 $pid; wait $pid 2>/dev/null; true",
+                               dir, RUNNER_BUILD_DIR, kcfg, dir, 0.25 + 0.2 * attempt);
+        if (system(cmd) != 0)
+            diag("kill command failed");
+        free(cmd);
+        char *mj = str_printf("%s/killed/metrics.json", dir), *lastk = str_printf("%s/killed/last", dir);
+        char *resolved = checkpoint_resolve(lastk);
+        int finished = path_exists(mj);
+        if (!finished && resolved) {
+            char *args = str_printf("--resume %s", lastk);
+            is(run("killed_resumed", ktext, args), 0, "kill -9 at %.2f s, then --resume: runs to the end", 0.25 + 0.2 * attempt);
+            char *x = slurp("%s/%s/metrics.json", "whole"), *y = slurp("%s/%s/metrics.json", "killed_resumed");
+            char *fx = x ? strstr(x, "\"final\"") : NULL, *fy = y ? strstr(y, "\"final\"") : NULL;
+            char *ex = fx ? strstr(fx, "}") : NULL, *ey = fy ? strstr(fy, "}") : NULL;
+            ok(ex && ey && ex - fx == ey - fy && memcmp(fx, fy, (size_t)(ex - fx)) == 0,
+               "kill -9 then resume: the same final metrics as the uninterrupted run");
+            free(x);
+            free(y);
+            free(args);
+            killed_ok = 1;
+        }
+        free(resolved);
+        free(mj);
+        free(lastk);
+        free(kcfg);
+        free(ktext);
+    }
+    if (!killed_ok)
+        skip(2, "no kill landed between the first checkpoint and the end in 6 attempts");
+
     /* 2b. early stopping: with lr 0 nothing improves after the first evaluation */
     char *early = pipeline_text("epochs = 6; eval_every = 4; early_stop = 1;", "{ plugin = \"none\"; }");
     is(run("early", early, "--set train.lr=0.0"), 0, "early stop: runs");
