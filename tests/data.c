@@ -371,7 +371,7 @@ static void test_lines(void)
     dataset_free(&tr2);
 
     rc = load("ds = { format = \"lines\"; files = [\"tests/data/lines.txt\"]; dev_ratio = 0.0;"
-              " train_text_from = ( { format = \"tsv\"; train = \"tests/data/tiny_train.tsv\"; },"
+              " train_text_from = ( { format = \"tsv\"; train = \"tests/data/tiny_rows.tsv\"; },"
               " { format = \"slots\"; path = \"tests/data/slots\"; } ); };", SPLIT_TRAIN, &tr);
     ok(rc == 0, "lines + the training text of other datasets%s%s", rc ? ": " : "", rc ? err_get() : "");
     is(tr.n, 3 + 3 + 3, "3 paragraphs (markup and blank lines skipped) + 3 tsv rows + 3 slots sentences");
@@ -383,7 +383,7 @@ static void test_lines(void)
     }
     dataset_free(&tr);
     rc = load("ds = { format = \"lines\"; files = [\"tests/data/lines.txt\"]; dev = \"tests/data/lines.txt\";"
-              " train_text_from = ( { format = \"tsv\"; train = \"tests/data/tiny_train.tsv\"; } ); };", SPLIT_DEV, &dv);
+              " train_text_from = ( { format = \"tsv\"; train = \"tests/data/tiny_rows.tsv\"; } ); };", SPLIT_DEV, &dv);
     ok(rc == 0 && dv.n == 3, "lines dev: only the dev file, never other datasets' text");
     dataset_free(&dv);
     rc = load("ds = { format = \"lines\"; files = []; };", SPLIT_TRAIN, &tr);
@@ -416,17 +416,17 @@ static void test_errors(void)
     if (d.n == 3)
         is_str(txt(&d, 2), "the end", "tsv: the blank line is not a row");
     dataset_free(&d);
-    rc = load("ds = { format = \"tsv\"; train = \"tests/data/tiny_train.tsv\"; dev = \"tests/data/tiny_dev.tsv\"; };", SPLIT_DEV, &d);
+    rc = load("ds = { format = \"tsv\"; train = \"tests/data/tiny_rows.tsv\"; dev = \"tests/data/tiny_dev_rows.tsv\"; };", SPLIT_DEV, &d);
     ok(rc == -1, "tsv dev: a label unseen in train fails");
-    is_str(err_get(), "tests/data/tiny_dev.tsv:3: unknown label 'maybe' (known: neg, pos)", "unknown label, known ones listed");
-    rc = load("ds = { format = \"tsv\"; train = \"tests/data/tiny_train.tsv\"; labels = [\"pos\"]; on_error = \"skip\"; };",
+    is_str(err_get(), "tests/data/tiny_dev_rows.tsv:3: unknown label 'maybe' (known: neg, pos)", "unknown label, known ones listed");
+    rc = load("ds = { format = \"tsv\"; train = \"tests/data/tiny_rows.tsv\"; labels = [\"pos\"]; on_error = \"skip\"; };",
               SPLIT_TRAIN, &d);
     ok(rc == 0 && d.n == 2 && d.skipped == 1 && d.n_notes == 1 &&
            strstr(d.notes[0], "train.tsv:3: unknown label 'neg' (known: pos)"),
        "tsv: `labels` fixes the label set; others are bad rows");
     dataset_free(&d);
-    rc = load("ds = { format = \"tsv\"; train = \"tests/data/tiny_train.tsv\"; text_field = \"text\"; };", SPLIT_TRAIN, &d);
-    like(err_get(), "tests/data/tiny_train.tsv:1: no column 'text' in the header", "tsv: text_field not in the header");
+    rc = load("ds = { format = \"tsv\"; train = \"tests/data/tiny_rows.tsv\"; text_field = \"text\"; };", SPLIT_TRAIN, &d);
+    like(err_get(), "tests/data/tiny_rows.tsv:1: no column 'text' in the header", "tsv: text_field not in the header");
 
     rc = load("ds = { format = \"agnews_csv\"; path = \"tests/data/bad.csv\"; };", SPLIT_TRAIN, &d);
     is_str(err_get(), "tests/data/bad.csv:2: expected 3 comma-separated fields (class, title, description), got 2",
@@ -503,7 +503,7 @@ static void test_errors(void)
     like(err_get(), "set `path` (one source to split) or `train`, not both", "path and train");
     rc = load("ds = { format = \"tsv\"; path = \"x\"; on_error = \"ignore\"; };", SPLIT_TRAIN, &d);
     like(err_get(), "ds.on_error: is 'ignore', expected \"stop\" or \"skip\"", "on_error value");
-    rc = load("ds = { format = \"tsv\"; path = \"tests/data/tiny_train.tsv\"; labels = [\"a\", \"b\", \"a\"]; };",
+    rc = load("ds = { format = \"tsv\"; path = \"tests/data/tiny_rows.tsv\"; labels = [\"a\", \"b\", \"a\"]; };",
               SPLIT_TRAIN, &d);
     like(err_get(), "ds.labels: 'a' is listed twice", "labels listed twice");
     rc = load("ds = { format = \"tsv\"; path = \"x\"; dev_ratio = 1.5; };", SPLIT_TRAIN, &d);
@@ -569,8 +569,8 @@ static void test_schema(void)
     const char *text =
         "run = \"tokenize\";\n"
         "tasks = ( { name = \"mlm\"; dataset = { format = \"lines\"; files = [\"tests/data/lines.txt\"];\n"
-        "  train_text_from = ( { format = \"tsv\"; train = \"tests/data/tiny_train.tsv\"; },\n"
-        "                      { format = \"tsv\"; train = \"tests/data/tiny_train.tsv\"; dev = \"x\"; } ); }; } );\n";
+        "  train_text_from = ( { format = \"tsv\"; train = \"tests/data/tiny_rows.tsv\"; },\n"
+        "                      { format = \"tsv\"; train = \"tests/data/tiny_rows.tsv\"; dev = \"x\"; } ); }; } );\n";
     pipeline pl;
     diags dg;
     diag_init(&dg);
