@@ -422,7 +422,7 @@ static void test_errors(void)
     rc = load("ds = { format = \"tsv\"; train = \"tests/data/tiny_rows.tsv\"; labels = [\"pos\"]; on_error = \"skip\"; };",
               SPLIT_TRAIN, &d);
     ok(rc == 0 && d.n == 2 && d.skipped == 1 && d.n_notes == 1 &&
-           strstr(d.notes[0], "train.tsv:3: unknown label 'neg' (known: pos)"),
+           strstr(d.notes[0], "tiny_rows.tsv:3: unknown label 'neg' (known: pos)"),
        "tsv: `labels` fixes the label set; others are bad rows");
     dataset_free(&d);
     rc = load("ds = { format = \"tsv\"; train = \"tests/data/tiny_rows.tsv\"; text_field = \"text\"; };", SPLIT_TRAIN, &d);
