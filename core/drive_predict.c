@@ -123,7 +123,7 @@ int drive_predict(pipeline *pl)
             err_set("out of memory");
             goto done;
         }
-        if (model_predict_sentences(&m, &e, k, label[k], prob[k], label[k], word_off) != 0)
+        if (model_predict_sentences(&m, &e, k, label[k], prob[k], word_off) != 0)
             goto done;
     }
     for (int i = 0; i < L.n; i++) {

@@ -814,10 +814,9 @@ void model_drop_cache(model *m)
 }
 
 int model_predict_sentences(model *m, const encoded *e, int k, int32_t *label, float *prob,
-                            int32_t *word_tags, const int64_t *word_off)
+                            const int64_t *word_off)
 {
     task_data d = {0};
     d.enc = *e;
-    int rc = run_eval(m, &m->t[k], &d, m->t[k].per_token ? word_tags : label, prob, word_off, NULL, NULL);
-    return rc;
+    return run_eval(m, &m->t[k], &d, label, prob, word_off, NULL, NULL);
 }

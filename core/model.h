@@ -103,9 +103,10 @@ int model_evaluate(model *m, int k, eval_values *out, int32_t *pred, float *prob
 /* Fill the frozen-backbone cache of every sentence task (eval mode). */
 int model_build_cache(model *m);
 void model_drop_cache(model *m);
-/* Predict for raw sentences (task2): per task, per sentence, label and
- * probability (sentence tasks), or per word tags (token tasks). */
+/* Predict task k for raw sentences (task2): label and probability per
+ * sentence (sentence task) or per word (token task; the words of sentence
+ * i at word_off[i] .. word_off[i+1]). */
 int model_predict_sentences(model *m, const encoded *e, int k, int32_t *label, float *prob,
-                            int32_t *word_tags, const int64_t *word_off);
+                            const int64_t *word_off);
 
 #endif
