@@ -651,6 +651,24 @@ static int tag_push(rows *R, const char *s, size_t n)
     return 0;
 }
 
+/* Append text (made valid UTF-8, NUL-terminated) to t; a repaired byte is
+ * counted and noted with its file:line. *start, *len locate it in t. */
+static int text_append(buf *t, notes *N, const char *file, long line, const char *s, size_t n,
+                       size_t *start, size_t *len)
+{
+    size_t at = t->n;
+    int repaired = 0;
+    if (utf8_append(t, s, n, &repaired) != 0 || buf_add(t, "", 1) != 0)
+        return -1;
+    if (repaired) {
+        N->repaired++;
+        note_add(N, "%s:%ld: invalid UTF-8 byte 0x%02X replaced by U+FFFD", file, line, repaired);
+    }
+    *start = at;
+    *len = t->n - at - 1;
+    return 0;
+}
+
 /* Add a row: its text (made valid UTF-8) and raw label; its tags were
  * pushed since the previous row. */
 static int row_add(rows *R, const char *file, long line, const char *text, size_t n,
@@ -668,17 +686,8 @@ static int row_add(rows *R, const char *file, long line, const char *text, size_
     int id = 0;
     if (R->has_label && (id = strtab_intern(&R->labtab, label, label_len)) < 0)
         return -1;
-    size_t at = R->text.n;
-    int repaired = 0;
-    if (utf8_append(&R->text, text, n, &repaired) != 0 || buf_add(&R->text, "", 1) != 0)
+    if (text_append(&R->text, &R->N, file, line, text, n, &R->start[R->n], &R->len[R->n]) != 0)
         return -1;
-    if (repaired) {
-        R->N.repaired++;
-        note_add(&R->N, "%s:%ld: invalid UTF-8 byte 0x%02X replaced by U+FFFD", file, line,
-                 repaired);
-    }
-    R->start[R->n] = at;
-    R->len[R->n] = R->text.n - at - 1;
     R->line[R->n] = line;
     R->label[R->n] = id;
     R->tag_off[0] = 0;
@@ -1535,17 +1544,8 @@ static int text_add(text_out *o, const char *file, long line, const char *s, siz
             return -1;
         o->cap = (int)cap;
     }
-    size_t at = o->text.n;
-    int repaired = 0;
-    if (utf8_append(&o->text, s, n, &repaired) != 0 || buf_add(&o->text, "", 1) != 0)
+    if (text_append(&o->text, &o->N, file, line, s, n, &d->start[d->n], &d->len[d->n]) != 0)
         return -1;
-    if (repaired) {
-        o->N.repaired++;
-        note_add(&o->N, "%s:%ld: invalid UTF-8 byte 0x%02X replaced by U+FFFD", file, line,
-                 repaired);
-    }
-    d->start[d->n] = at;
-    d->len[d->n] = o->text.n - at - 1;
     d->n++;
     return 0;
 }

@@ -321,29 +321,36 @@ void linear_backward(float *dx, float *dW, float *db, const float *dy, const flo
 
 /* ---- LayerNorm -------------------------------------------------------------------- */
 
+/* One row of LayerNorm given its sum: o (C) = (r - mean) * rstd * w + b,
+ * with mean and rstd stored when asked. r and o may be the same row. */
+static inline void layernorm_row(float *o, const float *r, float sum, const float *w, const float *b,
+                                 int C, float eps, float *mean, float *rstd)
+{
+    float m = sum / (float)C, v = 0;
+#pragma omp simd reduction(+ : v)
+    for (int c = 0; c < C; c++)
+        v += (r[c] - m) * (r[c] - m);
+    float rs = 1.0f / sqrtf(v / (float)C + eps);
+#pragma omp simd
+    for (int c = 0; c < C; c++)
+        o[c] = (r[c] - m) * rs * w[c] + b[c];
+    if (mean)
+        *mean = m;
+    if (rstd)
+        *rstd = rs;
+}
+
 void layernorm_forward(float *y, float *mean, float *rstd, const float *x, const float *w,
                        const float *b, int N, int C, float eps)
 {
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < N; i++) {
         const float *r = x + (int64_t)i * C;
-        float *o = y + (int64_t)i * C;
-        float s = 0, v = 0;
+        float s = 0;
 #pragma omp simd reduction(+ : s)
         for (int c = 0; c < C; c++)
             s += r[c];
-        float m = s / (float)C;
-#pragma omp simd reduction(+ : v)
-        for (int c = 0; c < C; c++)
-            v += (r[c] - m) * (r[c] - m);
-        float rs = 1.0f / sqrtf(v / (float)C + eps);
-#pragma omp simd
-        for (int c = 0; c < C; c++)
-            o[c] = (r[c] - m) * rs * w[c] + b[c];
-        if (mean)
-            mean[i] = m;
-        if (rstd)
-            rstd[i] = rs;
+        layernorm_row(y + (int64_t)i * C, r, s, w, b, C, eps, mean ? mean + i : NULL, rstd ? rstd + i : NULL);
     }
 }
 
@@ -402,7 +409,7 @@ void residual_layernorm_forward(float *y, float *s, float *mean, float *rstd, co
     for (int i = 0; i < N; i++) {
         const float *ra = a + (int64_t)i * C, *rb = b + (int64_t)i * C;
         float *o = y + (int64_t)i * C, *rs = s ? s + (int64_t)i * C : NULL;
-        float sum = 0, v = 0;
+        float sum = 0;
 #pragma omp simd reduction(+ : sum)
         for (int c = 0; c < C; c++) {
             float x = ra[c] + rb[c];
@@ -411,18 +418,7 @@ void residual_layernorm_forward(float *y, float *s, float *mean, float *rstd, co
         }
         if (rs)
             memcpy(rs, o, (size_t)C * sizeof *o);
-        float m = sum / (float)C;
-#pragma omp simd reduction(+ : v)
-        for (int c = 0; c < C; c++)
-            v += (o[c] - m) * (o[c] - m);
-        float r = 1.0f / sqrtf(v / (float)C + eps);
-#pragma omp simd
-        for (int c = 0; c < C; c++)
-            o[c] = (o[c] - m) * r * w[c] + bias[c];
-        if (mean)
-            mean[i] = m;
-        if (rstd)
-            rstd[i] = r;
+        layernorm_row(o, o, sum, w, bias, C, eps, mean ? mean + i : NULL, rstd ? rstd + i : NULL);
     }
 }
 

@@ -30,6 +30,8 @@
 #define TOL 1e-3       /* against autograd, and float64 finite differences */
 #define TOL_FD32 2e-3  /* float32 finite differences (docs/heads.md) */
 #define FLOOR 1e-2
+
+#include "check.h" /* after FLOOR, which it uses */
 /* Float32 finite differences of the backbone: the loss sums ~1400 float32
  * states, so it carries ~1e-5 of rounding noise, ~1e-4 in a difference
  * quotient with step 4e-2: measured against a gradient no smaller than this */
@@ -39,31 +41,6 @@
 #define HEAD_K 5
 
 /* ---- helpers ------------------------------------------------------------------------ */
-
-static double rel_err(const float *got, const float *want, int64_t n)
-{
-    double d = 0, m = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double x = fabs((double)got[i] - (double)want[i]);
-        if (!(x <= d))
-            d = isnan(x) ? INFINITY : x;
-        m = fmax(m, fabs((double)want[i]));
-    }
-    return d / fmax(m, FLOOR);
-}
-
-static int check(const float *got, const float *want, int64_t n, double tol, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static int check(const float *got, const float *want, int64_t n, double tol, const char *fmt, ...)
-{
-    char what[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    double e = got && want ? rel_err(got, want, n) : INFINITY;
-    return ok(e <= tol, "%s: relative error %.1e (<= %.0e)", what, e, tol);
-}
 
 /* A float32 golden tensor (malloc'ed copy), or NULL with a diag. */
 static float *gold(const safetensors *st, int64_t *n, const char *fmt, ...)

@@ -40,6 +40,8 @@
 #define TOL 1e-3
 #define TOL_FD32 2e-3
 #define FLOOR 1e-2
+
+#include "check.h" /* after FLOOR, which it uses */
 enum { N = 12, C = 16, V = 50, NP = 5 };
 
 #define HEAD "heads.mlm."
@@ -50,32 +52,6 @@ static const char *const full[NP] = {HEAD "transform.dense.weight", HEAD "transf
                                      HEAD "bias"};
 
 /* ---- helpers ------------------------------------------------------------------------ */
-
-static double rel_err(const float *got, const float *want, int64_t n)
-{
-    double d = 0, m = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double x = fabs((double)got[i] - (double)want[i]);
-        if (!(x <= d))
-            d = isnan(x) ? INFINITY : x;
-        m = fmax(m, fabs((double)want[i]));
-    }
-    return d / fmax(m, FLOOR);
-}
-
-static double check(const float *got, const float *want, int64_t n, double tol, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static double check(const float *got, const float *want, int64_t n, double tol, const char *fmt, ...)
-{
-    char what[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    double e = got && want ? rel_err(got, want, n) : INFINITY;
-    ok(e <= tol, "%s: relative error %.1e (<= %.0e)", what, e, tol);
-    return e;
-}
 
 /* The golden tensors of the mlm case. */
 typedef struct golden {
