@@ -1,9 +1,14 @@
-# Makefile — builds the runner, every plugin as a shared object, the tests.
-#   make            build/runner, build/plugins/<kind>_<name>.so, ./runner link
-#   make test       build and run the TAP tests with prove
-#   make SAN=1 ...  the same with AddressSanitizer + UndefinedBehaviorSanitizer
-#                   (in build-san/)
-#   make model      fetch all-MiniLM-L6-v2 (or link the random stand-in)
+# Makefile — the kit library, the runner, the plugin bundles, the tests.
+#   make              build/lib/librunner.so.1, build/runner, build/plugins/<kind>.so, ./runner link
+#   make test         build and run the TAP tests with prove
+#   make SAN=1 ...    the same with AddressSanitizer + UndefinedBehaviorSanitizer (in build-san/)
+#   make install      PREFIX=/usr/local (DESTDIR honoured): bin/runner, lib/librunner.so.1,
+#                     lib/runner/plugins/, include/runner/, lib/pkgconfig/runner.pc
+#   make model        fetch all-MiniLM-L6-v2 (or link the random stand-in)
+#
+# Layout: src/kit -> librunner.so.1, the one copy of the code plugins share
+# (public headers in include/runner/); src/runner, src/drivers, src/train ->
+# the executable; plugins/<kind>/*.c -> one bundle per kind.
 
 SAN ?= 0
 ifeq ($(SAN),1)
@@ -13,6 +18,11 @@ else
 BUILD ?= build
 SANFLAGS =
 endif
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+KIT_MAJOR = 1
+KIT_VERSION = 1.2.0
 
 CC ?= cc
 V ?= 0
@@ -29,24 +39,30 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 # GSL's reference CBLAS must not shadow OpenBLAS: OpenBLAS comes first.
 PKG_LIBS := $(filter-out -lgslcblas,$(shell pkg-config --libs $(PKGS)))
 BLAS_CFLAGS = -I/usr/include/x86_64-linux-gnu/openblas-openmp
-# --no-as-needed: the runner itself calls no BLAS, but OpenBLAS must be in
-# the global scope ahead of libgsl's libgslcblas, for the plugins.
 BLAS_LIBS = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -Wl,--no-as-needed -lopenblas -Wl,--as-needed
 
 WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-format-truncation
 CFLAGS ?= -O2 -g
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden \
-	-fopenmp -march=x86-64-v3 -MMD -MP -Icore $(PKG_CFLAGS) $(BLAS_CFLAGS) $(SANFLAGS) \
+BASE_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) -fPIC -fopenmp -march=x86-64-v3 -MMD -MP \
+	-Iinclude $(PKG_CFLAGS) $(BLAS_CFLAGS) $(SANFLAGS)
+# The kit exports its public functions (default visibility); everything
+# else is hidden.
+KIT_CFLAGS = $(BASE_CFLAGS)
+APP_CFLAGS = $(BASE_CFLAGS) -fvisibility=hidden -Isrc/runner -Isrc/drivers -Isrc/train \
 	-DRUNNER_BUILD_DIR='"$(abspath $(BUILD))"'
+PLUGIN_CFLAGS = $(BASE_CFLAGS) -fvisibility=hidden -DRUNNER_BUNDLE
 LDLIBS = $(BLAS_LIBS) $(PKG_LIBS) -lgomp -ldl -lm
 LDFLAGS_ALL = $(SANFLAGS) $(LDFLAGS)
 
-CORE_SRC = $(filter-out core/main.c,$(wildcard core/*.c))
-CORE_OBJ = $(CORE_SRC:%.c=$(BUILD)/%.o)
-PLUGIN_SRC = $(wildcard plugins/*/*.c)
-# plugins/<kind>/<name>.c -> $(BUILD)/plugins/<kind>_<name>.so
-plugin_so = $(BUILD)/plugins/$(word 2,$(subst /, ,$(1)))_$(basename $(notdir $(1))).so
-PLUGINS = $(foreach p,$(PLUGIN_SRC),$(call plugin_so,$(p)))
+KIT_SRC = $(wildcard src/kit/*.c)
+KIT_OBJ = $(KIT_SRC:%.c=$(BUILD)/%.o)
+KIT_SO = $(BUILD)/lib/librunner.so.$(KIT_MAJOR)
+KIT_LINK = -L$(BUILD)/lib -lrunner
+APP_SRC = $(filter-out src/runner/main.c,$(wildcard src/runner/*.c src/drivers/*.c src/train/*.c))
+APP_OBJ = $(APP_SRC:%.c=$(BUILD)/%.o)
+
+KINDS = $(notdir $(wildcard plugins/*))
+BUNDLES = $(KINDS:%=$(BUILD)/plugins/%.so)
 TEST_SRC = $(wildcard tests/*.c)
 TESTS = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%.t)
 FIXTURE_SRC = $(wildcard tests/plugins/*.c)
@@ -54,47 +70,103 @@ FIXTURES = $(FIXTURE_SRC:tests/plugins/%.c=$(BUILD)/tests/plugins/%.so)
 BENCH_SRC = $(wildcard bench/*.c)
 BENCHES = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test bench model clean
+.PHONY: all test bench model clean install
 .SECONDARY:
-all: $(BUILD)/runner $(PLUGINS) runner
+all: $(BUILD)/runner $(BUNDLES) $(BUILD)/runner.pc runner
 
 runner: $(BUILD)/runner
 	@if [ "$(SAN)" = 0 ]; then ln -sf $(BUILD)/runner runner; fi
 
-$(BUILD)/libcore.a: $(CORE_OBJ)
+$(BUILD)/src/kit/%.o: src/kit/%.c
 	@mkdir -p $(@D)
-	@echo "  AR      $@"
-	$(Q)$(AR) rcs $@ $^
+	@echo "  CC      $<"
+	$(Q)$(CC) $(KIT_CFLAGS) -c -o $@ $<
 
-$(BUILD)/runner: $(BUILD)/core/main.o $(BUILD)/libcore.a
-	@echo "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS)
+$(BUILD)/plugins/%.o: plugins/%.c
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(PLUGIN_CFLAGS) -c -o $@ $<
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	@echo "  CC      $<"
-	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(APP_CFLAGS) -c -o $@ $<
 
-define plugin_rule
-$(call plugin_so,$(1)): $(BUILD)/$(1:.c=.o) $(BUILD)/libcore.a
+$(KIT_SO): $(KIT_OBJ)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	$(Q)$(CC) -shared $(LDFLAGS_ALL) -Wl,-soname,librunner.so.$(KIT_MAJOR) -o $@ $^ $(LDLIBS)
+	$(Q)ln -sf librunner.so.$(KIT_MAJOR) $(BUILD)/lib/librunner.so
+
+$(BUILD)/libapp.a: $(APP_OBJ)
+	@mkdir -p $(@D)
+	@echo "  AR      $@"
+	$(Q)$(AR) rcs $@ $^
+
+# The runner finds the kit beside it (build tree) or in ../lib (installed).
+APP_RPATH = -Wl,-rpath,'$$ORIGIN/lib:$$ORIGIN/../lib'
+$(BUILD)/runner: $(BUILD)/src/runner/main.o $(BUILD)/libapp.a $(KIT_SO)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $(BUILD)/src/runner/main.o $(BUILD)/libapp.a $(KIT_LINK) $(APP_RPATH) $(LDLIBS)
+
+# One bundle per kind: every plugins/<kind>/<name>.c, plus a generated list
+# of their descriptors behind the one exported symbol runner_bundle_v1.
+$(BUILD)/gen/bundle_%.c: Makefile
+	@mkdir -p $(@D)
+	$(Q){ echo '/* generated by the Makefile: the $* bundle */'; \
+	  echo '#include "runner/runner.h"'; \
+	  for n in $(basename $(notdir $(wildcard plugins/$*/*.c))); do \
+	    echo "const runner_plugin *runner_item_$*_$$n(void);"; done; \
+	  echo 'RUNNER_EXPORT const runner_plugin *RUNNER_BUNDLE_ENTRY(int i)'; \
+	  echo '{'; echo '    switch (i) {'; i=0; \
+	  for n in $(basename $(notdir $(wildcard plugins/$*/*.c))); do \
+	    echo "    case $$i: return runner_item_$*_$$n();"; i=$$((i+1)); done; \
+	  echo '    default: return 0;'; echo '    }'; echo '}'; } > $@
+
+$(BUILD)/gen/bundle_%.o: $(BUILD)/gen/bundle_%.c
+	$(Q)$(CC) $(PLUGIN_CFLAGS) -c -o $@ $<
+
+define bundle_rule
+$(BUILD)/plugins/$(1).so: $(patsubst %.c,$(BUILD)/%.o,$(wildcard plugins/$(1)/*.c)) $(BUILD)/gen/bundle_$(1).o $(KIT_SO)
 	@mkdir -p $$(@D)
 	@echo "  LD      $$@"
-	$(Q)$$(CC) -shared $$(LDFLAGS_ALL) -o $$@ $$< $(BUILD)/libcore.a $$(LDLIBS)
+	$(Q)$$(CC) -shared $$(LDFLAGS_ALL) -o $$@ $$(filter %.o,$$^) $$(KIT_LINK) -Wl,-rpath,'$$$$ORIGIN/../lib:$$$$ORIGIN/../..' $$(LDLIBS)
 endef
-$(foreach p,$(PLUGIN_SRC),$(eval $(call plugin_rule,$(p))))
+$(foreach k,$(KINDS),$(eval $(call bundle_rule,$(k))))
 
-$(BUILD)/tests/%.t: $(BUILD)/tests/%.o $(BUILD)/libcore.a
+$(BUILD)/tests/%.t: $(BUILD)/tests/%.o $(BUILD)/libapp.a $(KIT_SO)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libapp.a $(KIT_LINK) -Wl,-rpath,'$$ORIGIN/../lib' $(LDLIBS)
 
 # test fixtures: deliberately broken plugins (see tests/plugins/)
 $(BUILD)/tests/plugins/%.so: $(BUILD)/tests/plugins/%.o
 	@echo "  LD      $@"
 	$(Q)$(CC) -shared $(LDFLAGS_ALL) -o $@ $<
 
-$(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libcore.a
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libapp.a $(KIT_SO)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libapp.a $(KIT_LINK) -Wl,-rpath,'$$ORIGIN/../lib' $(LDLIBS)
+
+# pkg-config file for plugins built out of tree. In the build tree it points
+# at the sources (PKG_CONFIG_PATH=build); installed, at PREFIX.
+$(BUILD)/runner.pc: Makefile
+	@mkdir -p $(@D)
+	$(Q)printf '%s\n' 'prefix=$(abspath .)' 'includedir=$${prefix}/include' 'libdir=$(abspath $(BUILD))/lib' '' \
+	  'Name: runner' 'Description: runner plugin ABI and kit (librunner)' 'Version: $(KIT_VERSION)' \
+	  'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lrunner -Wl,-rpath,$${libdir}' > $@
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/runner/plugins \
+	  $(DESTDIR)$(PREFIX)/include/runner/kit $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 755 $(BUILD)/runner $(DESTDIR)$(PREFIX)/bin/runner
+	install -m 755 $(KIT_SO) $(DESTDIR)$(PREFIX)/lib/librunner.so.$(KIT_MAJOR)
+	ln -sf librunner.so.$(KIT_MAJOR) $(DESTDIR)$(PREFIX)/lib/librunner.so
+	install -m 755 $(BUNDLES) $(DESTDIR)$(PREFIX)/lib/runner/plugins/
+	install -m 644 include/runner/runner.h $(DESTDIR)$(PREFIX)/include/runner/
+	install -m 644 include/runner/kit/*.h $(DESTDIR)$(PREFIX)/include/runner/kit/
+	printf '%s\n' 'prefix=$(PREFIX)' 'includedir=$${prefix}/include' 'libdir=$${prefix}/lib' '' \
+	  'Name: runner' 'Description: runner plugin ABI and kit (librunner)' 'Version: $(KIT_VERSION)' \
+	  'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lrunner' > $(DESTDIR)$(PREFIX)/lib/pkgconfig/runner.pc
 
 test: all $(TESTS) $(FIXTURES)
 	prove -f --exec "" $(TESTS)

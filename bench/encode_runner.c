@@ -20,7 +20,7 @@
 #include "pipeline.h"
 #include "text.h"
 #include "threads.h"
-#include "util.h"
+#include "runner/kit/util.h"
 
 /* First tab-separated column of every line after the header. */
 static int read_tsv_column(const char *path, lines *L)

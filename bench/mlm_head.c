@@ -17,7 +17,7 @@
 
 #include "pipeline.h"
 #include "threads.h"
-#include "util.h"
+#include "runner/kit/util.h"
 
 #define EMB "backbone.embeddings.word_embeddings.weight"
 

@@ -11,7 +11,7 @@
 
 #include "pipeline.h"
 #include "text.h"
-#include "util.h"
+#include "runner/kit/util.h"
 
 static int cmp_double(const void *a, const void *b)
 {

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runner.h"
+#include "runner/runner.h"
 
 typedef struct first {
     const runner_host *h;

@@ -10,11 +10,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "nn.h"
-#include "npy.h"
+#include "runner/kit/nn.h"
+#include "runner/kit/npy.h"
 #include "plugin_stage.h"
-#include "pool.h"
-#include "safetensors.h"
+#include "runner/kit/pool.h"
+#include "runner/kit/safetensors.h"
 #include "tap.h"
 
 #define REF "../shared/reference/embeddings/minilm-l6-random"

@@ -7,7 +7,7 @@
 
 #include "config.h"
 #include "tap.h"
-#include "util.h"
+#include "runner/kit/util.h"
 
 static char dir[] = "/tmp/runner-config-XXXXXX";
 

@@ -11,7 +11,7 @@
 #include "data.h"
 #include "pipeline.h"
 #include "tap.h"
-#include "util.h"
+#include "runner/kit/util.h"
 
 #define DS "../shared/datasets/"
 #define WIKI "../shared/corpora/wikipedia_en_2015/"

@@ -8,9 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "npy.h"
+#include "runner/kit/npy.h"
 #include "tap.h"
-#include "util.h"
+#include "runner/kit/util.h"
 
 static char dir[] = "/tmp/runner-example-XXXXXX";
 
@@ -24,7 +24,8 @@ int main(void)
 {
     if (!mkdtemp(dir))
         return 1;
-    char *cc = str_printf("cc -shared -fPIC -fvisibility=hidden -I core -o %s/pooler_first.so examples/pooler_first.c", dir);
+    char *cc = str_printf("export PKG_CONFIG_PATH=%s; cc -shared -fPIC -fvisibility=hidden $(pkg-config --cflags runner) "
+                          "-o %s/pooler_first.so examples/pooler_first.c $(pkg-config --libs runner)", RUNNER_BUILD_DIR, dir);
     is(sh(cc), 0, "the README's cc line builds the example plugin");
     char *nm = str_printf("nm -D --defined-only %s/pooler_first.so | grep -c ' T ' | grep -qx 1", dir);
     is(sh(nm), 0, "it exports exactly one function, the entry symbol");

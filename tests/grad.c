@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "plugin_stage.h"
-#include "safetensors.h"
+#include "runner/kit/safetensors.h"
 #include "tap.h"
 
 #define GOLDENS "tests/goldens"

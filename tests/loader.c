@@ -10,7 +10,7 @@
 #include "loader.h"
 #include "pipeline.h"
 #include "tap.h"
-#include "util.h"
+#include "runner/kit/util.h"
 
 #define FIXTURES RUNNER_BUILD_DIR "/tests/plugins"
 

@@ -6,7 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "classify.h"
+#include "runner/kit/classify.h"
 #include "plugin_stage.h"
 #include "tap.h"
 

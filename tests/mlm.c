@@ -28,11 +28,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "classify.h"
+#include "runner/kit/classify.h"
 #include "model.h"
 #include "plugin_stage.h"
-#include "safetensors.h"
-#include "softmax_xent.h"
+#include "runner/kit/safetensors.h"
+#include "runner/kit/softmax_xent.h"
 #include "tap.h"
 
 #define GOLDENS "tests/goldens/mlm.safetensors"

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nn.h"
-#include "pool.h"
+#include "runner/kit/nn.h"
+#include "runner/kit/pool.h"
 #include "tap.h"
 
 static uint64_t rs = 88172645463325252ull;

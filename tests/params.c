@@ -5,7 +5,7 @@
 
 #include "params.h"
 #include "tap.h"
-#include "util.h"
+#include "runner/kit/util.h"
 
 int main(void)
 {

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "pipeline.h"
-#include "util.h"
+#include "runner/kit/util.h"
 
 /* 0 when the text parses and validates; prints every problem otherwise. */
 static inline int pipeline_from_text(pipeline *pl, const char *text)

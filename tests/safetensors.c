@@ -5,9 +5,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "safetensors.h"
+#include "runner/kit/safetensors.h"
 #include "tap.h"
-#include "util.h"
+#include "runner/kit/util.h"
 
 static char dir[256];
 

@@ -12,7 +12,7 @@
 #include "pipeline.h"
 #include "tap.h"
 #include "text.h"
-#include "util.h"
+#include "runner/kit/util.h"
 
 #define REF_DIR "../shared/reference/tokenizer"
 #define MODEL_DIR "../shared/models/all-MiniLM-L6-v2"

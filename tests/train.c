@@ -14,9 +14,9 @@
 #include "checkpoint.h"
 #include "model.h"
 #include "plugin_stage.h"
-#include "safetensors.h"
+#include "runner/kit/safetensors.h"
 #include "tap.h"
-#include "util.h"
+#include "runner/kit/util.h"
 
 #define SHARED_MODEL "../shared/models/minilm-l6-random"
 #define SST2 "../shared/datasets/sst2/train.tsv"

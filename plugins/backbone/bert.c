@@ -15,10 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nn.h"
-#include "runner.h"
-#include "safetensors.h"
-#include "util.h"
+#include "runner/kit/nn.h"
+#include "runner/runner.h"
+#include "runner/kit/safetensors.h"
+#include "runner/kit/util.h"
 
 /* tensors of one encoder layer, in the order they are registered: query,
  * key and value weights (then biases) are adjacent, so the store keeps
@@ -1099,16 +1099,6 @@ static const runner_backbone_ops ops = {
     .save_config = bert_save_config,
 };
 
-static const runner_plugin desc = {
-    .abi_major = RUNNER_ABI_MAJOR,
-    .abi_minor = RUNNER_ABI_MINOR,
-    .kind = RUNNER_KIND_BACKBONE,
-    .name = "bert",
-    .summary = "BERT encoder from a Hugging Face folder (safetensors), every layer's states exposed",
-    .keys = keys,
-    .create = bert_create,
-    .destroy = bert_destroy,
-    .ops = &ops,
-};
-
-RUNNER_PLUGIN(desc)
+RUNNER_DEFINE_PLUGIN(backbone, bert,
+    "BERT encoder from a Hugging Face folder (safetensors), every layer's states exposed",
+    keys, bert_create, bert_destroy, &ops)

@@ -1,8 +1,8 @@
 /* discriminative_lr.c — freeze policy `discriminative_lr`: layer-wise learning-rate decay: each layer below the top gets decay times the rate of the one above */
 #include <stdio.h>
 
-#include "freeze.h"
-#include "runner.h"
+#include "runner/kit/freeze.h"
+#include "runner/runner.h"
 
 static const runner_key keys[] = {
     {"decay", RUNNER_T_FLOAT, "0.8", "factor between the lr of a layer and the layer above (xi)"},
@@ -34,16 +34,6 @@ static int apply(void *self, const runner_train_pos *pos, int *changed)
 
 static const runner_freeze_ops ops = {.apply = apply};
 
-static const runner_plugin desc = {
-    .abi_major = RUNNER_ABI_MAJOR,
-    .abi_minor = RUNNER_ABI_MINOR,
-    .kind = RUNNER_KIND_FREEZE,
-    .name = "discriminative_lr",
-    .summary = "layer-wise learning-rate decay: each layer below the top gets decay times the rate of the one above",
-    .keys = keys,
-    .create = create,
-    .destroy = freeze_policy_destroy,
-    .ops = &ops,
-};
-
-RUNNER_PLUGIN(desc)
+RUNNER_DEFINE_PLUGIN(freeze, discriminative_lr,
+    "layer-wise learning-rate decay: each layer below the top gets decay times the rate of the one above",
+    keys, create, freeze_policy_destroy, &ops)

@@ -1,8 +1,8 @@
 /* gradual_unfreeze.c — freeze policy `gradual_unfreeze`: ULMFiT: heads first, then one encoder layer more from the top every k epochs (or steps), down to the embeddings; with decay < 1 also discriminative learning rates */
 #include <stdio.h>
 
-#include "freeze.h"
-#include "runner.h"
+#include "runner/kit/freeze.h"
+#include "runner/runner.h"
 
 static const runner_key keys[] = {
     {"every_epochs", RUNNER_T_INT, "1", "epochs between two unfreezing steps (the first stage trains heads only)"},
@@ -44,16 +44,6 @@ static int apply(void *self, const runner_train_pos *pos, int *changed)
 
 static const runner_freeze_ops ops = {.apply = apply};
 
-static const runner_plugin desc = {
-    .abi_major = RUNNER_ABI_MAJOR,
-    .abi_minor = RUNNER_ABI_MINOR,
-    .kind = RUNNER_KIND_FREEZE,
-    .name = "gradual_unfreeze",
-    .summary = "ULMFiT: heads first, then one encoder layer more from the top every k epochs (or steps), down to the embeddings; with decay < 1 also discriminative learning rates",
-    .keys = keys,
-    .create = create,
-    .destroy = freeze_policy_destroy,
-    .ops = &ops,
-};
-
-RUNNER_PLUGIN(desc)
+RUNNER_DEFINE_PLUGIN(freeze, gradual_unfreeze,
+    "ULMFiT: heads first, then one encoder layer more from the top every k epochs (or steps), down to the embeddings; with decay < 1 also discriminative learning rates",
+    keys, create, freeze_policy_destroy, &ops)

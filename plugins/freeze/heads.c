@@ -1,8 +1,8 @@
 /* heads.c — freeze policy `heads`: the heads of the listed tasks frozen; the rest, backbone included, trains */
 #include <stdio.h>
 
-#include "freeze.h"
-#include "runner.h"
+#include "runner/kit/freeze.h"
+#include "runner/runner.h"
 
 static const runner_key keys[] = {
     {"tasks", RUNNER_T_STRING_LIST, NULL, "names of the tasks whose heads stay frozen"},
@@ -41,16 +41,6 @@ static int apply(void *self, const runner_train_pos *pos, int *changed)
 
 static const runner_freeze_ops ops = {.apply = apply};
 
-static const runner_plugin desc = {
-    .abi_major = RUNNER_ABI_MAJOR,
-    .abi_minor = RUNNER_ABI_MINOR,
-    .kind = RUNNER_KIND_FREEZE,
-    .name = "heads",
-    .summary = "the heads of the listed tasks frozen; the rest, backbone included, trains",
-    .keys = keys,
-    .create = create,
-    .destroy = freeze_policy_destroy,
-    .ops = &ops,
-};
-
-RUNNER_PLUGIN(desc)
+RUNNER_DEFINE_PLUGIN(freeze, heads,
+    "the heads of the listed tasks frozen; the rest, backbone included, trains",
+    keys, create, freeze_policy_destroy, &ops)

@@ -1,8 +1,8 @@
 /* none.c — freeze policy `none`: nothing frozen: the backbone and every head train (full fine-tuning) */
 #include <stdio.h>
 
-#include "freeze.h"
-#include "runner.h"
+#include "runner/kit/freeze.h"
+#include "runner/runner.h"
 
 static int create(const runner_host *h, const runner_cfg *cfg, void **self)
 {
@@ -20,16 +20,6 @@ static int apply(void *self, const runner_train_pos *pos, int *changed)
 
 static const runner_freeze_ops ops = {.apply = apply};
 
-static const runner_plugin desc = {
-    .abi_major = RUNNER_ABI_MAJOR,
-    .abi_minor = RUNNER_ABI_MINOR,
-    .kind = RUNNER_KIND_FREEZE,
-    .name = "none",
-    .summary = "nothing frozen: the backbone and every head train (full fine-tuning)",
-    .keys = NULL,
-    .create = create,
-    .destroy = freeze_policy_destroy,
-    .ops = &ops,
-};
-
-RUNNER_PLUGIN(desc)
+RUNNER_DEFINE_PLUGIN(freeze, none,
+    "nothing frozen: the backbone and every head train (full fine-tuning)",
+    NULL, create, freeze_policy_destroy, &ops)

@@ -1,8 +1,8 @@
 /* patterns.c — freeze policy `patterns`: glob lists of parameters to freeze, then to unfreeze (e.g. embeddings and layers 0-3) */
 #include <stdio.h>
 
-#include "freeze.h"
-#include "runner.h"
+#include "runner/kit/freeze.h"
+#include "runner/runner.h"
 
 static const runner_key keys[] = {
     {"freeze", RUNNER_T_STRING_LIST, "[]", "globs of parameters to freeze, e.g. \"backbone.encoder.layer.[0-3].*\""},
@@ -40,16 +40,6 @@ static int apply(void *self, const runner_train_pos *pos, int *changed)
 
 static const runner_freeze_ops ops = {.apply = apply};
 
-static const runner_plugin desc = {
-    .abi_major = RUNNER_ABI_MAJOR,
-    .abi_minor = RUNNER_ABI_MINOR,
-    .kind = RUNNER_KIND_FREEZE,
-    .name = "patterns",
-    .summary = "glob lists of parameters to freeze, then to unfreeze (e.g. embeddings and layers 0-3)",
-    .keys = keys,
-    .create = create,
-    .destroy = freeze_policy_destroy,
-    .ops = &ops,
-};
-
-RUNNER_PLUGIN(desc)
+RUNNER_DEFINE_PLUGIN(freeze, patterns,
+    "glob lists of parameters to freeze, then to unfreeze (e.g. embeddings and layers 0-3)",
+    keys, create, freeze_policy_destroy, &ops)

@@ -1,7 +1,7 @@
 /* linear.c — head: dropout on the pooled input (training only), then one
  * Linear layer D -> K ("0.weight", "0.bias"). Body in core/head.c. */
-#include "head.h"
-#include "runner.h"
+#include "runner/kit/head.h"
+#include "runner/runner.h"
 
 static const runner_key keys[] = {
     {"dropout", RUNNER_T_FLOAT, "0.0", "dropout probability on the input, training only"},
@@ -20,16 +20,6 @@ static const runner_head_ops ops = {
     .backward = head_backward,
 };
 
-static const runner_plugin desc = {
-    .abi_major = RUNNER_ABI_MAJOR,
-    .abi_minor = RUNNER_ABI_MINOR,
-    .kind = RUNNER_KIND_HEAD,
-    .name = "linear",
-    .summary = "one Linear layer on the pooled embedding (input dropout optional)",
-    .keys = keys,
-    .create = create,
-    .destroy = head_destroy,
-    .ops = &ops,
-};
-
-RUNNER_PLUGIN(desc)
+RUNNER_DEFINE_PLUGIN(head, linear,
+    "one Linear layer on the pooled embedding (input dropout optional)",
+    keys, create, head_destroy, &ops)

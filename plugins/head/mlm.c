@@ -13,8 +13,8 @@
  * E trains (dE += dlogits^T h), and into dx. docs/heads.md. */
 #include <string.h>
 
-#include "nn.h"
-#include "runner.h"
+#include "runner/kit/nn.h"
+#include "runner/runner.h"
 
 #define LN_EPS 1e-12f     /* BERT's layer_norm_eps */
 #define INIT_STD 0.02f    /* BERT's initializer_range */
@@ -261,17 +261,7 @@ static const runner_head_ops ops = {
     .backward = mlm_backward,
 };
 
-static const runner_plugin desc = {
-    .abi_major = RUNNER_ABI_MAJOR,
-    .abi_minor = RUNNER_ABI_MINOR,
-    .kind = RUNNER_KIND_HEAD,
-    .name = "mlm",
-    .summary = "BERT's masked-LM head: dense + GELU + LayerNorm, decoder tied to the word embeddings "
-               "(logits over the vocabulary at the masked pieces only)",
-    .keys = keys,
-    .create = mlm_create,
-    .destroy = mlm_destroy,
-    .ops = &ops,
-};
-
-RUNNER_PLUGIN(desc)
+RUNNER_DEFINE_PLUGIN(head, mlm,
+    "BERT's masked-LM head: dense + GELU + LayerNorm, decoder tied to the word embeddings "
+    "(logits over the vocabulary at the masked pieces only)",
+    keys, mlm_create, mlm_destroy, &ops)

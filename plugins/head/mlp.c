@@ -3,8 +3,8 @@
  * them: "0.weight" (Linear), "1.weight" (LayerNorm), "4.weight" (next
  * Linear) ...; without LayerNorm the Linears are 0, 3, 6, ....
  * Body in core/head.c. */
-#include "head.h"
-#include "runner.h"
+#include "runner/kit/head.h"
+#include "runner/runner.h"
 
 static const runner_key keys[] = {
     {"hidden", RUNNER_T_INT_LIST, "[256]", "sizes of the hidden layers"},
@@ -26,16 +26,6 @@ static const runner_head_ops ops = {
     .backward = head_backward,
 };
 
-static const runner_plugin desc = {
-    .abi_major = RUNNER_ABI_MAJOR,
-    .abi_minor = RUNNER_ABI_MINOR,
-    .kind = RUNNER_KIND_HEAD,
-    .name = "mlp",
-    .summary = "multi-layer perceptron: (Linear, LayerNorm, activation, dropout) per hidden size, then Linear",
-    .keys = keys,
-    .create = create,
-    .destroy = head_destroy,
-    .ops = &ops,
-};
-
-RUNNER_PLUGIN(desc)
+RUNNER_DEFINE_PLUGIN(head, mlp,
+    "multi-layer perceptron: (Linear, LayerNorm, activation, dropout) per hidden size, then Linear",
+    keys, create, head_destroy, &ops)

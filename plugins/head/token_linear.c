@@ -3,8 +3,8 @@
  * layer C -> K ("0.weight", "0.bias"), logits (B*T, K). Labels sit on the
  * first word piece of each word; the other pieces and padding carry label
  * -1, which the loss ignores. Body in core/head.c. */
-#include "head.h"
-#include "runner.h"
+#include "runner/kit/head.h"
+#include "runner/runner.h"
 
 static const runner_key keys[] = {
     {"dropout", RUNNER_T_FLOAT, "0.1", "dropout probability on the token states, training only"},
@@ -23,16 +23,6 @@ static const runner_head_ops ops = {
     .backward = head_backward,
 };
 
-static const runner_plugin desc = {
-    .abi_major = RUNNER_ABI_MAJOR,
-    .abi_minor = RUNNER_ABI_MINOR,
-    .kind = RUNNER_KIND_HEAD,
-    .name = "token_linear",
-    .summary = "per-token Linear layer over the last layer's token states (tagging)",
-    .keys = keys,
-    .create = create,
-    .destroy = head_destroy,
-    .ops = &ops,
-};
-
-RUNNER_PLUGIN(desc)
+RUNNER_DEFINE_PLUGIN(head, token_linear,
+    "per-token Linear layer over the last layer's token states (tagging)",
+    keys, create, head_destroy, &ops)

@@ -3,8 +3,8 @@
  * mean is over the rows whose label is not -1. See docs/metrics.md. */
 #include <math.h>
 
-#include "classify.h"
-#include "runner.h"
+#include "runner/kit/classify.h"
+#include "runner/runner.h"
 
 typedef struct bce {
     const runner_host *h;
@@ -99,17 +99,7 @@ static const runner_loss_ops ops = {
     .predict = bce_predict,
 };
 
-static const runner_plugin desc = {
-    .abi_major = RUNNER_ABI_MAJOR,
-    .abi_minor = RUNNER_ABI_MINOR,
-    .kind = RUNNER_KIND_LOSS,
-    .name = "bce",
-    .summary = "binary cross-entropy with one logit for 2 labels (pos_weight); predicts 1 when "
-               "sigmoid >= 0.5",
-    .keys = keys,
-    .create = bce_create,
-    .destroy = bce_destroy,
-    .ops = &ops,
-};
-
-RUNNER_PLUGIN(desc)
+RUNNER_DEFINE_PLUGIN(loss, bce,
+    "binary cross-entropy with one logit for 2 labels (pos_weight); predicts 1 when "
+    "sigmoid >= 0.5",
+    keys, bce_create, bce_destroy, &ops)

@@ -6,8 +6,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "classify.h"
-#include "runner.h"
+#include "runner/kit/classify.h"
+#include "runner/runner.h"
 
 typedef struct cross_entropy {
     const runner_host *h;
@@ -167,17 +167,7 @@ static const runner_loss_ops ops = {
     .predict = ce_predict,
 };
 
-static const runner_plugin desc = {
-    .abi_major = RUNNER_ABI_MAJOR,
-    .abi_minor = RUNNER_ABI_MINOR,
-    .kind = RUNNER_KIND_LOSS,
-    .name = "cross_entropy",
-    .summary = "softmax cross-entropy (class weights, label smoothing); on a per-token head it is "
-               "token cross-entropy over B*T rows, label -1 ignored",
-    .keys = keys,
-    .create = ce_create,
-    .destroy = ce_destroy,
-    .ops = &ops,
-};
-
-RUNNER_PLUGIN(desc)
+RUNNER_DEFINE_PLUGIN(loss, cross_entropy,
+    "softmax cross-entropy (class weights, label smoothing); on a per-token head it is "
+    "token cross-entropy over B*T rows, label -1 ignored",
+    keys, ce_create, ce_destroy, &ops)

@@ -10,9 +10,9 @@
 #include <math.h>
 #include <string.h>
 
-#include "classify.h"
-#include "runner.h"
-#include "softmax_xent.h"
+#include "runner/kit/classify.h"
+#include "runner/runner.h"
+#include "runner/kit/softmax_xent.h"
 
 typedef struct masked_lm {
     const runner_host *h;
@@ -116,17 +116,7 @@ static const runner_loss_ops ops = {
     .predict = mlm_loss_predict,
 };
 
-static const runner_plugin desc = {
-    .abi_major = RUNNER_ABI_MAJOR,
-    .abi_minor = RUNNER_ABI_MINOR,
-    .kind = RUNNER_KIND_LOSS,
-    .name = "masked_lm",
-    .summary = "masked-LM cross-entropy over the vocabulary at the masked pieces (mean over them; "
-               "label -1 ignored); predicts the most likely piece",
-    .keys = keys,
-    .create = mlm_loss_create,
-    .destroy = mlm_loss_destroy,
-    .ops = &ops,
-};
-
-RUNNER_PLUGIN(desc)
+RUNNER_DEFINE_PLUGIN(loss, masked_lm,
+    "masked-LM cross-entropy over the vocabulary at the masked pieces (mean over them; "
+    "label -1 ignored); predicts the most likely piece",
+    keys, mlm_loss_create, mlm_loss_destroy, &ops)

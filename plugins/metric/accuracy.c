@@ -1,7 +1,7 @@
 /* accuracy.c — share of counted rows (gold >= 0) whose prediction is the
  * gold label; a missing prediction (-1) counts as wrong. Emits "accuracy". */
-#include "classify.h"
-#include "runner.h"
+#include "runner/kit/classify.h"
+#include "runner/runner.h"
 
 static int create(const runner_host *h, const runner_cfg *cfg, void **self)
 {
@@ -21,16 +21,6 @@ static const runner_metric_ops ops = {
     .report = report,
 };
 
-static const runner_plugin desc = {
-    .abi_major = RUNNER_ABI_MAJOR,
-    .abi_minor = RUNNER_ABI_MINOR,
-    .kind = RUNNER_KIND_METRIC,
-    .name = "accuracy",
-    .summary = "share of correct predictions (rows with gold -1 are not counted)",
-    .keys = NULL,
-    .create = create,
-    .destroy = cm_destroy,
-    .ops = &ops,
-};
-
-RUNNER_PLUGIN(desc)
+RUNNER_DEFINE_PLUGIN(metric, accuracy,
+    "share of correct predictions (rows with gold -1 are not counted)",
+    NULL, create, cm_destroy, &ops)

@@ -5,8 +5,8 @@
  * where there are any. */
 #include <stdio.h>
 
-#include "classify.h"
-#include "runner.h"
+#include "runner/kit/classify.h"
+#include "runner/runner.h"
 
 typedef struct confusion_plugin {
     confusion_metric m; /* first member: the cm_* callbacks see it */
@@ -61,16 +61,6 @@ static const runner_metric_ops ops = {
     .report = report,
 };
 
-static const runner_plugin desc = {
-    .abi_major = RUNNER_ABI_MAJOR,
-    .abi_minor = RUNNER_ABI_MINOR,
-    .kind = RUNNER_KIND_METRIC,
-    .name = "confusion",
-    .summary = "confusion matrix counts confusion.<gold>.<pred>; headline accuracy",
-    .keys = keys,
-    .create = create,
-    .destroy = cm_destroy,
-    .ops = &ops,
-};
-
-RUNNER_PLUGIN(desc)
+RUNNER_DEFINE_PLUGIN(metric, confusion,
+    "confusion matrix counts confusion.<gold>.<pred>; headline accuracy",
+    keys, create, cm_destroy, &ops)

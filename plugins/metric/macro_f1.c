@@ -2,8 +2,8 @@
  * over the classes that occur in gold or predictions (sklearn's
  * average="macro", zero_division=0). Emits macro_f1 (headline), then
  * macro_precision and macro_recall (means of the per-class values). */
-#include "classify.h"
-#include "runner.h"
+#include "runner/kit/classify.h"
+#include "runner/runner.h"
 
 static int create(const runner_host *h, const runner_cfg *cfg, void **self)
 {
@@ -27,16 +27,6 @@ static const runner_metric_ops ops = {
     .report = report,
 };
 
-static const runner_plugin desc = {
-    .abi_major = RUNNER_ABI_MAJOR,
-    .abi_minor = RUNNER_ABI_MINOR,
-    .kind = RUNNER_KIND_METRIC,
-    .name = "macro_f1",
-    .summary = "unweighted mean of per-class F1 over the classes seen in gold or predictions",
-    .keys = NULL,
-    .create = create,
-    .destroy = cm_destroy,
-    .ops = &ops,
-};
-
-RUNNER_PLUGIN(desc)
+RUNNER_DEFINE_PLUGIN(metric, macro_f1,
+    "unweighted mean of per-class F1 over the classes seen in gold or predictions",
+    NULL, create, cm_destroy, &ops)

@@ -3,8 +3,8 @@
  * counted row is one prediction and one gold label, so micro precision =
  * micro recall = micro F1 = accuracy; they part only when predictions are
  * missing (-1). Emits micro_f1 (headline), micro_precision, micro_recall. */
-#include "classify.h"
-#include "runner.h"
+#include "runner/kit/classify.h"
+#include "runner/runner.h"
 
 static int create(const runner_host *h, const runner_cfg *cfg, void **self)
 {
@@ -28,16 +28,6 @@ static const runner_metric_ops ops = {
     .report = report,
 };
 
-static const runner_plugin desc = {
-    .abi_major = RUNNER_ABI_MAJOR,
-    .abi_minor = RUNNER_ABI_MINOR,
-    .kind = RUNNER_KIND_METRIC,
-    .name = "micro_f1",
-    .summary = "F1 of the global counts; equals accuracy for single-label multi-class tasks",
-    .keys = NULL,
-    .create = create,
-    .destroy = cm_destroy,
-    .ops = &ops,
-};
-
-RUNNER_PLUGIN(desc)
+RUNNER_DEFINE_PLUGIN(metric, micro_f1,
+    "F1 of the global counts; equals accuracy for single-label multi-class tasks",
+    NULL, create, cm_destroy, &ops)

@@ -5,8 +5,8 @@
  * support.<label> (gold rows of the class). */
 #include <stdio.h>
 
-#include "classify.h"
-#include "runner.h"
+#include "runner/kit/classify.h"
+#include "runner/runner.h"
 
 static int create(const runner_host *h, const runner_cfg *cfg, void **self)
 {
@@ -41,16 +41,6 @@ static const runner_metric_ops ops = {
     .report = report,
 };
 
-static const runner_plugin desc = {
-    .abi_major = RUNNER_ABI_MAJOR,
-    .abi_minor = RUNNER_ABI_MINOR,
-    .kind = RUNNER_KIND_METRIC,
-    .name = "per_class",
-    .summary = "precision, recall, F1 and support of every class; headline macro F1",
-    .keys = NULL,
-    .create = create,
-    .destroy = cm_destroy,
-    .ops = &ops,
-};
-
-RUNNER_PLUGIN(desc)
+RUNNER_DEFINE_PLUGIN(metric, per_class,
+    "precision, recall, F1 and support of every class; headline macro F1",
+    NULL, create, cm_destroy, &ops)

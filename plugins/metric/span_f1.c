@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "classify.h"
-#include "runner.h"
+#include "runner/kit/classify.h"
+#include "runner/runner.h"
 
 typedef struct span_f1 {
     const runner_host *h;
@@ -184,17 +184,7 @@ static const runner_metric_ops ops = {
     .report = report,
 };
 
-static const runner_plugin desc = {
-    .abi_major = RUNNER_ABI_MAJOR,
-    .abi_minor = RUNNER_ABI_MINOR,
-    .kind = RUNNER_KIND_METRIC,
-    .name = "span_f1",
-    .summary = "entity-level F1 of IOB2/IOB1 word tags with seqeval's default rules; also "
-               "precision, recall, f1.<TYPE>",
-    .keys = keys,
-    .create = create,
-    .destroy = destroy,
-    .ops = &ops,
-};
-
-RUNNER_PLUGIN(desc)
+RUNNER_DEFINE_PLUGIN(metric, span_f1,
+    "entity-level F1 of IOB2/IOB1 word tags with seqeval's default rules; also "
+    "precision, recall, f1.<TYPE>",
+    keys, create, destroy, &ops)

@@ -1,24 +1,14 @@
 /* cls.c — pooler: state of the first token ([CLS]).
  * Keys and math are shared by every pooler (core/pool.c): `layer`,
  * `layers` (average of hidden states), `normalize` (L2). */
-#include "pool.h"
-#include "runner.h"
+#include "runner/kit/pool.h"
+#include "runner/runner.h"
 
 static int create(const runner_host *h, const runner_cfg *cfg, void **self)
 {
     return pooler_create(h, cfg, POOL_CLS, self);
 }
 
-static const runner_plugin desc = {
-    .abi_major = RUNNER_ABI_MAJOR,
-    .abi_minor = RUNNER_ABI_MINOR,
-    .kind = RUNNER_KIND_POOLER,
-    .name = "cls",
-    .summary = "state of the first token ([CLS])",
-    .keys = pooler_keys,
-    .create = create,
-    .destroy = pooler_destroy,
-    .ops = &pooler_ops,
-};
-
-RUNNER_PLUGIN(desc)
+RUNNER_DEFINE_PLUGIN(pooler, cls,
+    "state of the first token ([CLS])",
+    pooler_keys, create, pooler_destroy, &pooler_ops)

@@ -1,24 +1,14 @@
 /* max.c — pooler: per-dimension max over the tokens where mask = 1 (padding never wins).
  * Keys and math are shared by every pooler (core/pool.c): `layer`,
  * `layers` (average of hidden states), `normalize` (L2). */
-#include "pool.h"
-#include "runner.h"
+#include "runner/kit/pool.h"
+#include "runner/runner.h"
 
 static int create(const runner_host *h, const runner_cfg *cfg, void **self)
 {
     return pooler_create(h, cfg, POOL_MAX, self);
 }
 
-static const runner_plugin desc = {
-    .abi_major = RUNNER_ABI_MAJOR,
-    .abi_minor = RUNNER_ABI_MINOR,
-    .kind = RUNNER_KIND_POOLER,
-    .name = "max",
-    .summary = "per-dimension max over the tokens where mask = 1 (padding never wins)",
-    .keys = pooler_keys,
-    .create = create,
-    .destroy = pooler_destroy,
-    .ops = &pooler_ops,
-};
-
-RUNNER_PLUGIN(desc)
+RUNNER_DEFINE_PLUGIN(pooler, max,
+    "per-dimension max over the tokens where mask = 1 (padding never wins)",
+    pooler_keys, create, pooler_destroy, &pooler_ops)

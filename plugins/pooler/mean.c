@@ -1,24 +1,14 @@
 /* mean.c — pooler: mean of the token states where mask = 1.
  * Keys and math are shared by every pooler (core/pool.c): `layer`,
  * `layers` (average of hidden states), `normalize` (L2). */
-#include "pool.h"
-#include "runner.h"
+#include "runner/kit/pool.h"
+#include "runner/runner.h"
 
 static int create(const runner_host *h, const runner_cfg *cfg, void **self)
 {
     return pooler_create(h, cfg, POOL_MEAN, self);
 }
 
-static const runner_plugin desc = {
-    .abi_major = RUNNER_ABI_MAJOR,
-    .abi_minor = RUNNER_ABI_MINOR,
-    .kind = RUNNER_KIND_POOLER,
-    .name = "mean",
-    .summary = "mean of the token states where mask = 1",
-    .keys = pooler_keys,
-    .create = create,
-    .destroy = pooler_destroy,
-    .ops = &pooler_ops,
-};
-
-RUNNER_PLUGIN(desc)
+RUNNER_DEFINE_PLUGIN(pooler, mean,
+    "mean of the token states where mask = 1",
+    pooler_keys, create, pooler_destroy, &pooler_ops)

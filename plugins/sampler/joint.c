@@ -1,7 +1,7 @@
 /* joint.c — every batch is joint (-1): its sentences carry labels for all
  * tasks (e.g. SNIPS intent + slots of the same sentences) and every head
  * that has labels in the batch gets its loss. No state, no RNG. */
-#include "runner.h"
+#include "runner/runner.h"
 
 typedef struct joint {
     const runner_host *h;
@@ -48,16 +48,6 @@ static const runner_sampler_ops ops = {
     .next = next,
 };
 
-static const runner_plugin desc = {
-    .abi_major = RUNNER_ABI_MAJOR,
-    .abi_minor = RUNNER_ABI_MINOR,
-    .kind = RUNNER_KIND_SAMPLER,
-    .name = "joint",
-    .summary = "joint batches (-1): each batch carries the labels of every task",
-    .keys = NULL,
-    .create = create,
-    .destroy = destroy,
-    .ops = &ops,
-};
-
-RUNNER_PLUGIN(desc)
+RUNNER_DEFINE_PLUGIN(sampler, joint,
+    "joint batches (-1): each batch carries the labels of every task",
+    NULL, create, destroy, &ops)

@@ -1,7 +1,7 @@
 /* round_robin.c — tasks in turn: the batch of step s comes from task
  * s mod n_tasks. The choice is a function of the step alone (no state, no
  * RNG), so a resumed run continues the cycle where it stopped. */
-#include "runner.h"
+#include "runner/runner.h"
 
 typedef struct round_robin {
     const runner_host *h;
@@ -50,16 +50,6 @@ static const runner_sampler_ops ops = {
     .next = next,
 };
 
-static const runner_plugin desc = {
-    .abi_major = RUNNER_ABI_MAJOR,
-    .abi_minor = RUNNER_ABI_MINOR,
-    .kind = RUNNER_KIND_SAMPLER,
-    .name = "round_robin",
-    .summary = "tasks in turn: step s takes task s mod n_tasks",
-    .keys = NULL,
-    .create = create,
-    .destroy = destroy,
-    .ops = &ops,
-};
-
-RUNNER_PLUGIN(desc)
+RUNNER_DEFINE_PLUGIN(sampler, round_robin,
+    "tasks in turn: step s takes task s mod n_tasks",
+    NULL, create, destroy, &ops)

@@ -2,8 +2,8 @@
  * T = 1 is proportional, larger T flattens towards uniform (T = 2: square
  * root of the sizes). One draw of the run's RNG per batch; no other state,
  * so runs are reproducible and resumable. */
-#include "runner.h"
-#include "sampling.h"
+#include "runner/runner.h"
+#include "runner/kit/sampling.h"
 
 /* the key table's default and the value when the section lacks the key */
 #define STR_(x) #x
@@ -28,16 +28,6 @@ static const runner_sampler_ops ops = {
     .next = size_sampler_next,
 };
 
-static const runner_plugin desc = {
-    .abi_major = RUNNER_ABI_MAJOR,
-    .abi_minor = RUNNER_ABI_MINOR,
-    .kind = RUNNER_KIND_SAMPLER,
-    .name = "temperature",
-    .summary = "draws each batch's task with p proportional to size^(1/T) (T = 2.0)",
-    .keys = keys,
-    .create = create,
-    .destroy = size_sampler_destroy,
-    .ops = &ops,
-};
-
-RUNNER_PLUGIN(desc)
+RUNNER_DEFINE_PLUGIN(sampler, temperature,
+    "draws each batch's task with p proportional to size^(1/T) (T = 2.0)",
+    keys, create, size_sampler_destroy, &ops)

@@ -23,7 +23,7 @@
 #include <unistd.h>
 #include <utf8proc.h>
 
-#include "runner.h"
+#include "runner/runner.h"
 
 enum { MAX_WORD_CHARS = 100 }; /* longer words become [UNK], as in BERT */
 enum { MAX_LEN_LIMIT = 1 << 20 };
@@ -875,16 +875,6 @@ static const runner_tokenizer_ops wordpiece_ops = {
     .info = wordpiece_info,
 };
 
-static const runner_plugin wordpiece_plugin = {
-    .abi_major = RUNNER_ABI_MAJOR,
-    .abi_minor = RUNNER_ABI_MINOR,
-    .kind = RUNNER_KIND_TOKENIZER,
-    .name = "wordpiece",
-    .summary = "BERT WordPiece, id for id as Hugging Face's BertTokenizerFast",
-    .keys = wordpiece_keys,
-    .create = wordpiece_create,
-    .destroy = wordpiece_destroy,
-    .ops = &wordpiece_ops,
-};
-
-RUNNER_PLUGIN(wordpiece_plugin)
+RUNNER_DEFINE_PLUGIN(tokenizer, wordpiece,
+    "BERT WordPiece, id for id as Hugging Face's BertTokenizerFast",
+    wordpiece_keys, wordpiece_create, wordpiece_destroy, &wordpiece_ops)

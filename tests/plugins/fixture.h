@@ -3,7 +3,7 @@
  * and includes this file. */
 #include <stdlib.h>
 
-#include "runner.h"
+#include "runner/runner.h"
 
 #ifndef FIX_MAJOR
 #define FIX_MAJOR RUNNER_ABI_MAJOR

@@ -1,0 +1,887 @@
+/* nn.c — transformer layer kernels, forward/backward pairs (see nn.h).
+ * GEMMs go to OpenBLAS (cblas_sgemm); the rest are OpenMP loops. GELU's
+ * erf and the softmax's exp have AVX-512 versions chosen at run time;
+ * otherwise libm's erff/expf. */
+#include "runner/kit/nn.h"
+
+#include <cblas.h>
+#include <immintrin.h>
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define AVX512 __attribute__((target("avx512f")))
+
+static int use_avx512 = -1;
+
+int nn_avx512(void)
+{
+    if (use_avx512 < 0) {
+        __builtin_cpu_init();
+        use_avx512 = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    }
+    return use_avx512;
+}
+
+void nn_use_avx512(int on)
+{
+    use_avx512 = -1;
+    if (nn_avx512() && !on)
+        use_avx512 = 0;
+}
+
+/* ---- vector exp and erf (AVX-512) ------------------------------------------- */
+
+/* exp: n = round(x log2 e), r = x - n ln 2 (two-part), Cephes' expf
+ * polynomial on r, scaled by 2^n with vscalefps. ~1 ulp. NaN passes. */
+AVX512 static inline __m512 exp16(__m512 x)
+{
+    x = _mm512_max_ps(_mm512_set1_ps(-104.0f), x);
+    x = _mm512_min_ps(_mm512_set1_ps(88.7f), x);
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* erf with the coefficients of N. Juffa's faithfully rounded erff
+ * (StackOverflow question 35148198, also used by ONNX Runtime's MLAS):
+ * |x| <= 0.921875: x + x P(x^2); above: 1 - exp(-(t + t Q(t))), t = |x|
+ * clamped at 3.925 where erf rounds to 1. */
+AVX512 static inline __m512 erf16(__m512 x)
+{
+    const __m512i signbit = _mm512_set1_epi32((int)0x80000000u);
+    __m512i xi = _mm512_castps_si512(x);
+    __m512i sign = _mm512_and_si512(xi, signbit);
+    __m512 a = _mm512_castsi512_ps(_mm512_andnot_si512(signbit, xi));
+    a = _mm512_min_ps(_mm512_set1_ps(3.925f), a);
+    __m512 s = _mm512_mul_ps(a, a);
+    __m512 p = _mm512_set1_ps(-5.99104969e-4f);
+    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(4.99339588e-3f));
+    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(-2.67667342e-2f));
+    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(1.12818025e-1f));
+    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(-3.76124859e-1f));
+    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(1.28379151e-1f));
+    __m512 small = _mm512_fmadd_ps(p, a, a);
+    __m512 q = _mm512_set1_ps(1.72948930e-5f);
+    q = _mm512_fmadd_ps(q, a, _mm512_set1_ps(-3.83208680e-4f));
+    q = _mm512_fmadd_ps(q, a, _mm512_set1_ps(3.88393435e-3f));
+    q = _mm512_fmadd_ps(q, a, _mm512_set1_ps(-2.42545605e-2f));
+    q = _mm512_fmadd_ps(q, a, _mm512_set1_ps(1.06777847e-1f));
+    q = _mm512_fmadd_ps(q, a, _mm512_set1_ps(6.34846687e-1f));
+    q = _mm512_fmadd_ps(q, a, _mm512_set1_ps(1.28717512e-1f));
+    q = _mm512_fmadd_ps(q, a, a);
+    __m512 big = _mm512_sub_ps(_mm512_set1_ps(1.0f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), q)));
+    __mmask16 is_big = _mm512_cmp_ps_mask(a, _mm512_set1_ps(0.921875f), _CMP_GT_OQ);
+    __m512 r = _mm512_mask_blend_ps(is_big, small, big);
+    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(r), sign));
+}
+
+/* ---- embeddings -------------------------------------------------------------- */
+
+void embeddings_forward(float *out, const int32_t *ids, const int32_t *pos,
+                        const int32_t *types, int N, int C, const float *wte,
+                        const float *wpe, const float *wtt)
+{
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < N; i++) {
+        float *o = out + (int64_t)i * C;
+        const float *w = wte + (int64_t)ids[i] * C, *p = wpe + (int64_t)pos[i] * C;
+        const float *t = wtt + (int64_t)(types ? types[i] : 0) * C;
+#pragma omp simd
+        for (int c = 0; c < C; c++)
+            o[c] = w[c] + p[c] + t[c];
+    }
+}
+
+void embeddings_backward(float *dwte, float *dwpe, float *dwtt, const float *dout,
+                         const int32_t *ids, const int32_t *pos, const int32_t *types,
+                         int N, int C)
+{
+    /* threads own channel blocks, so scattering rows never races */
+    enum { BLK = 32 };
+#pragma omp parallel for schedule(static)
+    for (int c0 = 0; c0 < C; c0 += BLK) {
+        int c1 = c0 + BLK < C ? c0 + BLK : C;
+        for (int i = 0; i < N; i++) {
+            const float *d = dout + (int64_t)i * C;
+            float *w = dwte ? dwte + (int64_t)ids[i] * C : NULL;
+            float *p = dwpe ? dwpe + (int64_t)pos[i] * C : NULL;
+            float *t = dwtt ? dwtt + (int64_t)(types ? types[i] : 0) * C : NULL;
+            for (int c = c0; c < c1; c++) {
+                if (w)
+                    w[c] += d[c];
+                if (p)
+                    p[c] += d[c];
+                if (t)
+                    t[c] += d[c];
+            }
+        }
+    }
+}
+
+/* ---- linear --------------------------------------------------------------------- */
+
+void linear_forward(float *y, const float *x, const float *W, const float *b, int N, int in,
+                    int out)
+{
+    /* rows start as the bias and the GEMM adds into them (beta = 1): one
+     * pass over y instead of OpenBLAS's zeroing plus a bias pass */
+    if (b) {
+#pragma omp parallel for schedule(static)
+        for (int i = 0; i < N; i++)
+            memcpy(y + (int64_t)i * out, b, (size_t)out * sizeof *b);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, x, in, W, in,
+                b ? 1.0f : 0.0f, y, out);
+}
+
+static inline __mmask16 tail_mask(int left)
+{
+    return left >= 16 ? (__mmask16)0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
+}
+
+/* ---- linear in bfloat16 on AMX ------------------------------------------------ */
+
+#define AMX __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16")))
+
+static int amx_state = -1;
+
+int nn_amx(void)
+{
+    if (amx_state < 0) {
+        __builtin_cpu_init();
+        unsigned a, b, c, d;
+        __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(7), "c"(0));
+        /* AMX-BF16 and AMX-TILE; AVX512_BF16 converts the activations */
+        int cpu = (d >> 22) & 1 && (d >> 24) & 1 && __builtin_cpu_supports("avx512f") &&
+                  __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                  __builtin_cpu_supports("avx512bf16");
+        /* Linux hands out the tile state on request (ARCH_REQ_XCOMP_PERM,
+         * XFEATURE_XTILEDATA) */
+        amx_state = cpu && syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+    }
+    return amx_state;
+}
+
+static inline uint16_t to_bf16(float f) /* round to nearest even */
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u += 0x7fff + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
+
+void linear_pack_bf16(uint16_t *Wp, const float *W, int in, int out)
+{
+    const int kb_n = in / 32;
+#pragma omp parallel for schedule(static)
+    for (int nb = 0; nb < out / 16; nb++)
+        for (int kb = 0; kb < kb_n; kb++) {
+            uint16_t *t = Wp + ((int64_t)nb * kb_n + kb) * 512;
+            for (int kp = 0; kp < 16; kp++)
+                for (int n = 0; n < 16; n++)
+                    for (int e = 0; e < 2; e++)
+                        t[kp * 32 + n * 2 + e] =
+                            to_bf16(W[(int64_t)(nb * 16 + n) * in + kb * 32 + 2 * kp + e]);
+        }
+}
+
+/* x rows in bfloat16, the 32-row tail block zero-padded, and its outputs */
+int64_t linear_bf16_scratch(int N, int in, int out)
+{
+    return (int64_t)(N + 32) * in + 2 * 32 * (int64_t)out + 32;
+}
+
+struct tilecfg {
+    uint8_t palette, start;
+    uint8_t reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+};
+
+/* y (M,out) with leading dimension ldy += xb (M,K) . W^T for M a multiple
+ * of 32: 2x2 tiles of 16x16 outputs per step, tiles 0-3 accumulate, 4-5
+ * hold rows of x, 6-7 columns of W. */
+AMX static void gemm_amx(float *y, int ldy, const uint16_t *xb, int M, const uint16_t *Wp, int K,
+                         int out)
+{
+    struct tilecfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        cfg.rows[t] = 16;
+        cfg.colsb[t] = 64;
+    }
+    _tile_loadconfig(&cfg);
+    const int kb_n = K / 32;
+    const size_t sy = (size_t)ldy * sizeof(float), sx = (size_t)K * 2;
+    for (int n0 = 0; n0 < out; n0 += 32) {
+        const uint16_t *B0 = Wp + (int64_t)(n0 / 16) * kb_n * 512, *B1 = B0 + (int64_t)kb_n * 512;
+        for (int m0 = 0; m0 < M; m0 += 32) {
+            float *c = y + (int64_t)m0 * ldy + n0;
+            const uint16_t *a = xb + (int64_t)m0 * K;
+            _tile_loadd(0, c, sy);
+            _tile_loadd(1, c + 16, sy);
+            _tile_loadd(2, c + 16 * (int64_t)ldy, sy);
+            _tile_loadd(3, c + 16 * (int64_t)ldy + 16, sy);
+            for (int kb = 0; kb < kb_n; kb++) {
+                _tile_loadd(4, a + kb * 32, sx);
+                _tile_loadd(5, a + 16 * (int64_t)K + kb * 32, sx);
+                _tile_loadd(6, B0 + (int64_t)kb * 512, 64);
+                _tile_loadd(7, B1 + (int64_t)kb * 512, 64);
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_dpbf16ps(1, 4, 7);
+                _tile_dpbf16ps(2, 5, 6);
+                _tile_dpbf16ps(3, 5, 7);
+            }
+            _tile_stored(0, c, sy);
+            _tile_stored(1, c + 16, sy);
+            _tile_stored(2, c + 16 * (int64_t)ldy, sy);
+            _tile_stored(3, c + 16 * (int64_t)ldy + 16, sy);
+        }
+    }
+    _tile_release();
+}
+
+/* rows of x (N,in) to bfloat16 (nearest even) and rows of y set to b */
+AMX static void bf16_rows(uint16_t *xb, float *y, const float *x, const float *b, int N, int in,
+                          int out)
+{
+    for (int i = 0; i < N; i++) {
+        const float *r = x + (int64_t)i * in;
+        uint16_t *o = xb + (int64_t)i * in;
+        for (int k = 0; k < in; k += 16) {
+            __mmask16 m = tail_mask(in - k);
+            __m256bh v = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, r + k));
+            _mm256_mask_storeu_epi16(o + k, m, (__m256i)v);
+        }
+        memcpy(y + (int64_t)i * out, b, (size_t)out * sizeof *b);
+    }
+}
+
+void linear_forward_bf16(float *y, const float *x, const uint16_t *Wp, const float *b, int N,
+                         int in, int out, uint16_t *scratch)
+{
+    uint16_t *xb = scratch;
+    float *yt = (float *)(((uintptr_t)(scratch + (int64_t)(N + 32) * in) + 63) & ~(uintptr_t)63);
+    const int full = N / 32 * 32, tail = N - full;
+    bf16_rows(xb, y, x, b, N, in, out);
+    if (full)
+        gemm_amx(y, out, xb, full, Wp, in, out);
+    if (tail) { /* the last rows, padded to a block of 32 */
+        memset(xb + (int64_t)N * in, 0, (size_t)(32 - tail) * in * sizeof *xb);
+        memcpy(yt, y + (int64_t)full * out, (size_t)tail * out * sizeof *yt);
+        gemm_amx(yt, out, xb + (int64_t)full * in, 32, Wp, in, out);
+        memcpy(y + (int64_t)full * out, yt, (size_t)tail * out * sizeof *yt);
+    }
+}
+
+/* sum over rows of m (N,C) added into acc (C) */
+static void column_sums_add(float *acc, const float *m, int N, int C)
+{
+    enum { BLK = 64 };
+#pragma omp parallel for schedule(static)
+    for (int c0 = 0; c0 < C; c0 += BLK) {
+        int c1 = c0 + BLK < C ? c0 + BLK : C;
+        float s[BLK] = {0};
+        for (int i = 0; i < N; i++) {
+            const float *r = m + (int64_t)i * C;
+#pragma omp simd
+            for (int c = c0; c < c1; c++)
+                s[c - c0] += r[c];
+        }
+        for (int c = c0; c < c1; c++)
+            acc[c] += s[c - c0];
+    }
+}
+
+void linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x,
+                     const float *W, int N, int in, int out)
+{
+    if (dx) /* (N,in) += (N,out) (out,in) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, W,
+                    in, 1.0f, dx, in);
+    if (dW) /* (out,in) += (N,out)^T (N,in) */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, x, in,
+                    1.0f, dW, in);
+    if (db)
+        column_sums_add(db, dy, N, out);
+}
+
+/* ---- LayerNorm -------------------------------------------------------------------- */
+
+/* One row of LayerNorm given its sum: o (C) = (r - mean) * rstd * w + b,
+ * with mean and rstd stored when asked. r and o may be the same row. */
+static inline void layernorm_row(float *o, const float *r, float sum, const float *w, const float *b,
+                                 int C, float eps, float *mean, float *rstd)
+{
+    float m = sum / (float)C, v = 0;
+#pragma omp simd reduction(+ : v)
+    for (int c = 0; c < C; c++)
+        v += (r[c] - m) * (r[c] - m);
+    float rs = 1.0f / sqrtf(v / (float)C + eps);
+#pragma omp simd
+    for (int c = 0; c < C; c++)
+        o[c] = (r[c] - m) * rs * w[c] + b[c];
+    if (mean)
+        *mean = m;
+    if (rstd)
+        *rstd = rs;
+}
+
+void layernorm_forward(float *y, float *mean, float *rstd, const float *x, const float *w,
+                       const float *b, int N, int C, float eps)
+{
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < N; i++) {
+        const float *r = x + (int64_t)i * C;
+        float s = 0;
+#pragma omp simd reduction(+ : s)
+        for (int c = 0; c < C; c++)
+            s += r[c];
+        layernorm_row(y + (int64_t)i * C, r, s, w, b, C, eps, mean ? mean + i : NULL, rstd ? rstd + i : NULL);
+    }
+}
+
+void layernorm_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                        const float *w, const float *mean, const float *rstd, int N, int C)
+{
+    if (dx) {
+#pragma omp parallel for schedule(static)
+        for (int i = 0; i < N; i++) {
+            const float *g = dy + (int64_t)i * C, *r = x + (int64_t)i * C;
+            float *d = dx + (int64_t)i * C;
+            float m = mean[i], rs = rstd[i], a = 0, bsum = 0;
+#pragma omp simd reduction(+ : a, bsum)
+            for (int c = 0; c < C; c++) {
+                float dn = g[c] * w[c];
+                a += dn;
+                bsum += dn * (r[c] - m) * rs;
+            }
+            a /= (float)C;
+            bsum /= (float)C;
+#pragma omp simd
+            for (int c = 0; c < C; c++)
+                d[c] += (g[c] * w[c] - a - (r[c] - m) * rs * bsum) * rs;
+        }
+    }
+    if (dw || db) {
+        enum { BLK = 64 };
+#pragma omp parallel for schedule(static)
+        for (int c0 = 0; c0 < C; c0 += BLK) {
+            int c1 = c0 + BLK < C ? c0 + BLK : C;
+            float sw[BLK] = {0}, sb[BLK] = {0};
+            for (int i = 0; i < N; i++) {
+                const float *g = dy + (int64_t)i * C, *r = x + (int64_t)i * C;
+                float m = mean[i], rs = rstd[i];
+#pragma omp simd
+                for (int c = c0; c < c1; c++) {
+                    sw[c - c0] += g[c] * (r[c] - m) * rs;
+                    sb[c - c0] += g[c];
+                }
+            }
+            for (int c = c0; c < c1; c++) {
+                if (dw)
+                    dw[c] += sw[c - c0];
+                if (db)
+                    db[c] += sb[c - c0];
+            }
+        }
+    }
+}
+
+void residual_layernorm_forward(float *y, float *s, float *mean, float *rstd, const float *a,
+                                const float *b, const float *w, const float *bias, int N, int C,
+                                float eps)
+{
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < N; i++) {
+        const float *ra = a + (int64_t)i * C, *rb = b + (int64_t)i * C;
+        float *o = y + (int64_t)i * C, *rs = s ? s + (int64_t)i * C : NULL;
+        float sum = 0;
+#pragma omp simd reduction(+ : sum)
+        for (int c = 0; c < C; c++) {
+            float x = ra[c] + rb[c];
+            o[c] = x;
+            sum += x;
+        }
+        if (rs)
+            memcpy(rs, o, (size_t)C * sizeof *o);
+        layernorm_row(o, o, sum, w, bias, C, eps, mean ? mean + i : NULL, rstd ? rstd + i : NULL);
+    }
+}
+
+void residual_layernorm_backward(float *da, float *db, float *dw, float *dbias, float *ds,
+                                 const float *dy, const float *s, const float *w,
+                                 const float *mean, const float *rstd, int N, int C)
+{
+    memset(ds, 0, (size_t)N * C * sizeof *ds);
+    layernorm_backward(ds, dw, dbias, dy, s, w, mean, rstd, N, C);
+    residual_backward(da, db, ds, (int64_t)N * C);
+}
+
+/* ---- GELU ---------------------------------------------------------------------------- */
+
+#define INV_SQRT2 0.70710678118654752440f
+#define INV_SQRT_2PI 0.39894228040143267794f
+
+AVX512 static void gelu_forward_avx512(float *y, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        __m512 e = erf16(_mm512_mul_ps(v, _mm512_set1_ps(INV_SQRT2)));
+        __m512 r = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), v),
+                                 _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+        _mm512_mask_storeu_ps(y + i, m, r);
+    }
+}
+
+static void gelu_forward_generic(float *y, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * INV_SQRT2));
+}
+
+AVX512 static void gelu_backward_avx512(float *dx, const float *x, const float *dy, int64_t n)
+{
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        __m512 cdf = _mm512_mul_ps(_mm512_set1_ps(0.5f),
+                                   _mm512_add_ps(_mm512_set1_ps(1.0f),
+                                                 erf16(_mm512_mul_ps(v, _mm512_set1_ps(INV_SQRT2)))));
+        __m512 pdf = _mm512_mul_ps(_mm512_set1_ps(INV_SQRT_2PI),
+                                   exp16(_mm512_mul_ps(_mm512_set1_ps(-0.5f), _mm512_mul_ps(v, v))));
+        __m512 d = _mm512_fmadd_ps(v, pdf, cdf);
+        __m512 acc = _mm512_maskz_loadu_ps(m, dx + i);
+        acc = _mm512_fmadd_ps(d, _mm512_maskz_loadu_ps(m, dy + i), acc);
+        _mm512_mask_storeu_ps(dx + i, m, acc);
+    }
+}
+
+static void gelu_backward_generic(float *dx, const float *x, const float *dy, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float cdf = 0.5f * (1.0f + erff(x[i] * INV_SQRT2));
+        float pdf = INV_SQRT_2PI * expf(-0.5f * x[i] * x[i]);
+        dx[i] += (cdf + x[i] * pdf) * dy[i];
+    }
+}
+
+enum { CHUNK = 4096 }; /* elements per OpenMP work item of element-wise loops */
+
+void gelu_forward(float *y, const float *x, int64_t n)
+{
+    int fast = nn_avx512();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i += CHUNK) {
+        int64_t k = n - i < CHUNK ? n - i : CHUNK;
+        if (fast)
+            gelu_forward_avx512(y + i, x + i, k);
+        else
+            gelu_forward_generic(y + i, x + i, k);
+    }
+}
+
+void gelu_backward(float *dx, const float *x, const float *dy, int64_t n)
+{
+    int fast = nn_avx512();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i += CHUNK) {
+        int64_t k = n - i < CHUNK ? n - i : CHUNK;
+        if (fast)
+            gelu_backward_avx512(dx + i, x + i, dy + i, k);
+        else
+            gelu_backward_generic(dx + i, x + i, dy + i, k);
+    }
+}
+
+/* ---- residual ------------------------------------------------------------------------ */
+
+void residual_forward(float *y, const float *a, const float *b, int64_t n)
+{
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        y[i] = a[i] + b[i];
+}
+
+void residual_backward(float *da, float *db, const float *dy, int64_t n)
+{
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        if (da)
+            da[i] += dy[i];
+        if (db)
+            db[i] += dy[i];
+    }
+}
+
+/* ---- dropout -------------------------------------------------------------------------- */
+
+/* splitmix64 finaliser of (seed, i): 32 well-mixed bits, no state */
+static inline uint32_t drop_bits(uint64_t seed, uint64_t i)
+{
+    uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return (uint32_t)((z ^ (z >> 31)) >> 32);
+}
+
+static inline uint32_t drop_threshold(float p) { return (uint32_t)((double)p * 4294967296.0); }
+
+void dropout_forward(float *y, const float *x, int64_t n, float p, uint64_t seed)
+{
+    uint32_t thr = drop_threshold(p);
+    float scale = 1.0f / (1.0f - p);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        y[i] = drop_bits(seed, (uint64_t)i) >= thr ? x[i] * scale : 0.0f;
+}
+
+void dropout_backward(float *dx, const float *dy, int64_t n, float p, uint64_t seed)
+{
+    uint32_t thr = drop_threshold(p);
+    float scale = 1.0f / (1.0f - p);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        if (drop_bits(seed, (uint64_t)i) >= thr)
+            dx[i] += dy[i] * scale;
+}
+
+/* ---- attention -------------------------------------------------------------------------- */
+
+int64_t attention_probs_size(const int *off, int S, int NH, int64_t *poff)
+{
+    int64_t total = 0;
+    for (int s = 0; s < S; s++) {
+        int64_t n = off[s + 1] - off[s];
+        if (poff)
+            poff[s] = total;
+        total += (int64_t)NH * n * n;
+    }
+    return total;
+}
+
+/* per thread: K^T of one head (hd x maxlen), 4 rows of scores, and 4
+ * spare output rows (hd) */
+int64_t attention_scratch(int maxlen, int C, int NH)
+{
+    return (int64_t)(C / NH) * (maxlen + 4) + 4 * (int64_t)maxlen + 32;
+}
+
+/* p[j] = exp(p[j] - max), returns the sum (the softmax without its
+ * division, which the caller folds into what follows) */
+AVX512 static float softmax_exp_avx512(float *p, int n, float max)
+{
+    __m512 vmax = _mm512_set1_ps(max), sum = _mm512_setzero_ps();
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 m = tail_mask(n - j);
+        __m512 e = _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, p + j), vmax)));
+        sum = _mm512_add_ps(sum, e);
+        _mm512_mask_storeu_ps(p + j, m, e);
+    }
+    return _mm512_reduce_add_ps(sum);
+}
+
+static void softmax_row_generic(float *p, int n)
+{
+    float mx = -INFINITY, sum = 0;
+    for (int j = 0; j < n; j++)
+        mx = p[j] > mx ? p[j] : mx;
+    for (int j = 0; j < n; j++) {
+        p[j] = expf(p[j] - mx);
+        sum += p[j];
+    }
+    float inv = 1.0f / sum;
+    for (int j = 0; j < n; j++)
+        p[j] *= inv;
+}
+
+/* row (n) = scale * q (hd) . kt (hd, n): scores of one query */
+static void scores_generic(float *row, const float *q, const float *kt, int n, int hd, float scale)
+{
+    for (int j = 0; j < n; j++)
+        row[j] = 0;
+    for (int d = 0; d < hd; d++) {
+        const float qd = q[d] * scale, *k = kt + (int64_t)d * n;
+#pragma omp simd
+        for (int j = 0; j < n; j++)
+            row[j] += qd * k[j];
+    }
+}
+
+#define INLINE_AVX512 __attribute__((target("avx512f"), always_inline)) static inline
+
+/* Scores of 4 queries (q[r], hd each) against keys j0 .. j0+16U of kt
+ * (hd, n): out rows r at out + r*n. U is a constant after inlining, so
+ * the 4 x U accumulators live in registers. */
+INLINE_AVX512 void scores4_tile(float *out, const float *const q[4], const float *kt, int n,
+                                int j0, int hd, float scale, int U, __m512 rmax[4])
+{
+    __m512 acc[4][4];
+    __mmask16 m[4];
+    for (int u = 0; u < U; u++) {
+        m[u] = tail_mask(n - j0 - 16 * u);
+        for (int r = 0; r < 4; r++)
+            acc[r][u] = _mm512_setzero_ps();
+    }
+    for (int d = 0; d < hd; d++) {
+        __m512 k[4];
+        for (int u = 0; u < U; u++)
+            k[u] = _mm512_maskz_loadu_ps(m[u], kt + (int64_t)d * n + j0 + 16 * u);
+        for (int r = 0; r < 4; r++) {
+            __m512 qb = _mm512_set1_ps(q[r][d]);
+            for (int u = 0; u < U; u++)
+                acc[r][u] = _mm512_fmadd_ps(qb, k[u], acc[r][u]);
+        }
+    }
+    __m512 sc = _mm512_set1_ps(scale);
+    for (int r = 0; r < 4; r++)
+        for (int u = 0; u < U; u++) {
+            __m512 v = _mm512_mul_ps(acc[r][u], sc);
+            rmax[r] = _mm512_mask_max_ps(rmax[r], m[u], rmax[r], v);
+            _mm512_mask_storeu_ps(out + (int64_t)r * n + j0 + 16 * u, m[u], v);
+        }
+}
+
+/* scores of 4 queries against all n keys, and each row's maximum */
+AVX512 static void scores4_avx512(float *out, const float *const q[4], const float *kt, int n,
+                                  int hd, float scale, float max[4])
+{
+    __m512 rmax[4];
+    for (int r = 0; r < 4; r++)
+        rmax[r] = _mm512_set1_ps(-INFINITY);
+    for (int j0 = 0; j0 < n; j0 += 64) {
+        int vecs = (n - j0 + 15) / 16;
+        switch (vecs > 4 ? 4 : vecs) {
+        case 1: scores4_tile(out, q, kt, n, j0, hd, scale, 1, rmax); break;
+        case 2: scores4_tile(out, q, kt, n, j0, hd, scale, 2, rmax); break;
+        case 3: scores4_tile(out, q, kt, n, j0, hd, scale, 3, rmax); break;
+        default: scores4_tile(out, q, kt, n, j0, hd, scale, 4, rmax); break;
+        }
+    }
+    for (int r = 0; r < 4; r++)
+        max[r] = _mm512_reduce_max_ps(rmax[r]);
+}
+
+/* o[r] (dims d0 .. d0+16U) = sum_j p[r*n + j] v_j, for 4 rows at once */
+INLINE_AVX512 void mix4_tile(float *const o[4], const float *p, const float *v, int64_t stride,
+                             int n, int d0, int hd, int U, const float scale[4])
+{
+    __m512 acc[4][4];
+    __mmask16 m[4];
+    for (int u = 0; u < U; u++) {
+        m[u] = tail_mask(hd - d0 - 16 * u);
+        for (int r = 0; r < 4; r++)
+            acc[r][u] = _mm512_setzero_ps();
+    }
+    for (int j = 0; j < n; j++) {
+        __m512 vv[4];
+        for (int u = 0; u < U; u++)
+            vv[u] = _mm512_maskz_loadu_ps(m[u], v + j * stride + d0 + 16 * u);
+        for (int r = 0; r < 4; r++) {
+            __m512 pb = _mm512_set1_ps(p[(int64_t)r * n + j]);
+            for (int u = 0; u < U; u++)
+                acc[r][u] = _mm512_fmadd_ps(pb, vv[u], acc[r][u]);
+        }
+    }
+    for (int r = 0; r < 4; r++)
+        for (int u = 0; u < U; u++)
+            _mm512_mask_storeu_ps(o[r] + d0 + 16 * u, m[u],
+                                  _mm512_mul_ps(acc[r][u], _mm512_set1_ps(scale[r])));
+}
+
+/* o[r] = scale[r] * sum_j p[r*n + j] v_j for 4 rows */
+AVX512 static void mix4_avx512(float *const o[4], const float *p, const float *v, int64_t stride,
+                               int n, int hd, const float scale[4])
+{
+    for (int d0 = 0; d0 < hd; d0 += 64) {
+        int vecs = (hd - d0 + 15) / 16;
+        switch (vecs > 4 ? 4 : vecs) {
+        case 1: mix4_tile(o, p, v, stride, n, d0, hd, 1, scale); break;
+        case 2: mix4_tile(o, p, v, stride, n, d0, hd, 2, scale); break;
+        case 3: mix4_tile(o, p, v, stride, n, d0, hd, 3, scale); break;
+        default: mix4_tile(o, p, v, stride, n, d0, hd, 4, scale); break;
+        }
+    }
+}
+
+/* o (hd) = sum_j p_j v_j, v_j at v + j*stride */
+static void mix_generic(float *o, const float *p, const float *v, int64_t stride, int n, int hd)
+{
+    for (int d = 0; d < hd; d++)
+        o[d] = 0;
+    for (int j = 0; j < n; j++) {
+        const float pj = p[j], *vj = v + j * stride;
+#pragma omp simd
+        for (int d = 0; d < hd; d++)
+            o[d] += pj * vj[d];
+    }
+}
+
+/* Pairs (sequence, head) under a dynamic schedule: the work of a pair
+ * grows with n^2. */
+void attention_forward(float *out, float *probs, const float *qkv, const int *off,
+                       const int64_t *poff, int S, int C, int NH, float p_drop, uint64_t seed,
+                       float *scratch)
+{
+    const int hd = C / NH, C3 = 3 * C;
+    const float scale = 1.0f / sqrtf((float)hd);
+    int maxlen = 0;
+    for (int s = 0; s < S; s++)
+        maxlen = off[s + 1] - off[s] > maxlen ? off[s + 1] - off[s] : maxlen;
+    const int64_t per = attention_scratch(maxlen, C, NH);
+    const int fast = nn_avx512();
+    const uint32_t thr = drop_threshold(p_drop);
+    const float keep_scale = 1.0f / (1.0f - p_drop);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int task = 0; task < S * NH; task++) {
+        int s = task / NH, h = task % NH, n = off[s + 1] - off[s];
+        const float *base = qkv + (int64_t)off[s] * C3;
+        float *kt = scratch + per * omp_get_thread_num(), *rows = kt + (int64_t)hd * n;
+        float *spare = rows + 4 * (int64_t)n; /* outputs of repeated rows */
+        for (int j = 0; j < n; j++) /* K^T of this head: (hd, n) */
+            for (int d = 0; d < hd; d++)
+                kt[(int64_t)d * n + j] = base[(int64_t)j * C3 + C + h * hd + d];
+        for (int i0 = 0; i0 < n; i0 += 4) {
+            /* queries i0 .. i0+3 (the last block repeats its last row) */
+            const int nr = n - i0 < 4 ? n - i0 : 4;
+            const float *q[4];
+            float *o[4];
+            for (int r = 0; r < 4; r++) {
+                int i = i0 + (r < nr ? r : nr - 1);
+                q[r] = base + (int64_t)i * C3 + h * hd;
+                o[r] = r < nr ? out + ((int64_t)off[s] + i) * C + h * hd : spare + r * hd;
+            }
+            /* unnormalised probabilities in rows, 1/sum in inv: the
+             * division happens once per output, in the mix */
+            float mx[4], inv[4] = {1, 1, 1, 1};
+            if (fast)
+                scores4_avx512(rows, q, kt, n, hd, scale, mx);
+            for (int r = 0; r < nr; r++) {
+                float *row = rows + (int64_t)r * n;
+                if (fast) {
+                    inv[r] = 1.0f / softmax_exp_avx512(row, n, mx[r]);
+                } else {
+                    scores_generic(row, q[r], kt, n, hd, scale);
+                    softmax_row_generic(row, n);
+                }
+                if (probs) {
+                    float *pr = probs + poff[s] + ((int64_t)h * n + i0 + r) * n;
+                    for (int j = 0; j < n; j++)
+                        pr[j] = row[j] * inv[r];
+                    if (p_drop > 0) {
+                        uint64_t first = (uint64_t)(pr - probs);
+                        for (int j = 0; j < n; j++)
+                            row[j] = drop_bits(seed, first + (uint64_t)j) >= thr ? row[j] * keep_scale : 0;
+                    }
+                }
+            }
+            const float *v = base + 2 * C + h * hd;
+            if (fast)
+                mix4_avx512(o, rows, v, C3, n, hd, inv);
+            else
+                for (int r = 0; r < nr; r++)
+                    mix_generic(o[r], rows + (int64_t)r * n, v, C3, n, hd);
+        }
+    }
+}
+
+/* Gradients of one (sequence, head): rows of dq, dk, dv at dbase. The
+ * body is plain C; it is inlined into a generic and an AVX-512 function so
+ * the compiler vectorises the loops over the head's dimensions for each. */
+__attribute__((always_inline)) static inline void
+attention_backward_task(float *dbase, const float *base, const float *dout_rows,
+                        const float *probs, int64_t pfirst, int n, int h, int C, int hd,
+                        float scale, float p_drop, uint64_t seed, float *dp, float *pd)
+{
+    const int C3 = 3 * C;
+    const uint32_t thr = drop_threshold(p_drop);
+    const float keep_scale = 1.0f / (1.0f - p_drop);
+    for (int i = 0; i < n; i++) {
+        const float *p = probs + pfirst + ((int64_t)h * n + i) * n;
+        const float *g = dout_rows + (int64_t)i * C + h * hd;
+        const uint64_t first = (uint64_t)(pfirst + ((int64_t)h * n + i) * n);
+        /* pd: probabilities after dropout; dp: d loss / d probs */
+        for (int j = 0; j < n; j++) {
+            float keep = p_drop > 0 ? (drop_bits(seed, first + (uint64_t)j) >= thr ? keep_scale : 0) : 1;
+            const float *v = base + (int64_t)j * C3 + 2 * C + h * hd;
+            float *dv = dbase + (int64_t)j * C3 + 2 * C + h * hd, dot = 0;
+            pd[j] = p[j] * keep;
+#pragma omp simd reduction(+ : dot)
+            for (int d = 0; d < hd; d++) {
+                dv[d] += pd[j] * g[d];
+                dot += g[d] * v[d];
+            }
+            dp[j] = dot * keep;
+        }
+        float pdp = 0; /* sum_j p_j dp_j */
+        for (int j = 0; j < n; j++)
+            pdp += p[j] * dp[j];
+        const float *q = base + (int64_t)i * C3 + h * hd;
+        float *dq = dbase + (int64_t)i * C3 + h * hd;
+        for (int j = 0; j < n; j++) {
+            float ds = p[j] * (dp[j] - pdp) * scale;
+            const float *k = base + (int64_t)j * C3 + C + h * hd;
+            float *dk = dbase + (int64_t)j * C3 + C + h * hd;
+#pragma omp simd
+            for (int d = 0; d < hd; d++) {
+                dq[d] += ds * k[d];
+                dk[d] += ds * q[d];
+            }
+        }
+    }
+}
+
+AVX512 static void attention_backward_task_avx512(float *dbase, const float *base,
+                                                  const float *dout_rows, const float *probs,
+                                                  int64_t pfirst, int n, int h, int C, int hd,
+                                                  float scale, float p_drop, uint64_t seed,
+                                                  float *dp, float *pd)
+{
+    attention_backward_task(dbase, base, dout_rows, probs, pfirst, n, h, C, hd, scale, p_drop,
+                            seed, dp, pd);
+}
+
+static void attention_backward_task_generic(float *dbase, const float *base,
+                                            const float *dout_rows, const float *probs,
+                                            int64_t pfirst, int n, int h, int C, int hd,
+                                            float scale, float p_drop, uint64_t seed, float *dp,
+                                            float *pd)
+{
+    attention_backward_task(dbase, base, dout_rows, probs, pfirst, n, h, C, hd, scale, p_drop,
+                            seed, dp, pd);
+}
+
+void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *probs,
+                        const int *off, const int64_t *poff, int S, int C, int NH,
+                        float p_drop, uint64_t seed, float *scratch)
+{
+    const int hd = C / NH, C3 = 3 * C;
+    const float scale = 1.0f / sqrtf((float)hd);
+    int maxlen = 0;
+    for (int s = 0; s < S; s++)
+        maxlen = off[s + 1] - off[s] > maxlen ? off[s + 1] - off[s] : maxlen;
+    const int64_t per = attention_scratch(maxlen, C, NH);
+    const int fast = nn_avx512();
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int task = 0; task < S * NH; task++) {
+        int s = task / NH, h = task % NH, n = off[s + 1] - off[s];
+        float *dp = scratch + per * omp_get_thread_num(), *pd = dp + maxlen;
+        (fast ? attention_backward_task_avx512 : attention_backward_task_generic)(
+            dqkv + (int64_t)off[s] * C3, qkv + (int64_t)off[s] * C3, dout + (int64_t)off[s] * C,
+            probs, poff[s], n, h, C, hd, scale, p_drop, seed, dp, pd);
+    }
+}

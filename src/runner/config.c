@@ -1,0 +1,211 @@
+/* config.c — libconfig pipelines: load, override, copy, locate. */
+#include "config.h"
+
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runner/kit/util.h"
+
+void diag_init(diags *d) { memset(d, 0, sizeof *d); }
+
+void diag_free(diags *d)
+{
+    for (int i = 0; i < d->n; i++)
+        free(d->msg[i]);
+    free(d->msg);
+    diag_init(d);
+}
+
+void diag_add(diags *d, const char *fmt, ...)
+{
+    char buf[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (d->n == d->cap) {
+        int cap = d->cap ? 2 * d->cap : 16;
+        char **m = realloc(d->msg, (size_t)cap * sizeof *m);
+        if (!m)
+            return;
+        d->msg = m;
+        d->cap = cap;
+    }
+    d->msg[d->n] = str_dup(buf);
+    if (d->msg[d->n])
+        d->n++;
+}
+
+const char *setting_where(const config_setting_t *s, char *buf, size_t size)
+{
+    for (const config_setting_t *p = s; p; p = config_setting_parent(p)) {
+        const char *origin = config_setting_get_hook(p);
+        if (origin) {
+            snprintf(buf, size, "%s", origin);
+            return buf;
+        }
+        const char *file = config_setting_source_file(p);
+        int line = (int)config_setting_source_line(p);
+        if (file && line > 0) {
+            snprintf(buf, size, "%s:%d", file, line);
+            return buf;
+        }
+    }
+    snprintf(buf, size, "<pipeline>");
+    return buf;
+}
+
+const char *setting_path(const config_setting_t *s, char *buf, size_t size)
+{
+    const config_setting_t *chain[64];
+    int n = 0;
+    for (const config_setting_t *p = s; p && config_setting_parent(p) && n < 64;
+         p = config_setting_parent(p))
+        chain[n++] = p;
+    size_t used = 0;
+    buf[0] = 0;
+    for (int i = n - 1; i >= 0 && used < size; i--) {
+        const char *name = config_setting_name(chain[i]);
+        const char *dot = used ? "." : "";
+        int w = name ? snprintf(buf + used, size - used, "%s%s", dot, name)
+                     : snprintf(buf + used, size - used, "%s[%d]", dot,
+                                config_setting_index(chain[i]));
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+    return buf;
+}
+
+const char *setting_type_name(int type)
+{
+    switch (type) {
+    case CONFIG_TYPE_INT:
+    case CONFIG_TYPE_INT64: return "an integer";
+    case CONFIG_TYPE_FLOAT: return "a number";
+    case CONFIG_TYPE_STRING: return "a string";
+    case CONFIG_TYPE_BOOL: return "a boolean";
+    case CONFIG_TYPE_ARRAY: return "an array";
+    case CONFIG_TYPE_LIST: return "a list";
+    case CONFIG_TYPE_GROUP: return "a group";
+    default: return "nothing";
+    }
+}
+
+int config_load(config_t *cfg, const char *path)
+{
+    char *copy = str_dup(path);
+    if (!copy)
+        return err_set("out of memory");
+    config_set_include_dir(cfg, dirname(copy));
+    free(copy);
+    if (!path_exists(path))
+        return err_set("%s: no such pipeline file", path);
+    if (config_read_file(cfg, path) != CONFIG_TRUE) {
+        const char *file = config_error_file(cfg);
+        return err_set("%s:%d: %s", file ? file : path, config_error_line(cfg),
+                       config_error_text(cfg));
+    }
+    return 0;
+}
+
+config_setting_t *setting_copy(config_setting_t *parent, const char *name,
+                               const config_setting_t *src)
+{
+    int type = config_setting_type(src);
+    config_setting_t *dst = config_setting_add(parent, name, type);
+    if (!dst)
+        return NULL;
+    switch (type) {
+    case CONFIG_TYPE_INT: config_setting_set_int(dst, config_setting_get_int(src)); break;
+    case CONFIG_TYPE_INT64: config_setting_set_int64(dst, config_setting_get_int64(src)); break;
+    case CONFIG_TYPE_FLOAT: config_setting_set_float(dst, config_setting_get_float(src)); break;
+    case CONFIG_TYPE_BOOL: config_setting_set_bool(dst, config_setting_get_bool(src)); break;
+    case CONFIG_TYPE_STRING: config_setting_set_string(dst, config_setting_get_string(src)); break;
+    default: {
+        int n = config_setting_length(src);
+        for (int i = 0; i < n; i++) {
+            const config_setting_t *e = config_setting_get_elem(src, (unsigned)i);
+            const char *en = type == CONFIG_TYPE_GROUP ? config_setting_name(e) : NULL;
+            if (!setting_copy(dst, en, e))
+                return NULL;
+        }
+    }
+    }
+    return dst;
+}
+
+config_setting_t *setting_set_from_text(config_setting_t *parent, const char *name,
+                                        const char *text, const char *origin)
+{
+    config_t tmp;
+    config_init(&tmp);
+    config_setting_t *made = NULL;
+    char *src = str_printf("value = %s;", text);
+    if (!src) {
+        err_set("out of memory");
+        goto done;
+    }
+    if (config_read_string(&tmp, src) != CONFIG_TRUE) {
+        err_set("'%s' is not a libconfig value: %s", text, config_error_text(&tmp));
+        goto done;
+    }
+    const config_setting_t *v = config_lookup(&tmp, "value");
+    if (config_setting_type(parent) == CONFIG_TYPE_GROUP)
+        config_setting_remove(parent, name);
+    made = setting_copy(parent, name, v);
+    if (!made) {
+        err_set("cannot set %s to %s here (a list or array holds one type)", name, text);
+        goto done;
+    }
+    if (origin)
+        config_setting_set_hook(made, (void *)origin);
+done:
+    free(src);
+    config_destroy(&tmp);
+    return made;
+}
+
+int config_override(config_t *cfg, const char *assignment, diags *origins)
+{
+    const char *eq = strchr(assignment, '=');
+    if (!eq || eq == assignment)
+        return err_set("--set %s: expected PATH=VALUE", assignment);
+    char *path = strndup(assignment, (size_t)(eq - assignment));
+    char *parent_path = NULL;
+    int rc = -1;
+    if (!path)
+        return err_set("out of memory");
+    char *dot = strrchr(path, '.');
+    const char *key = dot ? dot + 1 : path;
+    config_setting_t *parent = config_root_setting(cfg);
+    if (dot) {
+        parent_path = strndup(path, (size_t)(dot - path));
+        parent = parent_path ? config_lookup(cfg, parent_path) : NULL;
+        if (!parent) {
+            err_set("--set %s: no setting '%s' in the pipeline", assignment, parent_path);
+            goto done;
+        }
+    }
+    if (key[0] == '[') {
+        err_set("--set %s: set the members of a list element, e.g. tasks.[0].name=\"x\"", assignment);
+        goto done;
+    }
+    if (config_setting_type(parent) != CONFIG_TYPE_GROUP) {
+        err_set("--set %s: '%s' is not a group", assignment, parent_path ? parent_path : "");
+        goto done;
+    }
+    /* the origin string lives as long as the config: origins owns it */
+    diag_add(origins, "--set %s", path);
+    if (!setting_set_from_text(parent, key, eq + 1, origins->msg[origins->n - 1])) {
+        err_set("--set %s: %s", path, err_get());
+        goto done;
+    }
+    rc = 0;
+done:
+    free(path);
+    free(parent_path);
+    return rc;
+}

@@ -1,0 +1,102 @@
+/* embed.c — the inference loop shared by the embed and sts runs. */
+#include "embed.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runner/kit/util.h"
+
+int encoder_open(pipeline *pl, encoder *enc)
+{
+    memset(enc, 0, sizeof *enc);
+    enc->batch_size = (int)cfg_int(pl, "batch.size", 32);
+    enc->sort = cfg_bool(pl, "batch.sort_by_length", 1);
+    if (enc->batch_size < 1)
+        return err_set("%s: batch.size must be at least 1", pl->file);
+    enc->tok = pipeline_stage(pl, "tokenizer", "tokenizer.", RUNNER_KIND_TOKENIZER,
+                              config_lookup(&pl->cfg, "tokenizer"));
+    if (!enc->tok)
+        return -1;
+    enc->backbone = pipeline_stage(pl, "backbone", "backbone.", RUNNER_KIND_BACKBONE,
+                                   config_lookup(&pl->cfg, "backbone"));
+    if (!enc->backbone)
+        return -1;
+    const runner_backbone_ops *ops = enc->backbone->desc->ops;
+    ops->info(enc->backbone->self, &enc->info);
+    return 0;
+}
+
+int encoder_load(pipeline *pl, encoder *enc, int with_grad)
+{
+    if (pipeline_alloc_params(pl, with_grad) != 0)
+        return -1;
+    const runner_backbone_ops *ops = enc->backbone->desc->ops;
+    return ops->load(enc->backbone->self);
+}
+
+int pooler_dim(const encoder *enc, stage *pooler)
+{
+    runner_states s = {enc->info.layers, 0, 0, enc->info.dim, NULL, NULL};
+    const runner_pooler_ops *ops = pooler->desc->ops;
+    return ops->out_dim(pooler->self, &s);
+}
+
+int encoder_embed(encoder *enc, const encoded *e, stage *const *poolers, int npoolers,
+                  float *const *out)
+{
+    const runner_backbone_ops *bops = enc->backbone->desc->ops;
+    batch bt = {0};
+    float **tmp = calloc((size_t)npoolers, sizeof *tmp);
+    int *dims = calloc((size_t)npoolers, sizeof *dims);
+    int *order = encoded_order(e, enc->sort);
+    int rc = -1;
+    if (!tmp || !dims || !order) {
+        err_set("out of memory");
+        goto done;
+    }
+    for (int k = 0; k < npoolers; k++) {
+        dims[k] = pooler_dim(enc, poolers[k]);
+        tmp[k] = malloc((size_t)enc->batch_size * (size_t)dims[k] * sizeof(float));
+        if (!tmp[k]) {
+            err_set("out of memory");
+            goto done;
+        }
+    }
+    for (int at = 0; at < e->n; at += enc->batch_size) {
+        int n = e->n - at < enc->batch_size ? e->n - at : enc->batch_size;
+        if (batch_fill(&bt, e, order + at, n) != 0)
+            goto done;
+        const runner_states *s;
+        if (bops->forward(enc->backbone->self, &bt.b, 0, &s) != 0)
+            goto done;
+        for (int k = 0; k < npoolers; k++) {
+            const runner_pooler_ops *pops = poolers[k]->desc->ops;
+            if (pops->forward(poolers[k]->self, &bt.b, s, tmp[k]) != 0)
+                goto done;
+            for (int i = 0; i < n; i++) /* back to input order */
+                memcpy(out[k] + (size_t)bt.rows[i] * dims[k], tmp[k] + (size_t)i * dims[k],
+                       (size_t)dims[k] * sizeof(float));
+        }
+    }
+    rc = 0;
+done:
+    for (int k = 0; tmp && k < npoolers; k++)
+        free(tmp[k]);
+    free(tmp);
+    free(dims);
+    free(order);
+    batch_free(&bt);
+    return rc;
+}
+
+double cosine(const float *a, const float *b, int n)
+{
+    double ab = 0, aa = 0, bb = 0;
+    for (int i = 0; i < n; i++) {
+        ab += (double)a[i] * b[i];
+        aa += (double)a[i] * a[i];
+        bb += (double)b[i] * b[i];
+    }
+    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0.0;
+}

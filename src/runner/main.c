@@ -1,0 +1,274 @@
+/* main.c — the runner command line: load a pipeline, apply --set
+ * overrides, check it against the schema and the plugins' key tables,
+ * and hand it to the driver its `run` setting names. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pipeline.h"
+#include "run.h"
+#include "threads.h"
+#include "runner/kit/util.h"
+
+
+enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: runner [options] PIPELINE.cfg\n"
+            "\n"
+            "Runs an experiment pipeline declared in a libconfig file, built from\n"
+            "plugins (tokenizers, backbones, poolers, heads, losses, metrics, freeze\n"
+            "policies, samplers).\n"
+            "\n"
+            "options:\n"
+            "  --set PATH=VALUE   override a setting (repeatable); PATH is dotted,\n"
+            "                     e.g. pooler.plugin='\"max\"' or tasks.[0].head.hidden=[256,128];\n"
+            "                     a bare word VALUE is taken as a string\n"
+            "  --out DIR          results folder of this run (default results/<name>/<run-id>)\n"
+            "  --check            validate, print the resolved pipeline, run nothing\n"
+            "  --list-plugins     list the plugins on the search path\n"
+            "  --describe NAME    a plugin's keys, types, defaults and docs (NAME or kind/NAME)\n"
+            "  --threads N        threads for BLAS and kernels (default: all cores)\n"
+            "  --seed N           seed of the run's RNG (overrides the pipeline's `seed`)\n"
+            "  --resume DIR       continue training from a checkpoint folder\n"
+            "  --quiet            only warnings and errors on stderr\n"
+            "  --help, --version\n"
+            "\n"
+            "runs (the pipeline's `run` setting):\n");
+    for (const driver *d = drivers; d->name; d++)
+        fprintf(f, "  %-12s %s\n", d->name, d->summary);
+    fprintf(f,
+            "\nplugins are found beside the runner (<bin>/plugins, or <prefix>/lib/runner/plugins\n"
+            "when installed), then in $RUNNER_PLUGIN_PATH, then in the pipeline's plugin_path,\n"
+            "as <kind>_<name>.so or in the bundle <kind>.so.\n"
+            "exit status: 0 success, 1 runtime failure, 2 bad usage or configuration\n");
+}
+
+static const char *type_label(runner_type t)
+{
+    switch (t) {
+    case RUNNER_T_INT: return "int";
+    case RUNNER_T_FLOAT: return "float";
+    case RUNNER_T_BOOL: return "bool";
+    case RUNNER_T_STRING: return "string";
+    case RUNNER_T_INT_LIST: return "int[]";
+    case RUNNER_T_FLOAT_LIST: return "float[]";
+    case RUNNER_T_STRING_LIST: return "string[]";
+    case RUNNER_T_GROUP: return "group";
+    }
+    return "?";
+}
+
+static int describe(loader *L, const char *what)
+{
+    const char *slash = strchr(what, '/');
+    int found = 0;
+    for (int k = RUNNER_KIND_TOKENIZER; k <= RUNNER_KIND_SAMPLER; k++) {
+        const char *name = what;
+        if (slash) {
+            if (strncmp(what, kind_name((runner_kind)k), (size_t)(slash - what)) != 0 ||
+                strlen(kind_name((runner_kind)k)) != (size_t)(slash - what))
+                continue;
+            name = slash + 1;
+        }
+        const runner_plugin *d;
+        if (loader_get(L, (runner_kind)k, name, &d) != 0)
+            continue;
+        found++;
+        printf("%s %s (ABI %d.%d): %s\n", kind_name(d->kind), d->name, d->abi_major,
+               d->abi_minor, d->summary ? d->summary : "");
+        if (!d->keys || !d->keys[0].name)
+            printf("  no settings\n");
+        for (const runner_key *key = d->keys; key && key->name; key++)
+            printf("  %-22s %-9s default %-12s %s\n", key->name, type_label(key->type),
+                   key->def ? key->def : "(none)", key->doc ? key->doc : "");
+    }
+    if (!found) {
+        char buf[2048];
+        fprintf(stderr, "runner: no plugin '%s' on the search path %s\n", what,
+                loader_path_string(L, buf, sizeof buf));
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* A VALUE that is one bare word (no quotes, not a number, bool, list or
+ * group) is taken as a string: --set pooler.plugin=max. */
+static char *normalise_assignment(const char *a)
+{
+    const char *eq = strchr(a, '=');
+    if (!eq)
+        return str_dup(a);
+    const char *v = eq + 1;
+    config_t tmp;
+    config_init(&tmp);
+    char *probe = str_printf("v = %s;", v);
+    int parses = probe && config_read_string(&tmp, probe) == CONFIG_TRUE;
+    config_destroy(&tmp);
+    free(probe);
+    if (parses || !*v || strpbrk(v, "\"[](){};,=\n"))
+        return str_dup(a);
+    return str_printf("%.*s=\"%s\"", (int)(eq - a), a, v);
+}
+
+int main(int argc, char **argv)
+{
+    enum { O_SET = 256, O_OUT, O_CHECK, O_LIST, O_DESCRIBE, O_THREADS, O_SEED, O_QUIET,
+           O_HELP, O_VERSION, O_RESUME };
+    static const struct option opts[] = {
+        {"set", required_argument, 0, O_SET},       {"out", required_argument, 0, O_OUT},
+        {"check", no_argument, 0, O_CHECK},         {"list-plugins", no_argument, 0, O_LIST},
+        {"describe", required_argument, 0, O_DESCRIBE},
+        {"threads", required_argument, 0, O_THREADS}, {"seed", required_argument, 0, O_SEED},
+        {"quiet", no_argument, 0, O_QUIET},         {"help", no_argument, 0, O_HELP},
+        {"version", no_argument, 0, O_VERSION},     {"resume", required_argument, 0, O_RESUME},
+        {0, 0, 0, 0},
+    };
+    const char **sets = calloc((size_t)argc, sizeof *sets);
+    int nsets = 0, check = 0, list = 0, quiet = 0, threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    const char *out = NULL, *describe_name = NULL, *resume = NULL;
+    long long seed = -1;
+    int status = 0, c;
+    pipeline pl;
+    memset(&pl, 0, sizeof pl);
+    diags d;
+    diag_init(&d);
+    if (!sets)
+        return EXIT_RUNTIME;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case O_SET: sets[nsets++] = optarg; break;
+        case O_OUT: out = optarg; break;
+        case O_CHECK: check = 1; break;
+        case O_LIST: list = 1; break;
+        case O_DESCRIBE: describe_name = optarg; break;
+        case O_RESUME: resume = optarg; break;
+        case O_THREADS:
+            threads = (int)strtol(optarg, &end, 10);
+            if (*end || threads < 1 || threads > 1024) {
+                fprintf(stderr, "runner: --threads %s: expected a number from 1 to 1024\n", optarg);
+                status = EXIT_USAGE;
+                goto done;
+            }
+            break;
+        case O_SEED:
+            seed = strtoll(optarg, &end, 10);
+            if (*end || seed < 0) {
+                fprintf(stderr, "runner: --seed %s: expected a non-negative integer\n", optarg);
+                status = EXIT_USAGE;
+                goto done;
+            }
+            break;
+        case O_QUIET: quiet = 1; break;
+        case O_HELP: usage(stdout); goto done;
+        case O_VERSION: printf("runner %s (plugin ABI %d.%d)\n", RUNNER_VERSION,
+                               RUNNER_ABI_MAJOR, RUNNER_ABI_MINOR); goto done;
+        default:
+            fprintf(stderr, "runner: unknown or incomplete option '%s' (see runner --help)\n",
+                    argv[optind - 1]);
+            status = EXIT_USAGE;
+            goto done;
+        }
+    }
+    threads_setup(threads, argv);
+    const char *file = optind < argc ? argv[optind] : NULL;
+    if (optind + 1 < argc) {
+        fprintf(stderr, "runner: one pipeline at a time (got '%s' and '%s')\n", argv[optind],
+                argv[optind + 1]);
+        status = EXIT_USAGE;
+        goto done;
+    }
+    if (!file && !list && !describe_name) {
+        usage(stderr);
+        status = EXIT_USAGE;
+        goto done;
+    }
+    if (pipeline_open(&pl, NULL, NULL) != 0) {
+        fprintf(stderr, "runner: %s\n", err_get());
+        status = EXIT_RUNTIME;
+        goto done;
+    }
+    pl.threads = threads;
+    pl.quiet = quiet;
+    pl.resume = resume;
+    if (list || describe_name) {
+        if (file && config_load(&pl.cfg, file) == 0) {
+            const config_setting_t *pp = config_lookup(&pl.cfg, "plugin_path");
+            for (int i = 0; pp && i < config_setting_length(pp); i++)
+                loader_add_dir(&pl.L, config_setting_get_string_elem(pp, i));
+        }
+        if (list)
+            loader_list(&pl.L, !quiet);
+        if (describe_name)
+            status = describe(&pl.L, describe_name);
+        goto done;
+    }
+    free(pl.file);
+    pl.file = str_dup(file);
+    if (config_load(&pl.cfg, file) != 0) {
+        fprintf(stderr, "runner: %s\n", err_get());
+        status = EXIT_USAGE;
+        goto done;
+    }
+    for (int i = 0; i < nsets; i++) {
+        char *a = normalise_assignment(sets[i]);
+        if (!a || config_override(&pl.cfg, a, &pl.origins) != 0)
+            diag_add(&d, "%s", err_get());
+        free(a);
+    }
+    pipeline_validate(&pl, &d);
+    if (d.n) {
+        fprintf(stderr, "runner: %s: %d error%s in the pipeline:\n", file, d.n, d.n > 1 ? "s" : "");
+        for (int i = 0; i < d.n; i++)
+            fprintf(stderr, "  %s\n", d.msg[i]);
+        status = EXIT_USAGE;
+        goto done;
+    }
+    const char *name = cfg_str(&pl, "name");
+    if (name) {
+        pl.name = str_dup(name);
+    } else {
+        const char *base = strrchr(file, '/');
+        base = base ? base + 1 : file;
+        pl.name = strndup(base, strcspn(base, "."));
+    }
+    pl.seed = (unsigned long)(seed >= 0 ? seed : cfg_int(&pl, "seed", 42));
+    if (seed >= 0) {
+        config_setting_t *s = config_lookup(&pl.cfg, "seed");
+        if (s)
+            config_setting_set_int64(s, seed);
+    }
+    gsl_rng_set(pl.rng, pl.seed);
+    if (check) {
+        config_write(&pl.cfg, stdout);
+        goto done;
+    }
+    const char *run = cfg_str(&pl, "run");
+    const driver *dr = drivers;
+    while (strcmp(dr->name, run) != 0)
+        dr++;
+    if (run_begin(&pl, out) != 0) {
+        fprintf(stderr, "runner: %s\n", err_get());
+        status = EXIT_RUNTIME;
+        goto done;
+    }
+    double t0 = time_now();
+    err_clear();
+    int rc = dr->run(&pl);
+    if (rc != 0)
+        fprintf(stderr, "runner: %s\n", err_get());
+    if (run_end(&pl, rc, time_now() - t0) != 0)
+        fprintf(stderr, "runner: %s\n", err_get());
+    status = rc == 0 ? 0 : rc == EXIT_USAGE ? EXIT_USAGE : EXIT_RUNTIME;
+done:
+    diag_free(&d);
+    pipeline_close(&pl);
+    free(sets);
+    return status;
+}

@@ -1,0 +1,150 @@
+/* params.c — the parameter store (see params.h). */
+#include "params.h"
+
+#include <fnmatch.h>
+#include <gsl/gsl_randist.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runner/kit/util.h"
+
+void params_init(params *s) { memset(s, 0, sizeof *s); }
+
+void params_free(params *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < s->n; i++)
+        free(s->p[i].name);
+    free(s->p);
+    mem_free(s->data);
+    mem_free(s->grad);
+    mem_free(s->m);
+    mem_free(s->v);
+    params_init(s);
+}
+
+int params_find(const params *s, const char *name)
+{
+    for (int i = 0; i < s->n; i++)
+        if (strcmp(s->p[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+int params_add(params *s, const char *name, int ndim, const int64_t *shape,
+               unsigned flags, runner_init init, float std, float **data,
+               float **grad)
+{
+    if (s->allocated)
+        return err_set("parameter %s: registered after the store was allocated", name);
+    if (ndim < 1 || ndim > 4)
+        return err_set("parameter %s: %d dimensions (1 to 4 allowed)", name, ndim);
+    if (params_find(s, name) >= 0)
+        return err_set("parameter %s: registered twice", name);
+    int64_t numel = 1;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] <= 0)
+            return err_set("parameter %s: dimension %d is %lld", name, d, (long long)shape[d]);
+        numel *= shape[d];
+    }
+    if (s->n == s->cap) {
+        int cap = s->cap ? 2 * s->cap : 64;
+        param *p = realloc(s->p, (size_t)cap * sizeof *p);
+        if (!p)
+            return err_set("out of memory");
+        s->p = p;
+        s->cap = cap;
+    }
+    param *p = &s->p[s->n];
+    memset(p, 0, sizeof *p);
+    p->name = str_dup(name);
+    if (!p->name)
+        return err_set("out of memory");
+    p->ndim = ndim;
+    memcpy(p->shape, shape, (size_t)ndim * sizeof *shape);
+    p->numel = numel;
+    /* 16-float alignment keeps every tensor 64-byte aligned */
+    p->offset = s->total;
+    s->total += (numel + 15) & ~(int64_t)15;
+    p->flags = flags;
+    p->trainable = !(flags & RUNNER_PARAM_FROZEN);
+    p->lr_scale = 1.0;
+    p->init = init;
+    p->std = std;
+    p->data_slot = data;
+    p->grad_slot = grad;
+    return s->n++;
+}
+
+int params_alloc(params *s, int with_grad, gsl_rng *rng)
+{
+    if (s->allocated)
+        return err_set("parameter store allocated twice");
+    size_t bytes = (size_t)(s->total ? s->total : 16) * sizeof(float);
+    s->data = mem_calloc(1, bytes);
+    if (with_grad)
+        s->grad = mem_calloc(1, bytes);
+    if (!s->data || (with_grad && !s->grad))
+        return err_set("out of memory allocating %zu bytes of parameters", bytes);
+    for (int i = 0; i < s->n; i++) {
+        param *p = &s->p[i];
+        float *x = s->data + p->offset;
+        for (int64_t j = 0; j < p->numel; j++) {
+            switch (p->init) {
+            case RUNNER_INIT_ZERO: x[j] = 0; break;
+            case RUNNER_INIT_ONE: x[j] = 1; break;
+            case RUNNER_INIT_NORMAL: x[j] = (float)gsl_ran_gaussian(rng, p->std); break;
+            case RUNNER_INIT_UNIFORM: x[j] = (float)gsl_ran_flat(rng, -p->std, p->std); break;
+            }
+        }
+        if (p->data_slot)
+            *p->data_slot = x;
+        if (p->grad_slot)
+            *p->grad_slot = s->grad ? s->grad + p->offset : NULL;
+    }
+    s->allocated = 1;
+    return 0;
+}
+
+int params_alloc_moments(params *s)
+{
+    size_t bytes = (size_t)(s->total ? s->total : 16) * sizeof(float);
+    if (!s->m)
+        s->m = mem_calloc(1, bytes);
+    if (!s->v)
+        s->v = mem_calloc(1, bytes);
+    if (!s->m || !s->v)
+        return err_set("out of memory allocating optimizer state (%zu bytes)", 2 * bytes);
+    return 0;
+}
+
+int params_set(params *s, const char *glob, int trainable, double lr_scale)
+{
+    int n = 0;
+    for (int i = 0; i < s->n; i++) {
+        if (fnmatch(glob, s->p[i].name, 0) != 0)
+            continue;
+        if (trainable >= 0)
+            s->p[i].trainable = trainable;
+        if (lr_scale >= 0)
+            s->p[i].lr_scale = lr_scale;
+        n++;
+    }
+    return n;
+}
+
+int64_t params_count(const params *s, const char *glob, int trainable_only)
+{
+    int64_t n = 0;
+    for (int i = 0; i < s->n; i++)
+        if ((!trainable_only || s->p[i].trainable) && fnmatch(glob, s->p[i].name, 0) == 0)
+            n += s->p[i].numel;
+    return n;
+}
+
+void params_zero_grad(params *s)
+{
+    if (s->grad)
+        memset(s->grad, 0, (size_t)s->total * sizeof(float));
+}

@@ -1,0 +1,54 @@
+/* params.h — the parameter store: named float32 tensors whose values,
+ * gradients and AdamW moments each live in one contiguous block (llm.c),
+ * with a trainable flag, a learning-rate scale and a weight-decay flag per
+ * tensor. Stages register tensors by name; freeze policies flip flags by
+ * glob; the optimizer walks contiguous ranges. */
+#ifndef PARAMS_H
+#define PARAMS_H
+
+#include <gsl/gsl_rng.h>
+#include <stdint.h>
+
+#include "runner/runner.h"
+
+typedef struct param {
+    char *name;
+    int ndim;
+    int64_t shape[4];
+    int64_t numel, offset; /* in floats, within each block */
+    unsigned flags;        /* RUNNER_PARAM_* */
+    int trainable;
+    double lr_scale;
+    runner_init init;
+    float std;
+    float **data_slot, **grad_slot; /* the owner's pointers, set on alloc */
+} param;
+
+typedef struct params {
+    param *p;
+    int n, cap;
+    int64_t total;               /* floats in each block */
+    float *data, *grad, *m, *v;  /* grad, m, v NULL until allocated */
+    int allocated;
+} params;
+
+void params_init(params *s);
+void params_free(params *s);
+/* Register a tensor; returns its id or -1. Fails once allocated. */
+int params_add(params *s, const char *name, int ndim, const int64_t *shape,
+               unsigned flags, runner_init init, float std, float **data,
+               float **grad);
+/* Allocate the value block (and gradients when with_grad), initialise
+ * every tensor from rng, and fill the owners' pointers. */
+int params_alloc(params *s, int with_grad, gsl_rng *rng);
+/* Allocate AdamW's moments (zeroed). */
+int params_alloc_moments(params *s);
+int params_find(const params *s, const char *name);
+/* trainable: 0/1 or -1 keep; lr_scale < 0 keeps. Returns matches. */
+int params_set(params *s, const char *glob, int trainable, double lr_scale);
+/* Floats in tensors matching glob; only trainable ones if trainable_only. */
+int64_t params_count(const params *s, const char *glob, int trainable_only);
+/* Zero every gradient. */
+void params_zero_grad(params *s);
+
+#endif
