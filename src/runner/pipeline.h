@@ -70,6 +70,8 @@ typedef struct pipeline {
 } pipeline;
 
 extern const schema pipeline_schema[];
+/* host.c: the table each stage's host starts as (then given its stage). */
+extern const runner_host host_template;
 extern const driver drivers[];
 
 int pipeline_open(pipeline *pl, const char *file, const char *build_plugins);

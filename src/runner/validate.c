@@ -1,0 +1,383 @@
+/* validate.c — checks a whole pipeline against the core schema and every
+ * plugin's key table, all errors at once with file:line; fills defaults;
+ * typed lookups into the resolved configuration. */
+#include "pipeline.h"
+
+#include <gsl/gsl_randist.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runner/kit/util.h"
+
+/* ---- checking ------------------------------------------------------------ */
+
+static int type_fits(const config_setting_t *s, runner_type t)
+{
+    int st = config_setting_type(s);
+    int is_int = st == CONFIG_TYPE_INT || st == CONFIG_TYPE_INT64;
+    switch (t) {
+    case RUNNER_T_INT: return is_int;
+    case RUNNER_T_FLOAT: return is_int || st == CONFIG_TYPE_FLOAT;
+    case RUNNER_T_BOOL: return st == CONFIG_TYPE_BOOL;
+    case RUNNER_T_STRING: return st == CONFIG_TYPE_STRING;
+    case RUNNER_T_GROUP: return st == CONFIG_TYPE_GROUP;
+    case RUNNER_T_INT_LIST:
+    case RUNNER_T_FLOAT_LIST:
+    case RUNNER_T_STRING_LIST: {
+        if (st != CONFIG_TYPE_ARRAY && st != CONFIG_TYPE_LIST)
+            return 0;
+        runner_type et = t == RUNNER_T_INT_LIST     ? RUNNER_T_INT
+                         : t == RUNNER_T_FLOAT_LIST ? RUNNER_T_FLOAT
+                                                    : RUNNER_T_STRING;
+        for (int i = 0; i < config_setting_length(s); i++)
+            if (!type_fits(config_setting_get_elem(s, (unsigned)i), et))
+                return 0;
+        return 1;
+    }
+    }
+    return 0;
+}
+
+static const char *type_name(runner_type t)
+{
+    switch (t) {
+    case RUNNER_T_INT: return "an integer";
+    case RUNNER_T_FLOAT: return "a number";
+    case RUNNER_T_BOOL: return "a boolean (true/false)";
+    case RUNNER_T_STRING: return "a string";
+    case RUNNER_T_INT_LIST: return "a list of integers";
+    case RUNNER_T_FLOAT_LIST: return "a list of numbers";
+    case RUNNER_T_STRING_LIST: return "a list of strings";
+    case RUNNER_T_GROUP: return "a group";
+    }
+    return "?";
+}
+
+static void report(diags *d, const config_setting_t *s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void report(diags *d, const config_setting_t *s, const char *fmt, ...)
+{
+    char where[1024], path[512], msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    diag_add(d, "%s: %s: %s", setting_where(s, where, sizeof where),
+             setting_path(s, path, sizeof path), msg);
+}
+
+static void check_value(diags *d, const config_setting_t *s, runner_type t)
+{
+    if (!type_fits(s, t))
+        report(d, s, "is %s, expected %s", setting_type_name(config_setting_type(s)),
+               type_name(t));
+}
+
+static void fill_default(diags *d, config_setting_t *group, const char *name,
+                         const char *def, const char *origin)
+{
+    if (!def || config_setting_get_member(group, name))
+        return;
+    if (!setting_set_from_text(group, name, def, origin))
+        report(d, group, "default of %s: %s", name, err_get());
+}
+
+static void check_group(pipeline *pl, diags *d, config_setting_t *g, const schema *sch);
+
+/* Edit distance, capped: for "did you mean" on misspelt keys. */
+static int edit_distance(const char *a, const char *b)
+{
+    size_t n = strlen(a), m = strlen(b);
+    if (n > 63 || m > 63)
+        return 99;
+    int row[64];
+    for (size_t j = 0; j <= m; j++)
+        row[j] = (int)j;
+    for (size_t i = 1; i <= n; i++) {
+        int diag_prev = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= m; j++) {
+            int up = row[j];
+            int best = diag_prev + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag_prev = up;
+        }
+    }
+    return row[m];
+}
+
+/* Append "; did you mean 'x'?" for the closest of names (within 2 edits). */
+static void suggest(char *msg, size_t size, const char *key, const char *const *names, int n)
+{
+    const char *best = NULL;
+    int best_d = 3;
+    for (int i = 0; i < n; i++) {
+        int dist = edit_distance(key, names[i]);
+        if (dist < best_d) {
+            best_d = dist;
+            best = names[i];
+        }
+    }
+    if (best) {
+        size_t used = strlen(msg);
+        snprintf(msg + used, size - used, "; did you mean '%s'?", best);
+    }
+}
+
+/* Members of a plugin section against the plugin's key table. */
+static void check_section(pipeline *pl, diags *d, config_setting_t *s, runner_kind kind,
+                          const schema *extra)
+{
+    if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
+        report(d, s, "is %s, expected a plugin section { plugin = \"name\"; ... }",
+               setting_type_name(config_setting_type(s)));
+        return;
+    }
+    const char *name = NULL;
+    if (!config_setting_lookup_string(s, "plugin", &name)) {
+        report(d, s, "has no `plugin = \"name\";` (a %s plugin)", kind_name(kind));
+        return;
+    }
+    const runner_plugin *desc;
+    if (loader_get(&pl->L, kind, name, &desc) != 0) {
+        report(d, config_setting_get_member(s, "plugin"), "%s", err_get());
+        return;
+    }
+    for (int i = 0; i < config_setting_length(s); i++) {
+        config_setting_t *m = config_setting_get_elem(s, (unsigned)i);
+        const char *key = config_setting_name(m);
+        if (strcmp(key, "plugin") == 0)
+            continue;
+        const runner_key *k = desc->keys;
+        while (k && k->name && strcmp(k->name, key) != 0)
+            k++;
+        if (k && k->name) {
+            check_value(d, m, k->type);
+            continue;
+        }
+        const schema *e = extra;
+        while (e && e->name && strcmp(e->name, key) != 0)
+            e++;
+        if (e && e->name) {
+            check_value(d, m, e->type);
+            continue;
+        }
+        char known[1024] = "", hint[128] = "";
+        const char *names[64];
+        int nn = 0;
+        size_t used = 0;
+        for (k = desc->keys; k && k->name && used < sizeof known; k++) {
+            used += (size_t)snprintf(known + used, sizeof known - used, "%s%s",
+                                     used ? ", " : "", k->name);
+            if (nn < 64)
+                names[nn++] = k->name;
+        }
+        for (e = extra; e && e->name && used < sizeof known; e++) {
+            used += (size_t)snprintf(known + used, sizeof known - used, "%s%s",
+                                     used ? ", " : "", e->name);
+            if (nn < 64)
+                names[nn++] = e->name;
+        }
+        suggest(hint, sizeof hint, key, names, nn);
+        report(d, m, "unknown key '%s' for %s plugin '%s' (its keys: %s)%s", key,
+               kind_name(kind), name, used ? known : "none", hint);
+    }
+    char origin[256];
+    snprintf(origin, sizeof origin, "<default of %s '%s'>", kind_name(kind), name);
+    char *interned = NULL;
+    for (const runner_key *k = desc->keys; k && k->name; k++)
+        if (k->def && !config_setting_get_member(s, k->name)) {
+            if (!interned) {
+                diag_add(&pl->origins, "%s", origin);
+                interned = pl->origins.msg[pl->origins.n - 1];
+            }
+            fill_default(d, s, k->name, k->def, interned);
+        }
+    for (const schema *e = extra; e && e->name; e++)
+        fill_default(d, s, e->name, e->def, "<default>");
+}
+
+/* A list of plugin names or sections: names become sections in place. */
+static void check_sections(pipeline *pl, diags *d, config_setting_t *parent,
+                           config_setting_t *s, runner_kind kind)
+{
+    int st = config_setting_type(s);
+    if (st == CONFIG_TYPE_STRING || st == CONFIG_TYPE_GROUP) {
+        report(d, s, "expected a list: [\"name\", ...] or ({ plugin = \"name\"; ... }, ...)");
+        return;
+    }
+    if (st != CONFIG_TYPE_ARRAY && st != CONFIG_TYPE_LIST) {
+        report(d, s, "is %s, expected a list of %s plugins", setting_type_name(st), kind_name(kind));
+        return;
+    }
+    int has_names = 0;
+    for (int i = 0; i < config_setting_length(s); i++)
+        if (config_setting_type(config_setting_get_elem(s, (unsigned)i)) == CONFIG_TYPE_STRING)
+            has_names = 1;
+    if (has_names) {
+        /* rebuild as a list of groups so every element has its defaults */
+        char *name = str_dup(config_setting_name(s));
+        const char *hook = config_setting_get_hook(s);
+        config_t tmp;
+        if (!name)
+            return;
+        config_init(&tmp);
+        config_setting_t *old = setting_copy(config_root_setting(&tmp), "old", s);
+        config_setting_remove(parent, name);
+        config_setting_t *list = config_setting_add(parent, name, CONFIG_TYPE_LIST);
+        if (hook)
+            config_setting_set_hook(list, (void *)hook);
+        for (int i = 0; old && list && i < config_setting_length(old); i++) {
+            config_setting_t *e = config_setting_get_elem(old, (unsigned)i);
+            if (config_setting_type(e) == CONFIG_TYPE_STRING) {
+                config_setting_t *g = config_setting_add(list, NULL, CONFIG_TYPE_GROUP);
+                config_setting_t *p = g ? config_setting_add(g, "plugin", CONFIG_TYPE_STRING) : NULL;
+                if (p)
+                    config_setting_set_string(p, config_setting_get_string(e));
+            } else {
+                setting_copy(list, NULL, e);
+            }
+        }
+        config_destroy(&tmp);
+        free(name);
+        s = list;
+        if (!s)
+            return;
+    }
+    for (int i = 0; i < config_setting_length(s); i++)
+        check_section(pl, d, config_setting_get_elem(s, (unsigned)i), kind, NULL);
+}
+
+static void check_group(pipeline *pl, diags *d, config_setting_t *g, const schema *sch)
+{
+    if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+        report(d, g, "is %s, expected a group { ... }", setting_type_name(config_setting_type(g)));
+        return;
+    }
+    /* members may be replaced while checking: walk by name */
+    int n = config_setting_length(g);
+    char **names = calloc((size_t)n + 1, sizeof *names);
+    for (int i = 0; names && i < n; i++)
+        names[i] = str_dup(config_setting_name(config_setting_get_elem(g, (unsigned)i)));
+    for (int i = 0; names && i < n; i++) {
+        config_setting_t *m = config_setting_get_member(g, names[i]);
+        const schema *k = sch;
+        while (k->name && strcmp(k->name, names[i]) != 0)
+            k++;
+        if (!m)
+            continue;
+        if (!k->name) {
+            char known[1024] = "", hint[128] = "";
+            const char *keys[64];
+            int nk = 0;
+            size_t used = 0;
+            for (k = sch; k->name && used < sizeof known; k++) {
+                used += (size_t)snprintf(known + used, sizeof known - used, "%s%s",
+                                         used ? ", " : "", k->name);
+                if (nk < 64)
+                    keys[nk++] = k->name;
+            }
+            suggest(hint, sizeof hint, names[i], keys, nk);
+            report(d, m, "unknown key '%s' (known here: %s)%s", names[i], known, hint);
+            continue;
+        }
+        switch (k->shape) {
+        case S_VALUE: check_value(d, m, k->type); break;
+        case S_SECTION: check_section(pl, d, m, k->kind, k->sub); break;
+        case S_SECTIONS: check_sections(pl, d, g, m, k->kind); break;
+        case S_GROUP: check_group(pl, d, m, k->sub); break;
+        case S_GROUPS:
+            if (config_setting_type(m) != CONFIG_TYPE_LIST) {
+                report(d, m, "is %s, expected a list of groups ( { ... }, { ... } )",
+                       setting_type_name(config_setting_type(m)));
+                break;
+            }
+            for (int j = 0; j < config_setting_length(m); j++)
+                check_group(pl, d, config_setting_get_elem(m, (unsigned)j), k->sub);
+            break;
+        }
+    }
+    for (int i = 0; names && i < n; i++)
+        free(names[i]);
+    free(names);
+    for (const schema *k = sch; k->name; k++) {
+        if (k->shape == S_VALUE)
+            fill_default(d, g, k->name, k->def, "<default>");
+        else if (k->shape == S_SECTIONS && k->def && !config_setting_get_member(g, k->name)) {
+            fill_default(d, g, k->name, k->def, "<default>");
+            config_setting_t *m = config_setting_get_member(g, k->name);
+            if (m)
+                check_sections(pl, d, g, m, k->kind);
+        }
+    }
+}
+
+int pipeline_validate(pipeline *pl, diags *d)
+{
+    config_setting_t *root = config_root_setting(&pl->cfg);
+    /* plugin_path first: it changes where the other plugins are found */
+    config_setting_t *pp = config_setting_get_member(root, "plugin_path");
+    if (pp && type_fits(pp, RUNNER_T_STRING_LIST))
+        for (int i = 0; i < config_setting_length(pp); i++)
+            loader_add_dir(&pl->L, config_setting_get_string_elem(pp, i));
+    int before = d->n;
+    check_group(pl, d, root, pipeline_schema);
+    const char *run = NULL;
+    if (!config_setting_lookup_string(root, "run", &run)) {
+        if (!config_setting_get_member(root, "run"))
+            diag_add(d, "%s: no `run = \"...\";` saying what the pipeline does", pl->file);
+    } else {
+        const driver *dr = drivers;
+        while (dr->name && strcmp(dr->name, run) != 0)
+            dr++;
+        if (!dr->name) {
+            char known[512] = "";
+            size_t used = 0;
+            for (dr = drivers; dr->name; dr++)
+                used += (size_t)snprintf(known + used, sizeof known - used, "%s%s",
+                                         used ? ", " : "", dr->name);
+            report(d, config_setting_get_member(root, "run"), "unknown run '%s' (known: %s)",
+                   run, known);
+        }
+    }
+    return d->n > before ? -1 : 0;
+}
+
+/* ---- typed lookups -------------------------------------------------------- */
+
+const char *cfg_str(const pipeline *pl, const char *path)
+{
+    const char *s = NULL;
+    return config_lookup_string(&pl->cfg, path, &s) ? s : NULL;
+}
+
+long long cfg_int(const pipeline *pl, const char *path, long long fallback)
+{
+    long long v;
+    return config_lookup_int64(&pl->cfg, path, &v) ? v : fallback;
+}
+
+double cfg_num(const pipeline *pl, const char *path, double fallback)
+{
+    const config_setting_t *s = config_lookup(&pl->cfg, path);
+    if (!s)
+        return fallback;
+    int t = config_setting_type(s);
+    if (t == CONFIG_TYPE_FLOAT)
+        return config_setting_get_float(s);
+    if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64)
+        return (double)config_setting_get_int64(s);
+    return fallback;
+}
+
+int cfg_bool(const pipeline *pl, const char *path, int fallback)
+{
+    int v;
+    return config_lookup_bool(&pl->cfg, path, &v) ? v : fallback;
+}

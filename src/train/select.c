@@ -1,0 +1,123 @@
+/* select.c — evaluation on the dev sets and the selection value that
+ * picks the best checkpoint and drives early stopping. */
+#include <fnmatch.h>
+#include <gsl/gsl_randist.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "trainer.h"
+#include "runner/kit/util.h"
+
+/* ---- evaluation ---------------------------------------------------------------- */
+
+static double tr_headline(const eval_values *v) { return v->n ? v->value[0] : 0.0; }
+
+/* The selection value: task.metric named by train.select, else the mean
+ * of every task's headline metric. */
+double tr_selection(trainer *tr, eval_values *vals)
+{
+    if (tr->select) {
+        for (int k = 0; k < tr->m.ntasks; k++) {
+            size_t ln = strlen(tr->m.t[k].name);
+            if (strncmp(tr->select, tr->m.t[k].name, ln) != 0 || tr->select[ln] != '.')
+                continue;
+            for (int j = 0; j < vals[k].n; j++)
+                if (strcmp(vals[k].name[j], tr->select + ln + 1) == 0)
+                    return vals[k].value[j];
+        }
+    }
+    double s = 0;
+    for (int k = 0; k < tr->m.ntasks; k++)
+        s += tr_headline(&vals[k]);
+    return s / tr->m.ntasks;
+}
+
+int tr_evaluate(trainer *tr, double lr)
+{
+    int K = tr->m.ntasks, rc = -1;
+    eval_values *vals = calloc((size_t)K, sizeof *vals);
+    int32_t **pred = calloc((size_t)K, sizeof *pred);
+    float **prob = calloc((size_t)K, sizeof *prob);
+    if (!vals || !pred || !prob) {
+        err_set("out of memory");
+        goto done;
+    }
+    for (int k = 0; k < K; k++) {
+        task *t = &tr->m.t[k];
+        int64_t n = t->mlm ? 0 : t->per_token ? t->dev.ds.tag_off[t->dev.ds.n] : t->dev.ds.n;
+        pred[k] = malloc(((size_t)n + 1) * sizeof **pred);
+        prob[k] = malloc(((size_t)n + 1) * sizeof **prob);
+        if (!pred[k] || !prob[k]) {
+            err_set("out of memory");
+            goto done;
+        }
+        if (model_evaluate(&tr->m, k, &vals[k], pred[k], prob[k]) != 0)
+            goto done;
+        log_row *r = tr_add_row(tr);
+        if (!r) {
+            err_set("out of memory");
+            goto done;
+        }
+        r->step = tr->step;
+        r->epoch = (int)(tr->step / tr->steps_per_epoch);
+        r->task = k;
+        r->dev = 1;
+        r->loss = vals[k].value[vals[k].n - 1];
+        r->lr = lr;
+        tr_copy_values(&r->v, &vals[k]);
+        tr_copy_values(&tr->final_v[k], &vals[k]);
+        char line[1024];
+        size_t used = 0;
+        for (int j = 0; j < vals[k].n && j < 4 && used < sizeof line; j++)
+            used += (size_t)snprintf(line + used, sizeof line - used, " %s %.4f", vals[k].name[j], vals[k].value[j]);
+        if (tr->tty)
+            fputc('\n', stderr);
+        pipeline_log(tr->pl, RUNNER_LOG_INFO, "step %lld dev %s:%s", (long long)tr->step, t->name, line);
+    }
+    tr->evals++;
+    double sel = tr_selection(tr, vals);
+    if (tr->evals == 1 || sel > tr->best) {
+        tr->best = sel;
+        tr->best_step = tr->step;
+        tr->bad_evals = 0;
+        for (int k = 0; k < K; k++) {
+            tr_copy_values(&tr->best_v[k], &vals[k]);
+            if (tr->m.t[k].mlm)
+                continue;
+            struct pred_out o = {&tr->m.t[k], pred[k], prob[k]};
+            char *pp = str_printf("%s/predictions_%s.tsv", tr->pl->out_dir, tr->m.t[k].name);
+            char *cp = str_printf("%s/confusion_%s.csv", tr->pl->out_dir, tr->m.t[k].name);
+            int bad = !pp || !cp || file_write_atomic_with(pp, tr_write_predictions, &o) != 0 ||
+                      file_write_atomic_with(cp, tr_write_confusion, &o) != 0;
+            free(pp);
+            free(cp);
+            if (bad)
+                goto done;
+        }
+        if (cfg_bool(tr->pl, "train.save_best", 1) && tr_save_checkpoint(tr, "best", 0) != 0)
+            goto done;
+    } else {
+        tr->bad_evals++;
+    }
+    if (cfg_bool(tr->pl, "train.save_last", 1) && tr->pl->P.grad && tr_save_checkpoint(tr, "last", 1) != 0)
+        goto done;
+    char *csv = run_path(tr->pl, "metrics.csv");
+    rc = csv ? file_write_atomic_with(csv, tr_write_metrics_csv, tr) : err_set("out of memory");
+    free(csv);
+done:
+    for (int k = 0; k < K; k++) {
+        if (vals)
+            eval_values_free(&vals[k]);
+        if (pred)
+            free(pred[k]);
+        if (prob)
+            free(prob[k]);
+    }
+    free(vals);
+    free(pred);
+    free(prob);
+    return rc;
+}

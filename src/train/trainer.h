@@ -1,0 +1,75 @@
+/* trainer.h — the training run's state, shared by the loop (train.c), its
+ * saved state (state.c), evaluation and selection (select.c), reports
+ * (report.c) and plots (plots.c). Private to src/train. */
+#ifndef TRAINER_H
+#define TRAINER_H
+
+#include <stdio.h>
+
+#include "checkpoint.h"
+#include "drivers.h"
+#include "model.h"
+#include "optim.h"
+#include "plot.h"
+#include "run.h"
+
+typedef struct log_row {
+    int64_t step;
+    int epoch, task, dev;
+    double loss, lr, sps;
+    eval_values v; /* dev rows */
+} log_row;
+
+typedef struct trainer {
+    pipeline *pl;
+    model m;
+    stage *sampler, *freeze;
+    adamw opt;
+    sched_kind sched;
+    int B, accumulate, epochs, eval_every, log_every, patience;
+    int64_t steps_per_epoch, total, warmup, step, stop_after;
+    int64_t step0; /* the step this process started at (after --resume) */
+    double lr, clip;
+    /* selection */
+    const char *select;
+    double best;
+    int64_t best_step;
+    int bad_evals, evals, stopped_early;
+    eval_values *final_v, *best_v; /* per task */
+    /* logging */
+    log_row *rows;
+    int nrows, caprows;
+    double *loss_sum;
+    int *loss_n;
+    double t_start, t_log, train_seconds;
+    int64_t sentences, sentences_log;
+    int tty;
+} trainer;
+
+/* A task's dev predictions, for the predictions and confusion files. */
+struct pred_out {
+    const task *t;
+    const int32_t *pred;
+    const float *prob;
+};
+
+/* state.c */
+void tr_shuffle_task(trainer *tr, task *t);
+int tr_next_rows(trainer *tr, task *t, int *rows);
+int tr_state_save(trainer *tr, blob *b);
+int tr_state_load(trainer *tr, blob *b, const char *dir);
+int tr_save_checkpoint(trainer *tr, const char *name, int with_state);
+/* report.c */
+log_row *tr_add_row(trainer *tr);
+void tr_copy_values(eval_values *dst, const eval_values *src);
+int tr_write_metrics_csv(FILE *f, void *ctx);
+int tr_write_predictions(FILE *f, void *ctx);
+int tr_write_confusion(FILE *f, void *ctx);
+int tr_write_metrics_json(trainer *tr);
+/* select.c */
+double tr_selection(trainer *tr, eval_values *vals);
+int tr_evaluate(trainer *tr, double lr);
+/* plots.c */
+int tr_draw_plots(trainer *tr);
+
+#endif
