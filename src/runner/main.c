@@ -67,7 +67,7 @@ static int describe(loader *L, const char *what)
 {
     const char *slash = strchr(what, '/');
     int found = 0;
-    for (int k = RUNNER_KIND_TOKENIZER; k <= RUNNER_KIND_SAMPLER; k++) {
+    for (int k = RUNNER_KIND_TOKENIZER; k <= RUNNER_KIND_DATASET; k++) {
         const char *name = what;
         if (slash) {
             if (strncmp(what, kind_name((runner_kind)k), (size_t)(slash - what)) != 0 ||

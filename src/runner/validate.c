@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data.h"
 #include "runner/kit/util.h"
 
 /* ---- checking ------------------------------------------------------------ */
@@ -226,6 +227,12 @@ static void check_section(pipeline *pl, diags *d, config_setting_t *s, runner_ki
                setting_type_name(config_setting_type(s)));
         return;
     }
+    if (kind == RUNNER_KIND_DATASET && dataset_format_alias(s)) {
+        char where[512];
+        pipeline_log(pl, RUNNER_LOG_WARN, "%s: `format` is deprecated in dataset sections: write `plugin = \"%s\";`",
+                     setting_where(config_setting_get_member(s, "plugin"), where, sizeof where),
+                     config_setting_get_string(config_setting_get_member(s, "plugin")));
+    }
     const char *name = NULL;
     if (!config_setting_lookup_string(s, "plugin", &name)) {
         report(d, s, "has no `plugin = \"name\";` (a %s plugin)", kind_name(kind));
@@ -292,7 +299,7 @@ static void check_section(pipeline *pl, diags *d, config_setting_t *s, runner_ki
 
 /* A list of plugin names or sections: names become sections in place. */
 static void check_sections(pipeline *pl, diags *d, config_setting_t *parent,
-                           config_setting_t *s, runner_kind kind)
+                           config_setting_t *s, runner_kind kind, const schema *extra)
 {
     int st = config_setting_type(s);
     if (st == CONFIG_TYPE_STRING || st == CONFIG_TYPE_GROUP) {
@@ -338,7 +345,7 @@ static void check_sections(pipeline *pl, diags *d, config_setting_t *parent,
             return;
     }
     for (int i = 0; i < config_setting_length(s); i++)
-        check_section(pl, d, config_setting_get_elem(s, (unsigned)i), kind, NULL);
+        check_section(pl, d, config_setting_get_elem(s, (unsigned)i), kind, extra);
 }
 
 static void check_group(pipeline *pl, diags *d, config_setting_t *g, const schema *sch)
@@ -377,7 +384,7 @@ static void check_group(pipeline *pl, diags *d, config_setting_t *g, const schem
         switch (k->shape) {
         case S_VALUE: check_value(d, m, k->type, k->limits); break;
         case S_SECTION: check_section(pl, d, m, k->kind, k->sub); break;
-        case S_SECTIONS: check_sections(pl, d, g, m, k->kind); break;
+        case S_SECTIONS: check_sections(pl, d, g, m, k->kind, k->sub); break;
         case S_GROUP: check_group(pl, d, m, k->sub); break;
         case S_GROUPS:
             if (config_setting_type(m) != CONFIG_TYPE_LIST) {
@@ -400,7 +407,7 @@ static void check_group(pipeline *pl, diags *d, config_setting_t *g, const schem
             fill_default(d, g, k->name, k->def, "<default>");
             config_setting_t *m = config_setting_get_member(g, k->name);
             if (m)
-                check_sections(pl, d, g, m, k->kind);
+                check_sections(pl, d, g, m, k->kind, k->sub);
         }
     }
 }
