@@ -659,7 +659,7 @@ static int load_labeled(const spec *S, data_split split, dataset *out)
     if ((K->what & ROWS_TAGS) && make_map(S, K, 1, tag_target, &TM) != 0)
         goto done;
     if (select_rows(S, split, R, (K->what & ROWS_LABELS) ? &LM : NULL, (K->what & ROWS_TAGS) ? &TM : NULL,
-                    own != NULL || split == SPLIT_TEST, &sel, &n) != 0)
+                    S->dev != NULL || split == SPLIT_TEST, &sel, &n) != 0)
         goto done;
     if (build(R, sel, n, !tag_target, tag_target, out) != 0)
         goto done;

@@ -218,7 +218,11 @@ static void suggest(char *msg, size_t size, const char *key, const char *const *
     }
 }
 
-/* Members of a plugin section against the plugin's key table. */
+static void check_sections(pipeline *pl, diags *d, config_setting_t *parent, config_setting_t *s,
+                           runner_kind kind, const schema *extra);
+
+/* Members of a plugin section against the plugin's key table (and the
+ * core's extra keys: values, or lists of sections). */
 static void check_section(pipeline *pl, diags *d, config_setting_t *s, runner_kind kind,
                           const schema *extra)
 {
@@ -259,7 +263,10 @@ static void check_section(pipeline *pl, diags *d, config_setting_t *s, runner_ki
         while (e && e->name && strcmp(e->name, key) != 0)
             e++;
         if (e && e->name) {
-            check_value(d, m, e->type, e->limits);
+            if (e->shape == S_SECTIONS)
+                check_sections(pl, d, s, m, e->kind, e->sub);
+            else
+                check_value(d, m, e->type, e->limits);
             continue;
         }
         char known[1024] = "", hint[128] = "";
