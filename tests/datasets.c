@@ -5,7 +5,8 @@
  * text file) with file and line; training by configuration alone through
  * the runner with a test split evaluated and reported; an out-of-tree copy
  * of the delimited plugin built with the README's cc line giving the same
- * results as the built-in one; `format` as a deprecated alias of `plugin`;
+ * results as the built-in one; the STS reader as the `sts` plugin (scored
+ * pairs) under run = "sts"; `format` as a deprecated alias of `plugin`;
  * --check rejecting the reader's bad values. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,6 +163,41 @@ static void test_shapes(void)
     dataset_free(&d);
 }
 
+/* The STS reader as a dataset plugin: scored sentence pairs. */
+static void test_sts(void)
+{
+    dataset d;
+    int rc = load("ds = { plugin = \"sts\"; path = \"tests/data/sts/sts-mini.csv\"; dev_ratio = 0; };", SPLIT_TRAIN, &d);
+    ok(rc == 0 && d.n == 12 && d.text2 && d.score && !d.label, "sts: 12 scored pairs, no labels");
+    if (d.n == 12) {
+        is_str(txt(&d, 0), "A man is playing a guitar.", "sts: first sentence");
+        is_str(d.text2 + d.start2[0], "A man plays the guitar.", "sts: second sentence");
+        ok(d.score[0] == 4.8 && d.score[11] == 0.0, "sts: gold scores");
+    }
+    dataset_free(&d);
+    rc = load("ds = { plugin = \"sts\"; path = \"tests/data/sts/bad.csv\"; };", SPLIT_TRAIN, &d);
+    is_str(err_get(), "tests/data/sts/bad.csv:2: score 'six' is not a number from 0 to 5", "sts: a bad score");
+    rc = load("ds = { plugin = \"sts\"; path = \"tests/data/sts/bad.csv\"; on_error = \"skip\"; dev_ratio = 0; };",
+              SPLIT_TRAIN, &d);
+    ok(rc == 0 && d.n == 1 && d.skipped == 2 && d.n_notes == 2 && strstr(d.notes[1], "bad.csv:3: expected at least 7"),
+       "sts: skip counts bad rows");
+    dataset_free(&d);
+    char *cfg = str_printf("%s/sts.cfg", dir);
+    const char *text = "name = \"sts\"; run = \"sts\"; model = \"tests/goldens/tiny-bert\";\n"
+                       "tokenizer = { plugin = \"wordpiece\"; max_len = 32; }; backbone = { plugin = \"bert\"; };\n"
+                       "poolers = [\"mean\", \"cls\"];\n"
+                       "sts = { files = [\"tests/data/sts/sts-mini.csv\"]; };\n";
+    file_write_atomic(cfg, text, strlen(text));
+    char *cmd = str_printf("%s/runner --quiet %s --out %s/sts >/dev/null 2>&1", RUNNER_BUILD_DIR, cfg, dir);
+    is(sh(cmd), 0, "run = sts reads its files through the sts dataset plugin");
+    char *csv = str_printf("%s/sts/sts.csv", dir), *c = slurp(csv);
+    like(c ? c : "", "tests/data/sts/sts-mini.csv,12,", "sts.csv: 12 pairs scored");
+    free(c);
+    free(csv);
+    free(cmd);
+    free(cfg);
+}
+
 static const char *pipeline_fmt =
     "name = \"%s\"; run = \"train\"; model = \"tests/goldens/tiny-bert\";\n"
     "tokenizer = { plugin = \"wordpiece\"; max_len = 32; };\n"
@@ -282,6 +318,7 @@ int main(void)
     test_tweeteval();
     test_failures();
     test_shapes();
+    test_sts();
     load_done();
     test_training();
     test_check();

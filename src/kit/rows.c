@@ -122,6 +122,10 @@ void rows_free(runner_rows *R)
     free(R->label);
     free(R->tag_off);
     free(R->tags);
+    free(R->text2.p);
+    free(R->start2);
+    free(R->len2);
+    free(R->score);
     strtab_free(&R->labtab);
     strtab_free(&R->tagtab);
     free(R->label_file);
@@ -220,11 +224,29 @@ static int rows_grow(runner_rows *R, const char *file)
     if (cap > INT_MAX)
         return err_set("%s: more than %d rows", file, INT_MAX);
     if (GROW(R->start, cap) || GROW(R->len, cap) || GROW(R->line, cap) || GROW(R->label, cap) ||
-        GROW(R->tag_off, cap + 1))
+        GROW(R->tag_off, cap + 1) || GROW(R->start2, cap) || GROW(R->len2, cap) || GROW(R->score, cap))
         return -1;
     if (!R->cap)
         R->tag_off[0] = 0;
     R->cap = (int)cap;
+    return 0;
+}
+
+/* Text made valid UTF-8 (a repaired byte counted and noted) and
+ * NUL-terminated into b at *start, *len bytes. */
+static int text_add(runner_rows *R, txt_buf *b, const char *file, long line, const char *s, size_t n, size_t *start,
+                    size_t *len)
+{
+    size_t at = b->n;
+    int repaired = 0;
+    if (txt_utf8_append(b, s, n, &repaired) != 0 || txt_buf_add(b, "", 1) != 0)
+        return -1;
+    if (repaired) {
+        R->repaired++;
+        rows_note(R, "%s:%ld: invalid UTF-8 byte 0x%02X replaced by U+FFFD", file, line, repaired);
+    }
+    *start = at;
+    *len = b->n - at - 1;
     return 0;
 }
 
@@ -240,16 +262,8 @@ int rows_add(runner_rows *R, const char *file, long line, const char *text, size
     int id = 0;
     if ((R->what & ROWS_LABELS) && (id = strtab_intern(&R->labtab, label ? label : "", label ? label_len : 0)) < 0)
         return -1;
-    size_t at = R->text.n;
-    int repaired = 0;
-    if (txt_utf8_append(&R->text, text, n, &repaired) != 0 || txt_buf_add(&R->text, "", 1) != 0)
+    if (text_add(R, &R->text, file, line, text, n, &R->start[R->n], &R->len[R->n]) != 0)
         return -1;
-    if (repaired) {
-        R->repaired++;
-        rows_note(R, "%s:%ld: invalid UTF-8 byte 0x%02X replaced by U+FFFD", file, line, repaired);
-    }
-    R->start[R->n] = at;
-    R->len[R->n] = R->text.n - at - 1;
     R->line[R->n] = line;
     R->label[R->n] = id;
     R->tag_off[R->n + 1] = (int64_t)R->ntags;
@@ -257,4 +271,16 @@ int rows_add(runner_rows *R, const char *file, long line, const char *text, size
     if (R->left > 0)
         R->left--;
     return 0;
+}
+
+int rows_add_pair(runner_rows *R, const char *file, long line, const char *a, size_t an, const char *b, size_t bn,
+                  double score)
+{
+    int i = R->n;
+    if (rows_add(R, file, line, a, an, NULL, 0) != 0)
+        return -1;
+    if (R->n == i) /* not taken: limit reached or held out */
+        return 0;
+    R->score[i] = score;
+    return text_add(R, &R->text2, file, line, b, bn, &R->start2[i], &R->len2[i]);
 }

@@ -508,6 +508,10 @@ void dataset_free(dataset *d)
     free(d->label);
     free(d->tag_off);
     free(d->tags);
+    free(d->text2);
+    free(d->start2);
+    free(d->len2);
+    free(d->score);
     for (int i = 0; i < d->n_names; i++)
         free(d->names[i]);
     free(d->names);
@@ -544,6 +548,30 @@ static int take_notes(dataset *d, runner_rows *R)
     for (int i = 0; i < R->n_notes; i++)
         free(R->notes[i]);
     R->n_notes = 0;
+    return 0;
+}
+
+/* The second sentences and scores of pairs sel[0..n) of R into d. */
+static int build_pairs(const runner_rows *R, const int *sel, int n, dataset *d)
+{
+    size_t bytes = 0, at = 0;
+    for (int i = 0; i < n; i++)
+        bytes += R->len2[sel[i]] + 1;
+    d->text2 = malloc(bytes + 1);
+    d->start2 = malloc(((size_t)n + 1) * sizeof *d->start2);
+    d->len2 = malloc(((size_t)n + 1) * sizeof *d->len2);
+    d->score = malloc(((size_t)n + 1) * sizeof *d->score);
+    if (!d->text2 || !d->start2 || !d->len2 || !d->score)
+        return err_set("out of memory");
+    for (int i = 0; i < n; i++) {
+        int r = sel[i];
+        memcpy(d->text2 + at, R->text2.p + R->start2[r], R->len2[r] + 1);
+        d->start2[i] = at;
+        d->len2[i] = R->len2[r];
+        d->score[i] = R->score[r];
+        at += R->len2[r] + 1;
+    }
+    d->text2[at] = 0;
     return 0;
 }
 
@@ -584,7 +612,7 @@ static int build(const runner_rows *R, const int *sel, int n, int with_label, in
     if (with_tags)
         d->tag_off[n] = (int64_t)t;
     d->text[at] = 0;
-    return 0;
+    return (R->what & ROWS_PAIRS) ? build_pairs(R, sel, n, d) : 0;
 }
 
 static void names_to(dataset *d, labelmap *M)
@@ -661,7 +689,7 @@ static int load_labeled(const spec *S, data_split split, dataset *out)
     if (select_rows(S, split, R, (K->what & ROWS_LABELS) ? &LM : NULL, (K->what & ROWS_TAGS) ? &TM : NULL,
                     S->dev != NULL || split == SPLIT_TEST, &sel, &n) != 0)
         goto done;
-    if (build(R, sel, n, !tag_target, tag_target, out) != 0)
+    if (build(R, sel, n, (K->what & ROWS_LABELS) && !tag_target, tag_target, out) != 0)
         goto done;
     names_to(out, tag_target ? &TM : &LM);
     if (!(out->source = str_dup(own ? own : S->train))) {
@@ -813,6 +841,28 @@ done:
 }
 
 /* ---- entry --------------------------------------------------------------------- */
+
+int dataset_load_source(pipeline *pl, const char *slot, config_setting_t *ds, const char *source, dataset *out)
+{
+    spec S;
+    const char *on_error = NULL;
+    memset(out, 0, sizeof *out);
+    memset(&S, 0, sizeof S);
+    S.pl = pl;
+    S.slot = slot;
+    S.ds = ds;
+    dataset_format_alias(ds);
+    int rc = get_str(ds, "on_error", &on_error) < 0 || get_list(ds, "labels", 0, &S.labels) < 0 ||
+                     spec_stage(&S) != 0 || spec_check(&S, on_error) != 0 || dup_to(&S.train, source) != 0
+                 ? -1
+                 : 0;
+    if (rc == 0) /* one source, dev_ratio 0: every row, in file order */
+        rc = (S.ops->flags & RUNNER_DATASET_TEXT) ? load_text(&S, SPLIT_TRAIN, out) : load_labeled(&S, SPLIT_TRAIN, out);
+    spec_free(&S);
+    if (rc != 0)
+        dataset_free(out);
+    return rc;
+}
 
 int dataset_load(pipeline *pl, const char *slot, config_setting_t *ds, data_split split, dataset *out)
 {

@@ -27,6 +27,9 @@ typedef struct dataset {
     int32_t *label;         /* sentence label per example; NULL for token tasks and `lines` */
     int64_t *tag_off;       /* token tasks: the word-level tag ids of example i are */
     int32_t *tags;          /*   tags[tag_off[i] .. tag_off[i+1]), one per word; else NULL */
+    char *text2;            /* sentence pairs (STS): the second sentence of pair i at text2 + start2[i], */
+    size_t *start2, *len2;  /*   len2[i] bytes; its score in score[i]; else NULL */
+    double *score;
     char **names;           /* label (or tag) names in id order; NULL for `lines` */
     int n_names;
     int skipped;            /* bad rows skipped (on_error = "skip") */
@@ -44,6 +47,9 @@ typedef struct dataset {
  * "skip" bad rows are counted in `skipped` and the first ones kept in
  * `notes`: the caller logs them. */
 int dataset_load(pipeline *pl, const char *slot, config_setting_t *ds, data_split split, dataset *out);
+/* Every row of one source (a file or folder) read by the section's plugin,
+ * in file order: no split, no limit (drive_sts reads its files so). */
+int dataset_load_source(pipeline *pl, const char *slot, config_setting_t *ds, const char *source, dataset *out);
 void dataset_free(dataset *d);
 
 /* Id of a label name, or -1. */

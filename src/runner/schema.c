@@ -19,10 +19,17 @@ static const schema batch_schema[] = {
     {0},
 };
 
+static const schema sts_dataset_extra[] = {
+    {"on_error", RUNNER_T_STRING, "\"stop\"", "bad rows: stop | skip (skipped rows are counted)", 0, 0, 0, "stop|skip"},
+    {0},
+};
+
 static const schema sts_schema[] = {
     {"files", RUNNER_T_STRING_LIST,
      "[\"../shared/datasets/stsbenchmark/sts-dev.csv\", \"../shared/datasets/stsbenchmark/sts-test.csv\"]",
-     "STS Benchmark files (tab-separated: genre, file, year, id, score, s1, s2)", 0, 0, 0, NULL},
+     "STS files, each read whole by `dataset` and scored on its own", 0, 0, 0, NULL},
+    {"dataset", 0, NULL, "the reader of the files: a dataset plugin giving scored pairs (default { plugin = \"sts\"; })",
+     S_SECTION, RUNNER_KIND_DATASET, sts_dataset_extra, NULL},
     {0},
 };
 

@@ -22,7 +22,8 @@
 enum {
     ROWS_LABELS = 1u << 0,    /* a sentence label per row */
     ROWS_TAGS = 1u << 1,      /* a tag per word */
-    ROWS_TAG_TARGET = 1u << 2 /* the task predicts the tags (else the label) */
+    ROWS_TAG_TARGET = 1u << 2, /* the task predicts the tags (else the label) */
+    ROWS_PAIRS = 1u << 3       /* sentence pairs with a score (rows_add_pair) */
 };
 
 #define ROWS_MAX_NOTES 10
@@ -44,6 +45,9 @@ struct runner_rows {
     int64_t *tag_off; /* raw tag ids of row i: tags[tag_off[i] .. tag_off[i+1]) */
     int32_t *tags;
     size_t ntags, tagcap;
+    txt_buf text2;    /* ROWS_PAIRS: the second sentence of row i: text2.p + start2[i] */
+    size_t *start2, *len2;
+    double *score;    /* ROWS_PAIRS: the pair's score */
     int n, cap;
     unsigned what;    /* ROWS_* */
     rows_strtab labtab, tagtab;
@@ -78,6 +82,10 @@ int rows_classes(runner_rows *R, const char *const *names, int n, int base);
  * row are its tags. line: where the row starts, for messages. */
 int rows_add(runner_rows *R, const char *file, long line, const char *text, size_t n, const char *label,
              size_t label_len);
+/* A sentence pair (ROWS_PAIRS) with its score, e.g. STS: a and b made
+ * valid UTF-8. */
+int rows_add_pair(runner_rows *R, const char *file, long line, const char *a, size_t an, const char *b, size_t bn,
+                  double score);
 /* Push the tag of the next word of the row being built. */
 int rows_tag(runner_rows *R, const char *tag, size_t n);
 /* Drop the tags pushed for the row being built (a bad row). */
