@@ -100,6 +100,16 @@ int main(void)
     free(run_mlp);
     free(same);
 
+    /* the example metric: built out of tree, named in a task's metrics,
+     * reported in metrics.json */
+    char *met = str_printf("export PKG_CONFIG_PATH=%s; cc -shared -fPIC -fvisibility=hidden $(pkg-config --cflags runner) "
+                           "-o %s/metric_balanced_accuracy.so examples/metric_balanced_accuracy.c $(pkg-config --libs runner) && "
+                           "RUNNER_PLUGIN_PATH=%s %s/runner %s --set 'tasks.[1].metrics=[\"accuracy\",\"balanced_accuracy\"]' "
+                           "--out %s/bal >/dev/null 2>&1 && grep -q balanced_accuracy %s/bal/metrics.json",
+                           RUNNER_BUILD_DIR, dir, dir, RUNNER_BUILD_DIR, tiny, dir, dir);
+    is(sh(met), 0, "the example metric plugin builds out of tree and reports balanced_accuracy in a task");
+    free(met);
+
     /* installed: the runner finds its plugins and kit relative to itself,
      * and the installed runner.pc builds the example */
     char *inst = str_printf("make -s install BUILD=%s PREFIX=%s/inst >/dev/null 2>&1 && "

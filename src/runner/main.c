@@ -84,8 +84,9 @@ static int describe(loader *L, const char *what)
         if (!d->keys || !d->keys[0].name)
             printf("  no settings\n");
         for (const runner_key *key = d->keys; key && key->name; key++)
-            printf("  %-22s %-9s default %-12s %s\n", key->name, type_label(key->type),
-                   key->def ? key->def : "(none)", key->doc ? key->doc : "");
+            printf("  %-22s %-9s default %-12s %s%s%s%s\n", key->name, type_label(key->type),
+                   key->def ? key->def : "(none)", key->doc ? key->doc : "", key->limits ? " [limits: " : "",
+                   key->limits ? key->limits : "", key->limits ? "]" : "");
     }
     if (!found) {
         char buf[2048];
