@@ -292,7 +292,7 @@ int drive_train(pipeline *pl)
 finish:
     if (tr.tty && !pl->quiet)
         fputc('\n', stderr);
-    if (tr_write_metrics_json(&tr) != 0 || tr_draw_plots(&tr) != 0)
+    if (tr_evaluate_test(&tr) != 0 || tr_write_metrics_json(&tr) != 0 || tr_draw_plots(&tr) != 0)
         goto done;
     printf("%s: best at step %lld (%s = %.4f)\n", pl->name, (long long)tr.best_step,
            tr.select ? tr.select : "mean headline metric", tr.best);
@@ -302,6 +302,7 @@ finish:
             printf(" %s %.4f", tr.best_v[k].name[j], tr.best_v[k].value[j]);
         printf("\n");
     }
+    tr_print_test(&tr);
     const char *export = cfg_str(pl, "train.export");
     if (export) {
         char *best = run_path(pl, "best");
@@ -322,7 +323,10 @@ done:
             eval_values_free(&tr.final_v[k]);
         if (tr.best_v)
             eval_values_free(&tr.best_v[k]);
+        if (tr.test_v)
+            eval_values_free(&tr.test_v[k]);
     }
+    free(tr.test_v);
     for (int i = 0; i < tr.nrows; i++)
         eval_values_free(&tr.rows[i].v);
     free(tr.rows);
