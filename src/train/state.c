@@ -114,7 +114,7 @@ int tr_save_checkpoint(trainer *tr, const char *name, int with_state)
         goto done;
     if (with_state && tr_state_save(tr, &b) != 0)
         goto done;
-    rc = checkpoint_save(dir, &tr->pl->P, with_state ? &b : NULL, tr->m.enc.backbone, cfg_str(tr->pl, "model"),
+    rc = checkpoint_save(dir, tr->pl, with_state ? &b : NULL, tr->m.enc.backbone,
                          (const char *const *)meta, nmeta);
 done:
     blob_free(&b);
