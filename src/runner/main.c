@@ -9,6 +9,7 @@
 
 #include "pipeline.h"
 #include "run.h"
+#include "signals.h"
 #include "threads.h"
 #include "runner/kit/util.h"
 
@@ -36,7 +37,9 @@ static void usage(FILE *f)
             "  --seed N           seed of the run's RNG (overrides the pipeline's `seed`)\n"
             "  --resume DIR       continue training from a checkpoint folder\n"
             "  --quiet            only warnings and errors on stderr\n"
-            "  --help, --version\n"
+            "  --jsonl            stdout: embeddings or predictions as JSON Lines, nothing else\n"
+            "                     (= --set output.stdout=jsonl; logs stay on stderr)\n"
+            "  -h, --help, -V, --version\n"
             "\n"
             "runs (the pipeline's `run` setting):\n");
     for (const driver *d = drivers; d->name; d++)
@@ -45,7 +48,8 @@ static void usage(FILE *f)
             "\nplugins are found beside the runner (<bin>/plugins, or <prefix>/lib/runner/plugins\n"
             "when installed), then in $RUNNER_PLUGIN_PATH, then in the pipeline's plugin_path,\n"
             "as <kind>_<name>.so or in the bundle <kind>.so.\n"
-            "exit status: 0 success, 1 runtime failure, 2 bad usage or configuration\n");
+            "exit status: 0 success, 1 runtime failure, 2 bad usage or configuration,\n"
+            "130 / 143 stopped by SIGINT / SIGTERM (training: last/ written, --resume continues)\n");
 }
 
 static const char *type_label(runner_type t)
@@ -118,7 +122,7 @@ static char *normalise_assignment(const char *a)
 int main(int argc, char **argv)
 {
     enum { O_SET = 256, O_OUT, O_CHECK, O_LIST, O_DESCRIBE, O_THREADS, O_SEED, O_QUIET,
-           O_HELP, O_VERSION, O_RESUME };
+           O_HELP, O_VERSION, O_RESUME, O_JSONL };
     static const struct option opts[] = {
         {"set", required_argument, 0, O_SET},       {"out", required_argument, 0, O_OUT},
         {"check", no_argument, 0, O_CHECK},         {"list-plugins", no_argument, 0, O_LIST},
@@ -126,10 +130,11 @@ int main(int argc, char **argv)
         {"threads", required_argument, 0, O_THREADS}, {"seed", required_argument, 0, O_SEED},
         {"quiet", no_argument, 0, O_QUIET},         {"help", no_argument, 0, O_HELP},
         {"version", no_argument, 0, O_VERSION},     {"resume", required_argument, 0, O_RESUME},
+        {"jsonl", no_argument, 0, O_JSONL},
         {0, 0, 0, 0},
     };
     const char **sets = calloc((size_t)argc, sizeof *sets);
-    int nsets = 0, check = 0, list = 0, quiet = 0, threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    int nsets = 0, check = 0, list = 0, quiet = 0, jsonl = 0, threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     const char *out = NULL, *describe_name = NULL, *resume = NULL;
     long long seed = -1;
     int status = 0, c;
@@ -140,7 +145,7 @@ int main(int argc, char **argv)
     if (!sets)
         return EXIT_RUNTIME;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
         char *end;
         switch (c) {
         case O_SET: sets[nsets++] = optarg; break;
@@ -166,7 +171,10 @@ int main(int argc, char **argv)
             }
             break;
         case O_QUIET: quiet = 1; break;
+        case O_JSONL: jsonl = 1; sets[nsets++] = "output.stdout=\"jsonl\""; break;
+        case 'h':
         case O_HELP: usage(stdout); goto done;
+        case 'V':
         case O_VERSION: printf("runner %s (plugin ABI %d.%d)\n", RUNNER_VERSION,
                                RUNNER_ABI_MAJOR, RUNNER_ABI_MINOR); goto done;
         default:
@@ -216,6 +224,8 @@ int main(int argc, char **argv)
         status = EXIT_USAGE;
         goto done;
     }
+    if (jsonl && !config_lookup(&pl.cfg, "output")) /* --set cannot create the group */
+        config_setting_add(config_root_setting(&pl.cfg), "output", CONFIG_TYPE_GROUP);
     for (int i = 0; i < nsets; i++) {
         char *a = normalise_assignment(sets[i]);
         if (!a || config_override(&pl.cfg, a, &pl.origins) != 0)
@@ -260,12 +270,15 @@ int main(int argc, char **argv)
     }
     double t0 = time_now();
     err_clear();
+    signals_install();
     int rc = dr->run(&pl);
     if (rc != 0)
         fprintf(stderr, "runner: %s\n", err_get());
     if (run_end(&pl, rc, time_now() - t0) != 0)
         fprintf(stderr, "runner: %s\n", err_get());
     status = rc == 0 ? 0 : rc == EXIT_USAGE ? EXIT_USAGE : EXIT_RUNTIME;
+    if (signals_caught())
+        status = 128 + signals_caught();
 done:
     diag_free(&d);
     pipeline_close(&pl);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "folder.h"
+#include "textout.h"
 #include "runner/kit/util.h"
 
 /* ---- checking ------------------------------------------------------------ */
@@ -351,6 +352,8 @@ int pipeline_validate(pipeline *pl, diags *d)
         const char *input = cfg_str(pl, "input");
         if (input && strcmp(input, "-") != 0 && !path_exists(input))
             report(d, config_setting_get_member(root, "input"), "%s: no such file (\"-\" reads stdin)", input);
+        if (output_check(pl))
+            diag_add(d, "%s: %s", pl->file, output_check(pl));
         config_setting_t *pooler = folder_check(pl, d);
         if (pooler)
             check_section(pl, d, pooler, RUNNER_KIND_POOLER, NULL);
