@@ -10,6 +10,7 @@
 
 #include "trainer.h"
 #include "runner/kit/util.h"
+#include "signals.h"
 
 /* ---- data positions --------------------------------------------------------- */
 
@@ -121,4 +122,15 @@ done:
     model_meta_free(meta, nmeta);
     free(dir);
     return rc;
+}
+
+int tr_stop_on_signal(trainer *tr)
+{
+    const char *sig = signal_label(signals_caught());
+    if (tr_save_checkpoint(tr, "last", 1) != 0)
+        return err_set("stopped by %s after step %lld; last/ could not be written: %s", sig, (long long)tr->step,
+                       err_get());
+    return err_set("stopped by %s after step %lld; %s/last written: continue with: runner %s --resume %s/last "
+                   "(and the same --set options)", sig, (long long)tr->step, tr->pl->out_dir, tr->pl->file,
+                   tr->pl->out_dir);
 }
