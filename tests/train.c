@@ -358,10 +358,12 @@ int main(void)
 
     text = pipeline_text("epochs = 2;", "{ plugin = \"heads\"; tasks = [\"sentiment\"]; }");
     is(run("frozen_head", text, ""), 0, "frozen head: trains");
-    after = str_printf("%s/frozen_head/best/model.safetensors", dir);
+    after = str_printf("%s/frozen_head/best/heads.safetensors", dir);
     /* same seed, same initial head: freeze-all's checkpoint holds it untouched */
-    char *untouched = str_printf("%s/frozen_all/best/model.safetensors", dir);
+    char *untouched = str_printf("%s/frozen_all/best/heads.safetensors", dir);
     same = same_tensors(untouched, after, "heads.", &compared);
+    free(after);
+    after = str_printf("%s/frozen_head/best/model.safetensors", dir);
     ok(same && compared == 6, "frozen head: head tensors bit-identical after training (%d compared)", compared);
     ok(!same_tensors(init, after, "encoder.", &compared), "frozen head: the backbone did train");
     free(after);
