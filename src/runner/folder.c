@@ -40,8 +40,9 @@ static int read_pooling(const char *path, st_pooling *out)
     json_t *dim = json_object_get(j, "word_embedding_dimension");
     out->dim = json_is_integer(dim) ? (int)json_integer_value(dim) : 0;
     for (size_t i = 0; i < sizeof modes / sizeof *modes; i++) {
-        if (!json_is_true(json_object_get(j, modes[i].key)))
-            continue;
+        json_t *flag = json_object_get(j, modes[i].key);
+        if (!json_is_true(flag) && (flag || strcmp(modes[i].key, "pooling_mode_mean_tokens") != 0))
+            continue; /* sentence-transformers' Pooling: pooling_mode_mean_tokens defaults to true */
         if (!modes[i].plugin || on++) {
             rc = err_set("%s: %s%s: no pooler here implements it (one of cls, mean, max, mean_sqrt_len, "
                          "weightedmean at a time)", path, modes[i].key, on > 1 ? " together with another mode" : "");
@@ -49,8 +50,8 @@ static int read_pooling(const char *path, st_pooling *out)
         }
         snprintf(out->plugin, sizeof out->plugin, "%s", modes[i].plugin);
     }
-    if (!rc && !on) /* Pooling(word_embedding_dimension) alone means mean */
-        snprintf(out->plugin, sizeof out->plugin, "mean");
+    if (!rc && !on)
+        rc = err_set("%s: no pooling_mode_* is true", path);
     json_decref(j);
     return rc;
 }

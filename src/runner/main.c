@@ -263,6 +263,7 @@ int main(int argc, char **argv)
     const driver *dr = drivers;
     while (strcmp(dr->name, run) != 0)
         dr++;
+    signals_install(); /* before the run folder exists: once it does, a signal is handled */
     if (run_begin(&pl, out) != 0) {
         fprintf(stderr, "runner: %s\n", err_get());
         status = EXIT_RUNTIME;
@@ -270,7 +271,6 @@ int main(int argc, char **argv)
     }
     double t0 = time_now();
     err_clear();
-    signals_install();
     int rc = dr->run(&pl);
     if (rc != 0)
         fprintf(stderr, "runner: %s\n", err_get());

@@ -174,9 +174,9 @@ int export_st_files(const char *dir, pipeline *pl, const char *model_dir)
                    json_pack("{s:i,s:b}", "max_seq_length", max_seq_length(pl, model_dir, positions),
                              "do_lower_case", 0)) != 0 ||
         write_json(dir, "config_sentence_transformers.json",
-                   json_pack("{s:{s:s,s:s},s:{},s:n,s:s}", "__version__", "sentence_transformers", "2.0.0",
-                             "runner", RUNNER_VERSION, "prompts", "default_prompt_name",
-                             "similarity_fn_name", "cosine")) != 0)
+                   json_pack("{s:s,s:{s:s,s:s},s:{},s:n,s:s}", "model_type", "SentenceTransformer", "__version__",
+                             "sentence_transformers", "2.0.0", "runner", RUNNER_VERSION, "prompts",
+                             "default_prompt_name", "similarity_fn_name", "cosine")) != 0)
         goto done;
     rc = 0;
 done:
