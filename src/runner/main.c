@@ -134,7 +134,7 @@ int main(int argc, char **argv)
         {0, 0, 0, 0},
     };
     const char **sets = calloc((size_t)argc, sizeof *sets);
-    int nsets = 0, check = 0, list = 0, quiet = 0, jsonl = 0, threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    int nsets = 0, check = 0, list = 0, quiet = 0, threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     const char *out = NULL, *describe_name = NULL, *resume = NULL;
     long long seed = -1;
     int status = 0, c;
@@ -171,7 +171,7 @@ int main(int argc, char **argv)
             }
             break;
         case O_QUIET: quiet = 1; break;
-        case O_JSONL: jsonl = 1; sets[nsets++] = "output.stdout=\"jsonl\""; break;
+        case O_JSONL: sets[nsets++] = "output.stdout=\"jsonl\""; break;
         case 'h':
         case O_HELP: usage(stdout); goto done;
         case 'V':
@@ -224,7 +224,7 @@ int main(int argc, char **argv)
         status = EXIT_USAGE;
         goto done;
     }
-    if (jsonl && !config_lookup(&pl.cfg, "output")) /* --set cannot create the group */
+    if (!config_lookup(&pl.cfg, "output")) /* its defaults, and --set cannot create a group */
         config_setting_add(config_root_setting(&pl.cfg), "output", CONFIG_TYPE_GROUP);
     for (int i = 0; i < nsets; i++) {
         char *a = normalise_assignment(sets[i]);
