@@ -70,7 +70,7 @@ else
     mkdir -p "$tmp/1_Pooling"
     ok=1
     for f in $FILES model.safetensors; do
-        if ! curl -fsSL --connect-timeout 10 --retry 2 -o "$tmp/$f" "$ENDPOINT/$REPO_ID/resolve/main/$f"; then
+        if ! curl -fsSL --connect-timeout 10 --speed-limit 1 --speed-time 60 --retry 2 -o "$tmp/$f" "$ENDPOINT/$REPO_ID/resolve/main/$f"; then
             echo "get-model: $ENDPOINT/$REPO_ID/resolve/main/$f: download failed" >&2
             ok=0
             break
