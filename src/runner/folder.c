@@ -182,7 +182,9 @@ config_setting_t *folder_check(pipeline *pl, diags *d)
     if (!run || !model_runs[i] || !dir)
         return NULL;
     if (!path_exists(dir)) {
-        diag_add(d, "%s/config.json: model folder %s not found (run `make model`, or --set model=DIR)", dir, dir);
+        diag_add(d, "%s/config.json: model folder %s not found (%s; or --set model=DIR)", dir, dir,
+                 str_ends_with(dir, "all-MiniLM-L6-v2") ? "run `make model`"
+                                                        : "a training run with train.export writes such a folder");
         return NULL;
     }
     check_files(pl, d, dir);
