@@ -11,7 +11,14 @@
 # the executable; plugins/<kind>/*.c -> one bundle per kind.
 
 SAN ?= 0
-ifeq ($(SAN),1)
+FUZZ ?= 0
+ifeq ($(FUZZ),1)
+# libFuzzer builds (make fuzz): clang, coverage for the fuzzer, ASan + UBSan.
+BUILD ?= build-fuzz
+CC = clang
+SANFLAGS = -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=undefined
+else ifeq ($(SAN),1)
 BUILD ?= build-san
 SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 else
@@ -42,6 +49,9 @@ BLAS_CFLAGS = -I/usr/include/x86_64-linux-gnu/openblas-openmp
 BLAS_LIBS = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -Wl,--no-as-needed -lopenblas -Wl,--as-needed
 
 WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-format-truncation
+ifeq ($(FUZZ),1)
+WARN += -Wno-unknown-warning-option -Wno-pass-failed
+endif
 CFLAGS ?= -O2 -g
 BASE_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) -fPIC -fopenmp -march=x86-64-v3 -MMD -MP \
 	-Iinclude $(PKG_CFLAGS) $(BLAS_CFLAGS) $(SANFLAGS)

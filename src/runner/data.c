@@ -119,7 +119,8 @@ static int strtab_find(const strtab *t, const char *s, size_t n)
     size_t m = t->nslot - 1;
     for (size_t h = hash_bytes(s, n) & m; t->slot[h] >= 0; h = (h + 1) & m) {
         const char *c = t->s[t->slot[h]];
-        if (strncmp(c, s, n) == 0 && c[n] == 0)
+        /* s may hold NUL bytes: never read c past its own end */
+        if (strnlen(c, n + 1) == n && memcmp(c, s, n) == 0)
             return t->slot[h];
     }
     return -1;
@@ -1321,6 +1322,11 @@ static int by_int(const void *a, const void *b)
 static int *split_rows(const spec *S, data_split split, int m, int separate, int *count)
 {
     long long limit = split == SPLIT_TRAIN ? S->limit : S->dev_limit;
+    if (m == 0) {
+        err_set("%s: no usable row (empty, header only, or every row skipped)",
+                separate && split == SPLIT_DEV ? S->dev : S->train);
+        return NULL;
+    }
     int *idx = malloc(((size_t)m + 1) * sizeof *idx);
     if (!idx) {
         err_set("out of memory");
@@ -1336,7 +1342,7 @@ static int *split_rows(const spec *S, data_split split, int m, int separate, int
         else
             from = n_dev, n = m - n_dev;
     }
-    if (!separate || (limit > 0 && limit < n)) {
+    if (m > 1 && (!separate || (limit > 0 && limit < n))) {
         gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
         if (!rng) {
             free(idx);
