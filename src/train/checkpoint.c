@@ -74,6 +74,16 @@ static int remove_flat_dir(const char *dir)
     return 0;
 }
 
+/* After a failed write (ENOSPC, EFBIG, ...): no half-written dir.tmp/ stays
+ * behind; the first error is the one reported. */
+static void drop_tmp(const char *tmp)
+{
+    char first[1024];
+    snprintf(first, sizeof first, "%s", err_get());
+    remove_flat_dir(tmp);
+    err_set("%s", first);
+}
+
 static int copy_file(const char *from, const char *to)
 {
     char *data = NULL;
@@ -97,7 +107,7 @@ static int write_state(const char *path, const blob *state)
     }
     uint32_t version = STATE_VERSION;
     uint64_t raw = state->n, packed = clen;
-    uint32_t crc = (uint32_t)crc32(0L, state->p, (uInt)state->n);
+    uint32_t crc = (uint32_t)crc32_z(0L, state->p, (z_size_t)state->n);
     memcpy(buf, STATE_MAGIC, 8);
     memcpy(buf + 8, &version, 4);
     memcpy(buf + 12, &crc, 4);
@@ -116,13 +126,14 @@ int checkpoint_save(const char *dir, const params *P, const blob *state, stage *
         "tokenizer.json", "sentence_bert_config.json", NULL};
     char *tmp = str_printf("%s.tmp", dir), *old = str_printf("%s.old", dir), *path = NULL;
     st_out *t = calloc((size_t)P->n + 1, sizeof *t);
-    int rc = -1;
+    int rc = -1, made = 0;
     if (!tmp || !old || !t) {
         err_set("out of memory");
         goto done;
     }
     if (remove_flat_dir(tmp) != 0 || dir_make(tmp) != 0)
         goto done;
+    made = 1;
     for (int i = 0; i < P->n; i++) {
         t[i].name = file_name(P->p[i].name);
         t[i].ndim = P->p[i].ndim;
@@ -172,6 +183,8 @@ int checkpoint_save(const char *dir, const params *P, const blob *state, stage *
     }
     rc = remove_flat_dir(old);
 done:
+    if (rc != 0 && made)
+        drop_tmp(tmp);
     free(path);
     free(t);
     free(tmp);
@@ -272,6 +285,13 @@ int checkpoint_load_state(const char *dir, blob *state)
                 (unsigned long long)packed, len - 32);
         goto done;
     }
+    /* deflate expands at most 1032:1; a larger claim would only make us
+     * allocate what the header asks (the trainer state is data) */
+    if (raw > packed * 1032 + 1024 || raw > SIZE_MAX / 2) {
+        err_set("%s: corrupted: header says %llu bytes inflate from %llu", path, (unsigned long long)raw,
+                (unsigned long long)packed);
+        goto done;
+    }
     state->p = malloc(raw ? raw : 1);
     if (!state->p) {
         err_set("out of memory (%llu bytes of trainer state)", (unsigned long long)raw);
@@ -283,7 +303,7 @@ int checkpoint_load_state(const char *dir, blob *state)
                 (unsigned long long)raw);
         goto done;
     }
-    if ((uint32_t)crc32(0L, state->p, (uInt)raw) != crc) {
+    if ((uint32_t)crc32_z(0L, state->p, (z_size_t)raw) != crc) {
         err_set("%s: corrupted: CRC-32 mismatch", path);
         goto done;
     }
