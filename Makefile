@@ -190,12 +190,12 @@ fuzzers: $(FUZZ_BINS)
 
 # Each harness for FUZZ_SECONDS on its corpus (tests/fuzz/corpus/<name>,
 # not committed) seeded from tests/fuzz/seeds/<name>; LeakSanitizer on,
-# libconfig's known leak suppressed by name (tests/fuzz/lsan.supp).
+# libconfig's known leak suppressed by name (tests/lsan.supp).
 fuzz:
 	$(MAKE) FUZZ=1 -j2 fuzzers
 	@set -e; for h in $(FUZZ_NAMES); do \
 	  mkdir -p tests/fuzz/corpus/$$h; echo "fuzz: $$h for $(FUZZ_SECONDS) s"; \
-	  LSAN_OPTIONS=suppressions=$(abspath tests/fuzz/lsan.supp) OMP_NUM_THREADS=1 \
+	  LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) OMP_NUM_THREADS=1 \
 	  build-fuzz/fuzz/$$h $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    -artifact_prefix=tests/fuzz/corpus/$$h/ tests/fuzz/corpus/$$h tests/fuzz/seeds/$$h \
 	    2>&1 | tee build-fuzz/$$h.log | grep -E '^(INFO: seed|#[0-9]+ *DONE|stat::|==[0-9]+==ERROR|SUMMARY)' || true; \

@@ -1,12 +1,14 @@
 #!/bin/sh
 # install-deps.sh — installs the Debian packages runner needs. Idempotent:
 # installs only what is missing. Run as root (or with sudo available).
-#   scripts/install-deps.sh          build, test and plot dependencies
+#   scripts/install-deps.sh          build, test and plot dependencies (clang,
+#                                    its libFuzzer runtime and libomp: make fuzz)
 #   scripts/install-deps.sh --bench  also PyTorch and Node.js for bench/
 set -eu
 
 PKGS="build-essential pkg-config perl libconfig-dev libjansson-dev libutf8proc-dev libgsl-dev
-zlib1g-dev libopenblas-openmp-dev gnuplot-nox valgrind curl ca-certificates git"
+zlib1g-dev libopenblas-openmp-dev gnuplot-nox valgrind curl ca-certificates git
+clang libclang-rt-14-dev libomp-14-dev"
 if [ "${1:-}" = "--bench" ]; then
     PKGS="$PKGS python3 python3-torch python3-numpy nodejs npm"
 fi
