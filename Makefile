@@ -10,12 +10,6 @@
 # (public headers in include/runner/); src/runner, src/drivers, src/train ->
 # the executable; plugins/<kind>/*.c -> one bundle per kind.
 
-# No built-in rules: with them, make tried to rebuild the included .d files
-# of the generated bundle sources through a chain of implicit rules (links
-# of build/gen/bundle_*.d.d.d.d) whenever the Makefile changed.
-MAKEFLAGS += --no-builtin-rules
-.SUFFIXES:
-
 SAN ?= 0
 FUZZ ?= 0
 ifeq ($(FUZZ),1)
@@ -35,7 +29,7 @@ endif
 PREFIX ?= /usr/local
 DESTDIR ?=
 KIT_MAJOR = 1
-KIT_VERSION = 1.2.0
+KIT_VERSION = 1.3.0
 
 CC ?= cc
 V ?= 0
@@ -54,7 +48,7 @@ PKG_LIBS := $(filter-out -lgslcblas,$(shell pkg-config --libs $(PKGS)))
 BLAS_CFLAGS = -I/usr/include/x86_64-linux-gnu/openblas-openmp
 BLAS_LIBS = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -Wl,--no-as-needed -lopenblas -Wl,--as-needed
 
-WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-format-truncation
+WARN = -Wall -Wextra -Werror -Wno-missing-field-initializers -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-format-truncation
 ifeq ($(FUZZ),1)
 WARN += -Wno-unknown-warning-option -Wno-pass-failed
 endif
@@ -160,6 +154,7 @@ $(BUILD)/gen/bundle_%.o: $(BUILD)/gen/bundle_%.c
 	$(Q)$(CC) $(PLUGIN_CFLAGS) -c -o $@ $<
 
 define bundle_rule
+$(BUILD)/gen/bundle_$(1).c: $(wildcard plugins/$(1)/*.c)
 $(BUILD)/plugins/$(1).so: $(patsubst %.c,$(BUILD)/%.o,$(wildcard plugins/$(1)/*.c)) $(BUILD)/gen/bundle_$(1).o $(KIT_SO)
 	@mkdir -p $$(@D)
 	@echo "  LD      $$@"
@@ -244,4 +239,7 @@ model:
 clean:
 	rm -rf build build-san build-fuzz runner
 
+# Dependency files are never remade (else make tries to link bundle_x.d
+# from bundle_x.d.o with its built-in rules).
+%.d: ;
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,12 +1,20 @@
-/* dataset.c (fuzz) — dataset_load on generated files of every format:
- * byte 0 picks the format (tsv, agnews_csv, trec, conll, slots, lines),
- * byte 1 the options (skip bad rows, dev split, a label list, a separate
- * dev file); the rest is the file. slots folders get seq.in, seq.out and
+/* dataset.c (fuzz) — every dataset plugin on generated files, loaded as
+ * the runner loads a task's dataset (a validated pipeline, then
+ * dataset_load): byte 0 picks the plugin (tsv, agnews_csv, trec, conll,
+ * slots, lines, delimited, delimited with CSV quoting and a header), byte
+ * 1 the options (skip bad rows, dev split, a label list, a separate dev
+ * file); the rest is the file. slots folders get seq.in, seq.out and
  * label from the parts between "\n==\n" separators. */
 #include "fuzz.h"
 #include "data.h"
+#include "pipeline.h"
 
-static const char *const formats[] = {"tsv", "agnews_csv", "trec", "conll", "slots", "lines"};
+enum { NFMT = 8 };
+static const char *const formats[NFMT] = {"tsv", "agnews_csv", "trec", "conll", "slots", "lines",
+                                          "delimited", "delimited"};
+static const char *const extra[NFMT] = {"", "", "", "", "", "", "label_column = \"1\"; text_column = \"0\";",
+                                        "delimiter = \",\"; quote = true; header = true; "
+                                        "text_column = \"text\"; label_column = \"label\";"};
 
 static void write_slots(const uint8_t *p, size_t n)
 {
@@ -38,11 +46,25 @@ static void check(const dataset *d)
     }
 }
 
+/* The pipeline text around one dataset section. */
+static char *pipeline_text(int f, int opt, const char *path)
+{
+    int dev = (opt & 8) && f != 5;
+    const char *labels = f == 1 ? "labels = [\"World\", \"Sports\", \"Business\", \"Sci/Tech\"];"
+                                : "labels = [\"neg\", \"pos\"];";
+    return str_printf("run = \"tokenize\";\ntasks = ( { name = \"t\"; dataset = { plugin = \"%s\"; %s = \"%s\"; "
+                      "%s%s%s%s %s %s }; } );\n",
+                      formats[f], dev ? "train" : "path", path, dev ? "dev = \"" : "", dev ? path : "",
+                      dev ? "\";" : "", opt & 1 ? "on_error = \"skip\";" : "",
+                      (opt & 4) && f != 5 && f != 3 ? labels : "", extra[f]);
+}
+
 FUZZ_TARGET(dataset)
 {
     if (size < 2)
         return 0;
-    int f = data[0] % 6, opt = data[1], dev = (opt & 8) && f != 5;
+    fuzz_pin_bundles();
+    int f = data[0] % NFMT, opt = data[1];
     char *path;
     if (f == 4) {
         write_slots(data + 2, size - 2);
@@ -50,21 +72,23 @@ FUZZ_TARGET(dataset)
     } else {
         path = fuzz_file(f == 0 ? "fuzz.tsv" : "fuzz.txt", data + 2, size - 2);
     }
-    const char *labels = f == 0 ? "labels = [\"neg\", \"pos\"];"
-                         : f == 1 ? "labels = [\"World\", \"Sports\", \"Business\", \"Sci/Tech\"];" : "";
-    char *text = str_printf("ds = { format = \"%s\"; %s = \"%s\"; %s%s%s%s %s };", formats[f],
-                            dev ? "train" : "path", path, dev ? "dev = \"" : "", dev ? path : "", dev ? "\";" : "",
-                            opt & 1 ? "on_error = \"skip\";" : "", opt & 4 ? labels : "");
-    config_t cfg;
-    config_init(&cfg);
+    char *text = pipeline_text(f, opt, path);
+    pipeline pl;
+    diags dg;
+    diag_init(&dg);
     dataset d;
     memset(&d, 0, sizeof d);
-    if (text && config_read_string(&cfg, text) &&
-        dataset_load(config_lookup(&cfg, "ds"), opt & 2 ? SPLIT_DEV : SPLIT_TRAIN, &d) == 0) {
-        check(&d);
-        dataset_free(&d);
+    if (pipeline_open(&pl, NULL, FUZZ_PLUGINS) == 0) {
+        pl.quiet = 1;
+        if (text && config_read_string(&pl.cfg, text) && pipeline_validate(&pl, &dg) == 0 &&
+            dataset_load(&pl, "ds", config_lookup(&pl.cfg, "tasks.[0].dataset"), opt & 2 ? SPLIT_DEV : SPLIT_TRAIN,
+                         &d) == 0) {
+            check(&d);
+            dataset_free(&d);
+        }
     }
-    config_destroy(&cfg);
+    diag_free(&dg);
+    pipeline_close(&pl);
     free(text);
     free(path);
     return 0;

@@ -53,7 +53,7 @@ static inline void fuzz_pin_bundles(void)
 {
     static int done;
     static const char *const kinds[] = {"backbone", "tokenizer", "pooler", "head", "loss",
-                                        "metric", "sampler", "freeze"};
+                                        "metric", "sampler", "freeze", "dataset"};
     if (done)
         return;
     done = 1;
