@@ -13,8 +13,8 @@ enum { NFMT = 8 };
 static const char *const formats[NFMT] = {"tsv", "agnews_csv", "trec", "conll", "slots", "lines",
                                           "delimited", "delimited"};
 static const char *const extra[NFMT] = {"", "", "", "", "", "", "label_column = \"1\"; text_column = \"0\";",
-                                        "delimiter = \",\"; quote = true; header = true; "
-                                        "text_column = \"text\"; label_column = \"label\";"};
+                                        ("delimiter = \",\"; quote = true; header = true; "
+                                         "text_column = \"text\"; label_column = \"label\";")};
 
 static void write_slots(const uint8_t *p, size_t n)
 {
