@@ -22,7 +22,7 @@ endif
 PREFIX ?= /usr/local
 DESTDIR ?=
 KIT_MAJOR = 1
-KIT_VERSION = 1.2.0
+KIT_VERSION = 1.3.0
 
 CC ?= cc
 V ?= 0

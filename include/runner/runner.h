@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #define RUNNER_ABI_MAJOR 1
-#define RUNNER_ABI_MINOR 2
+#define RUNNER_ABI_MINOR 3
 
 #define RUNNER_ENTRY runner_plugin_v1
 #define RUNNER_ENTRY_NAME "runner_plugin_v1"
@@ -323,7 +323,7 @@ typedef struct runner_sampler_ops {
     int joint;
 } runner_sampler_ops;
 
-/* ABI 1.2: datasets. A dataset plugin reads one source (a file or a
+/* ABI 1.3: datasets. A dataset plugin reads one source (a file or a
  * folder: the `path`, `train`, `dev` or `test` of its section) into the
  * host's row sink; the kit's runner/kit/rows.h adds rows to it and
  * runner/kit/textio.h reads lines (plain or gzip'd), CSV records and
