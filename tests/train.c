@@ -223,9 +223,9 @@ int main(void)
     char *extra = str_printf("%.*srun = \"predict\";%s\ninput = \"%s\";\ncheckpoint = \"%s/overfit/best\";\n",
                              (int)(train_run - ptext), ptext, train_run + strlen("run = \"train\";"), input, dir);
     is(run("predict", extra, ""), 0, "predict: runs from the trained checkpoint");
-    char *preds = slurp("%s/%s/predictions.tsv", "predict");
-    ok(preds && strstr(preds, "text\tsentiment\tsentiment_probability\n") && (strstr(preds, "\tpos\t") || strstr(preds, "\tneg\t")),
-       "predict: predictions.tsv has a header and label names from the checkpoint");
+    char *preds = slurp("%s/%s/predictions.csv", "predict");
+    ok(preds && strstr(preds, "id,text,sentiment,sentiment_probability\r\n") && (strstr(preds, ",pos,") || strstr(preds, ",neg,")),
+       "predict: predictions.csv has a header and label names from the checkpoint");
     int rows_out = 0;
     for (char *c = preds; c && *c; c++)
         rows_out += *c == '\n';
@@ -358,10 +358,12 @@ int main(void)
 
     text = pipeline_text("epochs = 2;", "{ plugin = \"heads\"; tasks = [\"sentiment\"]; }");
     is(run("frozen_head", text, ""), 0, "frozen head: trains");
-    after = str_printf("%s/frozen_head/best/model.safetensors", dir);
+    after = str_printf("%s/frozen_head/best/heads.safetensors", dir);
     /* same seed, same initial head: freeze-all's checkpoint holds it untouched */
-    char *untouched = str_printf("%s/frozen_all/best/model.safetensors", dir);
+    char *untouched = str_printf("%s/frozen_all/best/heads.safetensors", dir);
     same = same_tensors(untouched, after, "heads.", &compared);
+    free(after);
+    after = str_printf("%s/frozen_head/best/model.safetensors", dir);
     ok(same && compared == 6, "frozen head: head tensors bit-identical after training (%d compared)", compared);
     ok(!same_tensors(init, after, "encoder.", &compared), "frozen head: the backbone did train");
     free(after);

@@ -33,6 +33,16 @@ static const schema sts_schema[] = {
     {0},
 };
 
+static const schema output_schema[] = {
+    {"format", RUNNER_T_STRING, "\"csv\"",
+     "predictions files: csv (RFC 4180, header, row id and text) | jsonl (one JSON object a line)", 0, 0, 0,
+     "csv|jsonl"},
+    {"stdout", RUNNER_T_STRING, "\"text\"",
+     "stdout: text (for people) | jsonl (embeddings or predictions as JSON Lines; logs stay on stderr; --jsonl)",
+     0, 0, 0, "text|jsonl"},
+    {0},
+};
+
 static const schema loss_extra[] = {
     {"weight", RUNNER_T_FLOAT, "1.0", "weight of this task's loss in the total", 0, 0, 0, "[0, inf)"},
     {0},
@@ -112,12 +122,13 @@ const schema pipeline_schema[] = {
     {"run", RUNNER_T_STRING, NULL, "what the pipeline does (see runner --help)", 0, 0, 0, NULL},
     {"model", RUNNER_T_STRING, "\"models/all-MiniLM-L6-v2\"",
      "Hugging Face model folder (config.json, model.safetensors, vocab.txt)", 0, 0, 0, NULL},
-    {"input", RUNNER_T_STRING, NULL, "file of sentences, one per line", 0, 0, 0, NULL},
+    {"input", RUNNER_T_STRING, NULL, "file of sentences, one per line (\"-\": stdin)", 0, 0, 0, NULL},
     {"plugin_path", RUNNER_T_STRING_LIST, NULL, "more folders to search for plugins", 0, 0, 0, NULL},
     {"seed", RUNNER_T_INT, "42", "seed of the run's RNG (--seed)", 0, 0, 0, "[0, 4294967295]"},
     {"show_dims", RUNNER_T_INT, "6", "dimensions of each embedding to print", 0, 0, 0, "[0, 100000]"},
     {"checkpoint", RUNNER_T_STRING, NULL, "a trained checkpoint folder to load", 0, 0, 0, NULL},
     {"batch", 0, NULL, "batching", S_GROUP, 0, batch_schema, NULL},
+    {"output", 0, NULL, "what the outputs look like", S_GROUP, 0, output_schema, NULL},
     {"tokenizer", 0, NULL, "the tokenizer", S_SECTION, RUNNER_KIND_TOKENIZER, NULL, NULL},
     {"backbone", 0, NULL, "the encoder", S_SECTION, RUNNER_KIND_BACKBONE, NULL, NULL},
     {"pooler", 0, NULL, "token states to one vector", S_SECTION, RUNNER_KIND_POOLER, NULL, NULL},

@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include "data.h"
+#include "folder.h"
+#include "textout.h"
 #include "runner/kit/util.h"
 
 /* ---- checking ------------------------------------------------------------ */
@@ -446,6 +448,14 @@ int pipeline_validate(pipeline *pl, diags *d)
             report(d, config_setting_get_member(root, "run"), "unknown run '%s' (known: %s)",
                    run, known);
         }
+    }
+    if (d->n == before) { /* files the pipeline names: only once its keys are right */
+        const char *input = cfg_str(pl, "input");
+        if (input && strcmp(input, "-") != 0 && !path_exists(input))
+            report(d, config_setting_get_member(root, "input"), "%s: no such file (\"-\" reads stdin)", input);
+        config_setting_t *pooler = folder_check(pl, d);
+        if (pooler)
+            check_section(pl, d, pooler, RUNNER_KIND_POOLER, NULL);
     }
     return d->n > before ? -1 : 0;
 }

@@ -9,7 +9,7 @@
  * what trains before any step. Dev sets are evaluated every `eval_every`
  * steps or each epoch; the best evaluation's checkpoint is kept in best/,
  * the latest (with the optimizer and data state, for --resume) in last/.
- * Writes metrics.csv, metrics.json, predictions_<task>.tsv,
+ * Writes metrics.csv, metrics.json, predictions_<task>.csv,
  * confusion_<task>.csv and PNG plots. */
 #include <fnmatch.h>
 #include <math.h>
@@ -19,6 +19,7 @@
 
 #include "trainer.h"
 #include "runner/kit/util.h"
+#include "signals.h"
 
 /* ---- the loop ------------------------------------------------------------------ */
 
@@ -288,6 +289,8 @@ int drive_train(pipeline *pl)
                 break;
             }
         }
+        if (signals_caught() && tr_stop_on_signal(&tr) != 0) /* SIGINT/SIGTERM: this step done, last/ saved */
+            goto done;
     }
 finish:
     if (tr.tty && !pl->quiet)

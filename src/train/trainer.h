@@ -53,6 +53,7 @@ struct pred_out {
     const task *t;
     const int32_t *pred;
     const float *prob;
+    int jsonl; /* tr_write_predictions: JSON Lines, else CSV */
 };
 
 /* state.c */
@@ -61,6 +62,9 @@ int tr_next_rows(trainer *tr, task *t, int *rows);
 int tr_state_save(trainer *tr, blob *b);
 int tr_state_load(trainer *tr, blob *b, const char *dir);
 int tr_save_checkpoint(trainer *tr, const char *name, int with_state);
+/* After a SIGINT/SIGTERM: save last/ with the trainer state; always -1,
+ * with a message saying how to resume. */
+int tr_stop_on_signal(trainer *tr);
 /* report.c */
 log_row *tr_add_row(trainer *tr);
 void tr_copy_values(eval_values *dst, const eval_values *src);
