@@ -43,6 +43,27 @@ static int write_sim(FILE *f, void *ctx)
     return ferror(f) ? err_set("write error") : 0;
 }
 
+/* similarity.png, rows and columns labelled with the sentences. */
+static int draw_heatmap(pipeline *pl, const lines *L, int n, const double *sim)
+{
+    char **labels = calloc((size_t)n, sizeof *labels);
+    int rc = -1;
+    if (!labels)
+        return err_set("out of memory");
+    for (int i = 0; i < n; i++)
+        if (!(labels[i] = str_printf("[%d] %.*s", i, (int)L->len[i], L->data + L->start[i]))) {
+            err_set("out of memory");
+            goto done;
+        }
+    rc = plot_heatmap(pl, "similarity.png", "cosine similarity of the sentences", n, sim,
+                      (const char *const *)labels);
+done:
+    for (int i = 0; i < n; i++)
+        free(labels[i]);
+    free(labels);
+    return rc;
+}
+
 int drive_embed(pipeline *pl)
 {
     encoder enc;
@@ -112,7 +133,7 @@ int drive_embed(pipeline *pl)
         struct sim_csv sc = {e.n, sim};
         if (!path || file_write_atomic_with(path, write_sim, &sc) != 0)
             goto done;
-        if (plot_heatmap(pl, "similarity.png", "cosine similarity of the sample sentences", e.n, sim) != 0)
+        if (draw_heatmap(pl, &L, e.n, sim) != 0)
             goto done;
     }
     printf("\nwrote %s/embeddings.npy [%d, %d]; encoded at %.1f sentences/s\n", pl->out_dir, e.n, dim,

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "pipeline.h"
+#include "plot.h"
 #include "run.h"
 #include "threads.h"
 #include "runner/kit/util.h"
@@ -265,6 +266,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "runner: %s\n", err_get());
     if (run_end(&pl, rc, time_now() - t0) != 0)
         fprintf(stderr, "runner: %s\n", err_get());
+    plot_list_print(stdout);
     status = rc == 0 ? 0 : rc == EXIT_USAGE ? EXIT_USAGE : EXIT_RUNTIME;
 done:
     diag_free(&d);

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proc.h"
 #include "runner/kit/util.h"
 
 static time_t started;
@@ -71,13 +72,11 @@ int run_begin(pipeline *pl, const char *out)
 
 static char *git_commit(void)
 {
-    FILE *p = popen("git rev-parse HEAD 2>/dev/null", "r");
+    static const char *const argv[] = {"git", "rev-parse", "HEAD", NULL};
     char buf[64] = "";
-    if (!p)
+    int status = -1;
+    if (!proc_in_path("git") || proc_read(argv, buf, sizeof buf, &status) != 0 || status != 0)
         return NULL;
-    if (!fgets(buf, sizeof buf, p))
-        buf[0] = 0;
-    pclose(p);
     buf[strcspn(buf, "\n")] = 0;
     return buf[0] ? str_dup(buf) : NULL;
 }

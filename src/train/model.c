@@ -737,6 +737,28 @@ fail:
     return -1;
 }
 
+/* A metric's value under its own name, or "<metric>.<name>" when an
+ * earlier metric already reported that name (per_class's macro_f1 after
+ * macro_f1's): every name of a task's evaluation is unique. */
+struct metric_emit {
+    eval_values *out;
+    const char *metric;
+};
+
+static void eval_emit_unique(void *ctx, const char *name, double value)
+{
+    const struct metric_emit *me = ctx;
+    for (int i = 0; i < me->out->n; i++)
+        if (strcmp(me->out->name[i], name) == 0) {
+            char *q = str_printf("%s.%s", me->metric, name);
+            if (q)
+                eval_emit(me->out, q, value);
+            free(q);
+            return;
+        }
+    eval_emit(me->out, name, value);
+}
+
 int model_evaluate(model *m, int k, eval_values *out, int32_t *pred, float *prob)
 {
     task *t = &m->t[k];
@@ -771,7 +793,8 @@ int model_evaluate(model *m, int k, eval_values *out, int32_t *pred, float *prob
                     goto done;
             }
         }
-        if (mo->report(self, eval_emit, out) != 0)
+        struct metric_emit me = {out, t->metrics[j]->desc->name};
+        if (mo->report(self, eval_emit_unique, &me) != 0)
             goto done;
     }
     eval_emit(out, "loss", loss);
