@@ -10,6 +10,7 @@
 #include "pipeline.h"
 #include "plot.h"
 #include "run.h"
+#include "sweep.h"
 #include "threads.h"
 #include "runner/kit/util.h"
 
@@ -36,6 +37,13 @@ static void usage(FILE *f)
             "  --threads N        threads for BLAS and kernels (default: all cores)\n"
             "  --seed N           seed of the run's RNG (overrides the pipeline's `seed`)\n"
             "  --resume DIR       continue training from a checkpoint folder\n"
+            "  --sweep PATH=[v1,v2,...]\n"
+            "                     run the pipeline once per value (repeatable: the grid of\n"
+            "                     all combinations; see also a `sweep` section); --out is\n"
+            "                     the sweep folder (default results/<name>/sweep); finished\n"
+            "                     points are skipped when a sweep is run again\n"
+            "  --jobs N           sweep points run in parallel (threads divided among them)\n"
+            "  --collect DIR      write the tables of sweep folder DIR (summary.md, tables/)\n"
             "  --quiet            only warnings and errors on stderr\n"
             "  --help, --version\n"
             "\n"
@@ -119,7 +127,7 @@ static char *normalise_assignment(const char *a)
 int main(int argc, char **argv)
 {
     enum { O_SET = 256, O_OUT, O_CHECK, O_LIST, O_DESCRIBE, O_THREADS, O_SEED, O_QUIET,
-           O_HELP, O_VERSION, O_RESUME };
+           O_HELP, O_VERSION, O_RESUME, O_SWEEP, O_JOBS, O_COLLECT, O_POINT };
     static const struct option opts[] = {
         {"set", required_argument, 0, O_SET},       {"out", required_argument, 0, O_OUT},
         {"check", no_argument, 0, O_CHECK},         {"list-plugins", no_argument, 0, O_LIST},
@@ -127,11 +135,15 @@ int main(int argc, char **argv)
         {"threads", required_argument, 0, O_THREADS}, {"seed", required_argument, 0, O_SEED},
         {"quiet", no_argument, 0, O_QUIET},         {"help", no_argument, 0, O_HELP},
         {"version", no_argument, 0, O_VERSION},     {"resume", required_argument, 0, O_RESUME},
+        {"sweep", required_argument, 0, O_SWEEP},   {"jobs", required_argument, 0, O_JOBS},
+        {"collect", required_argument, 0, O_COLLECT}, {"sweep-point", no_argument, 0, O_POINT},
         {0, 0, 0, 0},
     };
     const char **sets = calloc((size_t)argc, sizeof *sets);
     int nsets = 0, check = 0, list = 0, quiet = 0, threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    const char *out = NULL, *describe_name = NULL, *resume = NULL;
+    int jobs = 1, point = 0;
+    const char *out = NULL, *describe_name = NULL, *resume = NULL, *collect = NULL;
+    sweep sw = {0};
     long long seed = -1;
     int status = 0, c;
     pipeline pl;
@@ -150,6 +162,23 @@ int main(int argc, char **argv)
         case O_LIST: list = 1; break;
         case O_DESCRIBE: describe_name = optarg; break;
         case O_RESUME: resume = optarg; break;
+        case O_COLLECT: collect = optarg; break;
+        case O_POINT: point = 1; break;
+        case O_SWEEP:
+            if (sweep_add_arg(&sw, optarg) != 0) {
+                fprintf(stderr, "runner: %s\n", err_get());
+                status = EXIT_USAGE;
+                goto done;
+            }
+            break;
+        case O_JOBS:
+            jobs = (int)strtol(optarg, &end, 10);
+            if (*end || jobs < 1 || jobs > 256) {
+                fprintf(stderr, "runner: --jobs %s: expected a number from 1 to 256\n", optarg);
+                status = EXIT_USAGE;
+                goto done;
+            }
+            break;
         case O_THREADS:
             threads = (int)strtol(optarg, &end, 10);
             if (*end || threads < 1 || threads > 1024) {
@@ -176,6 +205,10 @@ int main(int argc, char **argv)
             status = EXIT_USAGE;
             goto done;
         }
+    }
+    if (collect) {
+        status = sweep_collect(collect, quiet);
+        goto done;
     }
     threads_setup(threads, argv);
     const char *file = optind < argc ? argv[optind] : NULL;
@@ -212,9 +245,22 @@ int main(int argc, char **argv)
     }
     free(pl.file);
     pl.file = str_dup(file);
-    if (config_load(&pl.cfg, file) != 0) {
+    if (config_load(&pl.cfg, file) != 0 || (point ? config_setting_remove(config_root_setting(&pl.cfg), "sweep"), 0
+                                                  : sweep_take_section(&sw, &pl.cfg, file)) != 0) {
         fprintf(stderr, "runner: %s\n", err_get());
         status = EXIT_USAGE;
+        goto done;
+    }
+    if (sw.naxes > 0) {
+        const char *nm = NULL;
+        char *base = NULL;
+        if (!config_lookup_string(&pl.cfg, "name", &nm)) {
+            const char *slash = strrchr(file, '/');
+            base = strndup(slash ? slash + 1 : file, strcspn(slash ? slash + 1 : file, "."));
+        }
+        sweep_opts so = {file, out, nm ? nm : base, sets, nsets, threads, jobs, quiet, seed};
+        status = check ? 0 : sweep_run(&sw, &so);
+        free(base);
         goto done;
     }
     for (int i = 0; i < nsets; i++) {
@@ -269,6 +315,7 @@ int main(int argc, char **argv)
     plot_list_print(stdout);
     status = rc == 0 ? 0 : rc == EXIT_USAGE ? EXIT_USAGE : EXIT_RUNTIME;
 done:
+    sweep_free(&sw);
     diag_free(&d);
     pipeline_close(&pl);
     free(sets);

@@ -45,15 +45,12 @@ void plot_list_print(FILE *f)
     ndrawn = 0;
 }
 
-int plot_script(pipeline *pl, const char *png, int w, int h, const char *script)
+int plot_file(const char *dir, const char *png, int w, int h, const char *script, int *drawn_ok)
 {
-    if (!plot_available()) {
-        pipeline_log(pl, RUNNER_LOG_INFO, "gnuplot is not installed: %s not drawn", png);
-        return 0;
-    }
-    char *path = run_path(pl, png), *tmp = str_printf("%s/.%s.tmp", pl->out_dir, png);
+    char *path = str_printf("%s/%s", dir, png), *tmp = str_printf("%s/.%s.tmp", dir, png);
     sbuf s = {0};
     int rc = -1, status = -1;
+    *drawn_ok = 0;
     if (!path || !tmp) {
         err_set("out of memory");
         goto done;
@@ -68,16 +65,30 @@ int plot_script(pipeline *pl, const char *png, int w, int h, const char *script)
     static const char *const argv[] = {"gnuplot", NULL};
     if (proc_feed(argv, s.s, s.n, &status) != 0 || status != 0 || rename(tmp, path) != 0) {
         unlink(tmp);
-        pipeline_log(pl, RUNNER_LOG_WARN, "gnuplot failed to draw %s", png);
     } else {
         remember(path);
+        *drawn_ok = 1;
     }
-    rc = 0; /* a missing picture is not a failed run */
+    rc = 0;
 done:
     sb_free(&s);
     free(path);
     free(tmp);
     return rc;
+}
+
+int plot_script(pipeline *pl, const char *png, int w, int h, const char *script)
+{
+    if (!plot_available()) {
+        pipeline_log(pl, RUNNER_LOG_INFO, "gnuplot is not installed: %s not drawn", png);
+        return 0;
+    }
+    int ok;
+    if (plot_file(pl->out_dir, png, w, h, script, &ok) != 0)
+        return -1;
+    if (!ok) /* a missing picture is not a failed run */
+        pipeline_log(pl, RUNNER_LOG_WARN, "gnuplot failed to draw %s", png);
+    return 0;
 }
 
 void plot_datablock(sbuf *b, const char *name, const double *x, const double *y, int n)

@@ -14,6 +14,9 @@ int plot_available(void);
  * atomically: a hidden temporary, then rename), w x h pixels. A failed
  * drawing is a warning, not a failed run. -1 only when out of memory. */
 int plot_script(pipeline *pl, const char *png, int w, int h, const char *script);
+/* The same in folder dir, without a pipeline: *drawn_ok says whether
+ * gnuplot drew it (callers need not check plot_available first). */
+int plot_file(const char *dir, const char *png, int w, int h, const char *script, int *drawn_ok);
 /* n x n similarity matrix m (row-major) as a heatmap: rows and columns
  * labelled with labels[i] (cut to 40 characters), values in the cells,
  * colour scale fitted to the off-diagonal values. */
