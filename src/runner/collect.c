@@ -363,8 +363,7 @@ static int write_metric(const table *t, const char *dir, const char *metric)
         if (s.n)
             sb_printf(&plot, "%d %.10g %.10g\n", g, s.mean, s.std);
     }
-    sb_printf(&plot, "EOD\nplot $d using 1:2:3 with yerrorbars pt 7 ps 1.5 lw 2 lc rgb '#1f77b4', "
-                     "'' using 1:2 with lines lc rgb '#9fbfdf'\n");
+    sb_printf(&plot, "EOD\nplot $d using 1:2:3 with yerrorbars pt 7 ps 1.5 lw 2 lc rgb '#1f77b4'\n");
     json_t *root = json_pack("{s:s, s:s, s:o}", "metric", metric, "better", minimised(metric) ? "lower" : "higher",
                              "rows", rows);
     char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) : NULL;

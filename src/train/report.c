@@ -266,6 +266,7 @@ int tr_write_metrics_json(trainer *tr)
         json_t *t = json_object();
         json_object_set_new(t, "final", tr_values_json(&tr->final_v[k]));
         json_object_set_new(t, "best", tr_values_json(&tr->best_v[k]));
+        json_object_set_new(t, "test", json_null()); /* no dataset format has a test split yet */
         json_object_set_new(t, "train_examples", json_integer(tr->m.t[k].train.ds.n));
         json_object_set_new(t, "dev_examples", json_integer(tr->m.t[k].dev.ds.n));
         json_object_set_new(tasks, tr->m.t[k].name, t);
