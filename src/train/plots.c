@@ -60,12 +60,13 @@ static void mark_best(sbuf *s, const trainer *tr)
 {
     if (tr->evals > 0)
         sb_printf(s, "set arrow from %lld, graph 0 to %lld, graph 1 nohead dt 2 lw 1.5 lc rgb '#444444'\n"
-                     "set label 'best: step %lld' at %lld, graph 0.97 offset 0.5,0 font ',9'\n",
+                     "set label 'best: step %lld' at %lld, graph 0.97 right offset -0.7,0 font ',9'\n",
                   (long long)tr->best_step, (long long)tr->best_step, (long long)tr->best_step,
                   (long long)tr->best_step);
 }
 
-static const char *head = "set grid\nset key outside below\nset xlabel 'step'\n";
+static const char *head = "set grid\nset key outside right top vertical\nset xlabel 'step'\n"
+                          "set offsets graph 0.02, graph 0.03, graph 0.05, graph 0.05\n";
 
 /* loss.png; *plotted is how many series it holds. */
 static void tr_loss_script(const trainer *tr, sbuf *s, double *x, double *y, double *sm, int *plotted)
@@ -122,6 +123,13 @@ static void tr_metric_script(const trainer *tr, sbuf *s, double *x, double *y, i
                   colors[k % NCOLORS]);
         title_of(&plot, tr->m.t[k].name, metric);
         (*plotted)++;
+        for (int i = 0; i < n; i++)
+            if (x[i] == (double)tr->best_step) { /* the selected evaluation: a ring */
+                char bl[32];
+                snprintf(bl, sizeof bl, "b%d", k);
+                plot_datablock(s, bl, x + i, y + i, 1);
+                sb_printf(&plot, ", $b%d with points pt 6 ps 3 lw 2 lc rgb '#%s' notitle", k, colors[k % NCOLORS]);
+            }
     }
     sb_printf(s, "plot %s\n", plot.s ? plot.s : "");
     s->failed |= plot.failed;
