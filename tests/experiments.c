@@ -206,6 +206,22 @@ static void test_select(void)
        0, "... and keeps the step of the lowest dev loss (losses are minimised)");
 }
 
+/* A resumed run's metrics.csv starts at step 1, not at the resume step. */
+static void test_resume_history(void)
+{
+    const char *base = "pipelines/task4.cfg " TINY " --set train.save_last=true --set train.log_every=1 --quiet";
+    is(sh("%s/runner %s --set train.stop_after=2 --out %s/res >/dev/null 2>&1", RUNNER_BUILD_DIR, base, dir), 0,
+       "resume: a run stopped after step 2");
+    is(sh("%s/runner %s --resume %s/res/last --out %s/res2 >/dev/null 2>%s/res.err", RUNNER_BUILD_DIR, base, dir,
+          dir, dir),
+       0, "resume: continued with --resume");
+    char *csv = slurp("%s/%s", "res2/metrics.csv");
+    char *first = csv ? strchr(csv, '\n') : NULL;
+    ok(first && strncmp(first + 1, "1,", 2) == 0, "resume: metrics.csv keeps the history from step 1");
+    ok(csv && strstr(csv, "\n4,"), "... and goes on to step 4");
+    free(csv);
+}
+
 /* --set appends to a list; @include resolves relative to the including
  * file, then the top pipeline's folder, then $RUNNER_INCLUDE_PATH. */
 static void test_composition(void)
@@ -266,6 +282,7 @@ int main(void)
     test_long_names();
     test_select();
     test_composition();
+    test_resume_history();
     if (!tap_failed && sh("rm -rf %s", dir) != 0)
         diag("could not remove %s", dir);
     return done_testing();

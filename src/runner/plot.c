@@ -140,8 +140,8 @@ int plot_heatmap(pipeline *pl, const char *png, const char *title, int n, const 
     for (int i = 0; i < n; i++)
         for (int j = 0; j < n; j++)
             sb_printf(&s, "%d %d %.4f%s", j, i, m[i * n + j], "\n");
-    sb_printf(&s, "EOD\nplot $m using 1:2:3 with image, $m using 1:2:(sprintf('%%.2f',$3)) "
-                  "with labels font ',7' textcolor rgb '#c00000'\n");
+    sb_printf(&s, "EOD\nplot $m using 1:2:3 with image, $m using 1:2:(sprintf('%%.2f',$3)):($3 > %.6g ? 0xffffff : 0) "
+                  "with labels font ',%d' textcolor rgb variable\n", (lo + hi) / 2, n > 12 ? 7 : 9);
     int rc = s.failed ? err_set("out of memory") : plot_script(pl, png, 1100, 1000, s.s);
     sb_free(&s);
     return rc;

@@ -158,24 +158,87 @@ done:
     return rc;
 }
 
+/* The log history in the trainer state, so that a resumed run's
+ * metrics.csv and pictures start at step 0: row count, then per row its
+ * fields and its named values. */
+int tr_history_save(const trainer *tr, blob *b)
+{
+    if (blob_put(b, &tr->nrows, sizeof tr->nrows))
+        return -1;
+    for (int i = 0; i < tr->nrows; i++) {
+        const log_row *r = &tr->rows[i];
+        if (blob_put(b, &r->step, sizeof r->step) || blob_put(b, &r->epoch, sizeof r->epoch) ||
+            blob_put(b, &r->task, sizeof r->task) || blob_put(b, &r->dev, sizeof r->dev) ||
+            blob_put(b, &r->loss, sizeof r->loss) || blob_put(b, &r->lr, sizeof r->lr) ||
+            blob_put(b, &r->sps, sizeof r->sps) || blob_put(b, &r->v.n, sizeof r->v.n))
+            return -1;
+        for (int j = 0; j < r->v.n; j++) {
+            uint32_t len = (uint32_t)strlen(r->v.name[j]);
+            if (blob_put(b, &len, sizeof len) || blob_put(b, r->v.name[j], len) ||
+                blob_put(b, &r->v.value[j], sizeof r->v.value[j]))
+                return -1;
+        }
+    }
+    return 0;
+}
+
+int tr_history_load(trainer *tr, blob *b)
+{
+    int n;
+    if (blob_get(b, &n, sizeof n) || n < 0)
+        return err_set("log history: truncated");
+    for (int i = 0; i < n; i++) {
+        log_row *r = tr_add_row(tr);
+        int nv;
+        if (!r)
+            return err_set("out of memory");
+        if (blob_get(b, &r->step, sizeof r->step) || blob_get(b, &r->epoch, sizeof r->epoch) ||
+            blob_get(b, &r->task, sizeof r->task) || blob_get(b, &r->dev, sizeof r->dev) ||
+            blob_get(b, &r->loss, sizeof r->loss) || blob_get(b, &r->lr, sizeof r->lr) ||
+            blob_get(b, &r->sps, sizeof r->sps) || blob_get(b, &nv, sizeof nv) || nv < 0 ||
+            r->task < 0 || r->task >= tr->m.ntasks)
+            return err_set("log history: row %d is damaged", i);
+        for (int j = 0; j < nv; j++) {
+            uint32_t len;
+            double v;
+            if (blob_get(b, &len, sizeof len) || len > 4096 || b->n - b->at < len)
+                return err_set("log history: row %d is damaged", i);
+            char *name = strndup((const char *)b->p + b->at, len);
+            b->at += len;
+            int bad = !name || blob_get(b, &v, sizeof v) || tr_value_append(&r->v, name, v) != 0;
+            free(name);
+            if (bad)
+                return err_set("log history: row %d is damaged", i);
+        }
+    }
+    return 0;
+}
+
+int tr_value_append(eval_values *v, const char *name, double value)
+{
+    if (v->n == v->cap) {
+        int cap = v->cap ? 2 * v->cap : 16;
+        char **n = realloc(v->name, (size_t)cap * sizeof *n);
+        if (n)
+            v->name = n;
+        double *x = n ? realloc(v->value, (size_t)cap * sizeof *x) : NULL;
+        if (!x)
+            return err_set("out of memory");
+        v->value = x;
+        v->cap = cap;
+    }
+    if (!(v->name[v->n] = str_dup(name)))
+        return err_set("out of memory");
+    v->value[v->n++] = value;
+    return 0;
+}
+
 void tr_copy_values(eval_values *dst, const eval_values *src)
 {
     eval_values_free(dst);
-    for (int i = 0; i < src->n; i++) {
-        if (dst->n == dst->cap) {
-            int cap = dst->cap ? 2 * dst->cap : 16;
-            char **n = realloc(dst->name, (size_t)cap * sizeof *n);
-            double *v = n ? realloc(dst->value, (size_t)cap * sizeof *v) : NULL;
-            if (n)
-                dst->name = n;
-            if (!v)
-                return;
-            dst->value = v;
-            dst->cap = cap;
-        }
-        dst->name[dst->n] = str_dup(src->name[i]);
-        dst->value[dst->n++] = src->value[i];
-    }
+    for (int i = 0; i < src->n; i++)
+        if (tr_value_append(dst, src->name[i], src->value[i]) != 0)
+            return;
 }
 
 /* predictions_<task>.tsv and confusion_<task>.csv of the dev set. */

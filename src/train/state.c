@@ -58,7 +58,7 @@ int tr_state_save(trainer *tr, blob *b)
     if (has_m && (blob_put(b, P->m, (size_t)P->total * sizeof(float)) ||
                   blob_put(b, P->v, (size_t)P->total * sizeof(float))))
         return -1;
-    return 0;
+    return tr_history_save(tr, b);
 }
 
 int tr_state_load(trainer *tr, blob *b, const char *dir)
@@ -99,6 +99,8 @@ int tr_state_load(trainer *tr, blob *b, const char *dir)
             blob_get(b, P->v, (size_t)total * sizeof(float)))
             return err_set("%s: %s", dir, err_get());
     }
+    if (b->at < b->n && tr_history_load(tr, b) != 0) /* older checkpoints have no history */
+        return err_set("%s: %s", dir, err_get());
     if (b->at != b->n)
         return err_set("%s: %zu bytes of trainer state left over", dir, b->n - b->at);
     return 0;
