@@ -181,11 +181,23 @@ int sweep_take_section(sweep *s, config_t *cfg, const char *file)
     }
     if (config_setting_lookup_string(sec, "name", &name) && !(s->name = str_dup(name)))
         goto done;
-    config_setting_t *axes = config_setting_get_member(sec, "axes");
+    config_setting_t *axes = config_setting_get_member(sec, "axes"), *sets = config_setting_get_member(sec, "set");
+    for (int i = 0; sets && i < config_setting_length(sets); i++) {
+        const char *a = config_setting_get_string_elem(sets, i);
+        char **g = a ? realloc(s->sets, (size_t)(s->nsets + 1) * sizeof *g) : NULL;
+        if (!a || !g) {
+            err_set("%s: sweep.set: expected a list of \"PATH=VALUE\" strings", setting_where(sets, where, sizeof where));
+            goto done;
+        }
+        s->sets = g;
+        if (!(s->sets[s->nsets] = str_dup(a)))
+            goto done;
+        s->nsets++;
+    }
     for (int i = 0; i < config_setting_length(sec); i++) {
         const char *key = config_setting_name(config_setting_get_elem(sec, (unsigned)i));
-        if (strcmp(key, "axes") != 0 && strcmp(key, "name") != 0) {
-            err_set("%s: sweep.%s: unknown key (known here: name, axes)",
+        if (strcmp(key, "axes") != 0 && strcmp(key, "name") != 0 && strcmp(key, "set") != 0) {
+            err_set("%s: sweep.%s: unknown key (known here: name, set, axes)",
                     setting_where(config_setting_get_elem(sec, (unsigned)i), where, sizeof where), key);
             goto done;
         }
@@ -234,6 +246,9 @@ void sweep_free(sweep *s)
         free(s->axes[i].labels);
         free(s->axes[i].path);
     }
+    for (int i = 0; i < s->nsets; i++)
+        free(s->sets[i]);
+    free(s->sets);
     free(s->axes);
     free(s->name);
     memset(s, 0, sizeof *s);
@@ -336,6 +351,8 @@ static char **point_argv(const sweep *s, const sweep_opts *o, const int *idx, co
     argv_push(&argv, &argc, str_printf("--out=%s", pdir));
     argv_push(&argv, &argc, str_printf("--threads=%d", threads));
     argv_push(&argv, &argc, str_dup("--quiet"));
+    for (int i = 0; i < s->nsets; i++)
+        argv_push(&argv, &argc, str_printf("--set=%s", s->sets[i]));
     for (int i = 0; i < o->nsets; i++)
         argv_push(&argv, &argc, str_printf("--set=%s", o->sets[i]));
     for (int i = 0; i < s->naxes; i++) {

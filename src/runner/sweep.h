@@ -25,6 +25,8 @@ typedef struct sweep {
     sweep_axis *axes;
     int naxes;
     char *name; /* sweep.name, or NULL */
+    char **sets; /* sweep.set: "PATH=VALUE" overrides of every point */
+    int nsets;
 } sweep;
 
 /* Add one --sweep PATH=[v1,v2,...] axis (bare words are strings). */

@@ -143,7 +143,7 @@ static int tr_setup(trainer *tr)
     tr->accumulate = (int)cfg_int(pl, "train.accumulate", 1);
     tr->epochs = (int)cfg_int(pl, "train.epochs", 1);
     tr->eval_every = (int)cfg_int(pl, "train.eval_every", 0);
-    tr->log_every = (int)cfg_int(pl, "train.log_every", 20);
+    tr->log_every = (int)cfg_int(pl, "train.log_every", 5);
     tr->patience = (int)cfg_int(pl, "train.early_stop", 0);
     tr->lr = cfg_num(pl, "train.lr", 5e-5);
     tr->clip = cfg_num(pl, "train.clip", 1.0);
