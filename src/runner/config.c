@@ -364,31 +364,23 @@ int config_override(config_t *cfg, const char *assignment, diags *origins)
             goto done;
         }
     }
-    if (strcmp(key, "[+]") == 0) {
-        if (!dot || config_setting_type(parent) != CONFIG_TYPE_LIST) {
-            err_set("--set %s: '%s' is not a list ( ... ) to append to", assignment, parent_path ? parent_path : "");
-            goto done;
-        }
-        diag_add(origins, "--set %s", path);
-        if (!setting_set_from_text(parent, NULL, eq + 1, origins->msg[origins->n - 1])) {
-            err_set("--set %s: %s", path, err_get());
-            goto done;
-        }
-        rc = 0;
+    int append = strcmp(key, "[+]") == 0;
+    if (append && (!dot || config_setting_type(parent) != CONFIG_TYPE_LIST)) {
+        err_set("--set %s: '%s' is not a list ( ... ) to append to", assignment, parent_path ? parent_path : "");
         goto done;
     }
-    if (key[0] == '[') {
+    if (key[0] == '[' && !append) {
         err_set("--set %s: set the members of a list element, e.g. tasks.[0].name=\"x\", or append "
                 "with %s.[+]=VALUE", assignment, parent_path ? parent_path : "list");
         goto done;
     }
-    if (config_setting_type(parent) != CONFIG_TYPE_GROUP) {
+    if (!append && config_setting_type(parent) != CONFIG_TYPE_GROUP) {
         err_set("--set %s: '%s' is not a group", assignment, parent_path ? parent_path : "");
         goto done;
     }
     /* the origin string lives as long as the config: origins owns it */
     diag_add(origins, "--set %s", path);
-    if (!setting_set_from_text(parent, key, eq + 1, origins->msg[origins->n - 1])) {
+    if (!setting_set_from_text(parent, append ? NULL : key, eq + 1, origins->msg[origins->n - 1])) {
         err_set("--set %s: %s", path, err_get());
         goto done;
     }

@@ -124,6 +124,19 @@ static char *normalise_assignment(const char *a)
     return str_printf("%.*s=\"%s\"", (int)(eq - a), a, v);
 }
 
+/* A count option from 1 to max. */
+static int parse_count(const char *opt, const char *arg, int max, int *out)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+    if (*end || end == arg || v < 1 || v > max) {
+        fprintf(stderr, "runner: %s %s: expected a number from 1 to %d\n", opt, arg, max);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     enum { O_SET = 256, O_OUT, O_CHECK, O_LIST, O_DESCRIBE, O_THREADS, O_SEED, O_QUIET,
@@ -172,17 +185,13 @@ int main(int argc, char **argv)
             }
             break;
         case O_JOBS:
-            jobs = (int)strtol(optarg, &end, 10);
-            if (*end || jobs < 1 || jobs > 256) {
-                fprintf(stderr, "runner: --jobs %s: expected a number from 1 to 256\n", optarg);
+            if (parse_count("--jobs", optarg, 256, &jobs) != 0) {
                 status = EXIT_USAGE;
                 goto done;
             }
             break;
         case O_THREADS:
-            threads = (int)strtol(optarg, &end, 10);
-            if (*end || threads < 1 || threads > 1024) {
-                fprintf(stderr, "runner: --threads %s: expected a number from 1 to 1024\n", optarg);
+            if (parse_count("--threads", optarg, 1024, &threads) != 0) {
                 status = EXIT_USAGE;
                 goto done;
             }
@@ -312,9 +321,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "runner: %s\n", err_get());
     if (run_end(&pl, rc, time_now() - t0) != 0)
         fprintf(stderr, "runner: %s\n", err_get());
-    plot_list_print(stdout);
     status = rc == 0 ? 0 : rc == EXIT_USAGE ? EXIT_USAGE : EXIT_RUNTIME;
 done:
+    plot_list_print(stdout); /* the last line names every picture drawn */
     sweep_free(&sw);
     diag_free(&d);
     pipeline_close(&pl);

@@ -18,9 +18,8 @@ void eval_values_free(eval_values *v)
     memset(v, 0, sizeof *v);
 }
 
-static void eval_emit(void *ctx, const char *name, double value)
+int eval_values_add(eval_values *v, const char *name, double value)
 {
-    eval_values *v = ctx;
     if (v->n == v->cap) {
         int cap = v->cap ? 2 * v->cap : 16;
         char **nm = realloc(v->name, (size_t)cap * sizeof *nm);
@@ -28,15 +27,17 @@ static void eval_emit(void *ctx, const char *name, double value)
             v->name = nm;
         double *vl = nm ? realloc(v->value, (size_t)cap * sizeof *vl) : NULL;
         if (!vl)
-            return;
+            return err_set("out of memory");
         v->value = vl;
         v->cap = cap;
     }
-    v->name[v->n] = str_dup(name);
-    v->value[v->n] = value;
-    if (v->name[v->n])
-        v->n++;
+    if (!(v->name[v->n] = str_dup(name)))
+        return err_set("out of memory");
+    v->value[v->n++] = value;
+    return 0;
 }
+
+static void eval_emit(void *ctx, const char *name, double value) { eval_values_add(ctx, name, value); }
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
 {

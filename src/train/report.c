@@ -205,7 +205,7 @@ int tr_history_load(trainer *tr, blob *b)
                 return err_set("log history: row %d is damaged", i);
             char *name = strndup((const char *)b->p + b->at, len);
             b->at += len;
-            int bad = !name || blob_get(b, &v, sizeof v) || tr_value_append(&r->v, name, v) != 0;
+            int bad = !name || blob_get(b, &v, sizeof v) || eval_values_add(&r->v, name, v) != 0;
             free(name);
             if (bad)
                 return err_set("log history: row %d is damaged", i);
@@ -214,30 +214,11 @@ int tr_history_load(trainer *tr, blob *b)
     return 0;
 }
 
-int tr_value_append(eval_values *v, const char *name, double value)
-{
-    if (v->n == v->cap) {
-        int cap = v->cap ? 2 * v->cap : 16;
-        char **n = realloc(v->name, (size_t)cap * sizeof *n);
-        if (n)
-            v->name = n;
-        double *x = n ? realloc(v->value, (size_t)cap * sizeof *x) : NULL;
-        if (!x)
-            return err_set("out of memory");
-        v->value = x;
-        v->cap = cap;
-    }
-    if (!(v->name[v->n] = str_dup(name)))
-        return err_set("out of memory");
-    v->value[v->n++] = value;
-    return 0;
-}
-
 void tr_copy_values(eval_values *dst, const eval_values *src)
 {
     eval_values_free(dst);
     for (int i = 0; i < src->n; i++)
-        if (tr_value_append(dst, src->name[i], src->value[i]) != 0)
+        if (eval_values_add(dst, src->name[i], src->value[i]) != 0)
             return;
 }
 

@@ -67,7 +67,6 @@ int tr_save_checkpoint(trainer *tr, const char *name, int with_state);
 /* report.c */
 log_row *tr_add_row(trainer *tr);
 void tr_copy_values(eval_values *dst, const eval_values *src);
-int tr_value_append(eval_values *v, const char *name, double value);
 int tr_history_save(const trainer *tr, blob *b);
 int tr_history_load(trainer *tr, blob *b);
 int tr_write_metrics_csv(FILE *f, void *ctx);
