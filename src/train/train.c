@@ -15,6 +15,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "trainer.h"
@@ -102,15 +103,19 @@ static void tr_show(trainer *tr, double lr)
         if (tr->show_n[k])
             used += (size_t)snprintf(losses + used, sizeof losses - used, " %.12s %.3f", tr->m.t[k].name,
                                      tr->show_loss[k]);
-    int filled = (int)(frac * 24 + 0.5);
-    for (int i = 0; i < 24; i++)
+    int filled = (int)(frac * 16 + 0.5);
+    for (int i = 0; i < 16; i++)
         bar[i] = i < filled ? '#' : '.';
-    bar[24] = 0;
-    if (tr->tty)
-        fprintf(stderr, "\r\033[K[%s] %3.0f%% step %lld/%lld epoch %d/%d | %.2f steps/s %.0f sent/s | loss%s | ETA %dm%02ds",
-                bar, 100 * frac, (long long)tr->step, (long long)tr->total, tr_epoch(tr), tr_epochs(tr), steps_s,
-                sent_s, losses, (int)eta / 60, (int)eta % 60);
-    else
+    bar[16] = 0;
+    if (tr->tty) { /* cut to the terminal's width: a wrapped line could not be redrawn */
+        char line[512];
+        struct winsize ws;
+        int width = ioctl(2, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20 ? ws.ws_col - 1 : 79;
+        snprintf(line, sizeof line, "[%s] %3.0f%% %lld/%lld epoch %d/%d %.2f steps/s %.0f sent/s ETA %dm%02ds loss%s",
+                 bar, 100 * frac, (long long)tr->step, (long long)tr->total, tr_epoch(tr), tr_epochs(tr), steps_s,
+                 sent_s, (int)eta / 60, (int)eta % 60, losses);
+        fprintf(stderr, "\r\033[K%.*s", width, line);
+    } else
         pipeline_log(tr->pl, RUNNER_LOG_INFO, "%3.0f%% step %lld/%lld epoch %d/%d | %.2f steps/s %.0f sent/s | loss%s | lr %.3g | ETA %ds",
                      100 * frac, (long long)tr->step, (long long)tr->total, tr_epoch(tr), tr_epochs(tr), steps_s,
                      sent_s, losses, lr, (int)eta);
