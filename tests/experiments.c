@@ -100,6 +100,17 @@ static void test_sweep(void)
        "--collect of a folder without runs: exit 1");
     is(sh("%s/runner pipelines/task4.cfg --sweep 'seed' --check >/dev/null 2>&1", RUNNER_BUILD_DIR), 2,
        "--sweep without values: exit 2");
+    is(sh("%s/runner pipelines/sweeps/task3.cfg --check >%s/t3check 2>&1", RUNNER_BUILD_DIR, dir), 0,
+       "pipelines/sweeps/task3.cfg: --check lists its points");
+    out = slurp("%s/%s", "t3check");
+    like(out, "point 30/30: backbone.init=random,pipeline=transfer,seed=3", "... 2 backbones x 5 scenarios x 3 seeds");
+    free(out);
+    write_file("badsweep.cfg", "name = \"b\";\nsweep = { axes = ( { set = \"seed\"; values = [1]; } ); jobs = 2; };\n");
+    is(sh("%s/runner %s/badsweep.cfg --check >/dev/null 2>%s/badsweep.err", RUNNER_BUILD_DIR, dir, dir), 2,
+       "an unknown key in a sweep section: exit 2");
+    out = slurp("%s/%s", "badsweep.err");
+    like(out, "badsweep.cfg:2: sweep.jobs: unknown key", "... naming file, line and key");
+    free(out);
     free(md);
     free(csv);
 }

@@ -268,6 +268,8 @@ int main(int argc, char **argv)
             base = strndup(slash ? slash + 1 : file, strcspn(slash ? slash + 1 : file, "."));
         }
         sweep_opts so = {file, out, nm ? nm : base, sets, nsets, threads, jobs, quiet, seed};
+        if (check)
+            sweep_list(&sw);
         status = check ? 0 : sweep_run(&sw, &so);
         free(base);
         goto done;

@@ -441,6 +441,19 @@ static long sweep_points(const sweep *s)
     return n;
 }
 
+void sweep_list(const sweep *s)
+{
+    long total = sweep_points(s);
+    int *idx = calloc((size_t)s->naxes, sizeof *idx);
+    for (long p = 0; idx && p < total; p++) {
+        point_index(s, p, idx);
+        char *name = point_name(s, idx);
+        printf("point %ld/%ld: %s\n", p + 1, total, name ? name : "?");
+        free(name);
+    }
+    free(idx);
+}
+
 int sweep_run(const sweep *s, const sweep_opts *o)
 {
     long total = sweep_points(s), next = 0;

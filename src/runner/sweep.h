@@ -47,6 +47,8 @@ typedef struct sweep_opts {
 /* Run every point not finished yet, then collect the tables. Returns the
  * exit status: 0 when every point succeeded, 1 otherwise. */
 int sweep_run(const sweep *s, const sweep_opts *o);
+/* Print the points' folder names (--check). */
+void sweep_list(const sweep *s);
 
 /* collect.c: read the points of sweep folder dir and write its tables
  * (summary.md; tables/<metric>.md, .csv, .json, .png). 0, or 1 with a
