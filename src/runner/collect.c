@@ -326,10 +326,10 @@ static int write_metric(const table *t, const char *dir, const char *metric)
         }
     sb_printf(&md, "|---|---|---|---|---|\n");
     sb_printf(&csv, "runs,mean,std,best,trainable_parameters,wall_s\n");
-    sb_printf(&plot, "unset key\nset grid ytics\nset title ");
+    sb_printf(&plot, "set grid ytics\nset title ");
     sb_quote(&plot, metric, 0);
     sb_printf(&plot, "\nset ylabel 'best dev value: mean and std over seeds'\nset xrange [-0.5:%d.5]\n"
-                     "set xtics rotate by 30 right\nset bmargin 10\nset xtics (", t->ng - 1);
+                     "set xtics rotate by 30 right\nset bmargin 12\nset lmargin 24\nset xtics (", t->ng - 1);
     for (int g = 0; g < t->ng; g++) {
         stat s = group_stat(t, g, metric);
         json_t *axes = json_object();
@@ -363,7 +363,10 @@ static int write_metric(const table *t, const char *dir, const char *metric)
         if (s.n)
             sb_printf(&plot, "%d %.10g %.10g\n", g, s.mean, s.std);
     }
-    sb_printf(&plot, "EOD\nplot $d using 1:2:3 with yerrorbars pt 7 ps 1.5 lw 2 lc rgb '#1f77b4'\n");
+    stat sb = best >= 0 ? group_stat(t, best, metric) : (stat){0};
+    sb_printf(&plot, "EOD\n$best << EOD\n%d %.10g %.10g\nEOD\n", best, sb.mean, sb.std);
+    sb_printf(&plot, "set key top right\nplot $d using 1:2:3 with yerrorbars pt 7 ps 1.5 lw 2 lc rgb '#1f77b4' notitle%s\n",
+              best >= 0 ? ", $best using 1:2 with points pt 6 ps 3 lw 2 lc rgb '#d62728' title 'best'" : "");
     json_t *root = json_pack("{s:s, s:s, s:o}", "metric", metric, "better", minimised(metric) ? "lower" : "higher",
                              "rows", rows);
     char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) : NULL;
