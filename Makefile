@@ -22,7 +22,7 @@ endif
 PREFIX ?= /usr/local
 DESTDIR ?=
 KIT_MAJOR = 1
-KIT_VERSION = 1.2.0
+KIT_VERSION = 1.3.0
 
 CC ?= cc
 V ?= 0
@@ -41,7 +41,7 @@ PKG_LIBS := $(filter-out -lgslcblas,$(shell pkg-config --libs $(PKGS)))
 BLAS_CFLAGS = -I/usr/include/x86_64-linux-gnu/openblas-openmp
 BLAS_LIBS = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -Wl,--no-as-needed -lopenblas -Wl,--as-needed
 
-WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-format-truncation
+WARN = -Wall -Wextra -Werror -Wno-missing-field-initializers -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-format-truncation
 CFLAGS ?= -O2 -g
 BASE_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) -fPIC -fopenmp -march=x86-64-v3 -MMD -MP \
 	-Iinclude $(PKG_CFLAGS) $(BLAS_CFLAGS) $(SANFLAGS)
@@ -127,6 +127,7 @@ $(BUILD)/gen/bundle_%.o: $(BUILD)/gen/bundle_%.c
 	$(Q)$(CC) $(PLUGIN_CFLAGS) -c -o $@ $<
 
 define bundle_rule
+$(BUILD)/gen/bundle_$(1).c: $(wildcard plugins/$(1)/*.c)
 $(BUILD)/plugins/$(1).so: $(patsubst %.c,$(BUILD)/%.o,$(wildcard plugins/$(1)/*.c)) $(BUILD)/gen/bundle_$(1).o $(KIT_SO)
 	@mkdir -p $$(@D)
 	@echo "  LD      $$@"
@@ -179,4 +180,7 @@ model:
 clean:
 	rm -rf build build-san runner
 
+# Dependency files are never remade (else make tries to link bundle_x.d
+# from bundle_x.d.o with its built-in rules).
+%.d: ;
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -157,6 +157,12 @@ static int read_config(bert *m, const runner_cfg *cfg)
         m->h->error(m->h, "%s: not a JSON object", path);
         goto done;
     }
+    json_t *type = json_object_get(m->config, "model_type");
+    if (type && (!json_is_string(type) || strcmp(json_string_value(type), "bert") != 0)) {
+        m->h->error(m->h, "%s: model_type \"%s\": this backbone implements BERT only (model_type \"bert\")", path,
+                    json_is_string(type) ? json_string_value(type) : "?");
+        goto done;
+    }
     for (int i = 0; arch_keys[i]; i++) {
         long long v;
         int got = m->h->cfg_int(cfg, arch_keys[i], &v);
@@ -1090,6 +1096,19 @@ static const runner_key keys[] = {
     {0},
 };
 
+/* Layer group g, bottom to top: the embeddings, then encoder.layer.N. */
+static int bert_group(void *self, int g, char *buf, size_t size)
+{
+    bert *m = self;
+    if (g < 0 || g > m->L)
+        return -1;
+    if (g == 0)
+        snprintf(buf, size, "embeddings.*");
+    else
+        snprintf(buf, size, "encoder.layer.%d.*", g - 1);
+    return 0;
+}
+
 static const runner_backbone_ops ops = {
     .info = bert_info,
     .load = bert_load,
@@ -1097,6 +1116,7 @@ static const runner_backbone_ops ops = {
     .backward = bert_backward,
     .save = bert_save,
     .save_config = bert_save_config,
+    .group = bert_group,
 };
 
 RUNNER_DEFINE_PLUGIN(backbone, bert,

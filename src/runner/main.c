@@ -11,6 +11,7 @@
 #include "plot.h"
 #include "run.h"
 #include "sweep.h"
+#include "signals.h"
 #include "threads.h"
 #include "runner/kit/util.h"
 
@@ -45,7 +46,9 @@ static void usage(FILE *f)
             "  --jobs N           sweep points run in parallel (threads divided among them)\n"
             "  --collect DIR      write the tables of sweep folder DIR (summary.md, tables/)\n"
             "  --quiet            only warnings and errors on stderr\n"
-            "  --help, --version\n"
+            "  --jsonl            stdout: embeddings or predictions as JSON Lines, nothing else\n"
+            "                     (= --set output.stdout=jsonl; logs stay on stderr)\n"
+            "  -h, --help, -V, --version\n"
             "\n"
             "runs (the pipeline's `run` setting):\n");
     for (const driver *d = drivers; d->name; d++)
@@ -54,7 +57,8 @@ static void usage(FILE *f)
             "\nplugins are found beside the runner (<bin>/plugins, or <prefix>/lib/runner/plugins\n"
             "when installed), then in $RUNNER_PLUGIN_PATH, then in the pipeline's plugin_path,\n"
             "as <kind>_<name>.so or in the bundle <kind>.so.\n"
-            "exit status: 0 success, 1 runtime failure, 2 bad usage or configuration\n");
+            "exit status: 0 success, 1 runtime failure, 2 bad usage or configuration,\n"
+            "130 / 143 stopped by SIGINT / SIGTERM (training: last/ written, --resume continues)\n");
 }
 
 static const char *type_label(runner_type t)
@@ -76,7 +80,7 @@ static int describe(loader *L, const char *what)
 {
     const char *slash = strchr(what, '/');
     int found = 0;
-    for (int k = RUNNER_KIND_TOKENIZER; k <= RUNNER_KIND_SAMPLER; k++) {
+    for (int k = RUNNER_KIND_TOKENIZER; k <= RUNNER_KIND_DATASET; k++) {
         const char *name = what;
         if (slash) {
             if (strncmp(what, kind_name((runner_kind)k), (size_t)(slash - what)) != 0 ||
@@ -93,8 +97,9 @@ static int describe(loader *L, const char *what)
         if (!d->keys || !d->keys[0].name)
             printf("  no settings\n");
         for (const runner_key *key = d->keys; key && key->name; key++)
-            printf("  %-22s %-9s default %-12s %s\n", key->name, type_label(key->type),
-                   key->def ? key->def : "(none)", key->doc ? key->doc : "");
+            printf("  %-22s %-9s default %-12s %s%s%s%s\n", key->name, type_label(key->type),
+                   key->def ? key->def : "(none)", key->doc ? key->doc : "", key->limits ? " [limits: " : "",
+                   key->limits ? key->limits : "", key->limits ? "]" : "");
     }
     if (!found) {
         char buf[2048];
@@ -140,7 +145,7 @@ static int parse_count(const char *opt, const char *arg, int max, int *out)
 int main(int argc, char **argv)
 {
     enum { O_SET = 256, O_OUT, O_CHECK, O_LIST, O_DESCRIBE, O_THREADS, O_SEED, O_QUIET,
-           O_HELP, O_VERSION, O_RESUME, O_SWEEP, O_JOBS, O_COLLECT, O_POINT };
+           O_HELP, O_VERSION, O_RESUME, O_JSONL, O_SWEEP, O_JOBS, O_COLLECT, O_POINT };
     static const struct option opts[] = {
         {"set", required_argument, 0, O_SET},       {"out", required_argument, 0, O_OUT},
         {"check", no_argument, 0, O_CHECK},         {"list-plugins", no_argument, 0, O_LIST},
@@ -150,11 +155,13 @@ int main(int argc, char **argv)
         {"version", no_argument, 0, O_VERSION},     {"resume", required_argument, 0, O_RESUME},
         {"sweep", required_argument, 0, O_SWEEP},   {"jobs", required_argument, 0, O_JOBS},
         {"collect", required_argument, 0, O_COLLECT}, {"sweep-point", no_argument, 0, O_POINT},
+        {"jsonl", no_argument, 0, O_JSONL},
         {0, 0, 0, 0},
     };
     const char **sets = calloc((size_t)argc, sizeof *sets);
     int nsets = 0, check = 0, list = 0, quiet = 0, threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     int jobs = 1, point = 0;
+    FILE *pictures = stdout; /* stderr when stdout carries JSON Lines */
     const char *out = NULL, *describe_name = NULL, *resume = NULL, *collect = NULL;
     sweep sw = {0};
     long long seed = -1;
@@ -166,7 +173,7 @@ int main(int argc, char **argv)
     if (!sets)
         return EXIT_RUNTIME;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
         char *end;
         switch (c) {
         case O_SET: sets[nsets++] = optarg; break;
@@ -205,7 +212,10 @@ int main(int argc, char **argv)
             }
             break;
         case O_QUIET: quiet = 1; break;
+        case O_JSONL: sets[nsets++] = "output.stdout=\"jsonl\""; break;
+        case 'h':
         case O_HELP: usage(stdout); goto done;
+        case 'V':
         case O_VERSION: printf("runner %s (plugin ABI %d.%d)\n", RUNNER_VERSION,
                                RUNNER_ABI_MAJOR, RUNNER_ABI_MINOR); goto done;
         default:
@@ -274,6 +284,8 @@ int main(int argc, char **argv)
         free(base);
         goto done;
     }
+    if (!config_lookup(&pl.cfg, "output")) /* its defaults, and --set cannot create a group */
+        config_setting_add(config_root_setting(&pl.cfg), "output", CONFIG_TYPE_GROUP);
     for (int i = 0; i < nsets; i++) {
         char *a = normalise_assignment(sets[i]);
         if (!a || config_override(&pl.cfg, a, &pl.origins) != 0)
@@ -307,10 +319,14 @@ int main(int argc, char **argv)
         config_write(&pl.cfg, stdout);
         goto done;
     }
+    const char *stdout_format = cfg_str(&pl, "output.stdout");
+    if (stdout_format && strcmp(stdout_format, "jsonl") == 0)
+        pictures = stderr;
     const char *run = cfg_str(&pl, "run");
     const driver *dr = drivers;
     while (strcmp(dr->name, run) != 0)
         dr++;
+    signals_install(); /* before the run folder exists: once it does, a signal is handled */
     if (run_begin(&pl, out) != 0) {
         fprintf(stderr, "runner: %s\n", err_get());
         status = EXIT_RUNTIME;
@@ -324,8 +340,10 @@ int main(int argc, char **argv)
     if (run_end(&pl, rc, time_now() - t0) != 0)
         fprintf(stderr, "runner: %s\n", err_get());
     status = rc == 0 ? 0 : rc == EXIT_USAGE ? EXIT_USAGE : EXIT_RUNTIME;
+    if (signals_caught())
+        status = 128 + signals_caught();
 done:
-    plot_list_print(stdout); /* the last line names every picture drawn */
+    plot_list_print(pictures); /* the last line names every picture drawn */
     sweep_free(&sw);
     diag_free(&d);
     pipeline_close(&pl);

@@ -10,6 +10,7 @@
 
 #include "trainer.h"
 #include "runner/kit/util.h"
+#include "textout.h"
 
 /* ---- evaluation ---------------------------------------------------------------- */
 
@@ -107,14 +108,14 @@ int tr_evaluate(trainer *tr, double lr)
             tr_copy_values(&tr->best_v[k], &vals[k]);
             if (tr->m.t[k].mlm)
                 continue;
-            struct pred_out o = {&tr->m.t[k], pred[k], prob[k]};
+            struct pred_out o = {&tr->m.t[k], pred[k], prob[k], output_jsonl(tr->pl)};
             size_t nl = (size_t)tr->m.t[k].n_labels;
             if (!tr->best_cm[k] && !(tr->best_cm[k] = malloc(nl * nl * sizeof **tr->best_cm))) {
                 err_set("out of memory");
                 goto done;
             }
             tr_confusion_counts(&o, tr->best_cm[k]);
-            char *pp = str_printf("%s/predictions_%s.tsv", tr->pl->out_dir, tr->m.t[k].name);
+            char *pp = str_printf("%s/predictions_%s.%s", tr->pl->out_dir, tr->m.t[k].name, o.jsonl ? "jsonl" : "csv");
             char *cp = str_printf("%s/confusion_%s.csv", tr->pl->out_dir, tr->m.t[k].name);
             int bad = !pp || !cp || file_write_atomic_with(pp, tr_write_predictions, &o) != 0 ||
                       file_write_atomic_with(cp, tr_write_confusion, &o) != 0;
