@@ -100,6 +100,26 @@ static void test_sweep(void)
        "--collect of a folder without runs: exit 1");
     is(sh("%s/runner pipelines/task4.cfg --sweep 'seed' --check >/dev/null 2>&1", RUNNER_BUILD_DIR), 2,
        "--sweep without values: exit 2");
+    is(sh("%s/runner pipelines/task4.cfg " TINY " --sweep 'pooler.plugin=[mean,nosuch]' --quiet --out %s/failing "
+          ">%s/failing.out 2>&1",
+          RUNNER_BUILD_DIR, dir, dir),
+       1, "a sweep with a failing point: exit 1");
+    out = slurp("%s/%s", "failing.out");
+    like(out, "pooler.plugin=nosuch FAILED", "... naming the point");
+    free(out);
+    out = slurp("%s/%s", "failing/pooler.plugin=nosuch/log.txt");
+    like(out, "nosuch", "... whose log.txt says why");
+    free(out);
+    out = slurp("%s/%s", "failing/summary.md");
+    like(out, "1 finished run in 1 group", "... and the table holds the point that succeeded");
+    free(out);
+    is(sh("%s/runner pipelines/task4.cfg " TINY " --sweep 'pooler.plugin=[mean,nosuch]' --quiet --out %s/failing "
+          ">%s/failing.out 2>&1",
+          RUNNER_BUILD_DIR, dir, dir),
+       1, "re-running it tries the failed point again");
+    out = slurp("%s/%s", "failing.out");
+    like(out, "1 run, 1 already finished (skipped), 1 failed", "... and skips the finished one");
+    free(out);
     is(sh("%s/runner pipelines/sweeps/task3.cfg --check >%s/t3check 2>&1", RUNNER_BUILD_DIR, dir), 0,
        "pipelines/sweeps/task3.cfg: --check lists its points");
     out = slurp("%s/%s", "t3check");
