@@ -467,6 +467,8 @@ int sweep_run(const sweep *s, const sweep_opts *o)
         free(slots);
         return 1;
     }
+    /* each point sets its own thread environment (threads.c) from its --threads */
+    unsetenv("RUNNER_ENV_SET");
     printf("sweep: %ld point%s", total, total > 1 ? "s" : "");
     for (int i = 0; i < s->naxes; i++)
         printf("%s%s (%d)", i ? " x " : " = ", s->axes[i].path, s->axes[i].n);
