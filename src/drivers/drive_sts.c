@@ -11,6 +11,7 @@
 #include "data.h"
 #include "drivers.h"
 #include "embed.h"
+#include "plot.h"
 #include "run.h"
 #include "runner/kit/util.h"
 
@@ -119,6 +120,40 @@ static int write_sts(FILE *f, void *ctx)
             fprintf(f, "\"%s\",%s,%d,%.2f\n", c->label[k], c->files[j].path, c->files[j].n,
                     c->rho[k * c->nfiles + j]);
     return ferror(f) ? err_set("write error") : 0;
+}
+
+/* poolers.png: Spearman x100 per pooler (bars), one bar per file. */
+static int draw_poolers(pipeline *pl, const struct sts_csv *c)
+{
+    static const char *const colors[] = {"1f77b4", "ff7f0e", "2ca02c", "d62728"};
+    double w = 0.8 / c->nfiles;
+    sbuf s = {0}, plot = {0};
+    sb_printf(&s, "set title 'STS Benchmark: Spearman x100 of cosine similarity vs gold, per pooler'\n"
+                  "set ylabel 'Spearman x100'\nset grid ytics\nset key outside right top\nset style fill solid 0.85\n"
+                  "set boxwidth %.4f\nset xrange [-0.6:%d.6]\nset yrange [*:*]\nset offsets 0, 0, graph 0.1, 0\n"
+                  "set xtics rotate by 30 right\nset bmargin 9\nset xtics (",
+              w, c->npool - 1);
+    for (int k = 0; k < c->npool; k++) {
+        sb_printf(&s, "%s", k ? ", " : "");
+        sb_quote(&s, c->label[k], 40);
+        sb_printf(&s, " %d", k);
+    }
+    sb_printf(&s, ")\n");
+    for (int j = 0; j < c->nfiles; j++) {
+        sb_printf(&s, "$f%d << EOD\n", j);
+        for (int k = 0; k < c->npool; k++)
+            sb_printf(&s, "%.4f %.4f\n", k + (j - (c->nfiles - 1) / 2.0) * w, c->rho[k * c->nfiles + j]);
+        sb_printf(&s, "EOD\n");
+        const char *base = strrchr(c->files[j].path, '/');
+        sb_printf(&plot, "%s$f%d using 1:2 with boxes lc rgb '#%s' title ", j ? ", " : "", j, colors[j % 4]);
+        sb_quote(&plot, base ? base + 1 : c->files[j].path, 40);
+        sb_printf(&plot, ", $f%d using 1:2:(sprintf('%%.1f', $2)) with labels offset 0,0.7 font ',8' notitle", j);
+    }
+    sb_printf(&s, "plot %s\n", plot.s ? plot.s : "");
+    int rc = s.failed || plot.failed ? err_set("out of memory") : plot_script(pl, "poolers.png", 1100, 700, s.s);
+    sb_free(&s);
+    sb_free(&plot);
+    return rc;
 }
 
 /* The poolers being compared: stages and labels. */
@@ -239,7 +274,7 @@ int drive_sts(pipeline *pl)
     sts_print(&P, files, nfiles, rho);
     path = run_path(pl, "sts.csv");
     struct sts_csv c = {P.n, nfiles, P.label, files, rho};
-    if (!path || file_write_atomic_with(path, write_sts, &c) != 0)
+    if (!path || file_write_atomic_with(path, write_sts, &c) != 0 || draw_poolers(pl, &c) != 0)
         goto done;
     rc = 0;
 done:

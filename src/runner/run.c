@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proc.h"
 #include "runner/kit/util.h"
 
 static time_t started;
@@ -120,31 +121,14 @@ int run_begin(pipeline *pl, const char *out)
 }
 
 /* HEAD of the git checkout we run in, or NULL: git spawned with an argument
- * vector (no shell), its stdout read through a pipe. */
+ * vector (no shell), its stdout read through a pipe (proc.c). */
 static char *git_commit(void)
 {
-    char *const argv[] = {"git", "rev-parse", "HEAD", NULL};
+    static const char *const argv[] = {"git", "rev-parse", "HEAD", NULL};
     char buf[64] = "";
-    int fds[2];
-    pid_t pid;
-    posix_spawn_file_actions_t fa;
-    if (pipe2(fds, O_CLOEXEC) != 0)
+    int status = -1;
+    if (!proc_in_path("git") || proc_read(argv, buf, sizeof buf, &status) != 0 || status != 0)
         return NULL;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    int bad = posix_spawnp(&pid, "git", &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(fds[1]);
-    size_t n = 0;
-    ssize_t got;
-    while (!bad && n < sizeof buf - 1 && (got = read(fds[0], buf + n, sizeof buf - 1 - n)) > 0)
-        n += (size_t)got;
-    buf[n] = 0;
-    close(fds[0]);
-    int status = 0;
-    if (!bad && (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0))
-        buf[0] = 0;
     buf[strcspn(buf, "\n")] = 0;
     return buf[0] ? str_dup(buf) : NULL;
 }

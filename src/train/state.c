@@ -62,7 +62,7 @@ int tr_state_save(trainer *tr, blob *b)
     if (has_m && (blob_put(b, P->m, (size_t)P->total * sizeof(float)) ||
                   blob_put(b, P->v, (size_t)P->total * sizeof(float))))
         return -1;
-    return 0;
+    return tr_history_save(tr, b);
 }
 
 /* Bytes tr_state_save writes for this trainer (moments included or not). */
@@ -180,9 +180,10 @@ int tr_state_load(trainer *tr, blob *b, const char *dir)
     int ntasks, has_m, rc = -1;
     int64_t total;
     uint8_t *rng = NULL;
-    if (b->n != state_size(tr, 0) && b->n != state_size(tr, 1))
-        return err_set("%s: trainer state of %zu bytes, expected %zu (or %zu with optimizer moments): "
-                       "a different pipeline or data?", dir, b->n, state_size(tr, 0), state_size(tr, 1));
+    /* the fixed part, then the metrics history (checked as it is read) */
+    if (b->n < state_size(tr, 0))
+        return err_set("%s: trainer state of %zu bytes, expected at least %zu: "
+                       "a different pipeline or data?", dir, b->n, state_size(tr, 0));
     if (blob_get(b, &tr->step, sizeof tr->step) || blob_get(b, &tr->opt.t, sizeof tr->opt.t) ||
         blob_get(b, &tr->best, sizeof tr->best) || blob_get(b, &tr->best_step, sizeof tr->best_step) ||
         blob_get(b, &tr->bad_evals, sizeof tr->bad_evals) || blob_get(b, &tr->evals, sizeof tr->evals) ||
@@ -212,7 +213,7 @@ int tr_state_load(trainer *tr, blob *b, const char *dir)
         err_set("%s: %s", dir, err_get());
         goto done;
     }
-    if (total != P->total || (has_m != 0 && has_m != 1) || b->n != state_size(tr, has_m)) {
+    if (total != P->total || (has_m != 0 && has_m != 1) || b->n < state_size(tr, has_m)) {
         err_set("%s: %lld parameters%s, the model has %lld", dir, (long long)total,
                 has_m == 0 || has_m == 1 ? "" : " (bad moments flag)", (long long)P->total);
         goto done;
@@ -225,6 +226,10 @@ int tr_state_load(trainer *tr, blob *b, const char *dir)
         }
         if (check_moments(P->m, P->v, total, dir) != 0)
             goto done;
+    }
+    if (b->at < b->n && tr_history_load(tr, b) != 0) { /* older checkpoints have no history */
+        err_set("%s: %s", dir, err_get());
+        goto done;
     }
     if (b->at != b->n) {
         err_set("%s: %zu bytes of trainer state left over", dir, b->n - b->at);
