@@ -40,18 +40,22 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS := $(filter-out -lgslcblas,$(shell pkg-config --libs $(PKGS)))
 BLAS_CFLAGS = -I/usr/include/x86_64-linux-gnu/openblas-openmp
 BLAS_LIBS = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -Wl,--no-as-needed -lopenblas -Wl,--as-needed
+# oneDNN runs every GEMM (src/kit/compute.c); Debian's libdnnl-dev has no
+# pkg-config file, so -ldnnl unless one exists.
+DNNL_CFLAGS := $(shell pkg-config --cflags dnnl 2>/dev/null)
+DNNL_LIBS := $(shell pkg-config --libs dnnl 2>/dev/null || echo -ldnnl)
 
 WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-format-truncation
 CFLAGS ?= -O2 -g
 BASE_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) -fPIC -fopenmp -march=x86-64-v3 -MMD -MP \
-	-Iinclude $(PKG_CFLAGS) $(BLAS_CFLAGS) $(SANFLAGS)
+	-Iinclude $(PKG_CFLAGS) $(BLAS_CFLAGS) $(DNNL_CFLAGS) $(SANFLAGS)
 # The kit exports its public functions (default visibility); everything
 # else is hidden.
 KIT_CFLAGS = $(BASE_CFLAGS)
 APP_CFLAGS = $(BASE_CFLAGS) -fvisibility=hidden -Isrc/runner -Isrc/drivers -Isrc/train \
 	-DRUNNER_BUILD_DIR='"$(abspath $(BUILD))"'
 PLUGIN_CFLAGS = $(BASE_CFLAGS) -fvisibility=hidden -DRUNNER_BUNDLE
-LDLIBS = $(BLAS_LIBS) $(PKG_LIBS) -lgomp -ldl -lm
+LDLIBS = $(DNNL_LIBS) $(BLAS_LIBS) $(PKG_LIBS) -lgomp -ldl -lm
 LDFLAGS_ALL = $(SANFLAGS) $(LDFLAGS)
 
 KIT_SRC = $(wildcard src/kit/*.c)

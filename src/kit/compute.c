@@ -1,0 +1,437 @@
+/* compute.c — the compute seam on oneDNN (see compute.h). One CPU engine
+ * for the process; a stream and a scratch buffer per thread; matmul
+ * primitives with the row count given at run time, created once per layer. */
+#include "runner/kit/compute.h"
+
+#include <dnnl.h>
+#include <math.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runner/kit/util.h"
+
+struct compute_linear {
+    char name[96];
+    compute_precision p;
+    int in, out, post;
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t prim;
+    dnnl_memory_desc_t wmd; /* weights as the primitive wants them */
+    void *wpacked;          /* bf16 / int8 weights in that layout */
+    size_t wbytes;
+    float *wscale; /* int8: per output channel */
+    float *zeros;  /* the bias when none is given */
+};
+
+static dnnl_engine_t engine;
+static dnnl_status_t engine_status = dnnl_runtime_error;
+static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
+static _Thread_local dnnl_stream_t tl_stream;
+static _Thread_local void *tl_scratch;
+static _Thread_local size_t tl_cap;
+
+static void engine_init(void) { engine_status = dnnl_engine_create(&engine, dnnl_cpu, 0); }
+
+static int dnnl_fail(const char *what, const char *name, dnnl_status_t s)
+{
+    return err_set("oneDNN: %s%s%s failed (status %d)", what, name ? " of " : "", name ? name : "",
+                   (int)s);
+}
+
+static dnnl_stream_t stream_get(void)
+{
+    pthread_once(&engine_once, engine_init);
+    if (engine_status != dnnl_success)
+        return NULL;
+    if (!tl_stream && dnnl_stream_create(&tl_stream, engine, dnnl_stream_default_flags) != dnnl_success)
+        tl_stream = NULL;
+    return tl_stream;
+}
+
+/* this thread's scratch, at least bytes long */
+static void *scratch_get(size_t bytes)
+{
+    if (bytes <= tl_cap)
+        return tl_scratch;
+    mem_free(tl_scratch);
+    tl_cap = 0;
+    tl_scratch = mem_alloc(bytes + bytes / 4);
+    if (tl_scratch)
+        tl_cap = bytes + bytes / 4;
+    return tl_scratch;
+}
+
+int compute_precision_parse(const char *name)
+{
+    static const char *const names[] = {"f32", "bf16", "int8"};
+    for (int i = 0; name && i < 3; i++)
+        if (strcmp(name, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+const char *compute_precision_name(compute_precision p)
+{
+    return p == COMPUTE_BF16 ? "bf16" : p == COMPUTE_INT8 ? "int8" : "f32";
+}
+
+int compute_sgemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                  int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    if (M == 0 || N == 0)
+        return 0;
+    dnnl_status_t s = dnnl_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (s != dnnl_success)
+        return err_set("oneDNN: sgemm %c%c of %lld x %lld x %lld failed (status %d)", ta, tb,
+                       (long long)M, (long long)N, (long long)K, (int)s);
+    return 0;
+}
+
+/* ---- primitive ------------------------------------------------------------------ */
+
+static dnnl_data_type_t src_type(compute_precision p)
+{
+    return p == COMPUTE_BF16 ? dnnl_bf16 : p == COMPUTE_INT8 ? dnnl_u8 : dnnl_f32;
+}
+
+static dnnl_data_type_t wei_type(compute_precision p)
+{
+    return p == COMPUTE_BF16 ? dnnl_bf16 : p == COMPUTE_INT8 ? dnnl_s8 : dnnl_f32;
+}
+
+/* attributes: runtime scales and zero point (int8), GELU post-op */
+static dnnl_status_t make_attr(dnnl_primitive_attr_t *attr, compute_precision p, int post)
+{
+    dnnl_status_t s = dnnl_primitive_attr_create(attr);
+    if (s == dnnl_success && p == COMPUTE_INT8) {
+        float sc = DNNL_RUNTIME_F32_VAL;
+        int32_t zp = DNNL_RUNTIME_S32_VAL;
+        s = dnnl_primitive_attr_set_output_scales(*attr, 1, 1 << 1, &sc);
+        if (s == dnnl_success)
+            s = dnnl_primitive_attr_set_zero_points(*attr, DNNL_ARG_SRC, 1, 0, &zp);
+    }
+    if (s == dnnl_success && post == COMPUTE_POST_GELU) {
+        dnnl_post_ops_t po;
+        s = dnnl_post_ops_create(&po);
+        if (s == dnnl_success) {
+            s = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_erf, 0, 0);
+            if (s == dnnl_success)
+                s = dnnl_primitive_attr_set_post_ops(*attr, po);
+            dnnl_post_ops_destroy(po);
+        }
+    }
+    return s;
+}
+
+/* src (runtime rows, in), weights (in,out), bias (1,out), dst (rows,out) */
+static dnnl_status_t make_primitive(compute_linear *l)
+{
+    const int64_t R = DNNL_RUNTIME_DIM_VAL;
+    dnnl_dims_t sd = {R, l->in}, wd = {l->in, l->out}, bd = {1, l->out}, dd = {R, l->out};
+    dnnl_dims_t wstr = {1, l->in}; /* W (out,in) row-major is W^T with these strides */
+    dnnl_memory_desc_t smd, wmd, bmd, dmd;
+    dnnl_status_t s = dnnl_memory_desc_init_by_tag(&smd, 2, sd, src_type(l->p), dnnl_ab);
+    if (s == dnnl_success)
+        s = l->p == COMPUTE_F32 ? dnnl_memory_desc_init_by_strides(&wmd, 2, wd, dnnl_f32, wstr)
+                                : dnnl_memory_desc_init_by_tag(&wmd, 2, wd, wei_type(l->p),
+                                                               dnnl_format_tag_any);
+    if (s == dnnl_success)
+        s = dnnl_memory_desc_init_by_tag(&bmd, 2, bd, dnnl_f32, dnnl_ab);
+    if (s == dnnl_success)
+        s = dnnl_memory_desc_init_by_tag(&dmd, 2, dd, dnnl_f32, dnnl_ab);
+    dnnl_matmul_desc_t desc;
+    if (s == dnnl_success)
+        s = dnnl_matmul_desc_init(&desc, &smd, &wmd, &bmd, &dmd);
+    dnnl_primitive_attr_t attr = NULL;
+    if (s == dnnl_success)
+        s = make_attr(&attr, l->p, l->post);
+    if (s == dnnl_success)
+        s = dnnl_primitive_desc_create(&l->pd, &desc, attr, engine, NULL);
+    if (s == dnnl_success)
+        s = dnnl_primitive_create(&l->prim, l->pd);
+    if (s == dnnl_success)
+        l->wmd = *dnnl_primitive_desc_query_md(l->pd, dnnl_query_weights_md, 0);
+    dnnl_primitive_attr_destroy(attr);
+    return s;
+}
+
+int compute_linear_create(compute_linear **out, const char *name, int in, int outs,
+                          compute_precision p, int post)
+{
+    *out = NULL;
+    if (!stream_get())
+        return err_set("oneDNN: no CPU engine or stream for %s", name);
+    compute_linear *l = calloc(1, sizeof *l);
+    if (!l || !(l->zeros = mem_calloc((size_t)outs, sizeof(float)))) {
+        free(l);
+        return err_set("out of memory for the layer %s", name);
+    }
+    snprintf(l->name, sizeof l->name, "%s", name);
+    l->p = p;
+    l->in = in;
+    l->out = outs;
+    l->post = post;
+    dnnl_status_t s = make_primitive(l);
+    if (s != dnnl_success) {
+        compute_linear_free(l);
+        return dnnl_fail("matmul primitive", name, s);
+    }
+    *out = l;
+    return 0;
+}
+
+void compute_linear_free(compute_linear *l)
+{
+    if (!l)
+        return;
+    dnnl_primitive_destroy(l->prim);
+    dnnl_primitive_desc_destroy(l->pd);
+    mem_free(l->wpacked);
+    mem_free(l->wscale);
+    mem_free(l->zeros);
+    free(l);
+}
+
+const char *compute_linear_impl(const compute_linear *l)
+{
+    const char *impl = NULL;
+    if (!l || dnnl_primitive_desc_query(l->pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success)
+        return "?";
+    return impl;
+}
+
+size_t compute_linear_bytes(const compute_linear *l) { return l ? l->wbytes : 0; }
+
+const char *compute_describe(void)
+{
+    static char buf[160];
+    const dnnl_version_t *v = dnnl_version();
+    static const struct { dnnl_cpu_isa_t isa; const char *name; } isas[] = {
+        {dnnl_cpu_isa_avx512_core_amx, "avx512_core_amx"},
+        {dnnl_cpu_isa_avx512_core_bf16, "avx512_core_bf16"},
+        {dnnl_cpu_isa_avx512_core_vnni, "avx512_core_vnni"},
+        {dnnl_cpu_isa_avx512_core, "avx512_core"},
+        {dnnl_cpu_isa_avx2_vnni, "avx2_vnni"},
+        {dnnl_cpu_isa_avx2, "avx2"},
+        {dnnl_cpu_isa_avx, "avx"},
+        {dnnl_cpu_isa_sse41, "sse41"},
+    };
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    const char *name = "generic";
+    for (size_t i = 0; i < sizeof isas / sizeof *isas; i++)
+        if ((isa & isas[i].isa) == isas[i].isa) {
+            name = isas[i].name;
+            break;
+        }
+    snprintf(buf, sizeof buf, "oneDNN %d.%d.%d, ISA %s", v->major, v->minor, v->patch, name);
+    return buf;
+}
+
+/* ---- weights --------------------------------------------------------------------- */
+
+/* reorder src (md, data) into the primitive's weights layout */
+static dnnl_status_t reorder_weights(compute_linear *l, const dnnl_memory_desc_t *md, void *data)
+{
+    dnnl_stream_t st = stream_get();
+    dnnl_primitive_desc_t rpd = NULL;
+    dnnl_primitive_t r = NULL;
+    dnnl_memory_t from = NULL, to = NULL;
+    dnnl_status_t s = dnnl_reorder_primitive_desc_create(&rpd, md, engine, &l->wmd, engine, NULL);
+    if (s == dnnl_success)
+        s = dnnl_primitive_create(&r, rpd);
+    if (s == dnnl_success)
+        s = dnnl_memory_create(&from, md, engine, data);
+    if (s == dnnl_success)
+        s = dnnl_memory_create(&to, &l->wmd, engine, l->wpacked);
+    if (s == dnnl_success) {
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+        s = dnnl_primitive_execute(r, st, 2, args);
+    }
+    if (s == dnnl_success)
+        s = dnnl_stream_wait(st);
+    dnnl_memory_destroy(from);
+    dnnl_memory_destroy(to);
+    dnnl_primitive_destroy(r);
+    dnnl_primitive_desc_destroy(rpd);
+    return s;
+}
+
+/* per output channel: scale = max |W| / 127, q = round(W / scale) */
+static void quantize_weights(int8_t *q, float *scale, const float *W, int in, int out)
+{
+#pragma omp parallel for schedule(static)
+    for (int o = 0; o < out; o++) {
+        const float *w = W + (int64_t)o * in;
+        float mx = 0;
+        for (int k = 0; k < in; k++)
+            mx = fmaxf(mx, fabsf(w[k]));
+        float s = mx > 0 ? mx / 127.0f : 1.0f, inv = 1.0f / s;
+        scale[o] = s;
+        for (int k = 0; k < in; k++)
+            q[(int64_t)o * in + k] = (int8_t)lrintf(fminf(127.0f, fmaxf(-127.0f, w[k] * inv)));
+    }
+}
+
+int compute_linear_pack(compute_linear *l, const float *W)
+{
+    if (l->p == COMPUTE_F32)
+        return 0;
+    if (!stream_get())
+        return err_set("oneDNN: no stream to pack %s", l->name);
+    const int64_t n = (int64_t)l->in * l->out;
+    if (!l->wpacked) {
+        l->wbytes = dnnl_memory_desc_get_size(&l->wmd);
+        l->wpacked = mem_alloc(l->wbytes);
+        l->wscale = l->p == COMPUTE_INT8 ? mem_alloc((size_t)l->out * sizeof(float)) : NULL;
+        if (!l->wpacked || (l->p == COMPUTE_INT8 && !l->wscale))
+            return err_set("out of memory for the packed weights of %s", l->name);
+    }
+    dnnl_dims_t wd = {l->in, l->out}, wstr = {1, l->in};
+    dnnl_memory_desc_t md;
+    dnnl_status_t s;
+    if (l->p == COMPUTE_BF16) {
+        s = dnnl_memory_desc_init_by_strides(&md, 2, wd, dnnl_f32, wstr);
+        if (s == dnnl_success)
+            s = reorder_weights(l, &md, (void *)W);
+    } else {
+        int8_t *q = mem_alloc((size_t)n);
+        if (!q)
+            return err_set("out of memory quantizing %s", l->name);
+        quantize_weights(q, l->wscale, W, l->in, l->out);
+        s = dnnl_memory_desc_init_by_strides(&md, 2, wd, dnnl_s8, wstr);
+        if (s == dnnl_success)
+            s = reorder_weights(l, &md, q);
+        mem_free(q);
+    }
+    return s == dnnl_success ? 0 : dnnl_fail("weights reorder", l->name, s);
+}
+
+/* ---- activations ------------------------------------------------------------------ */
+
+static inline uint16_t bf16_round(float f) /* nearest even; NaN stays NaN */
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7fff + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
+
+static void to_bf16(uint16_t *o, const float *x, int64_t n)
+{
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        o[i] = bf16_round(x[i]);
+}
+
+/* x -> uint8 with one scale and zero point over all of x (ONNX Runtime's
+ * DynamicQuantizeLinear: the range always holds 0); returns the scale */
+static float to_u8(uint8_t *q, int32_t *zp, const float *x, int64_t n)
+{
+    float lo = 0, hi = 0;
+#pragma omp parallel for simd reduction(min : lo) reduction(max : hi) schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        lo = fminf(lo, x[i]);
+        hi = fmaxf(hi, x[i]);
+    }
+    float s = hi > lo ? (hi - lo) / 255.0f : 1.0f, inv = 1.0f / s;
+    float z = fminf(255.0f, fmaxf(0.0f, nearbyintf(-lo * inv)));
+    *zp = (int32_t)z;
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        q[i] = (uint8_t)fminf(255.0f, fmaxf(0.0f, nearbyintf(x[i] * inv) + z));
+    return s;
+}
+
+/* ---- forward ---------------------------------------------------------------------- */
+
+typedef struct {
+    dnnl_exec_arg_t a[6];
+    int n;
+} exec_args;
+
+static dnnl_status_t add_arg(exec_args *e, int arg, dnnl_data_type_t dt, int64_t d0, int64_t d1,
+                             const void *data)
+{
+    dnnl_dims_t d = {d0, d1};
+    dnnl_memory_desc_t md;
+    dnnl_status_t s = d1 ? dnnl_memory_desc_init_by_tag(&md, 2, d, dt, dnnl_ab)
+                         : dnnl_memory_desc_init_by_tag(&md, 1, d, dt, dnnl_a);
+    dnnl_memory_t m = NULL;
+    if (s == dnnl_success)
+        s = dnnl_memory_create(&m, &md, engine, (void *)data);
+    if (s == dnnl_success)
+        e->a[e->n++] = (dnnl_exec_arg_t){arg, m};
+    return s;
+}
+
+int compute_linear_forward(const compute_linear *l, float *y, const float *x, const float *W,
+                           const float *b, int N)
+{
+    if (N == 0)
+        return 0;
+    dnnl_stream_t st = stream_get();
+    if (!st)
+        return err_set("oneDNN: no stream for %s", l->name);
+    const int64_t nx = (int64_t)N * l->in;
+    size_t need = l->p == COMPUTE_BF16 ? (size_t)nx * 2
+                  : l->p == COMPUTE_INT8 ? (size_t)nx + 64 + 2 * (size_t)l->out * sizeof(float) : 0;
+    void *scr = need ? scratch_get(need) : NULL;
+    if (need && !scr)
+        return err_set("out of memory for the activations of %s (%d rows)", l->name, N);
+    exec_args e = {.n = 0};
+    const void *src = x;
+    const float *bias = b ? b : l->zeros;
+    dnnl_status_t s = dnnl_success;
+    if (l->p == COMPUTE_F32) {
+        dnnl_dims_t wd = {l->in, l->out}, wstr = {1, l->in};
+        dnnl_memory_desc_t wmd;
+        dnnl_memory_t wm = NULL;
+        s = dnnl_memory_desc_init_by_strides(&wmd, 2, wd, dnnl_f32, wstr);
+        if (s == dnnl_success)
+            s = dnnl_memory_create(&wm, &wmd, engine, (void *)W);
+        if (s == dnnl_success)
+            e.a[e.n++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, wm};
+    } else {
+        dnnl_memory_t wm = NULL;
+        s = dnnl_memory_create(&wm, &l->wmd, engine, l->wpacked);
+        if (s == dnnl_success)
+            e.a[e.n++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, wm};
+    }
+    int32_t zp = 0;
+    if (l->p == COMPUTE_BF16) {
+        to_bf16(scr, x, nx);
+        src = scr;
+    } else if (l->p == COMPUTE_INT8) {
+        float *sc = (float *)((char *)scr + ((nx + 63) & ~(int64_t)63)), *bs = sc + l->out;
+        float xs = to_u8(scr, &zp, x, nx);
+        /* oneDNN 2.x scales the bias with the products: dst = scale (acc + bias) */
+        for (int o = 0; o < l->out; o++) {
+            sc[o] = xs * l->wscale[o];
+            bs[o] = bias[o] / sc[o];
+        }
+        bias = bs;
+        src = scr;
+        if (s == dnnl_success)
+            s = add_arg(&e, DNNL_ARG_ATTR_OUTPUT_SCALES, dnnl_f32, l->out, 0, sc);
+        if (s == dnnl_success)
+            s = add_arg(&e, DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, dnnl_s32, 1, 0, &zp);
+    }
+    if (s == dnnl_success)
+        s = add_arg(&e, DNNL_ARG_SRC, src_type(l->p), N, l->in, src);
+    if (s == dnnl_success)
+        s = add_arg(&e, DNNL_ARG_BIAS, dnnl_f32, 1, l->out, bias);
+    if (s == dnnl_success)
+        s = add_arg(&e, DNNL_ARG_DST, dnnl_f32, N, l->out, y);
+    if (s == dnnl_success)
+        s = dnnl_primitive_execute(l->prim, st, e.n, e.a);
+    if (s == dnnl_success)
+        s = dnnl_stream_wait(st);
+    for (int i = 0; i < e.n; i++)
+        dnnl_memory_destroy(e.a[i].memory);
+    return s == dnnl_success ? 0 : dnnl_fail("matmul", l->name, s);
+}
