@@ -2,13 +2,16 @@
 # install-deps.sh — installs the Debian packages runner needs. Idempotent:
 # installs only what is missing. Run as root (or with sudo available).
 #   scripts/install-deps.sh          build, test and plot dependencies
-#   scripts/install-deps.sh --bench  also PyTorch and Node.js for bench/
+#   scripts/install-deps.sh --bench  also PyTorch, ONNX (python3-onnx writes the int8 peer's
+#                                    model) and Node.js for bench/; npm only when no npm
+#                                    is on PATH (an npm outside Debian's conflicts with it)
 set -eu
 
 PKGS="build-essential pkg-config perl libconfig-dev libjansson-dev libutf8proc-dev libgsl-dev
-zlib1g-dev libopenblas-openmp-dev gnuplot-nox valgrind curl ca-certificates git"
+zlib1g-dev libopenblas-openmp-dev libdnnl-dev gnuplot-nox valgrind curl ca-certificates git"
 if [ "${1:-}" = "--bench" ]; then
-    PKGS="$PKGS python3 python3-torch python3-numpy nodejs npm"
+    PKGS="$PKGS python3 python3-torch python3-numpy python3-onnx nodejs"
+    command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
 fi
 
 missing=""

@@ -267,7 +267,7 @@ static void quantize_weights(int8_t *q, float *scale, const float *W, int in, in
         const float *w = W + (int64_t)o * in;
         float mx = 0;
         for (int k = 0; k < in; k++)
-            mx = fmaxf(mx, fabsf(w[k]));
+            mx = fabsf(w[k]) > mx ? fabsf(w[k]) : mx;
         float s = mx > 0 ? mx / 127.0f : 1.0f, inv = 1.0f / s;
         scale[o] = s;
         for (int k = 0; k < in; k++)
@@ -329,21 +329,27 @@ static void to_bf16(uint16_t *o, const float *x, int64_t n)
 }
 
 /* x -> uint8 with one scale and zero point over all of x (ONNX Runtime's
- * DynamicQuantizeLinear: the range always holds 0); returns the scale */
+ * DynamicQuantizeLinear: the range always holds 0); returns the scale.
+ * Comparisons, not fminf/fmaxf: they vectorise. */
 static float to_u8(uint8_t *q, int32_t *zp, const float *x, int64_t n)
 {
     float lo = 0, hi = 0;
 #pragma omp parallel for simd reduction(min : lo) reduction(max : hi) schedule(static)
     for (int64_t i = 0; i < n; i++) {
-        lo = fminf(lo, x[i]);
-        hi = fmaxf(hi, x[i]);
+        lo = x[i] < lo ? x[i] : lo;
+        hi = x[i] > hi ? x[i] : hi;
     }
     float s = hi > lo ? (hi - lo) / 255.0f : 1.0f, inv = 1.0f / s;
-    float z = fminf(255.0f, fmaxf(0.0f, nearbyintf(-lo * inv)));
+    float z = nearbyintf(-lo * inv);
+    z = z < 0 ? 0 : z > 255 ? 255 : z;
     *zp = (int32_t)z;
+    const float zh = z + 0.5f; /* rounding half up by truncation of v + 0.5 >= 0 */
 #pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < n; i++)
-        q[i] = (uint8_t)fminf(255.0f, fmaxf(0.0f, nearbyintf(x[i] * inv) + z));
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i] * inv + zh;
+        v = v < 0 ? 0 : v > 255.0f ? 255.0f : v;
+        q[i] = (uint8_t)(int32_t)v;
+    }
     return s;
 }
 
