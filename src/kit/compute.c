@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runner/kit/nn.h"
 #include "runner/kit/util.h"
 
 struct compute_linear {
@@ -23,6 +24,7 @@ struct compute_linear {
     void *wpacked;          /* bf16 / int8 weights in that layout */
     size_t wbytes;
     float *wscale; /* int8: per output channel */
+    int32_t *wsum; /* int8: sum of each output channel's int8 weights */
     float *zeros;  /* the bias when none is given */
 };
 
@@ -102,18 +104,12 @@ static dnnl_data_type_t wei_type(compute_precision p)
     return p == COMPUTE_BF16 ? dnnl_bf16 : p == COMPUTE_INT8 ? dnnl_s8 : dnnl_f32;
 }
 
-/* attributes: runtime scales and zero point (int8), GELU post-op */
+/* attributes: the GELU post-op (f32, bf16; int8 applies it after its own
+ * dequantization, see int8_epilogue) */
 static dnnl_status_t make_attr(dnnl_primitive_attr_t *attr, compute_precision p, int post)
 {
     dnnl_status_t s = dnnl_primitive_attr_create(attr);
-    if (s == dnnl_success && p == COMPUTE_INT8) {
-        float sc = DNNL_RUNTIME_F32_VAL;
-        int32_t zp = DNNL_RUNTIME_S32_VAL;
-        s = dnnl_primitive_attr_set_output_scales(*attr, 1, 1 << 1, &sc);
-        if (s == dnnl_success)
-            s = dnnl_primitive_attr_set_zero_points(*attr, DNNL_ARG_SRC, 1, 0, &zp);
-    }
-    if (s == dnnl_success && post == COMPUTE_POST_GELU) {
+    if (s == dnnl_success && post == COMPUTE_POST_GELU && p != COMPUTE_INT8) {
         dnnl_post_ops_t po;
         s = dnnl_post_ops_create(&po);
         if (s == dnnl_success) {
@@ -126,7 +122,8 @@ static dnnl_status_t make_attr(dnnl_primitive_attr_t *attr, compute_precision p,
     return s;
 }
 
-/* src (runtime rows, in), weights (in,out), bias (1,out), dst (rows,out) */
+/* src (runtime rows, in), weights (in,out), bias (1,out), dst (rows,out);
+ * int8: dst int32 sums of u8 x s8 products, no bias (int8_epilogue) */
 static dnnl_status_t make_primitive(compute_linear *l)
 {
     const int64_t R = DNNL_RUNTIME_DIM_VAL;
@@ -141,10 +138,11 @@ static dnnl_status_t make_primitive(compute_linear *l)
     if (s == dnnl_success)
         s = dnnl_memory_desc_init_by_tag(&bmd, 2, bd, dnnl_f32, dnnl_ab);
     if (s == dnnl_success)
-        s = dnnl_memory_desc_init_by_tag(&dmd, 2, dd, dnnl_f32, dnnl_ab);
+        s = dnnl_memory_desc_init_by_tag(&dmd, 2, dd, l->p == COMPUTE_INT8 ? dnnl_s32 : dnnl_f32,
+                                         dnnl_ab);
     dnnl_matmul_desc_t desc;
     if (s == dnnl_success)
-        s = dnnl_matmul_desc_init(&desc, &smd, &wmd, &bmd, &dmd);
+        s = dnnl_matmul_desc_init(&desc, &smd, &wmd, l->p == COMPUTE_INT8 ? NULL : &bmd, &dmd);
     dnnl_primitive_attr_t attr = NULL;
     if (s == dnnl_success)
         s = make_attr(&attr, l->p, l->post);
@@ -191,6 +189,7 @@ void compute_linear_free(compute_linear *l)
     dnnl_primitive_desc_destroy(l->pd);
     mem_free(l->wpacked);
     mem_free(l->wscale);
+    mem_free(l->wsum);
     mem_free(l->zeros);
     free(l);
 }
@@ -259,8 +258,9 @@ static dnnl_status_t reorder_weights(compute_linear *l, const dnnl_memory_desc_t
     return s;
 }
 
-/* per output channel: scale = max |W| / 127, q = round(W / scale) */
-static void quantize_weights(int8_t *q, float *scale, const float *W, int in, int out)
+/* per output channel: scale = max |W| / 127, q = round(W / scale), and
+ * the sum of q (for the activations' zero points) */
+static void quantize_weights(int8_t *q, float *scale, int32_t *sum, const float *W, int in, int out)
 {
 #pragma omp parallel for schedule(static)
     for (int o = 0; o < out; o++) {
@@ -269,9 +269,14 @@ static void quantize_weights(int8_t *q, float *scale, const float *W, int in, in
         for (int k = 0; k < in; k++)
             mx = fabsf(w[k]) > mx ? fabsf(w[k]) : mx;
         float s = mx > 0 ? mx / 127.0f : 1.0f, inv = 1.0f / s;
+        int32_t t = 0;
         scale[o] = s;
-        for (int k = 0; k < in; k++)
-            q[(int64_t)o * in + k] = (int8_t)lrintf(fminf(127.0f, fmaxf(-127.0f, w[k] * inv)));
+        for (int k = 0; k < in; k++) {
+            int8_t v = (int8_t)lrintf(fminf(127.0f, fmaxf(-127.0f, w[k] * inv)));
+            q[(int64_t)o * in + k] = v;
+            t += v;
+        }
+        sum[o] = t;
     }
 }
 
@@ -285,8 +290,11 @@ int compute_linear_pack(compute_linear *l, const float *W)
     if (!l->wpacked) {
         l->wbytes = dnnl_memory_desc_get_size(&l->wmd);
         l->wpacked = mem_alloc(l->wbytes);
-        l->wscale = l->p == COMPUTE_INT8 ? mem_alloc((size_t)l->out * sizeof(float)) : NULL;
-        if (!l->wpacked || (l->p == COMPUTE_INT8 && !l->wscale))
+        if (l->p == COMPUTE_INT8) {
+            l->wscale = mem_alloc((size_t)l->out * sizeof(float));
+            l->wsum = mem_alloc((size_t)l->out * sizeof(int32_t));
+        }
+        if (!l->wpacked || (l->p == COMPUTE_INT8 && (!l->wscale || !l->wsum)))
             return err_set("out of memory for the packed weights of %s", l->name);
     }
     dnnl_dims_t wd = {l->in, l->out}, wstr = {1, l->in};
@@ -300,7 +308,7 @@ int compute_linear_pack(compute_linear *l, const float *W)
         int8_t *q = mem_alloc((size_t)n);
         if (!q)
             return err_set("out of memory quantizing %s", l->name);
-        quantize_weights(q, l->wscale, W, l->in, l->out);
+        quantize_weights(q, l->wscale, l->wsum, W, l->in, l->out);
         s = dnnl_memory_desc_init_by_strides(&md, 2, wd, dnnl_s8, wstr);
         if (s == dnnl_success)
             s = reorder_weights(l, &md, q);
@@ -328,29 +336,52 @@ static void to_bf16(uint16_t *o, const float *x, int64_t n)
         o[i] = bf16_round(x[i]);
 }
 
-/* x -> uint8 with one scale and zero point over all of x (ONNX Runtime's
- * DynamicQuantizeLinear: the range always holds 0); returns the scale.
- * Comparisons, not fminf/fmaxf: they vectorise. */
-static float to_u8(uint8_t *q, int32_t *zp, const float *x, int64_t n)
+/* Each row of x (N,K) -> uint8 with its own scale and zero point (the
+ * row's range, always holding 0, over 255 steps): finer than ONNX
+ * Runtime's one range per tensor. Comparisons, not fminf/fmaxf: they
+ * vectorise. */
+static void to_u8_rows(uint8_t *q, float *scale, int32_t *zp, const float *x, int N, int K)
 {
-    float lo = 0, hi = 0;
-#pragma omp parallel for simd reduction(min : lo) reduction(max : hi) schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        lo = x[i] < lo ? x[i] : lo;
-        hi = x[i] > hi ? x[i] : hi;
+#pragma omp parallel for schedule(static)
+    for (int m = 0; m < N; m++) {
+        const float *r = x + (int64_t)m * K;
+        uint8_t *o = q + (int64_t)m * K;
+        float lo = 0, hi = 0;
+#pragma omp simd reduction(min : lo) reduction(max : hi)
+        for (int k = 0; k < K; k++) {
+            lo = r[k] < lo ? r[k] : lo;
+            hi = r[k] > hi ? r[k] : hi;
+        }
+        float s = hi > lo ? (hi - lo) / 255.0f : 1.0f, inv = 1.0f / s;
+        float z = nearbyintf(-lo * inv);
+        z = z < 0 ? 0 : z > 255 ? 255 : z;
+        scale[m] = s;
+        zp[m] = (int32_t)z;
+        const float zh = z + 0.5f; /* round half up: truncation of v + 0.5 >= 0 */
+#pragma omp simd
+        for (int k = 0; k < K; k++) {
+            float v = r[k] * inv + zh;
+            v = v < 0 ? 0 : v > 255.0f ? 255.0f : v;
+            o[k] = (uint8_t)(int32_t)v;
+        }
     }
-    float s = hi > lo ? (hi - lo) / 255.0f : 1.0f, inv = 1.0f / s;
-    float z = nearbyintf(-lo * inv);
-    z = z < 0 ? 0 : z > 255 ? 255 : z;
-    *zp = (int32_t)z;
-    const float zh = z + 0.5f; /* rounding half up by truncation of v + 0.5 >= 0 */
-#pragma omp parallel for simd schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        float v = x[i] * inv + zh;
-        v = v < 0 ? 0 : v > 255.0f ? 255.0f : v;
-        q[i] = (uint8_t)(int32_t)v;
+}
+
+/* y (N,out), holding the int32 sums, in place: y = sx[m] sw[n] (acc -
+ * zp[m] sum_k qw[n,k]) + b[n] */
+static void int8_epilogue(float *y, const float *sx, const int32_t *zp, const float *sw,
+                          const int32_t *wsum, const float *b, int N, int out)
+{
+#pragma omp parallel for schedule(static)
+    for (int m = 0; m < N; m++) {
+        float *row = y + (int64_t)m * out;
+        int32_t *acc = (int32_t *)row;
+        const float s = sx[m];
+        const int32_t z = zp[m];
+#pragma omp simd
+        for (int n = 0; n < out; n++)
+            row[n] = s * sw[n] * (float)(acc[n] - z * wsum[n]) + b[n];
     }
-    return s;
 }
 
 /* ---- forward ---------------------------------------------------------------------- */
@@ -385,7 +416,7 @@ int compute_linear_forward(const compute_linear *l, float *y, const float *x, co
         return err_set("oneDNN: no stream for %s", l->name);
     const int64_t nx = (int64_t)N * l->in;
     size_t need = l->p == COMPUTE_BF16 ? (size_t)nx * 2
-                  : l->p == COMPUTE_INT8 ? (size_t)nx + 64 + 2 * (size_t)l->out * sizeof(float) : 0;
+                  : l->p == COMPUTE_INT8 ? (size_t)nx + 64 + 2 * (size_t)N * sizeof(float) : 0;
     void *scr = need ? scratch_get(need) : NULL;
     if (need && !scr)
         return err_set("out of memory for the activations of %s (%d rows)", l->name, N);
@@ -408,36 +439,35 @@ int compute_linear_forward(const compute_linear *l, float *y, const float *x, co
         if (s == dnnl_success)
             e.a[e.n++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, wm};
     }
-    int32_t zp = 0;
+    float *xs = NULL;
+    int32_t *zp = NULL;
     if (l->p == COMPUTE_BF16) {
         to_bf16(scr, x, nx);
         src = scr;
     } else if (l->p == COMPUTE_INT8) {
-        float *sc = (float *)((char *)scr + ((nx + 63) & ~(int64_t)63)), *bs = sc + l->out;
-        float xs = to_u8(scr, &zp, x, nx);
-        /* oneDNN 2.x scales the bias with the products: dst = scale (acc + bias) */
-        for (int o = 0; o < l->out; o++) {
-            sc[o] = xs * l->wscale[o];
-            bs[o] = bias[o] / sc[o];
-        }
-        bias = bs;
+        xs = (float *)((char *)scr + ((nx + 63) & ~(int64_t)63));
+        zp = (int32_t *)(xs + N);
+        to_u8_rows(scr, xs, zp, x, N, l->in);
         src = scr;
-        if (s == dnnl_success)
-            s = add_arg(&e, DNNL_ARG_ATTR_OUTPUT_SCALES, dnnl_f32, l->out, 0, sc);
-        if (s == dnnl_success)
-            s = add_arg(&e, DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, dnnl_s32, 1, 0, &zp);
     }
     if (s == dnnl_success)
         s = add_arg(&e, DNNL_ARG_SRC, src_type(l->p), N, l->in, src);
-    if (s == dnnl_success)
+    if (s == dnnl_success && l->p != COMPUTE_INT8)
         s = add_arg(&e, DNNL_ARG_BIAS, dnnl_f32, 1, l->out, bias);
     if (s == dnnl_success)
-        s = add_arg(&e, DNNL_ARG_DST, dnnl_f32, N, l->out, y);
+        s = add_arg(&e, DNNL_ARG_DST, l->p == COMPUTE_INT8 ? dnnl_s32 : dnnl_f32, N, l->out, y);
     if (s == dnnl_success)
         s = dnnl_primitive_execute(l->prim, st, e.n, e.a);
     if (s == dnnl_success)
         s = dnnl_stream_wait(st);
     for (int i = 0; i < e.n; i++)
         dnnl_memory_destroy(e.a[i].memory);
-    return s == dnnl_success ? 0 : dnnl_fail("matmul", l->name, s);
+    if (s != dnnl_success)
+        return dnnl_fail("matmul", l->name, s);
+    if (l->p == COMPUTE_INT8) {
+        int8_epilogue(y, xs, zp, l->wscale, l->wsum, bias, N, l->out);
+        if (l->post == COMPUTE_POST_GELU)
+            gelu_forward(y, y, (int64_t)N * l->out);
+    }
+    return 0;
 }
