@@ -368,9 +368,10 @@ static void to_u8_rows(uint8_t *q, float *scale, int32_t *zp, const float *x, in
 }
 
 /* y (N,out), holding the int32 sums, in place: y = sx[m] sw[n] (acc -
- * zp[m] sum_k qw[n,k]) + b[n] */
+ * zp[m] sum_k qw[n,k]) + b[n], then GELU when gelu is set (each row while
+ * it is in cache) */
 static void int8_epilogue(float *y, const float *sx, const int32_t *zp, const float *sw,
-                          const int32_t *wsum, const float *b, int N, int out)
+                          const int32_t *wsum, const float *b, int N, int out, int gelu)
 {
 #pragma omp parallel for schedule(static)
     for (int m = 0; m < N; m++) {
@@ -381,6 +382,8 @@ static void int8_epilogue(float *y, const float *sx, const int32_t *zp, const fl
 #pragma omp simd
         for (int n = 0; n < out; n++)
             row[n] = s * sw[n] * (float)(acc[n] - z * wsum[n]) + b[n];
+        if (gelu)
+            gelu_row(row, row, out);
     }
 }
 
@@ -464,10 +467,7 @@ int compute_linear_forward(const compute_linear *l, float *y, const float *x, co
         dnnl_memory_destroy(e.a[i].memory);
     if (s != dnnl_success)
         return dnnl_fail("matmul", l->name, s);
-    if (l->p == COMPUTE_INT8) {
-        int8_epilogue(y, xs, zp, l->wscale, l->wsum, bias, N, l->out);
-        if (l->post == COMPUTE_POST_GELU)
-            gelu_forward(y, y, (int64_t)N * l->out);
-    }
+    if (l->p == COMPUTE_INT8)
+        int8_epilogue(y, xs, zp, l->wscale, l->wsum, bias, N, l->out, l->post == COMPUTE_POST_GELU);
     return 0;
 }

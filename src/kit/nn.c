@@ -342,6 +342,14 @@ static void gelu_backward_generic(float *dx, const float *x, const float *dy, in
 
 enum { CHUNK = 4096 }; /* elements per OpenMP work item of element-wise loops */
 
+void gelu_row(float *y, const float *x, int64_t n)
+{
+    if (nn_avx512())
+        gelu_forward_avx512(y, x, n);
+    else
+        gelu_forward_generic(y, x, n);
+}
+
 void gelu_forward(float *y, const float *x, int64_t n)
 {
     int fast = nn_avx512();

@@ -51,6 +51,8 @@ void residual_layernorm_backward(float *da, float *db, float *dw, float *dbias, 
 
 /* ---- GELU, exact: x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) ---------------- */
 void gelu_forward(float *y, const float *x, int64_t n);          /* y may be x */
+/* the same on the calling thread only (no OpenMP region): for epilogues */
+void gelu_row(float *y, const float *x, int64_t n);
 void gelu_backward(float *dx, const float *x, const float *dy, int64_t n);
 
 /* ---- residual: y = a + b ---------------------------------------------------- */
