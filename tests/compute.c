@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "runner/kit/compute.h"
+#include "runner/kit/nn.h"
 #include "runner/kit/util.h"
 #include "tap.h"
 
@@ -179,6 +180,12 @@ static void test_int8(const float *x, const float *W, const float *b)
         nb += ref[i] * ref[i];
     }
     cmp_ok(dot / sqrt(na * nb), >, 0.999, "int8 output cosine to the exact one");
+    float y2[N * OUT];
+    nn_use_avx512(0);
+    rc = compute_linear_forward(l, y2, x, NULL, b, N);
+    nn_use_avx512(1);
+    ok(rc == 0 && memcmp(y, y2, sizeof y) == 0,
+       "int8: generic and AVX-512 activation quantization agree bit for bit");
     compute_linear_free(l);
 }
 

@@ -500,23 +500,30 @@ INLINE_AVX512 void scores4_tile(float *out, const float *const q[4], const float
 {
     __m512 acc[4][4];
     __mmask16 m[4];
+    #pragma GCC unroll 4
     for (int u = 0; u < U; u++) {
         m[u] = tail_mask(n - j0 - 16 * u);
+        #pragma GCC unroll 4
         for (int r = 0; r < 4; r++)
             acc[r][u] = _mm512_setzero_ps();
     }
     for (int d = 0; d < hd; d++) {
         __m512 k[4];
+        #pragma GCC unroll 4
         for (int u = 0; u < U; u++)
             k[u] = _mm512_maskz_loadu_ps(m[u], kt + (int64_t)d * n + j0 + 16 * u);
+        #pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
             __m512 qb = _mm512_set1_ps(q[r][d]);
+            #pragma GCC unroll 4
             for (int u = 0; u < U; u++)
                 acc[r][u] = _mm512_fmadd_ps(qb, k[u], acc[r][u]);
         }
     }
     __m512 sc = _mm512_set1_ps(scale);
+    #pragma GCC unroll 4
     for (int r = 0; r < 4; r++)
+        #pragma GCC unroll 4
         for (int u = 0; u < U; u++) {
             __m512 v = _mm512_mul_ps(acc[r][u], sc);
             rmax[r] = _mm512_mask_max_ps(rmax[r], m[u], rmax[r], v);
@@ -550,22 +557,29 @@ INLINE_AVX512 void mix4_tile(float *const o[4], const float *p, const float *v, 
 {
     __m512 acc[4][4];
     __mmask16 m[4];
+    #pragma GCC unroll 4
     for (int u = 0; u < U; u++) {
         m[u] = tail_mask(hd - d0 - 16 * u);
+        #pragma GCC unroll 4
         for (int r = 0; r < 4; r++)
             acc[r][u] = _mm512_setzero_ps();
     }
     for (int j = 0; j < n; j++) {
         __m512 vv[4];
+        #pragma GCC unroll 4
         for (int u = 0; u < U; u++)
             vv[u] = _mm512_maskz_loadu_ps(m[u], v + j * stride + d0 + 16 * u);
+        #pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
             __m512 pb = _mm512_set1_ps(p[(int64_t)r * n + j]);
+            #pragma GCC unroll 4
             for (int u = 0; u < U; u++)
                 acc[r][u] = _mm512_fmadd_ps(pb, vv[u], acc[r][u]);
         }
     }
+    #pragma GCC unroll 4
     for (int r = 0; r < 4; r++)
+        #pragma GCC unroll 4
         for (int u = 0; u < U; u++)
             _mm512_mask_storeu_ps(o[r] + d0 + 16 * u, m[u],
                                   _mm512_mul_ps(acc[r][u], _mm512_set1_ps(scale[r])));
