@@ -387,7 +387,7 @@ __attribute__((target("avx512f"))) static void row_to_u8_avx512(uint8_t *o, floa
     const __m512 zero = _mm512_setzero_ps(), top = _mm512_set1_ps(255.0f);
     for (k = 0; k < K; k += 16) {
         __mmask16 m = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
-        __m512 v = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, r + k), vinv, vzh);
+        __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, r + k), vinv), vzh);
         v = _mm512_min_ps(_mm512_max_ps(v, zero), top);
         _mm512_mask_cvtepi32_storeu_epi8(o + k, m, _mm512_cvttps_epi32(v));
     }
