@@ -32,11 +32,33 @@ struct compute_linear {
 static dnnl_engine_t engine;
 static dnnl_status_t engine_status = dnnl_runtime_error;
 static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
-static _Thread_local dnnl_stream_t tl_stream;
-static _Thread_local void *tl_scratch;
-static _Thread_local size_t tl_cap;
+
+/* Each thread's stream and scratch live in a slot of this table (a thread
+ * keeps its slot): reachable from a global, so leak checkers do not count
+ * the ones of pool threads that have ended. */
+typedef struct {
+    dnnl_stream_t stream;
+    void *scratch;
+    size_t cap;
+} thread_slot;
+enum { MAX_SLOTS = 1024 };
+static thread_slot slots[MAX_SLOTS];
+static int nslots;
+static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Thread_local thread_slot *tl_slot;
 
 static void engine_init(void) { engine_status = dnnl_engine_create(&engine, dnnl_cpu, 0); }
+
+static thread_slot *slot_get(void)
+{
+    if (!tl_slot) {
+        pthread_mutex_lock(&slots_lock);
+        if (nslots < MAX_SLOTS)
+            tl_slot = &slots[nslots++];
+        pthread_mutex_unlock(&slots_lock);
+    }
+    return tl_slot;
+}
 
 static int dnnl_fail(const char *what, const char *name, dnnl_status_t s)
 {
@@ -47,24 +69,26 @@ static int dnnl_fail(const char *what, const char *name, dnnl_status_t s)
 static dnnl_stream_t stream_get(void)
 {
     pthread_once(&engine_once, engine_init);
-    if (engine_status != dnnl_success)
+    thread_slot *t = slot_get();
+    if (engine_status != dnnl_success || !t)
         return NULL;
-    if (!tl_stream && dnnl_stream_create(&tl_stream, engine, dnnl_stream_default_flags) != dnnl_success)
-        tl_stream = NULL;
-    return tl_stream;
+    if (!t->stream && dnnl_stream_create(&t->stream, engine, dnnl_stream_default_flags) != dnnl_success)
+        t->stream = NULL;
+    return t->stream;
 }
 
-/* this thread's scratch, at least bytes long */
+/* this thread's scratch, at least bytes long (after stream_get) */
 static void *scratch_get(size_t bytes)
 {
-    if (bytes <= tl_cap)
-        return tl_scratch;
-    mem_free(tl_scratch);
-    tl_cap = 0;
-    tl_scratch = mem_alloc(bytes + bytes / 4);
-    if (tl_scratch)
-        tl_cap = bytes + bytes / 4;
-    return tl_scratch;
+    thread_slot *t = tl_slot;
+    if (bytes <= t->cap)
+        return t->scratch;
+    mem_free(t->scratch);
+    t->cap = 0;
+    t->scratch = mem_alloc(bytes + bytes / 4);
+    if (t->scratch)
+        t->cap = bytes + bytes / 4;
+    return t->scratch;
 }
 
 int compute_precision_parse(const char *name)
