@@ -1087,7 +1087,7 @@ static const runner_key keys[] = {
      "\"f32\"; \"bf16\": bfloat16 weights packed once, bfloat16 activations, float32 sums "
      "(native on AVX512_BF16 or AMX, emulated on older AVX-512); \"int8\": dynamic "
      "quantization like ONNX Runtime's, per-channel symmetric int8 weights quantized at load, "
-     "uint8 activations with a scale and zero point per call (VNNI or AMX when present). "
+     "uint8 activations with a scale and zero point per row (VNNI or AMX when present). "
      "Training runs in f32"},
     {"hidden_dropout", RUNNER_T_FLOAT, NULL,
      "dropout after embeddings and each sub-layer when training; unset: config.json's "

@@ -12,7 +12,8 @@
  *    "int8" the weights are converted and reordered into oneDNN's packed
  *    layout once (compute_linear_pack); "int8" is dynamic quantization as
  *    ONNX Runtime's: per-channel symmetric int8 weights, uint8 activations
- *    with one scale and zero point per call computed at run time.
+ *    with a scale and zero point per row computed at run time (int32 sums
+ *    from oneDNN, dequantized with the bias and GELU in one pass).
  *
  * Primitives may run from several threads at once (each thread keeps its
  * own stream and scratch); called inside a parallel region a primitive runs
