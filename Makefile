@@ -150,9 +150,9 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libapp.a $(KIT_SO)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libapp.a $(KIT_LINK) -Wl,-rpath,'$$ORIGIN/../lib' $(LDLIBS)
 
-# bench/gemm compares oneDNN with OpenBLAS
+# bench/gemm compares oneDNN with OpenBLAS (first, before GSL's reference CBLAS)
 $(BUILD)/bench/gemm.o: APP_CFLAGS += $(BLAS_CFLAGS)
-$(BUILD)/bench/gemm: LDLIBS += $(BLAS_LIBS)
+$(BUILD)/bench/gemm: LDLIBS = $(BLAS_LIBS) $(DNNL_LIBS) $(PKG_LIBS) -lgomp -ldl -lm
 
 # pkg-config file for plugins built out of tree. In the build tree it points
 # at the sources (PKG_CONFIG_PATH=build); installed, at PREFIX.

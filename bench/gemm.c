@@ -146,6 +146,44 @@ static double run_blas(int M, int K, int N, int reps)
     return 2.0 * M * K * N / best * 1e-9;
 }
 
+/* the training GEMMs of a linear layer (in -> out) over M rows, sgemm of
+ * OpenBLAS (blas = 1) or oneDNN: forward x W^T, dx = dy W, dW = dy^T x */
+static double run_train(int M, int in, int out, int blas, int which, int reps)
+{
+    float *x = calloc((size_t)M * in, 4), *W = calloc((size_t)out * in, 4), *dy = calloc((size_t)M * out, 4);
+    float *y = calloc((size_t)M * out, 4), *dx = calloc((size_t)M * in, 4), *dW = calloc((size_t)out * in, 4);
+    double best = 1e30;
+    for (int r = 0; r <= reps; r++) {
+        double t = now();
+        if (which == 0) {
+            if (blas)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, out, in, 1, x, in, W, in, 1, y, out);
+            else
+                dnnl_sgemm('N', 'T', M, out, in, 1, x, in, W, in, 1, y, out);
+        } else if (which == 1) {
+            if (blas)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, in, out, 1, dy, out, W, in, 1, dx, in);
+            else
+                dnnl_sgemm('N', 'N', M, in, out, 1, dy, out, W, in, 1, dx, in);
+        } else {
+            if (blas)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, M, 1, dy, out, x, in, 1, dW, in);
+            else
+                dnnl_sgemm('T', 'N', out, in, M, 1, dy, out, x, in, 1, dW, in);
+        }
+        t = now() - t;
+        if (r > 0)
+            best = t < best ? t : best;
+    }
+    free(x);
+    free(W);
+    free(dy);
+    free(y);
+    free(dx);
+    free(dW);
+    return 2.0 * M * in * out / best * 1e-9;
+}
+
 int main(int argc, char **argv)
 {
     int M = argc > 1 ? atoi(argv[1]) : 800, reps = argc > 2 ? atoi(argv[2]) : 20;
@@ -180,5 +218,13 @@ int main(int argc, char **argv)
         for (int rt = 0; rt < 2; rt++)
             printf("%s%s: %s (created in %.1f ms)\n", kinds[k].name, rt ? " runtime M" : "",
                    impls[k][rt] ? impls[k][rt] : "-", cms[k][rt]);
+    printf("\ntraining GEMMs, f32 sgemm GFLOPS (OpenBLAS / oneDNN): forward x W^T, dx = dy W, dW = dy^T x\n");
+    for (int s = 0; s < 4; s++) {
+        int K = shapes[s][0], N = shapes[s][1];
+        printf("%4d x %-4d", K, N);
+        for (int w = 0; w < 3; w++)
+            printf("   %6.1f / %6.1f", run_train(M, K, N, 1, w, reps), run_train(M, K, N, 0, w, reps));
+        printf("\n");
+    }
     return 0;
 }
