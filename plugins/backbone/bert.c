@@ -644,7 +644,7 @@ static int ensure_linears(bert *m, int train)
     const int C = m->C, FF = m->FF;
     const int shape[5][2] = {{C, 3 * C}, {C, C}, {C, FF}, {FF, C}, {C, FF}};
     const int wk[4] = {QW, AOW, IW, OW};
-    int fresh = !m->f32[0];
+    int fresh = !m->f32[0], fresh_lin = !m->lin;
     for (int w = 0; w < 5; w++)
         if (!m->f32[w] && compute_linear_create(&m->f32[w], lt(m, 0, wk[w % 4])->name, shape[w][0],
                                                 shape[w][1], COMPUTE_F32,
@@ -664,12 +664,15 @@ static int ensure_linears(bert *m, int train)
             }
         m->wp_stale = 0;
     }
-    if (fresh) {
-        compute_linear **k = m->prec != COMPUTE_F32 && m->lin ? m->lin : m->f32;
-        m->h->log(m->h, RUNNER_LOG_INFO, "bert: precision %s on %s; kernels: QKV %s, FFN up "
+    /* once, at the first forward that uses the backbone's precision */
+    if (m->prec == COMPUTE_F32 ? fresh : fresh_lin && m->lin) {
+        compute_linear **k = m->prec != COMPUTE_F32 ? m->lin : m->f32;
+        compute_precision runs = compute_linear_precision(k[0]);
+        m->h->log(m->h, RUNNER_LOG_INFO, "bert: precision %s%s%s on %s; kernels: QKV %s, FFN up "
                   "(+GELU) %s, FFN down %s; training f32 %s", compute_precision_name(m->prec),
-                  compute_describe(), compute_linear_impl(k[0]), compute_linear_impl(k[2]),
-                  compute_linear_impl(k[3]), compute_linear_impl(m->f32[4]));
+                  runs != m->prec ? ", computed in " : "", runs != m->prec ?
+                  compute_precision_name(runs) : "", compute_describe(), compute_linear_impl(k[0]),
+                  compute_linear_impl(k[2]), compute_linear_impl(k[3]), compute_linear_impl(m->f32[4]));
     }
     return 0;
 }

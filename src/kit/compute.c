@@ -17,8 +17,9 @@
 
 struct compute_linear {
     char name[96];
-    compute_precision p;
+    compute_precision p, asked; /* p: what runs (f32 when oneDNN cannot do asked here) */
     int in, out, post;
+    const float *wref; /* f32 fallback: the weights given to compute_linear_pack */
     dnnl_primitive_desc_t pd;
     dnnl_primitive_t prim;
     dnnl_memory_desc_t wmd; /* weights as the primitive wants them */
@@ -193,11 +194,17 @@ int compute_linear_create(compute_linear **out, const char *name, int in, int ou
         return err_set("out of memory for the layer %s", name);
     }
     snprintf(l->name, sizeof l->name, "%s", name);
-    l->p = p;
+    l->p = l->asked = p;
     l->in = in;
     l->out = outs;
     l->post = post;
     dnnl_status_t s = make_primitive(l);
+    if (s == dnnl_unimplemented && p != COMPUTE_F32) {
+        /* e.g. bf16 on a CPU without AVX-512: float32 instead, said by
+         * compute_linear_precision */
+        l->p = COMPUTE_F32;
+        s = make_primitive(l);
+    }
     if (s != dnnl_success) {
         compute_linear_free(l);
         return dnnl_fail("matmul primitive", name, s);
@@ -228,6 +235,8 @@ const char *compute_linear_impl(const compute_linear *l)
 }
 
 size_t compute_linear_bytes(const compute_linear *l) { return l ? l->wbytes : 0; }
+
+compute_precision compute_linear_precision(const compute_linear *l) { return l->p; }
 
 const char *compute_describe(void)
 {
@@ -283,21 +292,34 @@ static dnnl_status_t reorder_weights(compute_linear *l, const dnnl_memory_desc_t
     return s;
 }
 
-/* per output channel: scale = max |W| / 127, q = round(W / scale), and
- * the sum of q (for the activations' zero points) */
+/* 1 when oneDNN's int8 kernels have VNNI (vpdpbusd sums u8 x s8 in int32).
+ * Without it they use vpmaddubsw, whose int16 sum of two products
+ * saturates past 32767 = 255 * 64.25 * 2: then the weights get 7 bits
+ * (ONNX Runtime's reduce_range). */
+static int have_vnni(void)
+{
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    return (isa & dnnl_cpu_isa_avx512_core_vnni) == dnnl_cpu_isa_avx512_core_vnni ||
+           (isa & dnnl_cpu_isa_avx2_vnni) == dnnl_cpu_isa_avx2_vnni;
+}
+
+/* per output channel: scale = max |W| / qmax, q = round(W / scale), and
+ * the sum of q (for the activations' zero points); qmax 127, or 63
+ * without VNNI */
 static void quantize_weights(int8_t *q, float *scale, int32_t *sum, const float *W, int in, int out)
 {
+    const float qmax = have_vnni() ? 127.0f : 63.0f;
 #pragma omp parallel for schedule(static)
     for (int o = 0; o < out; o++) {
         const float *w = W + (int64_t)o * in;
         float mx = 0;
         for (int k = 0; k < in; k++)
             mx = fabsf(w[k]) > mx ? fabsf(w[k]) : mx;
-        float s = mx > 0 ? mx / 127.0f : 1.0f, inv = 1.0f / s;
+        float s = mx > 0 ? mx / qmax : 1.0f, inv = 1.0f / s;
         int32_t t = 0;
         scale[o] = s;
         for (int k = 0; k < in; k++) {
-            int8_t v = (int8_t)lrintf(fminf(127.0f, fmaxf(-127.0f, w[k] * inv)));
+            int8_t v = (int8_t)lrintf(fminf(qmax, fmaxf(-qmax, w[k] * inv)));
             q[(int64_t)o * in + k] = v;
             t += v;
         }
@@ -307,6 +329,7 @@ static void quantize_weights(int8_t *q, float *scale, int32_t *sum, const float 
 
 int compute_linear_pack(compute_linear *l, const float *W)
 {
+    l->wref = W;
     if (l->p == COMPUTE_F32)
         return 0;
     if (!stream_get())
@@ -495,7 +518,7 @@ int compute_linear_forward(const compute_linear *l, float *y, const float *x, co
         dnnl_memory_t wm = NULL;
         s = dnnl_memory_desc_init_by_strides(&wmd, 2, wd, dnnl_f32, wstr);
         if (s == dnnl_success)
-            s = dnnl_memory_create(&wm, &wmd, engine, (void *)W);
+            s = dnnl_memory_create(&wm, &wmd, engine, (void *)(W ? W : l->wref));
         if (s == dnnl_success)
             e.a[e.n++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, wm};
     } else {

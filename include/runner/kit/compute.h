@@ -46,11 +46,15 @@ int compute_linear_create(compute_linear **l, const char *name, int in, int out,
  * weights are read in place at each forward and this does nothing. */
 int compute_linear_pack(compute_linear *l, const float *W);
 /* y (N,out) = post(x (N,in) W^T + b); b may be NULL; W is read in f32 only
- * (may be NULL otherwise). -1 with err_set. */
+ * (NULL otherwise: the fallback to f32 then reads the pack's W). -1 with
+ * err_set. */
 int compute_linear_forward(const compute_linear *l, float *y, const float *x, const float *W,
                            const float *b, int N);
 /* oneDNN's implementation name ("brg:avx512_core_bf16", "gemm:jit", ...) */
 const char *compute_linear_impl(const compute_linear *l);
+/* the precision that runs: the one asked for, or COMPUTE_F32 where oneDNN
+ * has no kernel for it on this CPU (bf16 before AVX-512) */
+compute_precision compute_linear_precision(const compute_linear *l);
 /* bytes of packed weights held */
 size_t compute_linear_bytes(const compute_linear *l);
 void compute_linear_free(compute_linear *l);
