@@ -22,7 +22,7 @@ endif
 PREFIX ?= /usr/local
 DESTDIR ?=
 KIT_MAJOR = 1
-KIT_VERSION = 1.2.0
+KIT_VERSION = 1.3.0
 
 CC ?= cc
 V ?= 0
@@ -130,6 +130,7 @@ $(BUILD)/gen/bundle_%.o: $(BUILD)/gen/bundle_%.c
 	$(Q)$(CC) $(PLUGIN_CFLAGS) -c -o $@ $<
 
 define bundle_rule
+$(BUILD)/gen/bundle_$(1).c: $(wildcard plugins/$(1)/*.c)
 $(BUILD)/plugins/$(1).so: $(patsubst %.c,$(BUILD)/%.o,$(wildcard plugins/$(1)/*.c)) $(BUILD)/gen/bundle_$(1).o $(KIT_SO)
 	@mkdir -p $$(@D)
 	@echo "  LD      $$@"
@@ -186,6 +187,7 @@ model:
 clean:
 	rm -rf build build-san runner
 
-# dependency files are never targets (no implicit rule may try to remake them)
+# Dependency files are never remade (else make tries to link bundle_x.d
+# from bundle_x.d.o with its built-in rules).
 %.d: ;
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,18 +1,26 @@
 #!/bin/sh
 # install-deps.sh — installs the Debian packages runner needs. Idempotent:
 # installs only what is missing. Run as root (or with sudo available).
-#   scripts/install-deps.sh          build, test and plot dependencies
-#   scripts/install-deps.sh --bench  also PyTorch, ONNX (python3-onnx writes the int8 peer's
-#                                    model) and Node.js for bench/; npm only when no npm
-#                                    is on PATH (an npm outside Debian's conflicts with it)
+#   scripts/install-deps.sh          build, test and plot dependencies (the tests
+#                                    use Python's csv/json, and PyTorch as the
+#                                    reference for the Hugging Face round trip)
+#   scripts/install-deps.sh --build  only what building needs (Dockerfile's build stage)
+#   scripts/install-deps.sh --bench  also ONNX (python3-onnx writes the int8 peer's model)
+#                                    and Node.js for bench/; npm only when no npm is on
+#                                    PATH (an npm outside Debian's conflicts with it)
 set -eu
 
-PKGS="build-essential pkg-config perl libconfig-dev libjansson-dev libutf8proc-dev libgsl-dev
-zlib1g-dev libopenblas-openmp-dev libdnnl-dev gnuplot-nox valgrind curl ca-certificates git"
-if [ "${1:-}" = "--bench" ]; then
-    PKGS="$PKGS python3 python3-torch python3-numpy python3-onnx nodejs"
+# oneDNN (libdnnl-dev) runs the GEMMs; OpenBLAS only for bench/gemm's comparison
+BUILD="build-essential pkg-config perl libconfig-dev libjansson-dev libutf8proc-dev libgsl-dev
+zlib1g-dev libdnnl-dev libopenblas-openmp-dev"
+PKGS="$BUILD gnuplot-nox valgrind curl ca-certificates git python3 python3-numpy python3-torch"
+case "${1:-}" in
+--build) PKGS="$BUILD" ;;
+--bench)
+    PKGS="$PKGS python3-onnx nodejs"
     command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
-fi
+    ;;
+esac
 
 missing=""
 for p in $PKGS; do

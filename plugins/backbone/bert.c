@@ -160,6 +160,12 @@ static int read_config(bert *m, const runner_cfg *cfg)
         m->h->error(m->h, "%s: not a JSON object", path);
         goto done;
     }
+    json_t *type = json_object_get(m->config, "model_type");
+    if (type && (!json_is_string(type) || strcmp(json_string_value(type), "bert") != 0)) {
+        m->h->error(m->h, "%s: model_type \"%s\": this backbone implements BERT only (model_type \"bert\")", path,
+                    json_is_string(type) ? json_string_value(type) : "?");
+        goto done;
+    }
     for (int i = 0; arch_keys[i]; i++) {
         long long v;
         int got = m->h->cfg_int(cfg, arch_keys[i], &v);

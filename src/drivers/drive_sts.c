@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data.h"
 #include "drivers.h"
 #include "embed.h"
 #include "run.h"
@@ -15,56 +16,47 @@
 
 typedef struct sts_file {
     const char *path;
-    lines L;
+    dataset ds;             /* scored pairs (text, text2, score) */
     int n;                  /* pairs */
     const char **text;      /* 2n: s1 of pair i at 2i, s2 at 2i+1 */
     size_t *len;
     double *gold;
 } sts_file;
 
-/* Split STS rows on tabs: genre, file, year, id, score, s1, s2[, ...]. */
-static int sts_read(sts_file *f)
+/* sts.dataset: the section (added as { plugin = "sts"; } when absent). */
+static config_setting_t *sts_section(pipeline *pl)
 {
-    if (lines_read(f->path, &f->L) != 0)
-        return -1;
-    f->text = malloc(((size_t)f->L.n * 2 + 1) * sizeof *f->text);
-    f->len = malloc(((size_t)f->L.n * 2 + 1) * sizeof *f->len);
-    f->gold = malloc(((size_t)f->L.n + 1) * sizeof *f->gold);
-    if (!f->text || !f->len || !f->gold)
-        return err_set("out of memory");
-    for (int i = 0; i < f->L.n; i++) {
-        char *row = f->L.data + f->L.start[i];
-        size_t len = f->L.len[i];
-        if (len == 0)
-            continue;
-        const char *field[9];
-        size_t flen[9];
-        int nf = 0;
-        size_t at = 0;
-        while (nf < 9) {
-            const char *tab = memchr(row + at, '\t', len - at);
-            size_t end = tab ? (size_t)(tab - row) : len;
-            field[nf] = row + at;
-            flen[nf++] = end - at;
-            if (!tab)
-                break;
-            at = end + 1;
-        }
-        if (nf < 7)
-            return err_set("%s:%d: expected at least 7 tab-separated fields, got %d", f->path, i + 1, nf);
-        char score[32];
-        snprintf(score, sizeof score, "%.*s", (int)(flen[4] < 31 ? flen[4] : 31), field[4]);
-        char *end;
-        double g = strtod(score, &end);
-        if (end == score || *end || g < 0 || g > 5)
-            return err_set("%s:%d: score '%s' is not a number from 0 to 5", f->path, i + 1, score);
-        f->gold[f->n] = g;
-        f->text[2 * f->n] = field[5];
-        f->len[2 * f->n] = flen[5];
-        f->text[2 * f->n + 1] = field[6];
-        f->len[2 * f->n + 1] = flen[6];
-        f->n++;
+    config_setting_t *sts = config_lookup(&pl->cfg, "sts"), *ds = sts ? config_setting_get_member(sts, "dataset") : NULL;
+    if (sts && !ds && (ds = config_setting_add(sts, "dataset", CONFIG_TYPE_GROUP))) {
+        config_setting_t *p = config_setting_add(ds, "plugin", CONFIG_TYPE_STRING);
+        if (!p || !config_setting_set_string(p, "sts"))
+            return NULL;
     }
+    return ds;
+}
+
+/* The pairs of one file through the dataset plugin. */
+static int sts_read(pipeline *pl, sts_file *f)
+{
+    config_setting_t *ds = sts_section(pl);
+    if (!ds)
+        return err_set("%s: no `sts` group (files and their reader)", pl->file);
+    if (dataset_load_source(pl, "sts.dataset", ds, f->path, &f->ds) != 0)
+        return -1;
+    if (!f->ds.score)
+        return err_set("%s: the dataset plugin gives no scored sentence pairs", f->path);
+    f->n = f->ds.n;
+    f->text = malloc(((size_t)f->n * 2 + 1) * sizeof *f->text);
+    f->len = malloc(((size_t)f->n * 2 + 1) * sizeof *f->len);
+    if (!f->text || !f->len)
+        return err_set("out of memory");
+    for (int i = 0; i < f->n; i++) {
+        f->text[2 * i] = f->ds.text + f->ds.start[i];
+        f->len[2 * i] = f->ds.len[i];
+        f->text[2 * i + 1] = f->ds.text2 + f->ds.start2[i];
+        f->len[2 * i + 1] = f->ds.len2[i];
+    }
+    f->gold = f->ds.score;
     if (f->n < 2)
         return err_set("%s: fewer than 2 sentence pairs", f->path);
     return 0;
@@ -72,10 +64,9 @@ static int sts_read(sts_file *f)
 
 static void sts_free(sts_file *f)
 {
-    lines_free(&f->L);
+    dataset_free(&f->ds);
     free(f->text);
     free(f->len);
-    free(f->gold);
 }
 
 /* "max layer=-2 normalize=true": the plugin and the keys the user set. */
@@ -180,7 +171,7 @@ int drive_sts(pipeline *pl)
     }
     for (int j = 0; j < nfiles; j++) {
         files[j].path = config_setting_get_string_elem(fl, j);
-        if (sts_read(&files[j]) != 0)
+        if (sts_read(pl, &files[j]) != 0)
             goto done;
         if (encode_texts(enc.tok, 2 * files[j].n, files[j].text, files[j].len, &e) != 0)
             goto done;

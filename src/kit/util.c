@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+/* One error slot, in librunner.so.1 only: the runner and every
+ * plugin read the same one (a plugin forwards it with h->error()). */
 static char err_msg[4096];
 
 int err_setv(const char *prefix, const char *fmt, va_list ap)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "runner/kit/util.h"
+#include "signals.h"
 
 int encoder_open(pipeline *pl, encoder *enc)
 {
@@ -65,6 +66,11 @@ int encoder_embed(encoder *enc, const encoded *e, stage *const *poolers, int npo
     }
     for (int at = 0; at < e->n; at += enc->batch_size) {
         int n = e->n - at < enc->batch_size ? e->n - at : enc->batch_size;
+        if (signals_caught()) {
+            err_set("stopped by %s after %d of %d sentences; nothing written", signal_label(signals_caught()), at,
+                    e->n);
+            goto done;
+        }
         if (batch_fill(&bt, e, order + at, n) != 0)
             goto done;
         const runner_states *s;

@@ -9,6 +9,7 @@
 
 #include "pipeline.h"
 #include "run.h"
+#include "signals.h"
 #include "threads.h"
 #include "runner/kit/util.h"
 
@@ -36,7 +37,9 @@ static void usage(FILE *f)
             "  --seed N           seed of the run's RNG (overrides the pipeline's `seed`)\n"
             "  --resume DIR       continue training from a checkpoint folder\n"
             "  --quiet            only warnings and errors on stderr\n"
-            "  --help, --version\n"
+            "  --jsonl            stdout: embeddings or predictions as JSON Lines, nothing else\n"
+            "                     (= --set output.stdout=jsonl; logs stay on stderr)\n"
+            "  -h, --help, -V, --version\n"
             "\n"
             "runs (the pipeline's `run` setting):\n");
     for (const driver *d = drivers; d->name; d++)
@@ -45,7 +48,8 @@ static void usage(FILE *f)
             "\nplugins are found beside the runner (<bin>/plugins, or <prefix>/lib/runner/plugins\n"
             "when installed), then in $RUNNER_PLUGIN_PATH, then in the pipeline's plugin_path,\n"
             "as <kind>_<name>.so or in the bundle <kind>.so.\n"
-            "exit status: 0 success, 1 runtime failure, 2 bad usage or configuration\n");
+            "exit status: 0 success, 1 runtime failure, 2 bad usage or configuration,\n"
+            "130 / 143 stopped by SIGINT / SIGTERM (training: last/ written, --resume continues)\n");
 }
 
 static const char *type_label(runner_type t)
@@ -119,7 +123,7 @@ static char *normalise_assignment(const char *a)
 int main(int argc, char **argv)
 {
     enum { O_SET = 256, O_OUT, O_CHECK, O_LIST, O_DESCRIBE, O_THREADS, O_SEED, O_QUIET,
-           O_HELP, O_VERSION, O_RESUME };
+           O_HELP, O_VERSION, O_RESUME, O_JSONL };
     static const struct option opts[] = {
         {"set", required_argument, 0, O_SET},       {"out", required_argument, 0, O_OUT},
         {"check", no_argument, 0, O_CHECK},         {"list-plugins", no_argument, 0, O_LIST},
@@ -127,6 +131,7 @@ int main(int argc, char **argv)
         {"threads", required_argument, 0, O_THREADS}, {"seed", required_argument, 0, O_SEED},
         {"quiet", no_argument, 0, O_QUIET},         {"help", no_argument, 0, O_HELP},
         {"version", no_argument, 0, O_VERSION},     {"resume", required_argument, 0, O_RESUME},
+        {"jsonl", no_argument, 0, O_JSONL},
         {0, 0, 0, 0},
     };
     const char **sets = calloc((size_t)argc, sizeof *sets);
@@ -141,7 +146,7 @@ int main(int argc, char **argv)
     if (!sets)
         return EXIT_RUNTIME;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
         char *end;
         switch (c) {
         case O_SET: sets[nsets++] = optarg; break;
@@ -167,7 +172,10 @@ int main(int argc, char **argv)
             }
             break;
         case O_QUIET: quiet = 1; break;
+        case O_JSONL: sets[nsets++] = "output.stdout=\"jsonl\""; break;
+        case 'h':
         case O_HELP: usage(stdout); goto done;
+        case 'V':
         case O_VERSION: printf("runner %s (plugin ABI %d.%d)\n", RUNNER_VERSION,
                                RUNNER_ABI_MAJOR, RUNNER_ABI_MINOR); goto done;
         default:
@@ -217,6 +225,8 @@ int main(int argc, char **argv)
         status = EXIT_USAGE;
         goto done;
     }
+    if (!config_lookup(&pl.cfg, "output")) /* its defaults, and --set cannot create a group */
+        config_setting_add(config_root_setting(&pl.cfg), "output", CONFIG_TYPE_GROUP);
     for (int i = 0; i < nsets; i++) {
         char *a = normalise_assignment(sets[i]);
         if (!a || config_override(&pl.cfg, a, &pl.origins) != 0)
@@ -254,6 +264,7 @@ int main(int argc, char **argv)
     const driver *dr = drivers;
     while (strcmp(dr->name, run) != 0)
         dr++;
+    signals_install(); /* before the run folder exists: once it does, a signal is handled */
     if (run_begin(&pl, out) != 0) {
         fprintf(stderr, "runner: %s\n", err_get());
         status = EXIT_RUNTIME;
@@ -267,6 +278,8 @@ int main(int argc, char **argv)
     if (run_end(&pl, rc, time_now() - t0) != 0)
         fprintf(stderr, "runner: %s\n", err_get());
     status = rc == 0 ? 0 : rc == EXIT_USAGE ? EXIT_USAGE : EXIT_RUNTIME;
+    if (signals_caught())
+        status = 128 + signals_caught();
 done:
     diag_free(&d);
     pipeline_close(&pl);

@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data.h"
+#include "folder.h"
+#include "textout.h"
 #include "runner/kit/util.h"
 
 /* ---- checking ------------------------------------------------------------ */
@@ -217,7 +220,11 @@ static void suggest(char *msg, size_t size, const char *key, const char *const *
     }
 }
 
-/* Members of a plugin section against the plugin's key table. */
+static void check_sections(pipeline *pl, diags *d, config_setting_t *parent, config_setting_t *s,
+                           runner_kind kind, const schema *extra);
+
+/* Members of a plugin section against the plugin's key table (and the
+ * core's extra keys: values, or lists of sections). */
 static void check_section(pipeline *pl, diags *d, config_setting_t *s, runner_kind kind,
                           const schema *extra)
 {
@@ -225,6 +232,12 @@ static void check_section(pipeline *pl, diags *d, config_setting_t *s, runner_ki
         report(d, s, "is %s, expected a plugin section { plugin = \"name\"; ... }",
                setting_type_name(config_setting_type(s)));
         return;
+    }
+    if (kind == RUNNER_KIND_DATASET && dataset_format_alias(s)) {
+        char where[512];
+        pipeline_log(pl, RUNNER_LOG_WARN, "%s: `format` is deprecated in dataset sections: write `plugin = \"%s\";`",
+                     setting_where(config_setting_get_member(s, "plugin"), where, sizeof where),
+                     config_setting_get_string(config_setting_get_member(s, "plugin")));
     }
     const char *name = NULL;
     if (!config_setting_lookup_string(s, "plugin", &name)) {
@@ -252,7 +265,10 @@ static void check_section(pipeline *pl, diags *d, config_setting_t *s, runner_ki
         while (e && e->name && strcmp(e->name, key) != 0)
             e++;
         if (e && e->name) {
-            check_value(d, m, e->type, e->limits);
+            if (e->shape == S_SECTIONS)
+                check_sections(pl, d, s, m, e->kind, e->sub);
+            else
+                check_value(d, m, e->type, e->limits);
             continue;
         }
         char known[1024] = "", hint[128] = "";
@@ -292,7 +308,7 @@ static void check_section(pipeline *pl, diags *d, config_setting_t *s, runner_ki
 
 /* A list of plugin names or sections: names become sections in place. */
 static void check_sections(pipeline *pl, diags *d, config_setting_t *parent,
-                           config_setting_t *s, runner_kind kind)
+                           config_setting_t *s, runner_kind kind, const schema *extra)
 {
     int st = config_setting_type(s);
     if (st == CONFIG_TYPE_STRING || st == CONFIG_TYPE_GROUP) {
@@ -338,7 +354,7 @@ static void check_sections(pipeline *pl, diags *d, config_setting_t *parent,
             return;
     }
     for (int i = 0; i < config_setting_length(s); i++)
-        check_section(pl, d, config_setting_get_elem(s, (unsigned)i), kind, NULL);
+        check_section(pl, d, config_setting_get_elem(s, (unsigned)i), kind, extra);
 }
 
 static void check_group(pipeline *pl, diags *d, config_setting_t *g, const schema *sch)
@@ -377,7 +393,7 @@ static void check_group(pipeline *pl, diags *d, config_setting_t *g, const schem
         switch (k->shape) {
         case S_VALUE: check_value(d, m, k->type, k->limits); break;
         case S_SECTION: check_section(pl, d, m, k->kind, k->sub); break;
-        case S_SECTIONS: check_sections(pl, d, g, m, k->kind); break;
+        case S_SECTIONS: check_sections(pl, d, g, m, k->kind, k->sub); break;
         case S_GROUP: check_group(pl, d, m, k->sub); break;
         case S_GROUPS:
             if (config_setting_type(m) != CONFIG_TYPE_LIST) {
@@ -400,7 +416,7 @@ static void check_group(pipeline *pl, diags *d, config_setting_t *g, const schem
             fill_default(d, g, k->name, k->def, "<default>");
             config_setting_t *m = config_setting_get_member(g, k->name);
             if (m)
-                check_sections(pl, d, g, m, k->kind);
+                check_sections(pl, d, g, m, k->kind, k->sub);
         }
     }
 }
@@ -432,6 +448,14 @@ int pipeline_validate(pipeline *pl, diags *d)
             report(d, config_setting_get_member(root, "run"), "unknown run '%s' (known: %s)",
                    run, known);
         }
+    }
+    if (d->n == before) { /* files the pipeline names: only once its keys are right */
+        const char *input = cfg_str(pl, "input");
+        if (input && strcmp(input, "-") != 0 && !path_exists(input))
+            report(d, config_setting_get_member(root, "input"), "%s: no such file (\"-\" reads stdin)", input);
+        config_setting_t *pooler = folder_check(pl, d);
+        if (pooler)
+            check_section(pl, d, pooler, RUNNER_KIND_POOLER, NULL);
     }
     return d->n > before ? -1 : 0;
 }

@@ -10,6 +10,7 @@
 
 #include "trainer.h"
 #include "runner/kit/util.h"
+#include "textout.h"
 
 /* ---- logging ------------------------------------------------------------------ */
 
@@ -91,37 +92,70 @@ void tr_copy_values(eval_values *dst, const eval_values *src)
     }
 }
 
-/* predictions_<task>.tsv and confusion_<task>.csv of the dev set. */
+/* predictions_<task>.csv (or .jsonl) and confusion_<task>.csv of the dev set. */
 
 static const char *tr_label_name(const task *t, int32_t id)
 {
     return id >= 0 && id < t->train.ds.n_names ? t->train.ds.names[id] : "-";
 }
 
+/* Word tags of dev row i (gold or predicted) as one string: "O B-PER". */
+static char *tr_tags(const task *t, const int32_t *tags, int64_t w0, int64_t nw)
+{
+    size_t len = 1;
+    for (int64_t w = 0; w < nw; w++)
+        len += strlen(tr_label_name(t, tags[w0 + w])) + 1;
+    char *s = malloc(len), *at = s;
+    for (int64_t w = 0; s && w < nw; w++)
+        at += sprintf(at, "%s%s", w ? " " : "", tr_label_name(t, tags[w0 + w]));
+    if (s)
+        *at = 0;
+    return s;
+}
+
+/* One field: a CSV field (after a comma) or a JSON member. */
+static void tr_field(FILE *f, int jsonl, const char *key, const char *value)
+{
+    if (jsonl) {
+        fprintf(f, ", \"%s\": ", key);
+        json_text(f, value ? value : "", value ? strlen(value) : 0);
+    } else {
+        fputc(',', f);
+        csv_field(f, value ? value : "", value ? strlen(value) : 0);
+    }
+}
+
+/* Dev predictions: CSV (RFC 4180; id, text, gold, predicted, probability)
+ * or JSON Lines with the same keys. Token tasks: tags space-separated,
+ * probability the mean over words. */
 int tr_write_predictions(FILE *f, void *ctx)
 {
     const struct pred_out *o = ctx;
     const task *t = o->t;
     const dataset *d = &t->dev.ds;
-    fprintf(f, "text\tgold\tpredicted\tprobability\n");
+    if (!o->jsonl)
+        fprintf(f, "id,text,gold,predicted,probability\r\n");
     for (int i = 0; i < d->n; i++) {
         const char *text = d->text + d->start[i];
-        for (size_t c = 0; c < d->len[i]; c++)
-            fputc(text[c] == '\t' || text[c] == '\n' ? ' ' : text[c], f);
+        fprintf(f, o->jsonl ? "{\"id\": %d, \"text\": " : "%d,", i);
+        (o->jsonl ? json_text : csv_field)(f, text, d->len[i]);
+        double p = o->prob[i];
         if (!t->per_token) {
-            fprintf(f, "\t%s\t%s\t%.4f\n", tr_label_name(t, d->label[i]), tr_label_name(t, o->pred[i]), o->prob[i]);
-            continue;
-        }
-        double p = 0;
-        int64_t w0 = d->tag_off[i], nw = d->tag_off[i + 1] - w0;
-        for (int pass = 0; pass < 2; pass++) {
-            fputc('\t', f);
+            tr_field(f, o->jsonl, "gold", tr_label_name(t, d->label[i]));
+            tr_field(f, o->jsonl, "predicted", tr_label_name(t, o->pred[i]));
+        } else {
+            int64_t w0 = d->tag_off[i], nw = d->tag_off[i + 1] - w0;
+            char *gold = tr_tags(t, d->tags, w0, nw), *pred = tr_tags(t, o->pred, w0, nw);
+            tr_field(f, o->jsonl, "gold", gold);
+            tr_field(f, o->jsonl, "predicted", pred);
+            free(gold);
+            free(pred);
+            p = 0;
             for (int64_t w = 0; w < nw; w++)
-                fprintf(f, "%s%s", w ? " " : "", tr_label_name(t, pass ? o->pred[w0 + w] : d->tags[w0 + w]));
+                p += o->prob[w0 + w];
+            p = nw ? p / (double)nw : 0.0;
         }
-        for (int64_t w = 0; w < nw; w++)
-            p += o->prob[w0 + w];
-        fprintf(f, "\t%.4f\n", nw ? p / (double)nw : 0.0);
+        fprintf(f, o->jsonl ? ", \"probability\": %.4f}\n" : ",%.4f\r\n", p);
     }
     return ferror(f) ? err_set("write error") : 0;
 }
@@ -173,6 +207,12 @@ int tr_write_metrics_json(trainer *tr)
         json_object_set_new(t, "best", tr_values_json(&tr->best_v[k]));
         json_object_set_new(t, "train_examples", json_integer(tr->m.t[k].train.ds.n));
         json_object_set_new(t, "dev_examples", json_integer(tr->m.t[k].dev.ds.n));
+        if (tr->test_v && tr->m.t[k].has_test) { /* the best checkpoint, once, apart from dev */
+            json_t *test = tr_values_json(&tr->test_v[k]);
+            json_object_set_new(test, "examples", json_integer(tr->m.t[k].test.ds.n));
+            json_object_set_new(test, "step", json_integer(tr->test_from));
+            json_object_set_new(t, "test", test);
+        }
         json_object_set_new(tasks, tr->m.t[k].name, t);
     }
     json_object_set_new(root, "tasks", tasks);

@@ -10,6 +10,7 @@
 
 #include "trainer.h"
 #include "runner/kit/util.h"
+#include "textout.h"
 
 /* ---- evaluation ---------------------------------------------------------------- */
 
@@ -87,8 +88,8 @@ int tr_evaluate(trainer *tr, double lr)
             tr_copy_values(&tr->best_v[k], &vals[k]);
             if (tr->m.t[k].mlm)
                 continue;
-            struct pred_out o = {&tr->m.t[k], pred[k], prob[k]};
-            char *pp = str_printf("%s/predictions_%s.tsv", tr->pl->out_dir, tr->m.t[k].name);
+            struct pred_out o = {&tr->m.t[k], pred[k], prob[k], output_jsonl(tr->pl)};
+            char *pp = str_printf("%s/predictions_%s.%s", tr->pl->out_dir, tr->m.t[k].name, o.jsonl ? "jsonl" : "csv");
             char *cp = str_printf("%s/confusion_%s.csv", tr->pl->out_dir, tr->m.t[k].name);
             int bad = !pp || !cp || file_write_atomic_with(pp, tr_write_predictions, &o) != 0 ||
                       file_write_atomic_with(cp, tr_write_confusion, &o) != 0;

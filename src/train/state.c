@@ -10,6 +10,7 @@
 
 #include "trainer.h"
 #include "runner/kit/util.h"
+#include "signals.h"
 
 /* ---- data positions --------------------------------------------------------- */
 
@@ -114,11 +115,22 @@ int tr_save_checkpoint(trainer *tr, const char *name, int with_state)
         goto done;
     if (with_state && tr_state_save(tr, &b) != 0)
         goto done;
-    rc = checkpoint_save(dir, &tr->pl->P, with_state ? &b : NULL, tr->m.enc.backbone, cfg_str(tr->pl, "model"),
+    rc = checkpoint_save(dir, tr->pl, with_state ? &b : NULL, tr->m.enc.backbone,
                          (const char *const *)meta, nmeta);
 done:
     blob_free(&b);
     model_meta_free(meta, nmeta);
     free(dir);
     return rc;
+}
+
+int tr_stop_on_signal(trainer *tr)
+{
+    const char *sig = signal_label(signals_caught());
+    if (tr_save_checkpoint(tr, "last", 1) != 0)
+        return err_set("stopped by %s after step %lld; last/ could not be written: %s", sig, (long long)tr->step,
+                       err_get());
+    return err_set("stopped by %s after step %lld; %s/last written: continue with: runner %s --resume %s/last "
+                   "(and the same --set options)", sig, (long long)tr->step, tr->pl->out_dir, tr->pl->file,
+                   tr->pl->out_dir);
 }

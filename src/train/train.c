@@ -9,7 +9,7 @@
  * what trains before any step. Dev sets are evaluated every `eval_every`
  * steps or each epoch; the best evaluation's checkpoint is kept in best/,
  * the latest (with the optimizer and data state, for --resume) in last/.
- * Writes metrics.csv, metrics.json, predictions_<task>.tsv,
+ * Writes metrics.csv, metrics.json, predictions_<task>.csv,
  * confusion_<task>.csv and PNG plots. */
 #include <fnmatch.h>
 #include <math.h>
@@ -19,6 +19,7 @@
 
 #include "trainer.h"
 #include "runner/kit/util.h"
+#include "signals.h"
 
 /* ---- the loop ------------------------------------------------------------------ */
 
@@ -288,11 +289,13 @@ int drive_train(pipeline *pl)
                 break;
             }
         }
+        if (signals_caught() && tr_stop_on_signal(&tr) != 0) /* SIGINT/SIGTERM: this step done, last/ saved */
+            goto done;
     }
 finish:
     if (tr.tty && !pl->quiet)
         fputc('\n', stderr);
-    if (tr_write_metrics_json(&tr) != 0 || tr_draw_plots(&tr) != 0)
+    if (tr_evaluate_test(&tr) != 0 || tr_write_metrics_json(&tr) != 0 || tr_draw_plots(&tr) != 0)
         goto done;
     printf("%s: best at step %lld (%s = %.4f)\n", pl->name, (long long)tr.best_step,
            tr.select ? tr.select : "mean headline metric", tr.best);
@@ -302,6 +305,7 @@ finish:
             printf(" %s %.4f", tr.best_v[k].name[j], tr.best_v[k].value[j]);
         printf("\n");
     }
+    tr_print_test(&tr);
     const char *export = cfg_str(pl, "train.export");
     if (export) {
         char *best = run_path(pl, "best");
@@ -322,7 +326,10 @@ done:
             eval_values_free(&tr.final_v[k]);
         if (tr.best_v)
             eval_values_free(&tr.best_v[k]);
+        if (tr.test_v)
+            eval_values_free(&tr.test_v[k]);
     }
+    free(tr.test_v);
     for (int i = 0; i < tr.nrows; i++)
         eval_values_free(&tr.rows[i].v);
     free(tr.rows);

@@ -36,6 +36,8 @@ typedef struct trainer {
     int64_t best_step;
     int bad_evals, evals, stopped_early;
     eval_values *final_v, *best_v; /* per task */
+    eval_values *test_v;           /* per task, after training (NULL: no test source) */
+    int64_t test_from;             /* the step whose parameters test_v measures */
     /* logging */
     log_row *rows;
     int nrows, caprows;
@@ -51,6 +53,7 @@ struct pred_out {
     const task *t;
     const int32_t *pred;
     const float *prob;
+    int jsonl; /* tr_write_predictions: JSON Lines, else CSV */
 };
 
 /* state.c */
@@ -59,6 +62,9 @@ int tr_next_rows(trainer *tr, task *t, int *rows);
 int tr_state_save(trainer *tr, blob *b);
 int tr_state_load(trainer *tr, blob *b, const char *dir);
 int tr_save_checkpoint(trainer *tr, const char *name, int with_state);
+/* After a SIGINT/SIGTERM: save last/ with the trainer state; always -1,
+ * with a message saying how to resume. */
+int tr_stop_on_signal(trainer *tr);
 /* report.c */
 log_row *tr_add_row(trainer *tr);
 void tr_copy_values(eval_values *dst, const eval_values *src);
@@ -69,6 +75,9 @@ int tr_write_metrics_json(trainer *tr);
 /* select.c */
 double tr_selection(trainer *tr, eval_values *vals);
 int tr_evaluate(trainer *tr, double lr);
+/* evaltest.c: the best checkpoint on each task's test source, once */
+int tr_evaluate_test(trainer *tr);
+void tr_print_test(const trainer *tr); /* stdout, after the best evaluation's lines */
 /* plots.c */
 int tr_draw_plots(trainer *tr);
 
