@@ -54,7 +54,10 @@ KIT_CFLAGS = $(BASE_CFLAGS)
 APP_CFLAGS = $(BASE_CFLAGS) -fvisibility=hidden -Isrc/runner -Isrc/drivers -Isrc/train \
 	-DRUNNER_BUILD_DIR='"$(abspath $(BUILD))"'
 PLUGIN_CFLAGS = $(BASE_CFLAGS) -fvisibility=hidden -DRUNNER_BUNDLE
-LDLIBS = $(DNNL_LIBS) $(PKG_LIBS) -lgomp -ldl -lm
+# --as-needed: each object records only the libraries it calls. A needless
+# libconfig (which exports _edata/_end/__bss_start) would make librunner,
+# and through it every bundle, export those linker symbols too.
+LDLIBS = -Wl,--as-needed $(DNNL_LIBS) $(PKG_LIBS) -lgomp -ldl -lm
 LDFLAGS_ALL = $(SANFLAGS) $(LDFLAGS)
 
 KIT_SRC = $(wildcard src/kit/*.c)

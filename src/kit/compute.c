@@ -47,6 +47,7 @@ static thread_slot slots[MAX_SLOTS];
 static int nslots;
 static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Thread_local thread_slot *tl_slot;
+static _Thread_local thread_slot tl_own; /* when the table is full */
 
 static void engine_init(void) { engine_status = dnnl_engine_create(&engine, dnnl_cpu, 0); }
 
@@ -54,8 +55,7 @@ static thread_slot *slot_get(void)
 {
     if (!tl_slot) {
         pthread_mutex_lock(&slots_lock);
-        if (nslots < MAX_SLOTS)
-            tl_slot = &slots[nslots++];
+        tl_slot = nslots < MAX_SLOTS ? &slots[nslots++] : &tl_own;
         pthread_mutex_unlock(&slots_lock);
     }
     return tl_slot;
