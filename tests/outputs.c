@@ -112,7 +112,7 @@ static void embeddings(void)
     is(sh("%s %s --check --set output.format=xml >/dev/null 2>%s/stderr", RUNNER, common, dir), 2,
        "output.format = \"xml\": exit 2 at --check");
     err = slurp(dir, "stderr");
-    like(err, "output.format: expected \"csv\" or \"jsonl\"", "... naming the key");
+    like(err, "output.format: 'xml' is not one of csv|jsonl", "... naming the key");
     free(err);
 }
 

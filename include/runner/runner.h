@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #define RUNNER_ABI_MAJOR 1
-#define RUNNER_ABI_MINOR 1
+#define RUNNER_ABI_MINOR 3
 
 #define RUNNER_ENTRY runner_plugin_v1
 #define RUNNER_ENTRY_NAME "runner_plugin_v1"
@@ -62,13 +62,31 @@ typedef enum runner_type {
 
 /* One configuration key. def is the default in libconfig syntax ("128",
  * "true", "\"mean\"", "[256]"), or NULL when the key has no default (the
- * getter then returns 1 and the plugin decides). The table ends with {0}. */
+ * getter then returns 1 and the plugin decides). The table ends with {0}.
+ *
+ * ABI 1.2: limits, checked by the host at --check time (and before
+ * create()), for the key and each element of a list:
+ *   numbers: an interval, "[0, 1)", "(0, inf]", "[1, 65536]" — "inf" and
+ *            "-inf" are unbounded; INT keys without limits must fit in 32
+ *            bits (values are checked before any cast, never wrapped);
+ *   strings: the choices, "linear|cosine|constant".
+ * NULL: no limit. A plugin built for ABI 1.0/1.1 has the shorter struct;
+ * the loader reads its table with the old stride. */
 typedef struct runner_key {
     const char *name;
     runner_type type;
     const char *def;
     const char *doc;
+    const char *limits; /* ABI 1.2 */
 } runner_key;
+
+/* The ABI 1.0/1.1 layout of runner_key, for reading old plugins' tables. */
+typedef struct runner_key_v1_1 {
+    const char *name;
+    runner_type type;
+    const char *def;
+    const char *doc;
+} runner_key_v1_1;
 
 typedef struct runner_host runner_host;
 typedef struct runner_cfg runner_cfg; /* opaque: a plugin's own section */
@@ -165,6 +183,14 @@ struct runner_host {
      * its id for param_trainable. -1 if there is no such parameter. Used to
      * tie weights (the MLM decoder to the word embeddings). */
     int (*param_ref)(const runner_host *h, const char *name, float **data, float **grad);
+
+    /* ABI 1.2: the backbone's layer groups, bottom to top (group 0 the
+     * embeddings, then one per layer), as the backbone names them — so
+     * freeze policies and logs work for any backbone. Count of groups, or
+     * -1 when the pipeline has no backbone; the glob of group g
+     * ("backbone.encoder.layer.3.*") into buf, or -1. */
+    int (*layer_groups)(const runner_host *h);
+    int (*layer_group)(const runner_host *h, int g, char *buf, size_t size);
 };
 
 /* ---------------------------------------------------------------------
@@ -224,6 +250,11 @@ typedef struct runner_backbone_ops {
     /* ABI 1.1: write only config.json (checkpoints write the weights of
      * every stage in one file themselves). */
     int (*save_config)(void *self, const char *dir);
+    /* ABI 1.2: the glob of layer group g, relative to the backbone's
+     * parameter prefix, bottom to top: g = 0 the embeddings, g = 1..layers
+     * the layers ("embeddings.*", "encoder.layer.0.*"). -1 past the top.
+     * NULL: BERT's names are assumed. */
+    int (*group)(void *self, int g, char *buf, size_t size);
 } runner_backbone_ops;
 
 typedef struct runner_pooler_ops {
@@ -287,7 +318,37 @@ typedef struct runner_sampler_ops {
     int (*bind)(void *self, int n_tasks, const int64_t *sizes);
     /* The task of the next batch, or -1 for a joint batch of all tasks. */
     int (*next)(void *self, const runner_train_pos *pos, int *task);
+    /* ABI 1.2: 1 when every batch is joint (the tasks share their
+     * sentences; an epoch is one pass over them, not one per task). */
+    int joint;
 } runner_sampler_ops;
+
+/* ABI 1.3: datasets. A dataset plugin reads one source (a file or a
+ * folder: the `path`, `train`, `dev` or `test` of its section) into the
+ * host's row sink; the kit's runner/kit/rows.h adds rows to it and
+ * runner/kit/textio.h reads lines (plain or gzip'd), CSV records and
+ * fields. The host keeps what is common to every dataset: which sources,
+ * label maps (`labels`), train/dev splits, limits, the bad-row policy
+ * (on_error) and its notes. */
+typedef struct runner_rows runner_rows; /* the host's row sink */
+
+enum {
+    /* Unlabeled text (one example per line, MLM): the host also accepts
+     * `files` (paths or globs) and `train_text_from`, holds dev rows out
+     * line by line (dev_ratio) and stops reading at `limit`. */
+    RUNNER_DATASET_TEXT = 1u << 0
+};
+
+typedef struct runner_dataset_ops {
+    /* Add the rows of one source to out (rows_kind() first). Bad rows go
+     * through rows_bad(); -1 stops the load with the kit's error. */
+    int (*read)(void *self, const char *source, runner_rows *out);
+    unsigned flags; /* RUNNER_DATASET_* */
+    /* NULL, or the subfolders {train, dev, test} (NULL-terminated; an entry
+     * may be "") that a `path` folder holding them splits into, e.g.
+     * {"train", "valid", "test", NULL} for the SNIPS/ATIS layout. */
+    const char *const *folders;
+} runner_dataset_ops;
 
 /* The one exported symbol of a single-plugin file. */
 RUNNER_EXPORT const runner_plugin *RUNNER_ENTRY(void);

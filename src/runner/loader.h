@@ -10,6 +10,10 @@ typedef struct loaded_plugin {
     char *name, *path;
     void *dl;
     const runner_plugin *desc;
+    /* a plugin built for ABI < 1.2: its descriptor with the key table
+     * converted to the current runner_key layout (desc points here) */
+    runner_plugin *upgraded;
+    runner_key *keys;
 } loaded_plugin;
 
 typedef struct loader {
@@ -34,6 +38,8 @@ const char *loader_path_string(const loader *L, char *buf, size_t size);
  * the bundle <kind>.so, in each folder of the search path. */
 int loader_get(loader *L, runner_kind kind, const char *name, const runner_plugin **desc);
 /* Open one file and check it against kind (and name, if not NULL). */
+/* 0 when path is a 64-bit x86-64 ELF shared object (checked before dlopen). */
+int loader_check_elf(const char *path);
 int loader_open_file(const char *path, runner_kind kind, const char *name, void **dl,
                      const runner_plugin **desc);
 /* Print every plugin on the search path. */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gslerr.h"
 #include "pipeline.h"
 #include "run.h"
 #include "signals.h"
@@ -71,7 +72,7 @@ static int describe(loader *L, const char *what)
 {
     const char *slash = strchr(what, '/');
     int found = 0;
-    for (int k = RUNNER_KIND_TOKENIZER; k <= RUNNER_KIND_SAMPLER; k++) {
+    for (int k = RUNNER_KIND_TOKENIZER; k <= RUNNER_KIND_DATASET; k++) {
         const char *name = what;
         if (slash) {
             if (strncmp(what, kind_name((runner_kind)k), (size_t)(slash - what)) != 0 ||
@@ -88,8 +89,9 @@ static int describe(loader *L, const char *what)
         if (!d->keys || !d->keys[0].name)
             printf("  no settings\n");
         for (const runner_key *key = d->keys; key && key->name; key++)
-            printf("  %-22s %-9s default %-12s %s\n", key->name, type_label(key->type),
-                   key->def ? key->def : "(none)", key->doc ? key->doc : "");
+            printf("  %-22s %-9s default %-12s %s%s%s%s\n", key->name, type_label(key->type),
+                   key->def ? key->def : "(none)", key->doc ? key->doc : "", key->limits ? " [limits: " : "",
+                   key->limits ? key->limits : "", key->limits ? "]" : "");
     }
     if (!found) {
         char buf[2048];
@@ -133,6 +135,7 @@ int main(int argc, char **argv)
         {"jsonl", no_argument, 0, O_JSONL},
         {0, 0, 0, 0},
     };
+    gsl_errors_return(); /* before anything can call GSL: no abort() from it */
     const char **sets = calloc((size_t)argc, sizeof *sets);
     int nsets = 0, check = 0, list = 0, quiet = 0, threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     const char *out = NULL, *describe_name = NULL, *resume = NULL;

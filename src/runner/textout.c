@@ -76,12 +76,3 @@ int stdout_jsonl(const pipeline *pl)
 {
     return is(pl, "output.stdout", "jsonl");
 }
-
-const char *output_check(const pipeline *pl)
-{
-    if (!is(pl, "output.format", "csv") && !is(pl, "output.format", "jsonl"))
-        return "output.format: expected \"csv\" or \"jsonl\"";
-    if (!is(pl, "output.stdout", "text") && !is(pl, "output.stdout", "jsonl"))
-        return "output.stdout: expected \"text\" or \"jsonl\"";
-    return NULL;
-}

@@ -19,7 +19,5 @@ void json_text(FILE *f, const char *s, size_t n);
 int output_jsonl(const pipeline *pl);
 /* output.stdout is "jsonl": stdout carries JSON Lines only. */
 int stdout_jsonl(const pipeline *pl);
-/* Check output.format and output.stdout; message naming the key, or 0. */
-const char *output_check(const pipeline *pl);
 
 #endif

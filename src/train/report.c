@@ -207,6 +207,12 @@ int tr_write_metrics_json(trainer *tr)
         json_object_set_new(t, "best", tr_values_json(&tr->best_v[k]));
         json_object_set_new(t, "train_examples", json_integer(tr->m.t[k].train.ds.n));
         json_object_set_new(t, "dev_examples", json_integer(tr->m.t[k].dev.ds.n));
+        if (tr->test_v && tr->m.t[k].has_test) { /* the best checkpoint, once, apart from dev */
+            json_t *test = tr_values_json(&tr->test_v[k]);
+            json_object_set_new(test, "examples", json_integer(tr->m.t[k].test.ds.n));
+            json_object_set_new(test, "step", json_integer(tr->test_from));
+            json_object_set_new(t, "test", test);
+        }
         json_object_set_new(tasks, tr->m.t[k].name, t);
     }
     json_object_set_new(root, "tasks", tasks);

@@ -36,6 +36,8 @@ typedef struct trainer {
     int64_t best_step;
     int bad_evals, evals, stopped_early;
     eval_values *final_v, *best_v; /* per task */
+    eval_values *test_v;           /* per task, after training (NULL: no test source) */
+    int64_t test_from;             /* the step whose parameters test_v measures */
     /* logging */
     log_row *rows;
     int nrows, caprows;
@@ -73,6 +75,9 @@ int tr_write_metrics_json(trainer *tr);
 /* select.c */
 double tr_selection(trainer *tr, eval_values *vals);
 int tr_evaluate(trainer *tr, double lr);
+/* evaltest.c: the best checkpoint on each task's test source, once */
+int tr_evaluate_test(trainer *tr);
+void tr_print_test(const trainer *tr); /* stdout, after the best evaluation's lines */
 /* plots.c */
 int tr_draw_plots(trainer *tr);
 
