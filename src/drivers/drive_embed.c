@@ -53,6 +53,27 @@ static int write_sim(FILE *f, void *ctx)
     return ferror(f) ? err_set("write error") : 0;
 }
 
+/* similarity.png, rows and columns labelled with the sentences. */
+static int draw_heatmap(pipeline *pl, const lines *L, int n, const double *sim)
+{
+    char **labels = calloc((size_t)n, sizeof *labels);
+    int rc = -1;
+    if (!labels)
+        return err_set("out of memory");
+    for (int i = 0; i < n; i++)
+        if (!(labels[i] = str_printf("[%d] %.*s", i, (int)L->len[i], L->data + L->start[i]))) {
+            err_set("out of memory");
+            goto done;
+        }
+    rc = plot_heatmap(pl, "similarity.png", "cosine similarity of the sentences", n, sim,
+                      (const char *const *)labels);
+done:
+    for (int i = 0; i < n; i++)
+        free(labels[i]);
+    free(labels);
+    return rc;
+}
+
 /* One JSON object a line on stdout: id, text, embedding. */
 static void print_jsonl(const lines *L, const float *emb, int dim)
 {
@@ -145,7 +166,7 @@ int drive_embed(pipeline *pl)
         struct sim_csv sc = {e.n, sim};
         if (!path || file_write_atomic_with(path, write_sim, &sc) != 0)
             goto done;
-        if (plot_heatmap(pl, "similarity.png", "cosine similarity of the sample sentences", e.n, sim) != 0)
+        if (draw_heatmap(pl, &L, e.n, sim) != 0)
             goto done;
     }
     if (!jsonl)

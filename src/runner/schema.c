@@ -107,7 +107,7 @@ static const schema train_schema[] = {
     {"early_stop", RUNNER_T_INT, "0", "stop after N evaluations without improvement (0: off)", 0, 0, 0, "[0, inf)"},
     {"select", RUNNER_T_STRING, NULL,
      "metric choosing the best checkpoint and early stop, \"task.metric\" (default: mean of headlines)", 0, 0, 0, NULL},
-    {"log_every", RUNNER_T_INT, "20", "log training loss every N steps", 0, 0, 0, "[1, inf)"},
+    {"log_every", RUNNER_T_INT, "5", "log the training loss (mean since the last log) every N steps", 0, 0, 0, "[1, inf)"},
     {"export", RUNNER_T_STRING, NULL,
      "copy the best checkpoint's model folder here at the end (e.g. models/mini-bert-mlm)", 0, 0, 0, NULL},
     {"stop_after", RUNNER_T_INT, "0",

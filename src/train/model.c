@@ -18,9 +18,8 @@ void eval_values_free(eval_values *v)
     memset(v, 0, sizeof *v);
 }
 
-static void eval_emit(void *ctx, const char *name, double value)
+int eval_values_add(eval_values *v, const char *name, double value)
 {
-    eval_values *v = ctx;
     if (v->n == v->cap) {
         int cap = v->cap ? 2 * v->cap : 16;
         char **nm = realloc(v->name, (size_t)cap * sizeof *nm);
@@ -28,15 +27,17 @@ static void eval_emit(void *ctx, const char *name, double value)
             v->name = nm;
         double *vl = nm ? realloc(v->value, (size_t)cap * sizeof *vl) : NULL;
         if (!vl)
-            return;
+            return err_set("out of memory");
         v->value = vl;
         v->cap = cap;
     }
-    v->name[v->n] = str_dup(name);
-    v->value[v->n] = value;
-    if (v->name[v->n])
-        v->n++;
+    if (!(v->name[v->n] = str_dup(name)))
+        return err_set("out of memory");
+    v->value[v->n++] = value;
+    return 0;
 }
+
+static void eval_emit(void *ctx, const char *name, double value) { eval_values_add(ctx, name, value); }
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
 {
@@ -752,6 +753,27 @@ fail:
     return -1;
 }
 
+/* A metric's value under its own name, or "<metric>.<name>" when an
+ * earlier metric already reported that name (per_class's macro_f1 after
+ * macro_f1's): every name of a task's evaluation is unique. */
+struct metric_emit {
+    eval_values *out;
+    const char *metric;
+};
+
+static void eval_emit_unique(void *ctx, const char *name, double value)
+{
+    const struct metric_emit *me = ctx;
+    for (int i = 0; i < me->out->n; i++)
+        if (strcmp(me->out->name[i], name) == 0) {
+            char *q = str_printf("%s.%s", me->metric, name);
+            if (q)
+                eval_emit(me->out, q, value);
+            free(q);
+            return;
+        }
+    eval_emit(me->out, name, value);
+}
 static int evaluate_data(model *m, task *t, task_data *d, eval_values *out, int32_t *pred, float *prob);
 
 int model_evaluate(model *m, int k, eval_values *out, int32_t *pred, float *prob)
@@ -798,7 +820,8 @@ static int evaluate_data(model *m, task *t, task_data *d, eval_values *out, int3
                     goto done;
             }
         }
-        if (mo->report(self, eval_emit, out) != 0)
+        struct metric_emit me = {out, t->metrics[j]->desc->name};
+        if (mo->report(self, eval_emit_unique, &me) != 0)
             goto done;
     }
     eval_emit(out, "loss", loss);

@@ -22,6 +22,8 @@ typedef struct eval_values {
 } eval_values;
 
 void eval_values_free(eval_values *v);
+/* Append one named value. */
+int eval_values_add(eval_values *v, const char *name, double value);
 
 typedef struct task_data {
     dataset ds;
