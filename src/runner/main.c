@@ -26,7 +26,7 @@ static void usage(FILE *f)
             "\n"
             "Runs an experiment pipeline declared in a libconfig file, built from\n"
             "plugins (tokenizers, backbones, poolers, heads, losses, metrics, freeze\n"
-            "policies, samplers).\n"
+            "policies, samplers, datasets).\n"
             "\n"
             "options:\n"
             "  --set PATH=VALUE   override a setting (repeatable); PATH is dotted,\n"
