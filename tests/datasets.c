@@ -163,6 +163,22 @@ static void test_shapes(void)
     dataset_free(&d);
 }
 
+/* A `path` folder with train/, valid/ and test/ (slots): the test split
+ * from its folder, labels and tags mapped by the training folder's. */
+static void test_folders(void)
+{
+    dataset d;
+    int rc = load("ds = { plugin = \"slots\"; path = \"tests/data/slots\"; target = \"slots\"; };", SPLIT_TEST, &d);
+    ok(rc == 0 && d.n == 2 && d.tags && !strcmp(d.source, "tests/data/slots/test"), "slots: test/ is the test split");
+    if (d.n == 2)
+        is_str(d.names[d.tags[d.tag_off[1] + 4]], "B-party_size_number", "slots test: tags mapped by train's");
+    dataset_free(&d);
+    rc = load("ds = { plugin = \"slots\"; path = \"tests/data/slots\"; test = \"tests/data/slots/valid\";"
+              " on_error = \"skip\"; };", SPLIT_TEST, &d);
+    ok(rc == 0 && !strcmp(d.source, "tests/data/slots/valid"), "an explicit `test` wins over the test/ folder");
+    dataset_free(&d);
+}
+
 /* The STS reader as a dataset plugin: scored sentence pairs. */
 static void test_sts(void)
 {
@@ -318,6 +334,7 @@ int main(void)
     test_tweeteval();
     test_failures();
     test_shapes();
+    test_folders();
     test_sts();
     load_done();
     test_training();

@@ -156,41 +156,103 @@ static int draw_poolers(pipeline *pl, const struct sts_csv *c)
     return rc;
 }
 
-int drive_sts(pipeline *pl)
+/* The poolers being compared: stages and labels. */
+typedef struct sts_poolers {
+    int n;
+    stage **pool;
+    char (*label)[128];
+    float **emb; /* per pooler: (2 pairs, dim) embeddings of the current file */
+} sts_poolers;
+
+/* Spearman x100 of each pooler on file f into rho[k * stride]. */
+static int sts_score(pipeline *pl, encoder *enc, sts_poolers *P, const sts_file *f, double *rho, int stride)
 {
-    encoder enc;
-    int rc = -1, npool = 0, nfiles = 0;
-    stage **pool = NULL;
-    char(*label)[128] = NULL;
-    sts_file *files = NULL;
-    double *rho = NULL;
-    float **emb = NULL;
     encoded e = {0};
-    char *path = NULL;
-    if (encoder_open(pl, &enc) != 0)
-        return -1;
-    config_setting_t *list = config_lookup(&pl->cfg, "poolers");
-    config_setting_t *single = config_lookup(&pl->cfg, "pooler");
-    npool = list ? config_setting_length(list) : single ? 1 : 0;
-    if (npool == 0)
-        return err_set("%s: set `poolers` (a list) or `pooler` to compare", pl->file);
-    pool = calloc((size_t)npool, sizeof *pool);
-    label = calloc((size_t)npool, sizeof *label);
-    emb = calloc((size_t)npool, sizeof *emb);
-    if (!pool || !label || !emb) {
+    double *cos = malloc(((size_t)f->n + 1) * sizeof *cos), *work = malloc((2 * (size_t)f->n + 1) * sizeof *work);
+    int rc = -1;
+    if (!cos || !work) {
         err_set("out of memory");
         goto done;
     }
-    for (int k = 0; k < npool; k++) {
+    if (encode_texts(enc->tok, 2 * f->n, f->text, f->len, &e) != 0)
+        goto done;
+    for (int k = 0; k < P->n; k++) {
+        free(P->emb[k]);
+        if (!(P->emb[k] = malloc((size_t)e.n * (size_t)pooler_dim(enc, P->pool[k]) * sizeof(float)))) {
+            err_set("out of memory");
+            goto done;
+        }
+    }
+    double t0 = time_now();
+    if (encoder_embed(enc, &e, P->pool, P->n, P->emb) != 0)
+        goto done;
+    pipeline_log(pl, RUNNER_LOG_INFO, "%s: %d pairs embedded in %.2f s", f->path, f->n, time_now() - t0);
+    for (int k = 0; k < P->n; k++) {
+        int dim = pooler_dim(enc, P->pool[k]);
+        for (int i = 0; i < f->n; i++)
+            cos[i] = cosine(P->emb[k] + (size_t)(2 * i) * dim, P->emb[k] + (size_t)(2 * i + 1) * dim, dim);
+        rho[k * stride] = 100.0 * gsl_stats_spearman(cos, 1, f->gold, 1, (size_t)f->n, work);
+    }
+    rc = 0;
+done:
+    encoded_free(&e);
+    free(cos);
+    free(work);
+    return rc;
+}
+
+static void sts_print(const sts_poolers *P, const sts_file *files, int nfiles, const double *rho)
+{
+    printf("STS Benchmark: Spearman correlation x100 of cosine similarity with the gold score\n");
+    printf("%-40s", "pooler");
+    for (int j = 0; j < nfiles; j++) {
+        const char *base = strrchr(files[j].path, '/');
+        printf(" %12.12s", base ? base + 1 : files[j].path);
+    }
+    printf("\n");
+    for (int k = 0; k < P->n; k++) {
+        printf("%-40s", P->label[k]);
+        for (int j = 0; j < nfiles; j++)
+            printf(" %12.2f", rho[k * nfiles + j]);
+        printf("\n");
+    }
+}
+
+/* The poolers of `poolers` (or the one `pooler`) as stages. */
+static int sts_open_poolers(pipeline *pl, sts_poolers *P)
+{
+    config_setting_t *list = config_lookup(&pl->cfg, "poolers");
+    config_setting_t *single = config_lookup(&pl->cfg, "pooler");
+    P->n = list ? config_setting_length(list) : single ? 1 : 0;
+    if (P->n == 0)
+        return err_set("%s: set `poolers` (a list) or `pooler` to compare", pl->file);
+    P->pool = calloc((size_t)P->n, sizeof *P->pool);
+    P->label = calloc((size_t)P->n, sizeof *P->label);
+    P->emb = calloc((size_t)P->n, sizeof *P->emb);
+    if (!P->pool || !P->label || !P->emb)
+        return err_set("out of memory");
+    for (int k = 0; k < P->n; k++) {
         config_setting_t *sec = list ? config_setting_get_elem(list, (unsigned)k) : single;
         char slot[32];
         snprintf(slot, sizeof slot, "poolers.[%d]", k);
-        pool[k] = pipeline_stage(pl, slot, "pooler.", RUNNER_KIND_POOLER, sec);
-        if (!pool[k])
-            goto done;
-        pooler_label(sec, label[k], sizeof label[k]);
+        if (!(P->pool[k] = pipeline_stage(pl, slot, "pooler.", RUNNER_KIND_POOLER, sec)))
+            return -1;
+        pooler_label(sec, P->label[k], sizeof P->label[k]);
     }
-    if (encoder_load(pl, &enc, 0) != 0)
+    return 0;
+}
+
+int drive_sts(pipeline *pl)
+{
+    encoder enc;
+    sts_poolers P = {0};
+    int rc = -1, nfiles = 0;
+    sts_file *files = NULL;
+    double *rho = NULL;
+    char *path = NULL;
+    if (encoder_open(pl, &enc) != 0)
+        return -1;
+    if (sts_open_poolers(pl, &P) != 0 || encoder_load(pl, &enc, 0) != 0)
         goto done;
     const config_setting_t *fl = config_lookup(&pl->cfg, "sts.files");
     nfiles = fl ? config_setting_length(fl) : 0;
@@ -199,78 +261,32 @@ int drive_sts(pipeline *pl)
         goto done;
     }
     files = calloc((size_t)nfiles, sizeof *files);
-    rho = calloc((size_t)npool * (size_t)nfiles, sizeof *rho);
+    rho = calloc((size_t)P.n * (size_t)nfiles, sizeof *rho);
     if (!files || !rho) {
         err_set("out of memory");
         goto done;
     }
     for (int j = 0; j < nfiles; j++) {
         files[j].path = config_setting_get_string_elem(fl, j);
-        if (sts_read(pl, &files[j]) != 0)
+        if (sts_read(pl, &files[j]) != 0 || sts_score(pl, &enc, &P, &files[j], rho + j, nfiles) != 0)
             goto done;
-        if (encode_texts(enc.tok, 2 * files[j].n, files[j].text, files[j].len, &e) != 0)
-            goto done;
-        for (int k = 0; k < npool; k++) {
-            free(emb[k]);
-            emb[k] = malloc((size_t)e.n * (size_t)pooler_dim(&enc, pool[k]) * sizeof(float));
-            if (!emb[k]) {
-                err_set("out of memory");
-                goto done;
-            }
-        }
-        double t0 = time_now();
-        if (encoder_embed(&enc, &e, pool, npool, emb) != 0)
-            goto done;
-        pipeline_log(pl, RUNNER_LOG_INFO, "%s: %d pairs embedded in %.2f s", files[j].path,
-                     files[j].n, time_now() - t0);
-        double *cos = malloc((size_t)files[j].n * sizeof *cos);
-        double *work = malloc(2 * (size_t)files[j].n * sizeof *work);
-        if (!cos || !work) {
-            free(cos);
-            free(work);
-            err_set("out of memory");
-            goto done;
-        }
-        for (int k = 0; k < npool; k++) {
-            int dim = pooler_dim(&enc, pool[k]);
-            for (int i = 0; i < files[j].n; i++)
-                cos[i] = cosine(emb[k] + (size_t)(2 * i) * dim, emb[k] + (size_t)(2 * i + 1) * dim, dim);
-            rho[k * nfiles + j] = 100.0 * gsl_stats_spearman(cos, 1, files[j].gold, 1,
-                                                             (size_t)files[j].n, work);
-        }
-        free(cos);
-        free(work);
-        encoded_free(&e);
     }
-    printf("STS Benchmark: Spearman correlation x100 of cosine similarity with the gold score\n");
-    printf("%-40s", "pooler");
-    for (int j = 0; j < nfiles; j++) {
-        const char *base = strrchr(files[j].path, '/');
-        printf(" %12.12s", base ? base + 1 : files[j].path);
-    }
-    printf("\n");
-    for (int k = 0; k < npool; k++) {
-        printf("%-40s", label[k]);
-        for (int j = 0; j < nfiles; j++)
-            printf(" %12.2f", rho[k * nfiles + j]);
-        printf("\n");
-    }
+    sts_print(&P, files, nfiles, rho);
     path = run_path(pl, "sts.csv");
-    struct sts_csv c = {npool, nfiles, label, files, rho};
+    struct sts_csv c = {P.n, nfiles, P.label, files, rho};
     if (!path || file_write_atomic_with(path, write_sts, &c) != 0 || draw_poolers(pl, &c) != 0)
         goto done;
     rc = 0;
 done:
     free(path);
-    encoded_free(&e);
     for (int j = 0; files && j < nfiles; j++)
         sts_free(&files[j]);
-    for (int k = 0; emb && k < npool; k++)
-        free(emb[k]);
-    free(emb);
+    for (int k = 0; P.emb && k < P.n; k++)
+        free(P.emb[k]);
+    free(P.emb);
     free(files);
     free(rho);
-    free(pool);
-    free(label);
+    free(P.pool);
+    free(P.label);
     return rc;
 }

@@ -639,7 +639,7 @@ static int load_text(const spec *S, data_split split, dataset *out)
     runner_rows R;
     txt_buf source = {0};
     draw dr = {NULL, S->dev_ratio, split == SPLIT_DEV};
-    int *sel = NULL, rc = -1;
+    int rc = -1;
     long long limit = split == SPLIT_TRAIN ? S->limit : S->dev_limit;
     rows_init(&R, S->skip);
     R.left = limit > 0 ? limit : -1;
@@ -654,22 +654,21 @@ static int load_text(const spec *S, data_split split, dataset *out)
     }
     if (text_rows(S, split, &R, &source) != 0)
         goto done;
-    if (!(sel = malloc(((size_t)R.n + 1) * sizeof *sel))) {
-        err_set("out of memory");
-        goto done;
-    }
-    for (int i = 0; i < R.n; i++)
-        sel[i] = i;
-    if (build(&R, sel, R.n, 0, 0, out) != 0)
-        goto done;
+    /* every row is kept: the sink's arrays become the dataset's (no copy
+     * of a large corpus) */
+    out->n = R.n;
+    out->text = R.text.p ? R.text.p : str_dup("");
+    out->start = R.start;
+    out->len = R.len;
+    R.text.p = NULL;
+    R.start = R.len = NULL;
     out->source = source.p ? source.p : str_dup("");
     source.p = NULL;
-    rc = out->source ? take_notes(out, &R) : err_set("out of memory");
+    rc = out->text && out->source ? take_notes(out, &R) : err_set("out of memory");
 done:
     gsl_rng_free(dr.rng);
     txt_buf_free(&source);
     rows_free(&R);
-    free(sel);
     return rc;
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gslerr.h"
 #include "pipeline.h"
 #include "plot.h"
 #include "run.h"
@@ -161,6 +162,7 @@ int main(int argc, char **argv)
         {"jsonl", no_argument, 0, O_JSONL},
         {0, 0, 0, 0},
     };
+    gsl_errors_return(); /* before anything can call GSL: no abort() from it */
     const char **sets = calloc((size_t)argc, sizeof *sets);
     int nsets = 0, check = 0, list = 0, quiet = 0, threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     int jobs = 1, point = 0;

@@ -30,7 +30,12 @@ typedef struct params {
     int64_t total;               /* floats in each block */
     float *data, *grad, *m, *v;  /* grad, m, v NULL until allocated */
     int allocated;
+    int *slot;                   /* name index: open addressing, -1 empty */
+    size_t nslot;                /* power of two, > 2n (0: none yet) */
 } params;
+
+/* At most 2^40 floats (4 TiB) in one store: sizes stay far from overflow. */
+#define PARAMS_MAX_FLOATS ((int64_t)1 << 40)
 
 void params_init(params *s);
 void params_free(params *s);

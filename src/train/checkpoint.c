@@ -82,6 +82,16 @@ static int remove_tree(const char *dir)
     return 0;
 }
 
+/* After a failed write (ENOSPC, EFBIG, ...): no half-written dir.tmp/ stays
+ * behind; the first error is the one reported. */
+static void drop_tmp(const char *tmp)
+{
+    char first[1024];
+    snprintf(first, sizeof first, "%s", err_get());
+    remove_tree(tmp);
+    err_set("%s", first);
+}
+
 static int copy_file(const char *from, const char *to)
 {
     char *data = NULL;
@@ -105,7 +115,7 @@ static int write_state(const char *path, const blob *state)
     }
     uint32_t version = STATE_VERSION;
     uint64_t raw = state->n, packed = clen;
-    uint32_t crc = (uint32_t)crc32(0L, state->p, (uInt)state->n);
+    uint32_t crc = (uint32_t)crc32_z(0L, state->p, (z_size_t)state->n);
     memcpy(buf, STATE_MAGIC, 8);
     memcpy(buf + 8, &version, 4);
     memcpy(buf + 12, &crc, 4);
@@ -131,7 +141,8 @@ static int write_tensors(const char *dir, const params *P, const char *const *me
     }
     kv[0] = "format";
     kv[1] = "pt";
-    memcpy(kv + 2, meta, 2 * (size_t)nmeta * sizeof *kv);
+    if (nmeta)
+        memcpy(kv + 2, meta, 2 * (size_t)nmeta * sizeof *kv);
     for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < P->n; i++) {
             int backbone = strncmp(P->p[i].name, "backbone.", 9) == 0;
@@ -201,12 +212,15 @@ int checkpoint_save(const char *dir, pipeline *pl, const blob *state, stage *bac
 {
     const char *model_dir = folder_of(pl);
     char *tmp = str_printf("%s.tmp", dir), *old = str_printf("%s.old", dir), *path = NULL;
-    int rc = -1;
+    int rc = -1, made = 0;
     if (!tmp || !old) {
         err_set("out of memory");
         goto done;
     }
-    if (remove_tree(tmp) != 0 || dir_make(tmp) != 0 || write_tensors(tmp, &pl->P, meta, nmeta) != 0 ||
+    if (remove_tree(tmp) != 0 || dir_make(tmp) != 0)
+        goto done;
+    made = 1;
+    if (write_tensors(tmp, &pl->P, meta, nmeta) != 0 ||
         write_model_files(tmp, backbone, model_dir) != 0 || export_hf_config(tmp, meta, nmeta) != 0 ||
         export_st_files(tmp, pl, model_dir) != 0 || export_heads_json(tmp, pl, meta, nmeta) != 0)
         goto done;
@@ -217,6 +231,8 @@ int checkpoint_save(const char *dir, pipeline *pl, const blob *state, stage *bac
     }
     rc = swap_in(tmp, old, dir);
 done:
+    if (rc != 0 && made)
+        drop_tmp(tmp);
     free(path);
     free(tmp);
     free(old);
@@ -321,6 +337,13 @@ int checkpoint_load_state(const char *dir, blob *state)
                 (unsigned long long)packed, len - 32);
         goto done;
     }
+    /* deflate expands at most 1032:1; a larger claim would only make us
+     * allocate what the header asks (the trainer state is data) */
+    if (raw > packed * 1032 + 1024 || raw > SIZE_MAX / 2) {
+        err_set("%s: corrupted: header says %llu bytes inflate from %llu", path, (unsigned long long)raw,
+                (unsigned long long)packed);
+        goto done;
+    }
     state->p = malloc(raw ? raw : 1);
     if (!state->p) {
         err_set("out of memory (%llu bytes of trainer state)", (unsigned long long)raw);
@@ -332,7 +355,7 @@ int checkpoint_load_state(const char *dir, blob *state)
                 (unsigned long long)raw);
         goto done;
     }
-    if ((uint32_t)crc32(0L, state->p, (uInt)raw) != crc) {
+    if ((uint32_t)crc32_z(0L, state->p, (z_size_t)raw) != crc) {
         err_set("%s: corrupted: CRC-32 mismatch", path);
         goto done;
     }
