@@ -58,6 +58,9 @@ static void usage(FILE *f)
             "\nplugins are found beside the runner (<bin>/plugins, or <prefix>/lib/runner/plugins\n"
             "when installed), then in $RUNNER_PLUGIN_PATH, then in the pipeline's plugin_path,\n"
             "as <kind>_<name>.so or in the bundle <kind>.so.\n"
+            "@include \"FILE\" is looked for beside the including file, then beside the files\n"
+            "including it, then in each folder of $RUNNER_INCLUDE_PATH; relative data and model\n"
+            "paths resolve against the working directory.\n"
             "exit status: 0 success, 1 runtime failure, 2 bad usage or configuration,\n"
             "130 / 143 stopped by SIGINT / SIGTERM (training: last/ written, --resume continues)\n");
 }
