@@ -40,6 +40,10 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS := $(filter-out -lgslcblas,$(shell pkg-config --libs $(PKGS)))
 BLAS_CFLAGS = -I/usr/include/x86_64-linux-gnu/openblas-openmp
 BLAS_LIBS = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -Wl,--no-as-needed -lopenblas -Wl,--as-needed
+# Open MPI (src/runner/world.c): the runner, the tests and the benches link
+# it; the kit library and the plugin bundles do not.
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c)
+MPI_LIBS := $(shell pkg-config --libs ompi-c)
 
 WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-format-truncation
 CFLAGS ?= -O2 -g
@@ -48,7 +52,7 @@ BASE_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) -fPIC -fopenmp -march=x86
 # The kit exports its public functions (default visibility); everything
 # else is hidden.
 KIT_CFLAGS = $(BASE_CFLAGS)
-APP_CFLAGS = $(BASE_CFLAGS) -fvisibility=hidden -Isrc/runner -Isrc/drivers -Isrc/train \
+APP_CFLAGS = $(BASE_CFLAGS) $(MPI_CFLAGS) -fvisibility=hidden -Isrc/runner -Isrc/drivers -Isrc/train \
 	-DRUNNER_BUILD_DIR='"$(abspath $(BUILD))"'
 PLUGIN_CFLAGS = $(BASE_CFLAGS) -fvisibility=hidden -DRUNNER_BUNDLE
 LDLIBS = $(BLAS_LIBS) $(PKG_LIBS) -lgomp -ldl -lm
@@ -107,7 +111,7 @@ $(BUILD)/libapp.a: $(APP_OBJ)
 APP_RPATH = -Wl,-rpath,'$$ORIGIN/lib:$$ORIGIN/../lib'
 $(BUILD)/runner: $(BUILD)/src/runner/main.o $(BUILD)/libapp.a $(KIT_SO)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $(BUILD)/src/runner/main.o $(BUILD)/libapp.a $(KIT_LINK) $(APP_RPATH) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $(BUILD)/src/runner/main.o $(BUILD)/libapp.a $(KIT_LINK) $(APP_RPATH) $(MPI_LIBS) $(LDLIBS)
 
 # One bundle per kind: every plugins/<kind>/<name>.c, plus a generated list
 # of their descriptors behind the one exported symbol runner_bundle_v1.
@@ -136,7 +140,7 @@ $(foreach k,$(KINDS),$(eval $(call bundle_rule,$(k))))
 
 $(BUILD)/tests/%.t: $(BUILD)/tests/%.o $(BUILD)/libapp.a $(KIT_SO)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libapp.a $(KIT_LINK) -Wl,-rpath,'$$ORIGIN/../lib' $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libapp.a $(KIT_LINK) -Wl,-rpath,'$$ORIGIN/../lib' $(MPI_LIBS) $(LDLIBS)
 
 # test fixtures: deliberately broken plugins (see tests/plugins/)
 $(BUILD)/tests/plugins/%.so: $(BUILD)/tests/plugins/%.o
@@ -145,7 +149,7 @@ $(BUILD)/tests/plugins/%.so: $(BUILD)/tests/plugins/%.o
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libapp.a $(KIT_SO)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libapp.a $(KIT_LINK) -Wl,-rpath,'$$ORIGIN/../lib' $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libapp.a $(KIT_LINK) -Wl,-rpath,'$$ORIGIN/../lib' $(MPI_LIBS) $(LDLIBS)
 
 # pkg-config file for plugins built out of tree. In the build tree it points
 # at the sources (PKG_CONFIG_PATH=build); installed, at PREFIX.

@@ -6,7 +6,7 @@
 set -eu
 
 PKGS="build-essential pkg-config perl libconfig-dev libjansson-dev libutf8proc-dev libgsl-dev
-zlib1g-dev libopenblas-openmp-dev gnuplot-nox valgrind curl ca-certificates git"
+zlib1g-dev libopenblas-openmp-dev libopenmpi-dev openmpi-bin gnuplot-nox valgrind curl ca-certificates git"
 if [ "${1:-}" = "--bench" ]; then
     PKGS="$PKGS python3 python3-torch python3-numpy nodejs npm"
 fi

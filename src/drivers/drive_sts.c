@@ -10,6 +10,8 @@
 
 #include "drivers.h"
 #include "embed.h"
+#include "shard.h"
+#include "world.h"
 #include "run.h"
 #include "runner/kit/util.h"
 
@@ -193,8 +195,12 @@ int drive_sts(pipeline *pl)
             }
         }
         double t0 = time_now();
-        if (encoder_embed(&enc, &e, pool, npool, emb) != 0)
+        if (shard_embed(&enc, &e, pool, npool, emb, 0) != 0) /* rank 0 gets every row */
             goto done;
+        if (!world_is_root()) {
+            encoded_free(&e);
+            continue;
+        }
         pipeline_log(pl, RUNNER_LOG_INFO, "%s: %d pairs embedded in %.2f s", files[j].path,
                      files[j].n, time_now() - t0);
         double *cos = malloc((size_t)files[j].n * sizeof *cos);
@@ -215,6 +221,10 @@ int drive_sts(pipeline *pl)
         free(cos);
         free(work);
         encoded_free(&e);
+    }
+    if (!world_is_root()) {
+        rc = 0;
+        goto done;
     }
     printf("STS Benchmark: Spearman correlation x100 of cosine similarity with the gold score\n");
     printf("%-40s", "pooler");

@@ -10,6 +10,7 @@
 #include "pipeline.h"
 #include "run.h"
 #include "threads.h"
+#include "world.h"
 #include "runner/kit/util.h"
 
 
@@ -177,6 +178,10 @@ int main(int argc, char **argv)
         }
     }
     threads_setup(threads, argv);
+    if (world_init(&argc, &argv) != 0) {
+        status = EXIT_RUNTIME;
+        goto done;
+    }
     const char *file = optind < argc ? argv[optind] : NULL;
     if (optind + 1 < argc) {
         fprintf(stderr, "runner: one pipeline at a time (got '%s' and '%s')\n", argv[optind],
@@ -195,7 +200,7 @@ int main(int argc, char **argv)
         goto done;
     }
     pl.threads = threads;
-    pl.quiet = quiet;
+    pl.quiet = quiet || !world_is_root(); /* one log per job: rank 0's */
     pl.resume = resume;
     if (list || describe_name) {
         if (file && config_load(&pl.cfg, file) == 0) {
@@ -254,6 +259,7 @@ int main(int argc, char **argv)
     while (strcmp(dr->name, run) != 0)
         dr++;
     if (run_begin(&pl, out) != 0) {
+        world_fail(err_get(), EXIT_RUNTIME);
         fprintf(stderr, "runner: %s\n", err_get());
         status = EXIT_RUNTIME;
         goto done;
@@ -261,14 +267,19 @@ int main(int argc, char **argv)
     double t0 = time_now();
     err_clear();
     int rc = dr->run(&pl);
-    if (rc != 0)
-        fprintf(stderr, "runner: %s\n", err_get());
+    char *cause = rc != 0 ? str_dup(err_get()) : NULL;
+    if (rc != 0 && world_size() == 1)
+        fprintf(stderr, "runner: %s\n", cause);
     if (run_end(&pl, rc, time_now() - t0) != 0)
         fprintf(stderr, "runner: %s\n", err_get());
     status = rc == 0 ? 0 : rc == EXIT_USAGE ? EXIT_USAGE : EXIT_RUNTIME;
+    if (rc != 0) /* more than one rank: the whole job ends, naming this rank */
+        world_fail(cause ? cause : "out of memory", status);
+    free(cause);
 done:
     diag_free(&d);
     pipeline_close(&pl);
     free(sets);
+    world_finalize();
     return status;
 }
