@@ -30,6 +30,11 @@ typedef struct params {
     int64_t total;               /* floats in each block */
     float *data, *grad, *m, *v;  /* grad, m, v NULL until allocated */
     int allocated;
+    /* Called with a tensor's id whenever a stage asks whether it trains
+     * (backward passes ask right before writing its gradient): the data
+     * parallel trainer's per-layer signal (src/train/ddp.c). NULL: none. */
+    void (*watch)(void *ctx, int id);
+    void *watch_ctx;
 } params;
 
 void params_init(params *s);

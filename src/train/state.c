@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "trainer.h"
+#include "world.h"
 #include "runner/kit/util.h"
 
 /* ---- data positions --------------------------------------------------------- */
@@ -106,6 +107,8 @@ int tr_state_load(trainer *tr, blob *b, const char *dir)
 
 int tr_save_checkpoint(trainer *tr, const char *name, int with_state)
 {
+    if (!world_is_root()) /* ranks are identical: rank 0 saves */
+        return 0;
     char **meta = NULL;
     int nmeta = 0, rc = -1;
     blob b = {0};

@@ -17,7 +17,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ddp.h"
 #include "trainer.h"
+#include "world.h"
 #include "runner/kit/util.h"
 
 /* ---- the loop ------------------------------------------------------------------ */
@@ -172,8 +174,55 @@ static int tr_apply_freeze(trainer *tr, int force_log)
     return 0;
 }
 
+/* ---- data parallel (several ranks) ---------------------------------------------- */
+
+/* Every rank needs a share of every batch; gradients are summed by d. */
+static int tr_ddp_open(trainer *tr, ddp *d)
+{
+    pipeline *pl = tr->pl;
+    if (world_size() == 1)
+        return 0;
+    for (int k = 0; k < tr->m.ntasks; k++) {
+        int n = tr->B < tr->m.t[k].train.ds.n ? tr->B : tr->m.t[k].train.ds.n;
+        if (n < world_size())
+            return err_set("%s: batches of %d sentences (task %s) cannot be split over %d ranks: "
+                           "raise train.batch or use fewer ranks", pl->file, n, tr->m.t[k].name, world_size());
+    }
+    const char *bb = tr->m.enc.backbone->desc->name;
+    if (ddp_open(d, &pl->P, cfg_bool(pl, "train.overlap", 1), cfg_num(pl, "train.bucket_mb", 4),
+                 strcmp(bb, "bert") == 0) != 0)
+        return -1;
+    tr->m.ddp = d;
+    pipeline_log(pl, RUNNER_LOG_INFO, "data parallel over %d ranks: global batch %d, %d threads each, "
+                 "gradient all-reduce %s backward", world_size(), tr->B, pl->threads,
+                 d->overlap ? "overlapping" : "after");
+    return 0;
+}
+
+/* This rank's share of a global batch of n rows (rows[*lo .. *lo + *mine)). */
+static void tr_share(trainer *tr, int n, int *lo, int *mine)
+{
+    int64_t a, b;
+    world_share(n, &a, &b);
+    *lo = (int)a;
+    *mine = (int)(b - a);
+    tr->m.row0 = a;
+}
+
+/* Before an evaluation: are all ranks still the same? */
+static int tr_ddp_check(trainer *tr, ddp *d)
+{
+    if (!tr->m.ddp)
+        return 0;
+    char when[64];
+    snprintf(when, sizeof when, "at step %lld", (long long)tr->step);
+    return ddp_check(d, tr->pl->rng, when);
+}
+
 int drive_train(pipeline *pl)
 {
+    ddp dp;
+    memset(&dp, 0, sizeof dp);
     trainer tr;
     memset(&tr, 0, sizeof tr);
     tr.pl = pl;
@@ -214,6 +263,8 @@ int drive_train(pipeline *pl)
     }
     if (!tr.freeze)
         tr_log_groups(&tr);
+    if (tr_ddp_open(&tr, &dp) != 0)
+        goto done;
     pipeline_log(pl, RUNNER_LOG_INFO, "%d task%s, %lld steps (%lld per epoch), batch %d x %d accumulated, lr %.3g",
                  tr.m.ntasks, tr.m.ntasks > 1 ? "s" : "", (long long)tr.total, (long long)tr.steps_per_epoch,
                  tr.B, tr.accumulate, tr.lr);
@@ -239,6 +290,8 @@ int drive_train(pipeline *pl)
             goto done;
         if (bb)
             model_drop_cache(&tr.m);
+        if (tr.m.ddp && ddp_plan(&dp) != 0)
+            goto done;
         for (int micro = 0; micro < tr.accumulate; micro++) {
             int which = 0;
             if (tr.sampler) {
@@ -250,9 +303,11 @@ int drive_train(pipeline *pl)
                 if (so->next(tr.sampler->self, &pos, &which) != 0)
                     goto done;
             }
-            int n = tr_next_rows(&tr, &tr.m.t[which < 0 ? 0 : which], rows);
+            int n = tr_next_rows(&tr, &tr.m.t[which < 0 ? 0 : which], rows), lo, mine;
             double total;
-            if (model_train_batch(&tr.m, which, rows, n, tr.accumulate, &total) != 0)
+            tr_share(&tr, n, &lo, &mine);
+            tr.m.sync = micro == tr.accumulate - 1;
+            if (model_train_batch(&tr.m, which, rows + lo, mine, tr.accumulate, &total) != 0)
                 goto done;
             for (int k = 0; k < tr.m.ntasks; k++)
                 if (which < 0 || which == k) {
@@ -271,7 +326,7 @@ int drive_train(pipeline *pl)
         int epoch_end = tr.step % tr.steps_per_epoch == 0;
         if ((tr.eval_every > 0 ? tr.step % tr.eval_every == 0 : epoch_end) || tr.step == tr.total) {
             tr.train_seconds += time_now() - tr.t_start;
-            if (tr_evaluate(&tr, lr) != 0)
+            if (tr_ddp_check(&tr, &dp) != 0 || tr_evaluate(&tr, lr) != 0)
                 goto done;
             tr.t_start = tr.t_log = time_now();
             tr.sentences_log = tr.sentences;
@@ -291,6 +346,10 @@ int drive_train(pipeline *pl)
 finish:
     if (tr.tty && !pl->quiet)
         fputc('\n', stderr);
+    if (!world_is_root()) { /* rank 0 writes and reports */
+        rc = 0;
+        goto done;
+    }
     if (tr_write_metrics_json(&tr) != 0 || tr_draw_plots(&tr) != 0)
         goto done;
     printf("%s: best at step %lld (%s = %.4f)\n", pl->name, (long long)tr.best_step,
@@ -330,5 +389,6 @@ done:
     free(tr.loss_sum);
     free(tr.loss_n);
     model_close(&tr.m);
+    ddp_close(&dp);
     return rc;
 }

@@ -1,0 +1,165 @@
+/* ddp.c — data-parallel gradient sums (see ddp.h). */
+#include "ddp.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "runner/kit/util.h"
+
+enum { LEVEL_TOP = INT_MAX, LEVEL_BOTTOM = INT_MIN, LEVEL_NONE = INT_MIN + 1 };
+
+/* The layer a tensor belongs to, in backward order: heads, pooler and the
+ * loss combiner first (done before the backbone's backward), then backbone
+ * layers from the top; embeddings and anything else of the backbone last. */
+static int tensor_level(const char *name)
+{
+    const char *pre = "backbone.encoder.layer.";
+    if (strncmp(name, "backbone.", 9) != 0)
+        return LEVEL_TOP;
+    if (strncmp(name, pre, strlen(pre)) == 0)
+        return atoi(name + strlen(pre));
+    return -1;
+}
+
+int ddp_open(ddp *d, params *P, int overlap, double bucket_mb, int layered)
+{
+    memset(d, 0, sizeof *d);
+    d->P = P;
+    d->overlap = overlap;
+    d->layered = layered;
+    d->bucket_floats = (int64_t)(bucket_mb * 1024 * 1024 / sizeof(float));
+    if (d->bucket_floats < 1024)
+        d->bucket_floats = 1024;
+    return 0;
+}
+
+void ddp_close(ddp *d)
+{
+    if (d->P && d->P->watch_ctx == d) {
+        d->P->watch = NULL;
+        d->P->watch_ctx = NULL;
+    }
+    world_grad_free(&d->g);
+    free(d->level);
+    memset(d, 0, sizeof *d);
+}
+
+static int add_bucket(ddp *d, int64_t lo, int64_t hi, int level)
+{
+    if (d->g.n == d->cap_level) {
+        int cap = d->cap_level ? 2 * d->cap_level : 64;
+        int *l = realloc(d->level, (size_t)cap * sizeof *l);
+        if (!l)
+            return err_set("out of memory");
+        d->level = l;
+        d->cap_level = cap;
+    }
+    d->level[d->g.n] = level;
+    d->floats += hi - lo;
+    return world_grad_add(&d->g, lo, hi);
+}
+
+int ddp_plan(ddp *d)
+{
+    params *P = d->P;
+    world_grad_reset(&d->g, P->grad);
+    d->floats = 0;
+    int64_t lo = -1, hi = -1;
+    int level = 0;
+    for (int i = P->n - 1; i >= 0; i--) {
+        const param *p = &P->p[i];
+        if (!p->trainable || !P->grad)
+            continue;
+        int l = tensor_level(p->name);
+        int64_t end = p->offset + p->numel;
+        if (lo >= 0 && (end != lo || l != level || hi - p->offset > d->bucket_floats)) {
+            if (add_bucket(d, lo, hi, level) != 0)
+                return -1;
+            lo = -1;
+        }
+        if (lo < 0) {
+            hi = end;
+            level = l;
+        }
+        lo = p->offset;
+    }
+    return lo >= 0 ? add_bucket(d, lo, hi, level) : 0;
+}
+
+/* Start, in bucket order, every bucket whose layer is done. */
+static int start_ready(ddp *d)
+{
+    int upto = d->g.next;
+    while (upto < d->g.n && d->level[upto] >= d->done_above)
+        upto++;
+    return world_grad_start(&d->g, upto);
+}
+
+static void on_question(void *ctx, int id)
+{
+    ddp *d = ctx;
+    int l = id >= 0 && id < d->P->n ? tensor_level(d->P->p[id].name) : LEVEL_TOP;
+    if (d->prev != LEVEL_NONE && l < d->prev && d->prev < d->done_above)
+        d->done_above = d->prev; /* moved down: the layer above is done */
+    d->prev = l;
+    if (start_ready(d) != 0)
+        d->watching = -1; /* reported by ddp_backward_end */
+    world_grad_poll(&d->g);
+}
+
+int ddp_backward_begin(ddp *d)
+{
+    if (world_size() == 1)
+        return 0;
+    d->done_above = LEVEL_TOP;
+    d->prev = LEVEL_NONE;
+    d->watching = 1;
+    if (!d->overlap)
+        return 0;
+    if (start_ready(d) != 0)
+        return -1;
+    if (d->layered) {
+        d->P->watch = on_question;
+        d->P->watch_ctx = d;
+    }
+    return 0;
+}
+
+int ddp_backward_end(ddp *d)
+{
+    if (world_size() == 1)
+        return 0;
+    d->P->watch = NULL;
+    d->P->watch_ctx = NULL;
+    int failed = d->watching < 0;
+    d->watching = 0;
+    if (failed)
+        return -1;
+    return world_grad_finish(&d->g);
+}
+
+static uint64_t crc_block(uint64_t h, const void *p, size_t bytes)
+{
+    const unsigned char *c = p;
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (size_t at = 0; at < bytes; at += 1u << 30) {
+        size_t n = bytes - at < (1u << 30) ? bytes - at : (1u << 30);
+        crc = crc32(crc, c + at, (uInt)n);
+    }
+    return h * 0x100000001b3ull ^ (uint64_t)crc;
+}
+
+int ddp_check(const ddp *d, const gsl_rng *rng, const char *when)
+{
+    const params *P = d->P;
+    size_t bytes = (size_t)P->total * sizeof(float);
+    uint64_t h = crc_block(0, P->data, bytes);
+    if (P->m)
+        h = crc_block(crc_block(h, P->m, bytes), P->v, bytes);
+    h = crc_block(h, gsl_rng_state(rng), gsl_rng_size(rng));
+    char what[160];
+    snprintf(what, sizeof what, "parameters, optimizer moments and RNG %s", when);
+    return world_check_same(h, what);
+}
