@@ -135,6 +135,7 @@ int ddp_backward_end(ddp *d)
     d->P->watch_ctx = NULL;
     int failed = d->watching < 0;
     d->watching = 0;
+    d->early = d->g.next;
     if (failed)
         return -1;
     return world_grad_finish(&d->g);

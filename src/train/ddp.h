@@ -25,6 +25,7 @@ typedef struct ddp {
     int layered;       /* the backbone's questions come layer by layer (bert) */
     int watching, prev, done_above;
     int64_t bucket_floats, floats; /* bucket size; floats sent per step */
+    int early; /* buckets of the last step started before backward ended */
 } ddp;
 
 int ddp_open(ddp *d, params *P, int overlap, double bucket_mb, int layered);

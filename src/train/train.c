@@ -321,6 +321,9 @@ int drive_train(pipeline *pl)
         if (adamw_step(&tr.opt, &pl->P, lr, scale) != 0)
             goto done;
         tr.step++;
+        if (tr.m.ddp && tr.step == tr.step0 + 1)
+            pipeline_log(pl, RUNNER_LOG_INFO, "gradient all-reduce: %d buckets, %lld bytes per step, %d started "
+                         "before backward ended", dp.g.n, (long long)dp.floats * 4, dp.early);
         if (tr.step % tr.log_every == 0 || tr.step == tr.total)
             tr_progress(&tr, lr);
         int epoch_end = tr.step % tr.steps_per_epoch == 0;

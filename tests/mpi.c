@@ -1,0 +1,325 @@
+/* mpi.c — the runner over Open MPI (mpirun --oversubscribe -np 2): a tiny
+ * Task 4 under 2 ranks gives 1 rank's per-step training losses and dev
+ * metrics (within 1e-5 relative; dropout off: masks are drawn per rank's
+ * rows); with the backbone frozen too, and only the heads' gradients are
+ * sent; `embed` under 2 ranks writes the 1-rank file bit for bit; a
+ * checkpoint from 2 ranks resumes under 1 and from 1 under 2, ending as
+ * the uninterrupted run; a rank killed with SIGKILL ends the job non-zero,
+ * naming the rank, and the last checkpoint stays whole. A missing mpirun
+ * is a failure, not a skip. */
+#include <dirent.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "runner/kit/safetensors.h"
+#include "runner/kit/util.h"
+#include "tap.h"
+
+#define DATA "../shared/datasets"
+
+static char dir[] = "/tmp/runner-mpi-XXXXXX";
+
+/* mpirun with its flags (bounded in time), or the plain runner for np 0 */
+static char *launcher(int np)
+{
+    if (np == 0)
+        return str_printf("timeout 120 %s/runner", RUNNER_BUILD_DIR);
+    return str_printf("timeout 180 mpirun %s--oversubscribe --bind-to none -np %d %s/runner",
+                      geteuid() == 0 ? "--allow-run-as-root " : "", np, RUNNER_BUILD_DIR);
+}
+
+/* Run the runner on dir/cfg; exit status; stderr kept in dir/name.err. */
+static int run(int np, const char *cfg, const char *name, const char *args)
+{
+    char *l = launcher(np);
+    char *cmd = str_printf("%s --threads 1 %s/%s --out %s/%s %s >%s/%s.out 2>%s/%s.err", l, dir, cfg, dir, name,
+                           args, dir, name, dir, name);
+    int st = system(cmd);
+    free(cmd);
+    free(l);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *slurp(const char *name, const char *file)
+{
+    char *path = str_printf("%s/%s/%s", dir, name, file), *data = NULL;
+    size_t len;
+    if (file_read(path, &data, &len) != 0)
+        data = NULL;
+    free(path);
+    return data;
+}
+
+static int write_cfg(const char *name, const char *freeze, const char *train_extra)
+{
+    char cwd[4096];
+    if (!getcwd(cwd, sizeof cwd))
+        return -1;
+    char *text = str_printf(
+        "name = \"t4\";\nrun = \"train\";\nmodel = \"%s/tests/goldens/tiny-bert\";\n"
+        "tokenizer = { plugin = \"wordpiece\"; max_len = 32; };\n"
+        "backbone = { plugin = \"bert\"; hidden_dropout = 0.0; attention_dropout = 0.0; };\n"
+        "pooler = { plugin = \"mean\"; };\ntasks = (\n"
+        "  { name = \"topic\";\n"
+        "    dataset = { format = \"agnews_csv\"; path = \"%s/" DATA "/ag_news/test.csv\"; dev_ratio = 0.1;\n"
+        "                split_seed = 1234; limit = 64; dev_limit = 40; };\n"
+        "    head = { plugin = \"mlp\"; hidden = [16]; layer_norm = true; dropout = 0.0; };\n"
+        "    loss = { plugin = \"cross_entropy\"; }; metrics = [ \"accuracy\", \"macro_f1\" ]; },\n"
+        "  { name = \"sentiment\";\n"
+        "    dataset = { format = \"tsv\"; train = \"%s/" DATA "/sst2/train.tsv\"; dev = \"%s/" DATA "/sst2/dev.tsv\";\n"
+        "                text_field = \"sentence\"; label_field = \"label\"; labels = [\"negative\", \"positive\"];\n"
+        "                limit = 64; dev_limit = 40; };\n"
+        "    head = { plugin = \"linear\"; dropout = 0.0; };\n"
+        "    loss = { plugin = \"cross_entropy\"; }; metrics = [ \"accuracy\", \"macro_f1\" ]; } );\n"
+        "sampler = { plugin = \"temperature\"; T = 2.0; };\nfreeze = { plugin = \"%s\"; };\n"
+        "train = { batch = 8; lr = 1e-3; warmup = 0.1; log_every = 1; %s };\n",
+        cwd, cwd, cwd, cwd, freeze, train_extra);
+    char *path = str_printf("%s/%s", dir, name);
+    int rc = file_write_atomic(path, text, strlen(text));
+    free(path);
+    free(text);
+    return rc;
+}
+
+/* metrics.csv of two runs: same rows, numbers within 1e-5 relative (the
+ * sentences/s column aside). Returns the rows compared, or -1. */
+static int same_metrics(const char *a, const char *b)
+{
+    char *x = slurp(a, "metrics.csv"), *y = slurp(b, "metrics.csv");
+    int rows = 0, ok = x && y;
+    char *sx = NULL, *sy = NULL;
+    for (char *lx = x ? strtok_r(x, "\n", &sx) : NULL, *ly = y ? strtok_r(y, "\n", &sy) : NULL; ok && (lx || ly);
+         lx = strtok_r(NULL, "\n", &sx), ly = strtok_r(NULL, "\n", &sy), rows++) {
+        if (!lx || !ly) {
+            ok = 0;
+            break;
+        }
+        char *fx = NULL, *fy = NULL;
+        int col = 0;
+        for (char *cx = strsep(&lx, ","), *cy = strsep(&ly, ","); ok && (cx || cy);
+             cx = strsep(&lx, ","), cy = strsep(&ly, ","), col++) {
+            if (!cx || !cy || col == 6) /* col 6: sentences per second */
+                continue;
+            double vx = strtod(cx, &fx), vy = strtod(cy, &fy);
+            if (fx == cx || fy == cy)
+                ok = strcmp(cx, cy) == 0;
+            else
+                ok = fabs(vx - vy) <= 1e-5 * fmax(fabs(vx), fabs(vy)) + 1e-12;
+            if (!ok)
+                diag("row %d column %d: %s vs %s", rows, col, cx, cy);
+        }
+    }
+    free(x);
+    free(y);
+    return ok ? rows : -1;
+}
+
+static long long json_int(const char *name, const char *key)
+{
+    char *j = slurp(name, "run.json");
+    char *at = j ? strstr(j, key) : NULL;
+    long long v = at ? atoll(at + strlen(key) + 2) : -1;
+    free(j);
+    return v;
+}
+
+static int err_has(const char *name, const char *needle)
+{
+    char *path = str_printf("%s/%s.err", dir, name), *data = NULL;
+    size_t len;
+    int found = file_read(path, &data, &len) == 0 && strstr(data, needle);
+    if (!found && data)
+        diag("%s.err: %.600s", name, data);
+    free(data);
+    free(path);
+    return found;
+}
+
+static void test_task4(void)
+{
+    ok(write_cfg("t4.cfg", "none", "max_steps = 12; eval_every = 6;") == 0, "task 4 pipeline written");
+    is(run(0, "t4.cfg", "one", ""), 0, "task 4: one process");
+    is(run(2, "t4.cfg", "two", ""), 0, "task 4: mpirun -np 2");
+    cmp_ok(same_metrics("one", "two"), ==, 17, "2 ranks: the 12 per-step losses and both evaluations equal 1 rank's");
+    is(json_int("two", "\"size\""), 2, "run.json names a world of 2");
+    char *j = slurp("two", "run.json");
+    ok(j && strstr(j, "\"hosts\""), "run.json names each rank's host");
+    free(j);
+}
+
+static void test_frozen(void)
+{
+    ok(write_cfg("frozen.cfg", "backbone", "max_steps = 10; eval_every = 5;") == 0, "frozen pipeline written");
+    is(run(0, "frozen.cfg", "f1", ""), 0, "frozen backbone: one process");
+    is(run(2, "frozen.cfg", "f2", ""), 0, "frozen backbone: 2 ranks");
+    cmp_ok(same_metrics("f1", "f2"), ==, 15, "frozen backbone: 2 ranks equal 1 rank");
+    /* heads: topic mlp 32x16 + 16 + LayerNorm 2x16 + 16x4 + 4, sentiment 32x2 + 2 */
+    long long heads = 32 * 16 + 16 + 32 + 16 * 4 + 4 + 32 * 2 + 2;
+    is(json_int("f2", "\"grad_allreduce_bytes\""), 10 * 4 * heads,
+       "frozen backbone: only the heads' gradients are sent (%lld bytes a step)", 4 * heads);
+    ok(json_int("two", "\"grad_allreduce_bytes\"") > 12 * 4 * heads * 10, "full fine-tuning sends the backbone's");
+}
+
+static void test_embed(void)
+{
+    char cwd[4096];
+    ok(getcwd(cwd, sizeof cwd) != NULL, "cwd");
+    char *lines = str_printf("%s/lines.txt", dir);
+    FILE *in = fopen(DATA "/sst2/dev.tsv", "r"), *out = fopen(lines, "w");
+    char line[4096];
+    for (int i = 0; in && out && i < 61 && fgets(line, sizeof line, in); i++)
+        if (i > 0)
+            fputs(strtok(line, "\t"), out), fputc('\n', out);
+    if (in)
+        fclose(in);
+    if (out)
+        fclose(out);
+    char *text = str_printf("name = \"e\";\nrun = \"embed\";\nmodel = \"%s/tests/goldens/tiny-bert\";\n"
+                            "input = \"%s\";\ntokenizer = { plugin = \"wordpiece\"; max_len = 32; };\n"
+                            "backbone = { plugin = \"bert\"; };\npooler = { plugin = \"mean\"; };\n"
+                            "batch = { size = 4; };\n",
+                            cwd, lines);
+    char *path = str_printf("%s/embed.cfg", dir);
+    ok(file_write_atomic(path, text, strlen(text)) == 0, "embed pipeline written");
+    is(run(0, "embed.cfg", "e1", "--quiet"), 0, "embed: one process");
+    is(run(2, "embed.cfg", "e2", "--quiet"), 0, "embed: 2 ranks");
+    char *a = slurp("e1", "embeddings.npy"), *b = slurp("e2", "embeddings.npy");
+    char *pa = str_printf("%s/e1/embeddings.npy", dir);
+    size_t na = 0, nb = 0;
+    char *da = NULL, *db = NULL;
+    char *pb = str_printf("%s/e2/embeddings.npy", dir);
+    int same = file_read(pa, &da, &na) == 0 && file_read(pb, &db, &nb) == 0 && na == nb && na > 60 * 32 * 4 &&
+               memcmp(da, db, na) == 0;
+    ok(same, "embed: 2 ranks write the 1-rank embeddings.npy bit for bit (%zu bytes)", na);
+    free(a);
+    free(b);
+    free(da);
+    free(db);
+    free(pa);
+    free(pb);
+    free(path);
+    free(text);
+    free(lines);
+}
+
+static void test_resume(void)
+{
+    ok(write_cfg("r.cfg", "none", "max_steps = 12; eval_every = 4;") == 0, "resume pipeline written");
+    is(run(0, "r.cfg", "whole", ""), 0, "uninterrupted run (1 rank)");
+    is(run(2, "r.cfg", "a2", "--set train.stop_after=4"), 0, "2 ranks stop after step 4");
+    char *args = str_printf("--resume %s/a2/last", dir);
+    is(run(0, "r.cfg", "a1", args), 0, "... resumed under 1 rank");
+    free(args);
+    is(run(0, "r.cfg", "b1", "--set train.stop_after=8"), 0, "1 rank stops after step 8");
+    args = str_printf("--resume %s/b1/last", dir);
+    is(run(2, "r.cfg", "b2", args), 0, "... resumed under 2 ranks");
+    free(args);
+    char *w = slurp("whole", "metrics.json"), *x = slurp("a1", "metrics.json"), *y = slurp("b2", "metrics.json");
+    char *fw = w ? strstr(w, "\"final\"") : NULL, *fx = x ? strstr(x, "\"final\"") : NULL,
+         *fy = y ? strstr(y, "\"final\"") : NULL;
+    ok(fw && fx && fy, "metrics.json of the three runs");
+    /* the dev metrics are printed to 4-6 digits: equal text */
+    if (fw && fx && fy) {
+        char *ew = strchr(fw, '}'), *ex = strchr(fx, '}'), *ey = strchr(fy, '}');
+        ok(ew && ex && ey && ew - fw == ex - fx && strncmp(fw, fx, (size_t)(ew - fw)) == 0,
+           "2 ranks -> 1 rank ends with the uninterrupted run's final metrics");
+        ok(ew && ey && ew - fw == ey - fy && strncmp(fw, fy, (size_t)(ew - fw)) == 0,
+           "1 rank -> 2 ranks ends with the uninterrupted run's final metrics");
+    } else {
+        ok(0, "2 ranks -> 1 rank");
+        ok(0, "1 rank -> 2 ranks");
+    }
+    free(w);
+    free(x);
+    free(y);
+}
+
+/* pid of the rank with this tag in its environment, or 0 */
+static pid_t find_rank(const char *tag, int rank)
+{
+    char want_tag[128], want_rank[64];
+    snprintf(want_tag, sizeof want_tag, "RUNNER_TEST_TAG=%s", tag);
+    snprintf(want_rank, sizeof want_rank, "OMPI_COMM_WORLD_RANK=%d", rank);
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    pid_t found = 0;
+    while (d && !found && (e = readdir(d))) {
+        char path[300], buf[65536];
+        snprintf(path, sizeof path, "/proc/%s/environ", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        int has_tag = 0, has_rank = 0;
+        for (size_t at = 0; at < n; at += strlen(buf + at) + 1) {
+            buf[n] = 0;
+            has_tag |= strcmp(buf + at, want_tag) == 0;
+            has_rank |= strcmp(buf + at, want_rank) == 0;
+        }
+        if (has_tag && has_rank)
+            found = (pid_t)atoi(e->d_name);
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+static void test_kill(void)
+{
+    ok(write_cfg("k.cfg", "none", "max_steps = 100000; eval_every = 5;") == 0, "long pipeline written");
+    char tag[64];
+    snprintf(tag, sizeof tag, "%d", (int)getpid());
+    setenv("RUNNER_TEST_TAG", tag, 1);
+    pid_t child = fork();
+    if (child == 0)
+        _exit(run(2, "k.cfg", "k", ""));
+    char *last = str_printf("%s/k/last/model.safetensors", dir);
+    int waited = 0;
+    while (access(last, F_OK) != 0 && waited++ < 600)
+        usleep(100000);
+    usleep(300000);
+    pid_t victim = find_rank(tag, 1);
+    ok(victim > 0, "rank 1 found (pid %d) after the first checkpoint", (int)victim);
+    if (victim > 0)
+        kill(victim, SIGKILL);
+    int st = 0;
+    waitpid(child, &st, 0);
+    int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    ok(code != 0 && code != 124, "mpirun exits non-zero (%d), not by the time limit", code);
+    ok(err_has("k", "rank 1"), "the failing rank is named");
+    safetensors s = {0};
+    ok(st_open(&s, last) == 0, "last/model.safetensors is whole");
+    st_close(&s);
+    char *args = str_printf("--resume %s/k/last --set train.max_steps=12", dir);
+    unsetenv("RUNNER_TEST_TAG");
+    is(run(0, "k.cfg", "k1", args), 0, "and resumes");
+    free(args);
+    free(last);
+}
+
+int main(void)
+{
+    if (!mkdtemp(dir))
+        return 1;
+    setenv("ASAN_OPTIONS", "detect_leaks=0", 0); /* Open MPI keeps its allocations to the end */
+    int have = system("command -v mpirun >/dev/null 2>&1") == 0;
+    ok(have, "mpirun is installed (scripts/install-deps.sh: openmpi-bin)");
+    if (!have)
+        return done_testing();
+    test_task4();
+    test_frozen();
+    test_embed();
+    test_resume();
+    test_kill();
+    char *rm = str_printf("rm -rf %s", dir);
+    if (system(rm) != 0)
+        diag("could not remove %s", dir);
+    free(rm);
+    return done_testing();
+}
