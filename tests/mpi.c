@@ -303,6 +303,34 @@ static void test_kill(void)
     free(last);
 }
 
+/* Two ranks started with different arguments (MPMD); exit status. */
+static int run_mpmd(const char *cfg, const char *name, const char *args0, const char *args1)
+{
+    char *l = launcher(1);
+    char *cmd = str_printf("%s --threads 1 %s/%s --out %s/%s %s : -np 1 %s/runner --threads 1 %s/%s --out %s/%s %s "
+                           ">%s/%s.out 2>%s/%s.err",
+                           l, dir, cfg, dir, name, args0, RUNNER_BUILD_DIR, dir, cfg, dir, name, args1, dir, name,
+                           dir, name);
+    int st = system(cmd);
+    free(cmd);
+    free(l);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_failures(void)
+{
+    int rc = run_mpmd("t4.cfg", "seeds", "", "--seed 7");
+    ok(rc != 0 && rc != 124, "ranks started with different seeds: the job fails (%d)", rc);
+    ok(err_has("seeds", "ranks diverged") && err_has("seeds", "rank 1 (") && err_has("seeds", "before the first step"),
+       "... naming the rank that differs, before the first step");
+    rc = run_mpmd("t4.cfg", "badinput", "", "--set tasks.[1].dataset.dev=\\\"/nonexistent.tsv\\\"");
+    ok(rc == 1, "bad input on rank 1 only: the job ends with exit 1 (%d)", rc);
+    ok(err_has("badinput", "rank 1 of 2") && err_has("badinput", "/nonexistent.tsv"),
+       "... naming the rank and the cause");
+    rc = run_mpmd("t4.cfg", "badkey", "", "--set train.bogus=1");
+    ok(rc == 2, "a configuration error on rank 1 only: exit 2, no hang (%d)", rc);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir))
@@ -316,6 +344,7 @@ int main(void)
     test_frozen();
     test_embed();
     test_resume();
+    test_failures();
     test_kill();
     char *rm = str_printf("rm -rf %s", dir);
     if (system(rm) != 0)

@@ -280,6 +280,8 @@ done:
     diag_free(&d);
     pipeline_close(&pl);
     free(sets);
+    if (status != 0) /* several ranks: end them all (MPI_Finalize would wait for the others) */
+        world_fail("see the message above", status);
     world_finalize();
     return status;
 }

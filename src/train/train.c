@@ -215,7 +215,8 @@ static int tr_ddp_check(trainer *tr, ddp *d)
     if (!tr->m.ddp)
         return 0;
     char when[64];
-    snprintf(when, sizeof when, "at step %lld", (long long)tr->step);
+    snprintf(when, sizeof when, tr->step == tr->step0 && tr->step == 0 ? "before the first step" : "at step %lld",
+             (long long)tr->step);
     return ddp_check(d, tr->pl->rng, when);
 }
 
@@ -263,7 +264,7 @@ int drive_train(pipeline *pl)
     }
     if (!tr.freeze)
         tr_log_groups(&tr);
-    if (tr_ddp_open(&tr, &dp) != 0)
+    if (tr_ddp_open(&tr, &dp) != 0 || tr_ddp_check(&tr, &dp) != 0)
         goto done;
     pipeline_log(pl, RUNNER_LOG_INFO, "%d task%s, %lld steps (%lld per epoch), batch %d x %d accumulated, lr %.3g",
                  tr.m.ntasks, tr.m.ntasks > 1 ? "s" : "", (long long)tr.total, (long long)tr.steps_per_epoch,
