@@ -266,7 +266,10 @@ int main(int argc, char **argv)
     }
     double t0 = time_now();
     err_clear();
-    int rc = dr->run(&pl);
+    /* train, embed and sts split their work over the ranks; the other runs
+     * are rank 0's alone (the others would only write the same files) */
+    int shared = !strcmp(run, "train") || !strcmp(run, "embed") || !strcmp(run, "sts");
+    int rc = shared || world_is_root() ? dr->run(&pl) : 0;
     char *cause = rc != 0 ? str_dup(err_get()) : NULL;
     if (rc != 0 && world_size() == 1)
         fprintf(stderr, "runner: %s\n", cause);

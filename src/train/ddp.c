@@ -116,6 +116,7 @@ int ddp_backward_begin(ddp *d)
     d->done_above = LEVEL_TOP;
     d->prev = LEVEL_NONE;
     d->watching = 1;
+    d->t_begin = time_now();
     if (!d->overlap)
         return 0;
     if (start_ready(d) != 0)
@@ -138,7 +139,12 @@ int ddp_backward_end(ddp *d)
     d->early = d->g.next;
     if (failed)
         return -1;
-    return world_grad_finish(&d->g);
+    double t = time_now();
+    int rc = world_grad_finish(&d->g);
+    d->t_backward += t - d->t_begin;
+    d->t_wait += time_now() - t;
+    d->steps++;
+    return rc;
 }
 
 static uint64_t crc_block(uint64_t h, const void *p, size_t bytes)

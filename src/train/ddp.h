@@ -26,6 +26,10 @@ typedef struct ddp {
     int watching, prev, done_above;
     int64_t bucket_floats, floats; /* bucket size; floats sent per step */
     int early; /* buckets of the last step started before backward ended */
+    /* seconds over the steps: backbone backward (with the buckets started
+     * during it), then waiting for the all-reduces after it */
+    double t_begin, t_backward, t_wait;
+    int64_t steps;
 } ddp;
 
 int ddp_open(ddp *d, params *P, int overlap, double bucket_mb, int layered);

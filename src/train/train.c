@@ -373,6 +373,10 @@ finish:
             goto done;
         printf("exported the best checkpoint's model folder to %s\n", export);
     }
+    if (tr.m.ddp && dp.steps)
+        pipeline_log(pl, RUNNER_LOG_INFO, "data parallel: per step %.1f ms of backbone backward (%d sentences a rank), "
+                     "then %.1f ms waiting for the gradient all-reduce", 1e3 * dp.t_backward / (double)dp.steps,
+                     tr.B / world_size(), 1e3 * dp.t_wait / (double)dp.steps);
     printf("trained on %lld sentences in %.2f s: %.1f sentences/s\n", (long long)tr.sentences, tr.train_seconds,
            tr.train_seconds > 0 ? (double)tr.sentences / tr.train_seconds : 0.0);
     printf("results in %s\n", pl->out_dir);
