@@ -746,7 +746,7 @@ int main(void)
         if (nn_amx())
             parity(1);
         else
-            skip(1, "precision bf16: no AMX-BF16 here");
+            skip_unsupported(1, "precision bf16: no AMX-BF16 here");
     } else {
         skip(1, "../shared reference or model missing");
     }

@@ -118,10 +118,9 @@ int main(void)
     cmp_ok(fabs(scale(&pl, "heads.topic.0.weight") - 1.0), <, 1e-12, "heads: 1");
     pipeline_close(&pl);
 
-    st = policy(&pl, "{ plugin = \"discriminative_lr\"; decay = 1.5; }");
-    ok(st == NULL, "discriminative_lr: decay > 1 refused");
-    like(err_get(), "decay 1.5", "... naming the value");
-    pipeline_close(&pl);
+    char *e = validate_errors("run = \"train\"; freeze = { plugin = \"discriminative_lr\"; decay = 1.5; };");
+    like(e, "freeze.decay: 1.5 is out of range: must be in (0, 1]", "discriminative_lr: decay > 1 refused at --check, naming the value");
+    free(e);
 
     /* ULMFiT: heads only in epoch 0, then one more group from the top per epoch */
     st = policy(&pl, "{ plugin = \"gradual_unfreeze\"; every_epochs = 1; decay = 0.8; }");

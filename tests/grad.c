@@ -548,27 +548,30 @@ static void test_head_defaults_and_errors(pipeline *pl)
     ok(find_param(pl, "heads.defaults.4.weight") && find_param(pl, "heads.defaults.4.weight")->shape[1] == 256,
        "mlp defaults: 0 Linear, 1 LayerNorm, (2 GELU, 3 Dropout), 4 Linear 256 -> K");
 
+    /* value errors: refused by validation (--check), naming key and value */
     static const struct {
         const char *section, *want;
     } bad[] = {
-        {"{ plugin = \"mlp\"; activation = \"swish\"; }", "activation = \"swish\""},
-        {"{ plugin = \"mlp\"; hidden = []; }", "at least one hidden layer"},
-        {"{ plugin = \"mlp\"; hidden = [0]; }", "hidden[0] = 0"},
-        {"{ plugin = \"linear\"; dropout = 1.0; }", "dropout = 1 is outside [0, 1)"},
-        {"{ plugin = \"token_linear\"; dropout = -0.5; }", "dropout = -0.5 is outside"},
+        {"{ plugin = \"mlp\"; activation = \"swish\"; }", "tasks.[0].head.activation: 'swish' is not one of gelu|relu|tanh"},
+        {"{ plugin = \"mlp\"; hidden = [0]; }", "tasks.[0].head.hidden.[0]: 0 is out of range: must be in [1, 65536]"},
+        {"{ plugin = \"linear\"; dropout = 1.0; }", "tasks.[0].head.dropout: 1 is out of range: must be in [0, 1)"},
+        {"{ plugin = \"token_linear\"; dropout = -0.5; }", "tasks.[0].head.dropout: -0.5 is out of range"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        pipeline bp;
-        char *text = str_printf("run = \"tokenize\"; tasks = ({ name = \"t\"; head = %s; });",
-                                bad[i].section);
-        int rc = pipeline_from_text(&bp, text);
-        stage *st = rc == 0 ? stage_of_task(&bp, "t", "head", -1, RUNNER_KIND_HEAD) : NULL;
-        ok(rc == 0 && st == NULL, "head %s is refused", bad[i].section);
-        like(err_get(), bad[i].want, "... with a message naming it");
-        like(err_get(), "tasks.t.head/", "... and its slot");
-        pipeline_close(&bp);
+        char *text = str_printf("run = \"tokenize\"; tasks = ({ name = \"t\"; head = %s; });", bad[i].section);
+        char *e = validate_errors(text);
+        like(e, bad[i].want, "head %s is refused at --check, naming key and value", bad[i].section);
+        free(e);
         free(text);
     }
+    /* what the table cannot say: refused by the plugin's create(), naming its slot */
+    pipeline bp;
+    int rc = pipeline_from_text(&bp, "run = \"tokenize\"; tasks = ({ name = \"t\"; head = { plugin = \"mlp\"; hidden = []; }; });");
+    stage *st = rc == 0 ? stage_of_task(&bp, "t", "head", -1, RUNNER_KIND_HEAD) : NULL;
+    ok(rc == 0 && st == NULL, "head mlp with hidden = [] is refused");
+    like(err_get(), "at least one hidden layer", "... with a message naming it");
+    like(err_get(), "tasks.t.head/", "... and its slot");
+    pipeline_close(&bp);
 }
 
 static void test_heads(void)

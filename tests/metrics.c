@@ -58,7 +58,7 @@ static const char *config_text =
     "  { name = \"sparse\"; metrics = ( { plugin = \"confusion\"; skip_zero = true; } ); },\n"
     "  { name = \"ner\"; metrics = [\"span_f1\"]; },\n"
     "  { name = \"ner1\"; metrics = ( { plugin = \"span_f1\"; scheme = \"iob1\"; } ); },\n"
-    "  { name = \"bad\"; metrics = ( { plugin = \"span_f1\"; scheme = \"bilou\"; } ); }\n"
+    "  { name = \"bad\"; metrics = ( { plugin = \"span_f1\"; scheme = \"iob2\"; } ); }\n"
     ");\n";
 
 enum { ACC, MACRO, MICRO, PER_CLASS, CONFUSION };
@@ -424,8 +424,9 @@ static void test_span_f1(pipeline *pl)
     ok(ops->reset(iob2->self, 2, bad) == -1, "a tag that is not IOB refused");
     like(err_get(), "label 1 'PER' is not an IOB tag", "... naming it");
     ok(ops->add(iob2->self, 1, g, p) == -1, "add after a failed reset refused");
-    ok(!stage_of_task(pl, "bad", "metrics", 0, RUNNER_KIND_METRIC), "scheme = \"bilou\" refused");
-    like(err_get(), "expected \"iob2\" or \"iob1\"", "... listing the schemes");
+    char *errs = validate_errors("run = \"tokenize\"; tasks = ({ name = \"bad\"; metrics = ( { plugin = \"span_f1\"; scheme = \"bilou\"; } ); });");
+    like(errs, "tasks.[0].metrics.[0].scheme: 'bilou' is not one of iob2|iob1", "scheme = \"bilou\" refused at --check, listing the schemes");
+    free(errs);
 }
 
 int main(void)

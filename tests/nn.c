@@ -134,7 +134,7 @@ static float bf16_round(float f)
 static void test_linear_bf16(void)
 {
     if (!nn_amx()) {
-        skip(2, "no AMX-BF16 on this CPU (or the kernel refused the tile state)");
+        skip_unsupported(2, "no AMX-BF16 on this CPU (or the kernel refused the tile state)");
         return;
     }
     enum { BN = 45, BIN = 64, BOUT = 96 }; /* a full block of 32 rows and a tail of 13 */

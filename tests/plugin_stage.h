@@ -5,6 +5,7 @@
 #define PLUGIN_STAGE_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pipeline.h"
@@ -28,6 +29,32 @@ static inline int pipeline_from_text(pipeline *pl, const char *text)
         printf("# %s\n", d.msg[i]);
     diag_free(&d);
     return rc;
+}
+
+/* Every problem validation finds in text, joined by newlines (malloc'd;
+ * "" when it validates, NULL when it does not even parse). */
+static inline char *validate_errors(const char *text)
+{
+    pipeline pl;
+    char *out = NULL;
+    if (pipeline_open(&pl, NULL, RUNNER_BUILD_DIR "/plugins") != 0)
+        return NULL;
+    if (config_read_string(&pl.cfg, text)) {
+        diags d;
+        diag_init(&d);
+        pipeline_validate(&pl, &d);
+        size_t n = 1;
+        for (int i = 0; i < d.n; i++)
+            n += strlen(d.msg[i]) + 1;
+        out = calloc(1, n);
+        for (int i = 0; out && i < d.n; i++) {
+            strcat(out, d.msg[i]);
+            strcat(out, "\n");
+        }
+        diag_free(&d);
+    }
+    pipeline_close(&pl);
+    return out;
 }
 
 /* The stage of a top-level section ("sampler"), or of member `member` of

@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #define RUNNER_ABI_MAJOR 1
-#define RUNNER_ABI_MINOR 1
+#define RUNNER_ABI_MINOR 2
 
 #define RUNNER_ENTRY runner_plugin_v1
 #define RUNNER_ENTRY_NAME "runner_plugin_v1"
@@ -62,13 +62,31 @@ typedef enum runner_type {
 
 /* One configuration key. def is the default in libconfig syntax ("128",
  * "true", "\"mean\"", "[256]"), or NULL when the key has no default (the
- * getter then returns 1 and the plugin decides). The table ends with {0}. */
+ * getter then returns 1 and the plugin decides). The table ends with {0}.
+ *
+ * ABI 1.2: limits, checked by the host at --check time (and before
+ * create()), for the key and each element of a list:
+ *   numbers: an interval, "[0, 1)", "(0, inf]", "[1, 65536]" — "inf" and
+ *            "-inf" are unbounded; INT keys without limits must fit in 32
+ *            bits (values are checked before any cast, never wrapped);
+ *   strings: the choices, "linear|cosine|constant".
+ * NULL: no limit. A plugin built for ABI 1.0/1.1 has the shorter struct;
+ * the loader reads its table with the old stride. */
 typedef struct runner_key {
     const char *name;
     runner_type type;
     const char *def;
     const char *doc;
+    const char *limits; /* ABI 1.2 */
 } runner_key;
+
+/* The ABI 1.0/1.1 layout of runner_key, for reading old plugins' tables. */
+typedef struct runner_key_v1_1 {
+    const char *name;
+    runner_type type;
+    const char *def;
+    const char *doc;
+} runner_key_v1_1;
 
 typedef struct runner_host runner_host;
 typedef struct runner_cfg runner_cfg; /* opaque: a plugin's own section */

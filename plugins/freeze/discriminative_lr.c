@@ -5,7 +5,7 @@
 #include "runner/runner.h"
 
 static const runner_key keys[] = {
-    {"decay", RUNNER_T_FLOAT, "0.8", "factor between the lr of a layer and the layer above (xi)"},
+    {"decay", RUNNER_T_FLOAT, "0.8", "factor between the lr of a layer and the layer above (xi)", "(0, 1]"},
     {0},
 };
 

@@ -5,9 +5,9 @@
 #include "runner/runner.h"
 
 static const runner_key keys[] = {
-    {"every_epochs", RUNNER_T_INT, "1", "epochs between two unfreezing steps (the first stage trains heads only)"},
-    {"every_steps", RUNNER_T_INT, "0", "steps between two unfreezing steps; overrides every_epochs when > 0"},
-    {"decay", RUNNER_T_FLOAT, "1.0", "layer-wise lr decay xi (1: off); e.g. 0.8 for discriminative rates"},
+    {"every_epochs", RUNNER_T_INT, "1", "epochs between two unfreezing steps (the first stage trains heads only)", "[0, 100000]"},
+    {"every_steps", RUNNER_T_INT, "0", "steps between two unfreezing steps; overrides every_epochs when > 0", "[0, inf)"},
+    {"decay", RUNNER_T_FLOAT, "1.0", "layer-wise lr decay xi (1: off); e.g. 0.8 for discriminative rates", "(0, 1]"},
     {0},
 };
 

@@ -4,7 +4,7 @@
 #include "runner/runner.h"
 
 static const runner_key keys[] = {
-    {"dropout", RUNNER_T_FLOAT, "0.0", "dropout probability on the input, training only"},
+    {"dropout", RUNNER_T_FLOAT, "0.0", "dropout probability on the input, training only", "[0, 1)"},
     {0},
 };
 

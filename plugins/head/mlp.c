@@ -7,10 +7,10 @@
 #include "runner/runner.h"
 
 static const runner_key keys[] = {
-    {"hidden", RUNNER_T_INT_LIST, "[256]", "sizes of the hidden layers"},
-    {"activation", RUNNER_T_STRING, "\"gelu\"", "gelu (exact erf) | relu | tanh"},
+    {"hidden", RUNNER_T_INT_LIST, "[256]", "sizes of the hidden layers", "[1, 65536]"},
+    {"activation", RUNNER_T_STRING, "\"gelu\"", "gelu (exact erf) | relu | tanh", "gelu|relu|tanh"},
     {"layer_norm", RUNNER_T_BOOL, "true", "LayerNorm after each hidden Linear"},
-    {"dropout", RUNNER_T_FLOAT, "0.1", "dropout probability after each hidden activation, training only"},
+    {"dropout", RUNNER_T_FLOAT, "0.1", "dropout probability after each hidden activation, training only", "[0, 1)"},
     {0},
 };
 

@@ -7,7 +7,7 @@
 #include "runner/runner.h"
 
 static const runner_key keys[] = {
-    {"dropout", RUNNER_T_FLOAT, "0.1", "dropout probability on the token states, training only"},
+    {"dropout", RUNNER_T_FLOAT, "0.1", "dropout probability on the token states, training only", "[0, 1)"},
     {0},
 };
 

@@ -18,7 +18,7 @@ typedef struct bce {
 
 static const runner_key keys[] = {
     {"pos_weight", RUNNER_T_FLOAT, STR(DEFAULT_POS_WEIGHT),
-     "weight of the positive class (label 1) in the loss, >= 0 (PyTorch pos_weight)"},
+     "weight of the positive class (label 1) in the loss, >= 0 (PyTorch pos_weight)", "[0, inf)"},
     {0},
 };
 

@@ -26,9 +26,9 @@ typedef struct cross_entropy {
 
 static const runner_key keys[] = {
     {"class_weights", RUNNER_T_FLOAT_LIST, NULL,
-     "weight of each class (PyTorch `weight`: mean = sum w_y nll / sum w_y); default all 1"},
+     "weight of each class (PyTorch `weight`: mean = sum w_y nll / sum w_y); default all 1", "[0, inf)"},
     {"label_smoothing", RUNNER_T_FLOAT, STR(DEFAULT_SMOOTHING),
-     "share eps in [0, 1] of the target spread uniformly over the classes (PyTorch semantics)"},
+     "share eps in [0, 1] of the target spread uniformly over the classes (PyTorch semantics)", "[0, 1)"},
     {0},
 };
 

@@ -29,7 +29,7 @@ typedef struct span_f1 {
 static const runner_key keys[] = {
     {"scheme", RUNNER_T_STRING, "\"" DEFAULT_SCHEME "\"",
      "iob2 (BIO: every entity starts with B-) | iob1 (B- only between adjacent entities of one "
-     "type); both are read with seqeval's default rules, the scheme decides what invalid.* count"},
+     "type); both are read with seqeval's default rules, the scheme decides what invalid.* count", "iob2|iob1"},
     {0},
 };
 

@@ -91,7 +91,7 @@ static const runner_key wordpiece_keys[] = {
      "CJK ideographs become words of their own (default: tokenizer_config.json, else true)"},
     {"max_len", RUNNER_T_INT, NULL,
      "tokens per sentence with [CLS] and [SEP] (default: sentence_bert_config.json "
-     "max_seq_length, else 512)"},
+     "max_seq_length, else 512)", "[2, 65536]"},
     {0},
 };
 

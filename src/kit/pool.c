@@ -175,9 +175,9 @@ void pool_backward(const pool_spec *p, const runner_states *s, const uint8_t *ma
 
 const runner_key pooler_keys[] = {
     {"layer", RUNNER_T_INT, "-1",
-     "hidden state to pool: -1 last layer, -2 second to last, ...; 0 = embedding output", },
+     "hidden state to pool: -1 last layer, -2 second to last, ...; 0 = embedding output", "[-1024, 1024]"},
     {"layers", RUNNER_T_INT_LIST, NULL,
-     "average these hidden states (same numbering as layer) before pooling; unset: use layer"},
+     "average these hidden states (same numbering as layer) before pooling; unset: use layer", "[-1024, 1024]"},
     {"normalize", RUNNER_T_BOOL, "false", "scale each embedding to unit L2 norm"},
     {0},
 };

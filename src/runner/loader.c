@@ -106,6 +106,8 @@ void loader_free(loader *L)
             dlclose(L->p[i].dl);
         free(L->p[i].name);
         free(L->p[i].path);
+        free(L->p[i].upgraded);
+        free(L->p[i].keys);
     }
     for (int i = 0; i < L->ndirs; i++)
         free(L->dirs[i]);
@@ -245,6 +247,29 @@ static int find_file(loader *L, runner_kind kind, const char *name, void **dl, c
                    kind_name(kind), name, kind_name(kind), loader_path_string(L, buf, sizeof buf));
 }
 
+/* A descriptor built for ABI 1.0/1.1: its key table has the shorter
+ * runner_key_v1_1 stride; copy it into the current layout (no limits). */
+static int upgrade(loaded_plugin *lp)
+{
+    const runner_key_v1_1 *old = (const runner_key_v1_1 *)(const void *)lp->desc->keys;
+    int n = 0;
+    while (old && old[n].name)
+        n++;
+    lp->upgraded = malloc(sizeof *lp->upgraded);
+    lp->keys = calloc((size_t)n + 1, sizeof *lp->keys);
+    if (!lp->upgraded || !lp->keys) {
+        free(lp->upgraded);
+        free(lp->keys);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        lp->keys[i] = (runner_key){old[i].name, old[i].type, old[i].def, old[i].doc, NULL};
+    *lp->upgraded = *lp->desc;
+    lp->upgraded->keys = old ? lp->keys : NULL;
+    lp->desc = lp->upgraded;
+    return 0;
+}
+
 int loader_get(loader *L, runner_kind kind, const char *name, const runner_plugin **desc)
 {
     for (int i = 0; i < L->n; i++)
@@ -272,14 +297,16 @@ int loader_get(loader *L, runner_kind kind, const char *name, const runner_plugi
         L->p = p;
         L->cap = cap;
     }
-    L->p[L->n] = (loaded_plugin){kind, str_dup(name), path, dl, d};
-    if (!L->p[L->n].name) {
+    loaded_plugin *lp = &L->p[L->n];
+    *lp = (loaded_plugin){kind, str_dup(name), path, dl, d, NULL, NULL};
+    if (!lp->name || (d->abi_minor < 2 && upgrade(lp) != 0)) {
+        free(lp->name);
         dlclose(dl);
         free(path);
         return err_set("out of memory");
     }
     L->n++;
-    *desc = d;
+    *desc = lp->desc;
     return 0;
 }
 

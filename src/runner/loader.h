@@ -10,6 +10,10 @@ typedef struct loaded_plugin {
     char *name, *path;
     void *dl;
     const runner_plugin *desc;
+    /* a plugin built for ABI < 1.2: its descriptor with the key table
+     * converted to the current runner_key layout (desc points here) */
+    runner_plugin *upgraded;
+    runner_key *keys;
 } loaded_plugin;
 
 typedef struct loader {

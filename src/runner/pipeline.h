@@ -46,6 +46,7 @@ typedef struct schema {
     schema_shape shape;
     runner_kind kind;          /* S_SECTION(S) */
     const struct schema *sub;  /* S_GROUP(S); extra core keys of S_SECTION */
+    const char *limits;        /* as runner_key.limits: "[0, 1)", "a|b|c" */
 } schema;
 
 typedef struct driver {

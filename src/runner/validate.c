@@ -4,6 +4,7 @@
 #include "pipeline.h"
 
 #include <gsl/gsl_randist.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -68,11 +69,97 @@ static void report(diags *d, const config_setting_t *s, const char *fmt, ...)
              setting_path(s, path, sizeof path), msg);
 }
 
-static void check_value(diags *d, const config_setting_t *s, runner_type t)
+static void suggest(char *msg, size_t size, const char *key, const char *const *names, int n);
+
+/* An interval "[a, b)" / "(a, inf]": returns 0 and the bounds, or -1. */
+static int parse_interval(const char *lim, double *lo, double *hi, int *lo_open, int *hi_open)
 {
-    if (!type_fits(s, t))
+    char a[64], b[64], open_c, close_c;
+    int n = 0;
+    if (sscanf(lim, " %c %63[^, ] , %63[^]) ] %c%n", &open_c, a, b, &close_c, &n) != 4 || lim[n])
+        return -1;
+    if ((open_c != '[' && open_c != '(') || (close_c != ']' && close_c != ')'))
+        return -1;
+    char *end;
+    *lo = strcmp(a, "-inf") == 0 ? -INFINITY : strtod(a, &end);
+    if (strcmp(a, "-inf") != 0 && *end)
+        return -1;
+    *hi = strcmp(b, "inf") == 0 ? INFINITY : strtod(b, &end);
+    if (strcmp(b, "inf") != 0 && *end)
+        return -1;
+    *lo_open = open_c == '(';
+    *hi_open = close_c == ')';
+    return 0;
+}
+
+/* One scalar against its limits (see runner_key.limits). */
+static void check_scalar(diags *d, const config_setting_t *s, runner_type t, const char *lim)
+{
+    int st = config_setting_type(s);
+    if (st == CONFIG_TYPE_STRING) {
+        if (!lim)
+            return;
+        const char *v = config_setting_get_string(s), *c = lim;
+        size_t n = strlen(v);
+        while (c) {
+            const char *bar = strchr(c, '|');
+            size_t len = bar ? (size_t)(bar - c) : strlen(c);
+            if (len == n && strncmp(c, v, n) == 0)
+                return;
+            c = bar ? bar + 1 : NULL;
+        }
+        const char *names[64];
+        char buf[1024];
+        int nn = 0;
+        snprintf(buf, sizeof buf, "%s", lim);
+        for (char *save = NULL, *w = strtok_r(buf, "|", &save); w && nn < 64; w = strtok_r(NULL, "|", &save))
+            names[nn++] = w;
+        char msg[256] = "";
+        suggest(msg, sizeof msg, v, names, nn);
+        report(d, s, "'%s' is not one of %s%s", v, lim, msg);
+        return;
+    }
+    if (st != CONFIG_TYPE_INT && st != CONFIG_TYPE_INT64 && st != CONFIG_TYPE_FLOAT)
+        return;
+    double v = st == CONFIG_TYPE_FLOAT ? config_setting_get_float(s) : (double)config_setting_get_int64(s);
+    if (st == CONFIG_TYPE_FLOAT && !isfinite(v)) {
+        report(d, s, "is not a finite number");
+        return;
+    }
+    double lo = -INFINITY, hi = INFINITY;
+    int lo_open = 0, hi_open = 0;
+    if (lim && parse_interval(lim, &lo, &hi, &lo_open, &hi_open) != 0) {
+        report(d, s, "its key table has malformed limits \"%s\" (a plugin bug)", lim);
+        return;
+    }
+    if (!lim && t == RUNNER_T_INT) {
+        lo = INT32_MIN;
+        hi = INT32_MAX;
+        lim = "[-2147483648, 2147483647]";
+    }
+    if (v < lo || v > hi || (lo_open && v == lo) || (hi_open && v == hi)) {
+        if (st == CONFIG_TYPE_FLOAT)
+            report(d, s, "%g is out of range: must be in %s", v, lim);
+        else
+            report(d, s, "%lld is out of range: must be in %s", config_setting_get_int64(s), lim);
+    }
+}
+
+static void check_value(diags *d, const config_setting_t *s, runner_type t, const char *lim)
+{
+    if (!type_fits(s, t)) {
         report(d, s, "is %s, expected %s", setting_type_name(config_setting_type(s)),
                type_name(t));
+        return;
+    }
+    int st = config_setting_type(s);
+    if (st == CONFIG_TYPE_ARRAY || st == CONFIG_TYPE_LIST) {
+        runner_type et = t == RUNNER_T_INT_LIST ? RUNNER_T_INT : t == RUNNER_T_FLOAT_LIST ? RUNNER_T_FLOAT : RUNNER_T_STRING;
+        for (int i = 0; i < config_setting_length(s); i++)
+            check_scalar(d, config_setting_get_elem(s, (unsigned)i), et, lim);
+    } else if (st != CONFIG_TYPE_GROUP && st != CONFIG_TYPE_BOOL) {
+        check_scalar(d, s, t, lim);
+    }
 }
 
 static void fill_default(diags *d, config_setting_t *group, const char *name,
@@ -158,14 +245,14 @@ static void check_section(pipeline *pl, diags *d, config_setting_t *s, runner_ki
         while (k && k->name && strcmp(k->name, key) != 0)
             k++;
         if (k && k->name) {
-            check_value(d, m, k->type);
+            check_value(d, m, k->type, k->limits);
             continue;
         }
         const schema *e = extra;
         while (e && e->name && strcmp(e->name, key) != 0)
             e++;
         if (e && e->name) {
-            check_value(d, m, e->type);
+            check_value(d, m, e->type, e->limits);
             continue;
         }
         char known[1024] = "", hint[128] = "";
@@ -288,7 +375,7 @@ static void check_group(pipeline *pl, diags *d, config_setting_t *g, const schem
             continue;
         }
         switch (k->shape) {
-        case S_VALUE: check_value(d, m, k->type); break;
+        case S_VALUE: check_value(d, m, k->type, k->limits); break;
         case S_SECTION: check_section(pl, d, m, k->kind, k->sub); break;
         case S_SECTIONS: check_sections(pl, d, g, m, k->kind); break;
         case S_GROUP: check_group(pl, d, m, k->sub); break;
