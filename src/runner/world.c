@@ -12,11 +12,12 @@
 enum { HOST_LEN = 64 };
 
 static struct {
-    int on; /* MPI initialised by us */
+    int on;         /* MPI initialised by us */
+    int serialized; /* MPI may be called from another thread (one at a time) */
     int rank, size;
     char (*hosts)[HOST_LEN];
-    int64_t grad_bytes, other_bytes;
-} W = {0, 0, 1, NULL, 0, 0};
+    int64_t other_bytes;
+} W = {0, 0, 0, 1, NULL, 0};
 
 static char self_host[HOST_LEN];
 
@@ -43,12 +44,13 @@ int world_init(int *argc, char ***argv)
     gethostname(self_host, sizeof self_host - 1);
     if (!launched())
         return 0;
-    int provided, rc = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+    int provided, rc = MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided);
     if (rc != MPI_SUCCESS) {
         fprintf(stderr, "runner: MPI_Init failed on %s\n", self_host);
         return -1;
     }
     W.on = 1;
+    W.serialized = provided >= MPI_THREAD_SERIALIZED;
     /* errors come back as codes; world_fail ends the job */
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &W.rank);
@@ -78,6 +80,7 @@ void world_finalize(void)
 int world_rank(void) { return W.rank; }
 int world_size(void) { return W.size; }
 int world_is_root(void) { return W.rank == 0; }
+int world_threads_ok(void) { return W.serialized; }
 
 const char *world_host(int rank)
 {
@@ -204,80 +207,4 @@ int world_check_same(uint64_t sum, const char *what)
     return bad > 0 ? -1 : 0;
 }
 
-/* ---- gradient buckets ------------------------------------------------------------ */
-
-void world_grad_reset(world_grad *g, float *base)
-{
-    g->base = base;
-    g->n = g->next = 0;
-}
-
-int world_grad_add(world_grad *g, int64_t lo, int64_t hi)
-{
-    if (g->n == g->cap) {
-        int cap = g->cap ? 2 * g->cap : 64;
-        int64_t *l = realloc(g->lo, (size_t)cap * sizeof *l);
-        if (l)
-            g->lo = l;
-        int64_t *h = l ? realloc(g->hi, (size_t)cap * sizeof *h) : NULL;
-        if (h)
-            g->hi = h;
-        MPI_Request *q = h ? realloc(g->req, (size_t)cap * sizeof *q) : NULL;
-        if (!q)
-            return err_set("out of memory");
-        g->req = q;
-        g->cap = cap;
-    }
-    g->lo[g->n] = lo;
-    g->hi[g->n] = hi;
-    ((MPI_Request *)g->req)[g->n] = MPI_REQUEST_NULL;
-    g->n++;
-    return 0;
-}
-
-int world_grad_start(world_grad *g, int upto)
-{
-    if (W.size <= 1) {
-        g->next = upto > g->next ? upto : g->next;
-        return 0;
-    }
-    MPI_Request *q = g->req;
-    for (; g->next < upto && g->next < g->n; g->next++) {
-        int64_t lo = g->lo[g->next], n = g->hi[g->next] - lo;
-        W.grad_bytes += n * (int64_t)sizeof(float);
-        int rc = MPI_Iallreduce(MPI_IN_PLACE, g->base + lo, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD,
-                                &q[g->next]);
-        if (rc != MPI_SUCCESS)
-            return mpi_error(rc, "gradient all-reduce");
-    }
-    return 0;
-}
-
-void world_grad_poll(world_grad *g)
-{
-    if (W.size <= 1 || g->next == 0)
-        return;
-    int done;
-    MPI_Testall(g->next, g->req, &done, MPI_STATUSES_IGNORE);
-}
-
-int world_grad_finish(world_grad *g)
-{
-    if (world_grad_start(g, g->n) != 0)
-        return -1;
-    if (W.size <= 1 || g->n == 0)
-        return 0;
-    int rc = MPI_Waitall(g->n, g->req, MPI_STATUSES_IGNORE);
-    return rc == MPI_SUCCESS ? 0 : mpi_error(rc, "gradient all-reduce");
-}
-
-void world_grad_free(world_grad *g)
-{
-    free(g->lo);
-    free(g->hi);
-    free(g->req);
-    memset(g, 0, sizeof *g);
-}
-
-int64_t world_grad_bytes(void) { return W.grad_bytes; }
 int64_t world_other_bytes(void) { return W.other_bytes; }

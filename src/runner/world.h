@@ -47,22 +47,31 @@ int world_bcast(void *buf, size_t bytes, int root);
  * differ from rank 0 and what) if any differs. */
 int world_check_same(uint64_t sum, const char *what);
 
-/* Gradient buckets over one contiguous float block. Ranges are added in
- * the order they will be started (the same on every rank). */
+/* May a helper thread make MPI calls (one thread at a time)? */
+int world_threads_ok(void);
+
+/* Gradient buckets over one contiguous float block (gradsync.c). Ranges
+ * are added in the order they will be started (the same on every rank).
+ * Between world_grad_begin and world_grad_finish a helper thread owns MPI:
+ * it starts the buckets the caller marks ready and keeps them progressing
+ * while the caller computes, which must make no MPI call meanwhile. */
 typedef struct world_grad {
     float *base;
     int64_t *lo, *hi;
     int n, cap, next; /* buckets; next: first not yet started */
     void *req;        /* MPI_Request per bucket */
+    struct grad_thread *th; /* the helper (NULL: progress from the caller's calls) */
 } world_grad;
 
 void world_grad_reset(world_grad *g, float *base);
 int world_grad_add(world_grad *g, int64_t lo, int64_t hi);
-/* Start every bucket up to (not including) upto that has not started. */
+/* A step's all-reduces begin (the helper thread takes over MPI). */
+int world_grad_begin(world_grad *g);
+/* Buckets up to (not including) upto are final: start them. */
 int world_grad_start(world_grad *g, int upto);
-/* Let started buckets progress (cheap; called from hooks). */
+/* Let started buckets progress (without the helper; cheap). */
 void world_grad_poll(world_grad *g);
-/* Start the rest and wait for all. */
+/* Start the rest and wait for all; MPI is the caller's again. */
 int world_grad_finish(world_grad *g);
 void world_grad_free(world_grad *g);
 

@@ -119,7 +119,7 @@ int ddp_backward_begin(ddp *d)
     d->t_begin = time_now();
     if (!d->overlap)
         return 0;
-    if (start_ready(d) != 0)
+    if (world_grad_begin(&d->g) != 0 || start_ready(d) != 0)
         return -1;
     if (d->layered) {
         d->P->watch = on_question;
