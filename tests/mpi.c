@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ddp.h"
 #include "runner/kit/safetensors.h"
 #include "runner/kit/util.h"
 #include "tap.h"
@@ -331,6 +332,39 @@ static void test_failures(void)
     ok(rc == 2, "a configuration error on rank 1 only: exit 2, no hang (%d)", rc);
 }
 
+/* Buckets: trainable tensors only, from the end of the store, one layer
+ * each, at most bucket_mb (here the 1024-float floor). */
+static void test_buckets(void)
+{
+    params P;
+    params_init(&P);
+    static const char *const names[] = {"backbone.embeddings.word", "backbone.encoder.layer.0.a",
+                                        "backbone.encoder.layer.0.b", "backbone.encoder.layer.1.a", "heads.t.w"};
+    float *data[5], *grad[5];
+    for (int i = 0; i < 5; i++) {
+        int64_t shape[1] = {1000};
+        params_add(&P, names[i], 1, shape, 0, RUNNER_INIT_ZERO, 0, &data[i], &grad[i]);
+    }
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    ok(params_alloc(&P, 1, r) == 0, "a store of 5 tensors");
+    params_set(&P, "backbone.encoder.layer.1.*", 0, -1);
+    ddp d;
+    ddp_open(&d, &P, 1, 0.001, 1);
+    ok(ddp_plan(&d) == 0, "buckets planned");
+    is(d.g.n, 4, "4 buckets: heads, layer 0 in two (1024-float cap), embeddings; frozen layer 1 in none");
+    const param *p = P.p;
+    int64_t want[4][2] = {{p[4].offset, p[4].offset + 1000}, {p[2].offset, p[2].offset + 1000},
+                          {p[1].offset, p[1].offset + 1000}, {p[0].offset, p[0].offset + 1000}};
+    int same = d.g.n == 4;
+    for (int b = 0; same && b < 4; b++)
+        same = d.g.lo[b] == want[b][0] && d.g.hi[b] == want[b][1];
+    ok(same, "in reverse order of the store, the frozen tensor left out");
+    is(d.floats, 4000, "4000 floats a step");
+    ddp_close(&d);
+    params_free(&P);
+    gsl_rng_free(r);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir))
@@ -342,6 +376,7 @@ int main(void)
     ok(have, "mpirun is installed (scripts/install-deps.sh: openmpi-bin)");
     if (!have)
         return done_testing();
+    test_buckets();
     test_task4();
     test_frozen();
     test_embed();
