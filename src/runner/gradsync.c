@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <mpi.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,6 +191,51 @@ int world_grad_finish(world_grad *g)
     if (rc == MPI_SUCCESS && g->n > 0)
         rc = MPI_Waitall(g->n, g->req, MPI_STATUSES_IGNORE);
     return rc == MPI_SUCCESS ? 0 : mpi_error(rc, "gradient all-reduce");
+}
+
+/* Rows with any bit set in a (rows, cols) block. */
+static int64_t mark_rows(const float *x, int64_t rows, int64_t cols, unsigned char *mark)
+{
+    int64_t k = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        const uint32_t *w = (const uint32_t *)(x + r * cols);
+        uint32_t any = 0;
+        for (int64_t c = 0; c < cols; c++)
+            any |= w[c];
+        mark[r] = any != 0;
+        k += mark[r];
+    }
+    return k;
+}
+
+int world_grad_sum_rows(float *x, int64_t rows, int64_t cols)
+{
+    if (world_size() <= 1)
+        return 0;
+    unsigned char *mark = malloc((size_t)rows + 1);
+    float *pack = NULL;
+    int rc = MPI_ERR_NO_MEM;
+    if (!mark)
+        return err_set("out of memory");
+    mark_rows(x, rows, cols, mark);
+    rc = MPI_Allreduce(MPI_IN_PLACE, mark, (int)rows, MPI_UNSIGNED_CHAR, MPI_BOR, MPI_COMM_WORLD);
+    int64_t k = 0;
+    for (int64_t r = 0; r < rows; r++)
+        k += mark[r];
+    if (rc == MPI_SUCCESS && k > 0 && !(pack = malloc((size_t)(k * cols) * sizeof *pack)))
+        rc = MPI_ERR_NO_MEM;
+    for (int64_t r = 0, j = 0; pack && r < rows; r++)
+        if (mark[r])
+            memcpy(pack + cols * j++, x + r * cols, (size_t)cols * sizeof *pack);
+    grad_bytes += rows + (pack ? k * cols * (int64_t)sizeof *pack : 0);
+    if (rc == MPI_SUCCESS && pack) /* counts fit an int: rows of one tensor */
+        rc = MPI_Allreduce(MPI_IN_PLACE, pack, (int)(k * cols), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    for (int64_t r = 0, j = 0; rc == MPI_SUCCESS && pack && r < rows; r++)
+        if (mark[r])
+            memcpy(x + r * cols, pack + cols * j++, (size_t)cols * sizeof *pack);
+    free(mark);
+    free(pack);
+    return rc == MPI_SUCCESS ? 0 : mpi_error(rc, "embedding gradient all-reduce");
 }
 
 void world_grad_free(world_grad *g)

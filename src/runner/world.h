@@ -74,6 +74,9 @@ void world_grad_poll(world_grad *g);
 /* Start the rest and wait for all; MPI is the caller's again. */
 int world_grad_finish(world_grad *g);
 void world_grad_free(world_grad *g);
+/* Sum an embedding table's gradient (rows, cols) over ranks, sending only
+ * the rows some rank touched (any bit set): the result is the dense sum. */
+int world_grad_sum_rows(float *x, int64_t rows, int64_t cols);
 
 /* Payload bytes this rank handed to gradient all-reduces, and to every
  * other collective. */

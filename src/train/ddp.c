@@ -61,17 +61,32 @@ static int add_bucket(ddp *d, int64_t lo, int64_t hi, int level)
     return world_grad_add(&d->g, lo, hi);
 }
 
+/* The word-embedding table: a step touches few of its rows (the batch's
+ * pieces), and its gradient is the last backward writes, so it cannot
+ * overlap anything: summed by rows after backward instead of densely. */
+static int sparse_rows(const param *p)
+{
+    const char *tail = "word_embeddings.weight";
+    size_t n = strlen(p->name), t = strlen(tail);
+    return p->ndim == 2 && n >= t && strcmp(p->name + n - t, tail) == 0;
+}
+
 int ddp_plan(ddp *d)
 {
     params *P = d->P;
     world_grad_reset(&d->g, P->grad);
     d->floats = 0;
+    d->rows_id = -1;
     int64_t lo = -1, hi = -1;
     int level = 0;
     for (int i = P->n - 1; i >= 0; i--) {
         const param *p = &P->p[i];
         if (!p->trainable || !P->grad)
             continue;
+        if (d->rows_id < 0 && sparse_rows(p)) {
+            d->rows_id = i;
+            continue;
+        }
         int l = tensor_level(p->name);
         int64_t end = p->offset + p->numel;
         if (lo >= 0 && (end != lo || l != level || hi - p->offset > d->bucket_floats)) {
@@ -141,6 +156,9 @@ int ddp_backward_end(ddp *d)
         return -1;
     double t = time_now();
     int rc = world_grad_finish(&d->g);
+    const param *e = d->rows_id >= 0 ? &d->P->p[d->rows_id] : NULL;
+    if (rc == 0 && e)
+        rc = world_grad_sum_rows(d->P->grad + e->offset, e->shape[0], e->shape[1]);
     d->t_backward += t - d->t_begin;
     d->t_wait += time_now() - t;
     d->steps++;

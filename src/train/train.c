@@ -323,7 +323,7 @@ int drive_train(pipeline *pl)
             goto done;
         tr.step++;
         if (tr.m.ddp && tr.step == tr.step0 + 1)
-            pipeline_log(pl, RUNNER_LOG_INFO, "gradient all-reduce: %d buckets, %lld bytes per step, %d started "
+            pipeline_log(pl, RUNNER_LOG_INFO, "gradient all-reduce: %d buckets, %lld bytes per step (+ the touched rows of the word embeddings), %d started "
                          "before backward ended", dp.g.n, (long long)dp.floats * 4, dp.early);
         if (tr.step % tr.log_every == 0 || tr.step == tr.total)
             tr_progress(&tr, lr);
