@@ -1,12 +1,15 @@
 /* mpi.c — the runner over Open MPI (mpirun --oversubscribe -np 2): a tiny
  * Task 4 under 2 ranks gives 1 rank's per-step training losses and dev
- * metrics (within 1e-5 relative; dropout off: masks are drawn per rank's
- * rows); with the backbone frozen too, and only the heads' gradients are
- * sent; `embed` under 2 ranks writes the 1-rank file bit for bit; a
- * checkpoint from 2 ranks resumes under 1 and from 1 under 2, ending as
- * the uninterrupted run; a rank killed with SIGKILL ends the job non-zero,
- * naming the rank, and the last checkpoint stays whole. A missing mpirun
- * is a failure, not a skip. */
+ * metrics (within 1e-5 relative; dropout off: its masks follow each rank's
+ * packed batch); with the backbone frozen too, and only the heads'
+ * gradients are sent; gradient buckets leave frozen tensors out; `embed`
+ * under 2 ranks writes the 1-rank file bit for bit, `sts` the same
+ * scores; a checkpoint from 2 ranks resumes under 1 and from 1 under 2,
+ * ending as the uninterrupted run; ranks that diverge (different seeds),
+ * bad input or a bad key on one rank end the job naming the rank; a rank
+ * killed with SIGKILL ends the job non-zero, mpirun naming the rank, and
+ * the last checkpoint stays whole. A missing mpirun is a failure, not a
+ * skip. Every mpirun is bounded by timeout(1). */
 #include <dirent.h>
 #include <math.h>
 #include <signal.h>
@@ -208,6 +211,37 @@ static void test_embed(void)
     free(lines);
 }
 
+static void test_sts(void)
+{
+    char cwd[4096];
+    ok(getcwd(cwd, sizeof cwd) != NULL, "cwd");
+    char *pairs = str_printf("%s/sts.csv", dir);
+    FILE *in = fopen(DATA "/stsbenchmark/sts-dev.csv", "r"), *out = fopen(pairs, "w");
+    char line[4096];
+    for (int i = 0; in && out && i < 150 && fgets(line, sizeof line, in); i++)
+        fputs(line, out);
+    if (in)
+        fclose(in);
+    if (out)
+        fclose(out);
+    char *text = str_printf("name = \"s\";\nrun = \"sts\";\nmodel = \"%s/tests/goldens/tiny-bert\";\n"
+                            "tokenizer = { plugin = \"wordpiece\"; max_len = 32; };\n"
+                            "backbone = { plugin = \"bert\"; };\npoolers = ( { plugin = \"mean\"; }, { plugin = \"cls\"; } );\n"
+                            "sts = { files = [ \"%s\" ]; };\nbatch = { size = 8; };\n",
+                            cwd, pairs);
+    char *path = str_printf("%s/sts.cfg", dir);
+    ok(file_write_atomic(path, text, strlen(text)) == 0, "sts pipeline written");
+    is(run(0, "sts.cfg", "s1", "--quiet"), 0, "sts: one process");
+    is(run(2, "sts.cfg", "s2", "--quiet"), 0, "sts: 2 ranks");
+    char *a = slurp("s1", "sts.csv"), *b = slurp("s2", "sts.csv");
+    ok(a && b && strcmp(a, b) == 0, "sts: 2 ranks write the 1-rank sts.csv");
+    free(a);
+    free(b);
+    free(path);
+    free(text);
+    free(pairs);
+}
+
 static void test_resume(void)
 {
     ok(write_cfg("r.cfg", "none", "max_steps = 12; eval_every = 4;") == 0, "resume pipeline written");
@@ -380,6 +414,7 @@ int main(void)
     test_task4();
     test_frozen();
     test_embed();
+    test_sts();
     test_resume();
     test_failures();
     test_kill();
