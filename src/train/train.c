@@ -220,6 +220,21 @@ static int tr_ddp_check(trainer *tr, ddp *d)
     return ddp_check(d, tr->pl->rng, when);
 }
 
+/* After the first step: the buckets; at the end: where the time went. */
+static void tr_ddp_log(trainer *tr, const ddp *d, int end)
+{
+    if (!tr->m.ddp)
+        return;
+    if (!end)
+        pipeline_log(tr->pl, RUNNER_LOG_INFO, "gradient all-reduce: %d buckets, %lld bytes per step (+ the touched "
+                     "rows of the word embeddings), %d started before backward ended", d->g.n,
+                     (long long)d->floats * 4, d->early);
+    else if (d->steps)
+        pipeline_log(tr->pl, RUNNER_LOG_INFO, "data parallel: per step %.1f ms of backbone backward (%d sentences a "
+                     "rank), then %.1f ms waiting for the gradient all-reduce", 1e3 * d->t_backward / (double)d->steps,
+                     tr->B / world_size(), 1e3 * d->t_wait / (double)d->steps);
+}
+
 int drive_train(pipeline *pl)
 {
     ddp dp;
@@ -322,9 +337,8 @@ int drive_train(pipeline *pl)
         if (adamw_step(&tr.opt, &pl->P, lr, scale) != 0)
             goto done;
         tr.step++;
-        if (tr.m.ddp && tr.step == tr.step0 + 1)
-            pipeline_log(pl, RUNNER_LOG_INFO, "gradient all-reduce: %d buckets, %lld bytes per step (+ the touched rows of the word embeddings), %d started "
-                         "before backward ended", dp.g.n, (long long)dp.floats * 4, dp.early);
+        if (tr.step == tr.step0 + 1)
+            tr_ddp_log(&tr, &dp, 0);
         if (tr.step % tr.log_every == 0 || tr.step == tr.total)
             tr_progress(&tr, lr);
         int epoch_end = tr.step % tr.steps_per_epoch == 0;
@@ -373,10 +387,7 @@ finish:
             goto done;
         printf("exported the best checkpoint's model folder to %s\n", export);
     }
-    if (tr.m.ddp && dp.steps)
-        pipeline_log(pl, RUNNER_LOG_INFO, "data parallel: per step %.1f ms of backbone backward (%d sentences a rank), "
-                     "then %.1f ms waiting for the gradient all-reduce", 1e3 * dp.t_backward / (double)dp.steps,
-                     tr.B / world_size(), 1e3 * dp.t_wait / (double)dp.steps);
+    tr_ddp_log(&tr, &dp, 1);
     printf("trained on %lld sentences in %.2f s: %.1f sentences/s\n", (long long)tr.sentences, tr.train_seconds,
            tr.train_seconds > 0 ? (double)tr.sentences / tr.train_seconds : 0.0);
     printf("results in %s\n", pl->out_dir);
