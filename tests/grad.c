@@ -122,6 +122,24 @@ static void test_manifest(const safetensors *bert_st, const safetensors *heads_s
     is(json_integer_value(json_object_get(m, "version")), 1, "manifest: goldens version 1");
     is_str(st_meta(bert_st, "version"), "1", "bert.safetensors: version 1 in its metadata");
     is_str(st_meta(heads_st, "version"), "1", "heads.safetensors: version 1 in its metadata");
+    /* every golden file is the one the manifest describes */
+    json_t *files = json_object_get(m, "files");
+    const char *name;
+    json_t *want;
+    int nfiles = 0, good = 0;
+    json_object_foreach(files, name, want) {
+        char cmd[1024], got[65] = "";
+        snprintf(cmd, sizeof cmd, "sha256sum '%s/%s'", GOLDENS, name);
+        FILE *p = popen(cmd, "r");
+        if (p && fscanf(p, "%64s", got) == 1 && strcmp(got, json_string_value(want)) == 0)
+            good++;
+        else
+            diag("  %s: sha256 %s, manifest %s", name, got, json_string_value(want));
+        if (p)
+            pclose(p);
+        nfiles++;
+    }
+    ok(nfiles == 6 && good == nfiles, "the goldens' sha256 match their manifest (%d of %d files)", good, nfiles);
     json_decref(m);
 }
 

@@ -183,6 +183,14 @@ struct runner_host {
      * its id for param_trainable. -1 if there is no such parameter. Used to
      * tie weights (the MLM decoder to the word embeddings). */
     int (*param_ref)(const runner_host *h, const char *name, float **data, float **grad);
+
+    /* ABI 1.2: the backbone's layer groups, bottom to top (group 0 the
+     * embeddings, then one per layer), as the backbone names them — so
+     * freeze policies and logs work for any backbone. Count of groups, or
+     * -1 when the pipeline has no backbone; the glob of group g
+     * ("backbone.encoder.layer.3.*") into buf, or -1. */
+    int (*layer_groups)(const runner_host *h);
+    int (*layer_group)(const runner_host *h, int g, char *buf, size_t size);
 };
 
 /* ---------------------------------------------------------------------
@@ -242,6 +250,11 @@ typedef struct runner_backbone_ops {
     /* ABI 1.1: write only config.json (checkpoints write the weights of
      * every stage in one file themselves). */
     int (*save_config)(void *self, const char *dir);
+    /* ABI 1.2: the glob of layer group g, relative to the backbone's
+     * parameter prefix, bottom to top: g = 0 the embeddings, g = 1..layers
+     * the layers ("embeddings.*", "encoder.layer.0.*"). -1 past the top.
+     * NULL: BERT's names are assumed. */
+    int (*group)(void *self, int g, char *buf, size_t size);
 } runner_backbone_ops;
 
 typedef struct runner_pooler_ops {
@@ -305,6 +318,9 @@ typedef struct runner_sampler_ops {
     int (*bind)(void *self, int n_tasks, const int64_t *sizes);
     /* The task of the next batch, or -1 for a joint batch of all tasks. */
     int (*next)(void *self, const runner_train_pos *pos, int *task);
+    /* ABI 1.2: 1 when every batch is joint (the tasks share their
+     * sentences; an epoch is one pass over them, not one per task). */
+    int joint;
 } runner_sampler_ops;
 
 /* The one exported symbol of a single-plugin file. */

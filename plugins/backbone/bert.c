@@ -1090,6 +1090,19 @@ static const runner_key keys[] = {
     {0},
 };
 
+/* Layer group g, bottom to top: the embeddings, then encoder.layer.N. */
+static int bert_group(void *self, int g, char *buf, size_t size)
+{
+    bert *m = self;
+    if (g < 0 || g > m->L)
+        return -1;
+    if (g == 0)
+        snprintf(buf, size, "embeddings.*");
+    else
+        snprintf(buf, size, "encoder.layer.%d.*", g - 1);
+    return 0;
+}
+
 static const runner_backbone_ops ops = {
     .info = bert_info,
     .load = bert_load,
@@ -1097,6 +1110,7 @@ static const runner_backbone_ops ops = {
     .backward = bert_backward,
     .save = bert_save,
     .save_config = bert_save_config,
+    .group = bert_group,
 };
 
 RUNNER_DEFINE_PLUGIN(backbone, bert,

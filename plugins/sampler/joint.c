@@ -46,6 +46,7 @@ static int next(void *self, const runner_train_pos *pos, int *task)
 static const runner_sampler_ops ops = {
     .bind = bind,
     .next = next,
+    .joint = 1,
 };
 
 RUNNER_DEFINE_PLUGIN(sampler, joint,

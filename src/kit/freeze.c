@@ -7,28 +7,22 @@
 
 int freeze_layers(const runner_host *h)
 {
-    char glob[64];
-    int L = 0;
-    for (;; L++) {
-        snprintf(glob, sizeof glob, "backbone.encoder.layer.%d.*", L);
-        if (h->param_count(h, glob) == 0)
-            return L;
-    }
+    int n = h->layer_groups(h);
+    return n > 0 ? n - 1 : 0;
 }
 
-void freeze_group_glob(int g, int L, char *buf, size_t size)
+void freeze_group_glob(const runner_host *h, int g, int L, char *buf, size_t size)
 {
-    if (g >= L)
-        snprintf(buf, size, "backbone.embeddings.*");
-    else
-        snprintf(buf, size, "backbone.encoder.layer.%d.*", L - 1 - g);
+    /* g counts from the top: 0 the last layer ... L the embeddings */
+    if (h->layer_group(h, L - g, buf, size) != 0)
+        snprintf(buf, size, "backbone.%s", g >= L ? "embeddings.*" : "encoder.layer.?.*");
 }
 
 int freeze_groups(const runner_host *h, int L, int from, int to, int trainable)
 {
     char glob[64];
     for (int g = from; g < to && g <= L; g++) {
-        freeze_group_glob(g, L, glob, sizeof glob);
+        freeze_group_glob(h, g, L, glob, sizeof glob);
         if (h->param_set(h, glob, trainable, -1) < 0)
             return -1;
     }
@@ -39,7 +33,7 @@ int freeze_decay(const runner_host *h, int L, double decay)
 {
     char glob[64];
     for (int g = 0; g <= L; g++) {
-        freeze_group_glob(g, L, glob, sizeof glob);
+        freeze_group_glob(h, g, L, glob, sizeof glob);
         if (h->param_set(h, glob, -1, pow(decay, g)) < 0)
             return -1;
     }

@@ -1,6 +1,8 @@
 /* config.c — libconfig pipelines: load, override, copy, locate. */
 #include "config.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <libgen.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -94,6 +96,51 @@ const char *setting_type_name(int type)
     }
 }
 
+/* libconfig wraps an integer literal beyond 32 bits silently (4294967300
+ * reads as 4) unless it ends in L. Find such a literal in text (outside
+ * strings and comments): its line, or 0 when there is none. *at gets the
+ * offset just past its digits. */
+static int wide_literal(const char *text, size_t *at)
+{
+    int line = 1;
+    for (size_t i = 0; text[i]; i++) {
+        char c = text[i];
+        if (c == '\n')
+            line++;
+        else if (c == '"') {
+            for (i++; text[i] && text[i] != '"'; i++)
+                if (text[i] == '\\' && text[i + 1])
+                    i++;
+                else if (text[i] == '\n')
+                    line++;
+            if (!text[i])
+                break;
+        } else if (c == '#' || (c == '/' && text[i + 1] == '/')) {
+            while (text[i + 1] && text[i + 1] != '\n')
+                i++;
+        } else if (c == '/' && text[i + 1] == '*') {
+            for (i += 2; text[i] && !(text[i] == '*' && text[i + 1] == '/'); i++)
+                line += text[i] == '\n';
+            if (!text[i])
+                break;
+            i++;
+        } else if (isdigit((unsigned char)c) && (i == 0 || (!isalnum((unsigned char)text[i - 1]) &&
+                                                           text[i - 1] != '.' && text[i - 1] != '_'))) {
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(text + i, &end, 0);
+            size_t n = (size_t)(end - (text + i));
+            int is_float = *end == '.' || *end == 'e' || *end == 'E';
+            if (!is_float && *end != 'L' && (errno == ERANGE || v > 2147483647ULL)) {
+                *at = i + n;
+                return line;
+            }
+            i += n ? n - 1 : 0;
+        }
+    }
+    return 0;
+}
+
 int config_load(config_t *cfg, const char *path)
 {
     char *copy = str_dup(path);
@@ -103,6 +150,15 @@ int config_load(config_t *cfg, const char *path)
     free(copy);
     if (!path_exists(path))
         return err_set("%s: no such pipeline file", path);
+    char *text = NULL;
+    size_t len, at;
+    if (file_read(path, &text, &len) != 0)
+        return -1;
+    int line = wide_literal(text, &at);
+    free(text);
+    if (line)
+        return err_set("%s:%d: an integer beyond 32 bits needs an L suffix (e.g. 4294967296L); "
+                       "libconfig would wrap it", path, line);
     if (config_read_file(cfg, path) != CONFIG_TRUE) {
         const char *file = config_error_file(cfg);
         return err_set("%s:%d: %s", file ? file : path, config_error_line(cfg),
@@ -143,7 +199,15 @@ config_setting_t *setting_set_from_text(config_setting_t *parent, const char *na
     config_t tmp;
     config_init(&tmp);
     config_setting_t *made = NULL;
+    /* --set x=4294967300: wide integers become 64-bit ones (never wrap) */
     char *src = str_printf("value = %s;", text);
+    size_t at, from = 0;
+    while (src && wide_literal(src + from, &at)) {
+        char *next = str_printf("%.*sL%s", (int)(from + at), src, src + from + at);
+        free(src);
+        src = next;
+        from += at + 1;
+    }
     if (!src) {
         err_set("out of memory");
         goto done;

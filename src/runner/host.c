@@ -209,6 +209,55 @@ static int host_param_ref(const runner_host *h, const char *name, float **data, 
     return id;
 }
 
+/* The pipeline's backbone stage, or NULL. */
+static stage *backbone_stage(const pipeline *pl)
+{
+    for (int i = 0; i < pl->nstages; i++)
+        if (pl->stages[i]->desc->kind == RUNNER_KIND_BACKBONE)
+            return pl->stages[i];
+    return NULL;
+}
+
+/* Group g (0 the embeddings, 1..L the layers) as the backbone names it;
+ * BERT's names for a backbone built before ABI 1.2. */
+static int host_layer_group(const runner_host *h, int g, char *buf, size_t size)
+{
+    stage *b = backbone_stage(stage_of(h)->pl);
+    if (g < 0 || g >= h->layer_groups(h))
+        return -1;
+    const runner_backbone_ops *ops = b ? b->desc->ops : NULL;
+    char rel[256];
+    if (b && b->desc->abi_minor >= 2 && ops->group) {
+        if (ops->group(b->self, g, rel, sizeof rel) != 0)
+            return -1;
+    } else if (g == 0) {
+        snprintf(rel, sizeof rel, "embeddings.*");
+    } else {
+        snprintf(rel, sizeof rel, "encoder.layer.%d.*", g - 1);
+    }
+    return snprintf(buf, size, "%s%s", b ? b->prefix : "backbone.", rel) < (int)size ? 0 : -1;
+}
+
+/* Without a backbone stage (a store filled by hand): BERT's layer names
+ * counted in the store. */
+static int host_layer_groups(const runner_host *h)
+{
+    stage *b = backbone_stage(stage_of(h)->pl);
+    if (!b) {
+        char glob[64];
+        int L = 0;
+        for (;; L++) {
+            snprintf(glob, sizeof glob, "backbone.encoder.layer.%d.*", L);
+            if (params_count(&stage_of(h)->pl->P, glob, 0) == 0)
+                break;
+        }
+        return L + 1;
+    }
+    runner_backbone_info info;
+    ((const runner_backbone_ops *)b->desc->ops)->info(b->self, &info);
+    return info.layers + 1;
+}
+
 const runner_host host_template = {
     .abi_major = RUNNER_ABI_MAJOR,
     .abi_minor = RUNNER_ABI_MINOR,
@@ -235,4 +284,6 @@ const runner_host host_template = {
     .param_set = host_param_set,
     .param_count = host_param_count,
     .param_ref = host_param_ref,
+    .layer_groups = host_layer_groups,
+    .layer_group = host_layer_group,
 };

@@ -68,7 +68,7 @@ static int describe(loader *L, const char *what)
 {
     const char *slash = strchr(what, '/');
     int found = 0;
-    for (int k = RUNNER_KIND_TOKENIZER; k <= RUNNER_KIND_SAMPLER; k++) {
+    for (int k = RUNNER_KIND_TOKENIZER; k <= RUNNER_KIND_DATASET; k++) {
         const char *name = what;
         if (slash) {
             if (strncmp(what, kind_name((runner_kind)k), (size_t)(slash - what)) != 0 ||
@@ -85,8 +85,9 @@ static int describe(loader *L, const char *what)
         if (!d->keys || !d->keys[0].name)
             printf("  no settings\n");
         for (const runner_key *key = d->keys; key && key->name; key++)
-            printf("  %-22s %-9s default %-12s %s\n", key->name, type_label(key->type),
-                   key->def ? key->def : "(none)", key->doc ? key->doc : "");
+            printf("  %-22s %-9s default %-12s %s%s%s%s\n", key->name, type_label(key->type),
+                   key->def ? key->def : "(none)", key->doc ? key->doc : "", key->limits ? " [limits: " : "",
+                   key->limits ? key->limits : "", key->limits ? "]" : "");
     }
     if (!found) {
         char buf[2048];

@@ -24,31 +24,31 @@
 
 /* ---- the loop ------------------------------------------------------------------ */
 
-static void tr_log_groups(trainer *tr)
+static void tr_log_group(trainer *tr, const char *glob)
 {
     params *P = &tr->pl->P;
-    const runner_backbone_ops *bops = tr->m.enc.backbone->desc->ops;
-    runner_backbone_info info;
-    bops->info(tr->m.enc.backbone->self, &info);
-    pipeline_log(tr->pl, RUNNER_LOG_INFO, "step %lld: trainable parameters by group:", (long long)tr->step);
+    int64_t all = params_count(P, glob, 0), on = params_count(P, glob, 1);
+    double scale = -1;
+    for (int i = 0; i < P->n; i++)
+        if (fnmatch(glob, P->p[i].name, 0) == 0) {
+            scale = P->p[i].lr_scale;
+            break;
+        }
+    pipeline_log(tr->pl, RUNNER_LOG_INFO, "  %-28s %10lld of %10lld trainable, lr scale %.4g", glob,
+                 (long long)on, (long long)all, scale);
+}
+
+/* Trainable counts and lr scales per layer group, as the backbone names
+ * its groups, then the heads. */
+static void tr_log_groups(trainer *tr)
+{
+    const runner_host *h = &tr->m.enc.backbone->host;
     char glob[300];
-    for (int g = -1; g <= info.layers; g++) {
-        if (g < 0)
-            snprintf(glob, sizeof glob, "backbone.embeddings.*");
-        else if (g < info.layers)
-            snprintf(glob, sizeof glob, "backbone.encoder.layer.%d.*", g);
-        else
-            snprintf(glob, sizeof glob, "heads.*");
-        int64_t all = params_count(P, glob, 0), on = params_count(P, glob, 1);
-        double scale = -1;
-        for (int i = 0; i < P->n; i++)
-            if (fnmatch(glob, P->p[i].name, 0) == 0) {
-                scale = P->p[i].lr_scale;
-                break;
-            }
-        pipeline_log(tr->pl, RUNNER_LOG_INFO, "  %-28s %10lld of %10lld trainable, lr scale %.4g", glob,
-                     (long long)on, (long long)all, scale);
-    }
+    pipeline_log(tr->pl, RUNNER_LOG_INFO, "step %lld: trainable parameters by group:", (long long)tr->step);
+    for (int g = 0; g < h->layer_groups(h); g++)
+        if (h->layer_group(h, g, glob, sizeof glob) == 0)
+            tr_log_group(tr, glob);
+    tr_log_group(tr, "heads.*");
 }
 
 static void tr_progress(trainer *tr, double lr)
@@ -121,7 +121,8 @@ static int tr_setup(trainer *tr)
     tr->opt = (adamw){tr->lr, 0.9, 0.999, 1e-8, cfg_num(pl, "train.weight_decay", 0.01), 0};
     /* one epoch: every task's data once (joint: the shared data once) */
     int64_t batches = 0;
-    int joint = tr->sampler && strcmp(tr->sampler->desc->name, "joint") == 0;
+    const runner_sampler_ops *sops = tr->sampler ? tr->sampler->desc->ops : NULL;
+    int joint = sops && tr->sampler->desc->abi_minor >= 2 && sops->joint;
     for (int k = 0; k < tr->m.ntasks; k++) {
         int64_t n = tr->m.t[k].train.ds.n;
         if (!joint || k == 0)

@@ -4,10 +4,10 @@
  * scores (sklearn's conventions, zero_division=0), and IOB entity spans with
  * seqeval's default (conlleval) rules.
  *
- * These helpers are linked into the plugins from libcore.a, where err_set()
- * would write the plugin's own copy of the error state: they never call it.
- * They return a status and say which element was bad; the plugin turns
- * that into a message with h->error(). docs/metrics.md has the formulas. */
+ * Part of the kit (librunner.so.1). They never write an error message of
+ * their own: they return a status and say which element was bad, and the
+ * plugin turns that into a message with h->error(). docs/metrics.md has the
+ * formulas. */
 #ifndef CLASSIFY_H
 #define CLASSIFY_H
 

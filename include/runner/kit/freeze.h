@@ -6,11 +6,12 @@
 
 #include "runner/runner.h"
 
-/* Encoder layers in the store (backbone.encoder.layer.N.*). */
+/* Layers of the backbone (its layer groups less the embeddings), as the
+ * backbone names them (host->layer_groups). */
 int freeze_layers(const runner_host *h);
-/* Group g of the backbone from the top: g = 0 the top encoder layer,
- * g = L - 1 the bottom one, g = L the embeddings. */
-void freeze_group_glob(int g, int L, char *buf, size_t size);
+/* Group g of the backbone from the top: g = 0 the top layer, g = L - 1
+ * the bottom one, g = L the embeddings (host->layer_group). */
+void freeze_group_glob(const runner_host *h, int g, int L, char *buf, size_t size);
 /* Trainable (0/1) for the backbone groups g with from <= g < to. */
 int freeze_groups(const runner_host *h, int L, int from, int to, int trainable);
 /* Layer-wise lr decay (discriminative learning rates): the heads and the
