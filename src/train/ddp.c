@@ -1,6 +1,7 @@
 /* ddp.c — data-parallel gradient sums (see ddp.h). */
 #include "ddp.h"
 
+#include <fnmatch.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,20 +11,28 @@
 
 enum { LEVEL_TOP = INT_MAX, LEVEL_BOTTOM = INT_MIN, LEVEL_NONE = INT_MIN + 1 };
 
-/* The layer a tensor belongs to, in backward order: heads, pooler and the
- * loss combiner first (done before the backbone's backward), then backbone
- * layers from the top; embeddings and anything else of the backbone last. */
-static int tensor_level(const char *name)
+/* The layer of every tensor, in backward order: heads, pooler and the
+ * loss combiner first (done before the backbone's backward), then the
+ * backbone's layer groups from the top (as the backbone names them), its
+ * embeddings and anything else of it last. */
+static int tensor_levels(ddp *d, const runner_host *h)
 {
-    const char *pre = "backbone.encoder.layer.";
-    if (strncmp(name, "backbone.", 9) != 0)
-        return LEVEL_TOP;
-    if (strncmp(name, pre, strlen(pre)) == 0)
-        return atoi(name + strlen(pre));
-    return -1;
+    params *P = d->P;
+    d->plevel = malloc(((size_t)P->n + 1) * sizeof *d->plevel);
+    if (!d->plevel)
+        return err_set("out of memory");
+    for (int i = 0; i < P->n; i++)
+        d->plevel[i] = fnmatch("backbone.*", P->p[i].name, 0) == 0 ? -1 : LEVEL_TOP;
+    char glob[300];
+    for (int g = 1; h && g < h->layer_groups(h); g++)
+        if (h->layer_group(h, g, glob, sizeof glob) == 0)
+            for (int i = 0; i < P->n; i++)
+                if (fnmatch(glob, P->p[i].name, 0) == 0)
+                    d->plevel[i] = g - 1;
+    return 0;
 }
 
-int ddp_open(ddp *d, params *P, int overlap, double bucket_mb, int layered)
+int ddp_open(ddp *d, params *P, int overlap, double bucket_mb, int layered, const runner_host *h)
 {
     memset(d, 0, sizeof *d);
     d->P = P;
@@ -32,7 +41,7 @@ int ddp_open(ddp *d, params *P, int overlap, double bucket_mb, int layered)
     d->bucket_floats = (int64_t)(bucket_mb * 1024 * 1024 / sizeof(float));
     if (d->bucket_floats < 1024)
         d->bucket_floats = 1024;
-    return 0;
+    return tensor_levels(d, h);
 }
 
 void ddp_close(ddp *d)
@@ -43,6 +52,7 @@ void ddp_close(ddp *d)
     }
     world_grad_free(&d->g);
     free(d->level);
+    free(d->plevel);
     memset(d, 0, sizeof *d);
 }
 
@@ -87,7 +97,7 @@ int ddp_plan(ddp *d)
             d->rows_id = i;
             continue;
         }
-        int l = tensor_level(p->name);
+        int l = d->plevel[i];
         int64_t end = p->offset + p->numel;
         if (lo >= 0 && (end != lo || l != level || hi - p->offset > d->bucket_floats)) {
             if (add_bucket(d, lo, hi, level) != 0)
@@ -115,7 +125,7 @@ static int start_ready(ddp *d)
 static void on_question(void *ctx, int id)
 {
     ddp *d = ctx;
-    int l = id >= 0 && id < d->P->n ? tensor_level(d->P->p[id].name) : LEVEL_TOP;
+    int l = id >= 0 && id < d->P->n ? d->plevel[id] : LEVEL_TOP;
     if (d->prev != LEVEL_NONE && l < d->prev && d->prev < d->done_above)
         d->done_above = d->prev; /* moved down: the layer above is done */
     d->prev = l;

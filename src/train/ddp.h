@@ -20,6 +20,7 @@ typedef struct ddp {
     params *P;
     world_grad g;
     int *level;        /* per bucket: its layer (heads above every layer) */
+    int *plevel;       /* per tensor: its layer (-1 embeddings, 0.. layers, heads INT_MAX) */
     int cap_level;
     int overlap;       /* start buckets during backward */
     int layered;       /* the backbone's questions come layer by layer (bert) */
@@ -33,7 +34,8 @@ typedef struct ddp {
     int64_t steps;
 } ddp;
 
-int ddp_open(ddp *d, params *P, int overlap, double bucket_mb, int layered);
+/* h: the backbone's host (its layer groups give each tensor's layer). */
+int ddp_open(ddp *d, params *P, int overlap, double bucket_mb, int layered, const runner_host *h);
 void ddp_close(ddp *d);
 /* Buckets of the tensors that train now (call whenever that may change). */
 int ddp_plan(ddp *d);

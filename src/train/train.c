@@ -191,7 +191,7 @@ static int tr_ddp_open(trainer *tr, ddp *d)
     }
     const char *bb = tr->m.enc.backbone->desc->name;
     if (ddp_open(d, &pl->P, cfg_bool(pl, "train.overlap", 1), cfg_num(pl, "train.bucket_mb", 4),
-                 strcmp(bb, "bert") == 0) != 0)
+                 strcmp(bb, "bert") == 0, &tr->m.enc.backbone->host) != 0)
         return -1;
     tr->m.ddp = d;
     pipeline_log(pl, RUNNER_LOG_INFO, "data parallel over %d ranks: global batch %d, %d threads each, "
