@@ -144,12 +144,33 @@ static int err_has(const char *name, const char *needle)
     return found;
 }
 
+/* "N released before backward ended" from a run's log, or -1. */
+static int started_early(const char *name)
+{
+    char *path = str_printf("%s/%s.err", dir, name), *data = NULL;
+    size_t len;
+    int n = -1;
+    const char *at = file_read(path, &data, &len) == 0 ? strstr(data, " released before backward ended") : NULL;
+    if (at) {
+        while (at > data && at[-1] >= '0' && at[-1] <= '9')
+            at--;
+        n = atoi(at);
+    }
+    free(data);
+    free(path);
+    return n;
+}
+
 static void test_task4(void)
 {
     ok(write_cfg("t4.cfg", "none", "max_steps = 12; eval_every = 6;") == 0, "task 4 pipeline written");
     is(run(0, "t4.cfg", "one", ""), 0, "task 4: one process");
     is(run(2, "t4.cfg", "two", ""), 0, "task 4: mpirun -np 2");
     cmp_ok(same_metrics("one", "two"), ==, 17, "2 ranks: the 12 per-step losses and both evaluations equal 1 rank's");
+    cmp_ok(started_early("two"), >=, 2, "the heads' and the top layer's buckets are released before backward ends");
+    is(run(2, "t4.cfg", "serial", "--set train.overlap=false"), 0, "task 4: 2 ranks, all-reduce after backward");
+    cmp_ok(same_metrics("one", "serial"), ==, 17, "... the same losses and metrics");
+    is(started_early("serial"), 0, "... no bucket started during backward");
     is(json_int("two", "\"size\""), 2, "run.json names a world of 2");
     char *j = slurp("two", "run.json");
     ok(j && strstr(j, "\"hosts\""), "run.json names each rank's host");

@@ -164,6 +164,13 @@ int world_grad_start(world_grad *g, int upto)
     return rc == MPI_SUCCESS ? 0 : mpi_error(rc, "gradient all-reduce");
 }
 
+int world_grad_released(const world_grad *g)
+{
+    if (g->th && g->th->active)
+        return atomic_load(&g->th->ready);
+    return g->next;
+}
+
 void world_grad_poll(world_grad *g)
 {
     if (world_size() <= 1 || g->next == 0 || (g->th && g->th->active))

@@ -69,6 +69,8 @@ int world_grad_add(world_grad *g, int64_t lo, int64_t hi);
 int world_grad_begin(world_grad *g);
 /* Buckets up to (not including) upto are final: start them. */
 int world_grad_start(world_grad *g, int upto);
+/* Buckets released so far (marked ready, or started without the helper). */
+int world_grad_released(const world_grad *g);
 /* Let started buckets progress (without the helper; cheap). */
 void world_grad_poll(world_grad *g);
 /* Start the rest and wait for all; MPI is the caller's again. */

@@ -161,7 +161,7 @@ int ddp_backward_end(ddp *d)
     d->P->watch_ctx = NULL;
     int failed = d->watching < 0;
     d->watching = 0;
-    d->early = d->g.next;
+    d->early = world_grad_released(&d->g);
     if (failed)
         return -1;
     double t = time_now();

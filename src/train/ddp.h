@@ -27,7 +27,7 @@ typedef struct ddp {
     int watching, prev, done_above;
     int64_t bucket_floats, floats; /* bucket size; floats sent per step */
     int rows_id; /* the word-embedding table, summed by touched rows, or -1 */
-    int early; /* buckets of the last step started before backward ended */
+    int early; /* buckets of the last step released before backward ended */
     /* seconds over the steps: backbone backward (with the buckets started
      * during it), then waiting for the all-reduces after it */
     double t_begin, t_backward, t_wait;

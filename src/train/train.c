@@ -228,7 +228,7 @@ static void tr_ddp_log(trainer *tr, const ddp *d, int end)
         return;
     if (!end)
         pipeline_log(tr->pl, RUNNER_LOG_INFO, "gradient all-reduce: %d buckets, %lld bytes per step (+ the touched "
-                     "rows of the word embeddings), %d started before backward ended", d->g.n,
+                     "rows of the word embeddings), %d released before backward ended", d->g.n,
                      (long long)d->floats * 4, d->early);
     else if (d->steps)
         pipeline_log(tr->pl, RUNNER_LOG_INFO, "data parallel: per step %.1f ms of backbone backward (%d sentences a "
