@@ -173,7 +173,7 @@ int world_grad_released(const world_grad *g)
 
 void world_grad_poll(world_grad *g)
 {
-    if (world_size() <= 1 || g->next == 0 || (g->th && g->th->active))
+    if (world_size() <= 1 || (g->th && g->th->active) || g->next == 0) /* next is the helper's meanwhile */
         return;
     int done;
     MPI_Testall(g->next, g->req, &done, MPI_STATUSES_IGNORE);
