@@ -57,12 +57,16 @@ while [ "$r" -lt "$ROUNDS" ]; do
 done
 echo "load after:  $(uptime | sed 's/.*load average: //')"
 printf '\n%-22s %14s %14s %14s\n' "sentences/s (median)" "1 rank x 2 thr" "2 ranks x 1" "2 x 1, no overlap"
+: >"$OUT/verdict"
 for what in train encode; do
     a=$(awk -v w=$what '$1 == "1x2" && $2 == w {print $3}' "$OUT/samples" | median)
     b=$(awk -v w=$what '$1 == "2x1" && $2 == w {print $3}' "$OUT/samples" | median)
     c=$(awk -v w=$what '$1 == "2x1-serial" && $2 == w {print $3}' "$OUT/samples" | median)
     [ "$what" = encode ] && c="-"
     printf '%-22s %14s %14s %14s\n' "$what" "$a" "$b" "$c"
+    awk -v a="$a" -v b="$b" -v w="$what" 'BEGIN { if (a > 0) printf "  %s: 2 x 1 vs 1 x 2: %+.0f %% (goal: within 10 %%)\n", w, 100 * (b - a) / a }' >>"$OUT/verdict"
 done
+cat "$OUT/verdict"
+rm -f "$OUT/verdict"
 grep -h "gradient all-reduce:" "$OUT"/2x1-train.err "$OUT"/2x1-serial-train.err 2>/dev/null | sed 's/^/  /' || true
 echo "samples in $OUT/samples"
