@@ -11,7 +11,14 @@
 # the executable; plugins/<kind>/*.c -> one bundle per kind.
 
 SAN ?= 0
-ifeq ($(SAN),1)
+FUZZ ?= 0
+ifeq ($(FUZZ),1)
+# libFuzzer builds (make fuzz): clang, coverage for the fuzzer, ASan + UBSan.
+BUILD ?= build-fuzz
+CC = clang
+SANFLAGS = -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=undefined
+else ifeq ($(SAN),1)
 BUILD ?= build-san
 SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 else
@@ -22,7 +29,7 @@ endif
 PREFIX ?= /usr/local
 DESTDIR ?=
 KIT_MAJOR = 1
-KIT_VERSION = 1.2.0
+KIT_VERSION = 1.3.0
 
 CC ?= cc
 V ?= 0
@@ -46,6 +53,9 @@ MPI_CFLAGS := $(shell pkg-config --cflags ompi-c)
 MPI_LIBS := $(shell pkg-config --libs ompi-c)
 
 WARN = -Wall -Wextra -Werror -Wno-missing-field-initializers -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-format-truncation
+ifeq ($(FUZZ),1)
+WARN += -Wno-unknown-warning-option -Wno-pass-failed
+endif
 CFLAGS ?= -O2 -g
 BASE_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) -fPIC -fopenmp -march=x86-64-v3 -MMD -MP \
 	-Iinclude $(PKG_CFLAGS) $(BLAS_CFLAGS) $(SANFLAGS)
@@ -55,7 +65,13 @@ KIT_CFLAGS = $(BASE_CFLAGS)
 APP_CFLAGS = $(BASE_CFLAGS) $(MPI_CFLAGS) -fvisibility=hidden -Isrc/runner -Isrc/drivers -Isrc/train \
 	-DRUNNER_BUILD_DIR='"$(abspath $(BUILD))"'
 PLUGIN_CFLAGS = $(BASE_CFLAGS) -fvisibility=hidden -DRUNNER_BUNDLE
-LDLIBS = $(BLAS_LIBS) $(PKG_LIBS) -lgomp -ldl -lm
+# clang's OpenMP code calls libomp (__kmpc_*), gcc's libgomp
+ifeq ($(FUZZ),1)
+OMP_LIBS = -fopenmp
+else
+OMP_LIBS = -lgomp
+endif
+LDLIBS = $(BLAS_LIBS) $(PKG_LIBS) $(OMP_LIBS) -ldl -lm
 LDFLAGS_ALL = $(SANFLAGS) $(LDFLAGS)
 
 KIT_SRC = $(wildcard src/kit/*.c)
@@ -74,7 +90,18 @@ FIXTURES = $(FIXTURE_SRC:tests/plugins/%.c=$(BUILD)/tests/plugins/%.so)
 BENCH_SRC = $(wildcard bench/*.c)
 BENCHES = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test bench model clean install
+# libFuzzer harnesses (tests/fuzz/<name>.c): `make fuzz` builds them with
+# clang (FUZZ=1, in build-fuzz/) and runs each for FUZZ_SECONDS; crashing
+# inputs land in tests/fuzz/corpus/<name>/ (crash-*, timeout-*, leak-*,
+# oom-*: commit them) and `make test` replays them and the seeds
+# (build/tests/fuzz_replay.t).
+FUZZ_NAMES = $(basename $(notdir $(wildcard tests/fuzz/*.c)))
+FUZZ_SECONDS ?= 30
+FUZZ_FLAGS ?= -rss_limit_mb=2048 -timeout=10 -max_len=8192
+FUZZ_BINS = $(FUZZ_NAMES:%=build-fuzz/fuzz/%)
+REPLAY_OBJ = $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz/replay/%.o)
+
+.PHONY: all test bench model clean install fuzz fuzzers
 .SECONDARY:
 all: $(BUILD)/runner $(BUNDLES) $(BUILD)/runner.pc runner
 
@@ -131,6 +158,7 @@ $(BUILD)/gen/bundle_%.o: $(BUILD)/gen/bundle_%.c
 	$(Q)$(CC) $(PLUGIN_CFLAGS) -c -o $@ $<
 
 define bundle_rule
+$(BUILD)/gen/bundle_$(1).c: $(wildcard plugins/$(1)/*.c)
 $(BUILD)/plugins/$(1).so: $(patsubst %.c,$(BUILD)/%.o,$(wildcard plugins/$(1)/*.c)) $(BUILD)/gen/bundle_$(1).o $(KIT_SO)
 	@mkdir -p $$(@D)
 	@echo "  LD      $$@"
@@ -141,6 +169,38 @@ $(foreach k,$(KINDS),$(eval $(call bundle_rule,$(k))))
 $(BUILD)/tests/%.t: $(BUILD)/tests/%.o $(BUILD)/libapp.a $(KIT_SO)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libapp.a $(KIT_LINK) -Wl,-rpath,'$$ORIGIN/../lib' $(MPI_LIBS) $(LDLIBS)
+
+$(BUILD)/tests/fuzz/replay/%.o: tests/fuzz/%.c
+	@mkdir -p $(@D)
+	@echo "  CC      $< (replay)"
+	$(Q)$(CC) $(APP_CFLAGS) -DFUZZ_REPLAY -c -o $@ $<
+
+$(BUILD)/tests/fuzz_replay.t: $(BUILD)/tests/fuzz_replay.o $(REPLAY_OBJ) $(BUILD)/libapp.a $(KIT_SO)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(REPLAY_OBJ) $(BUILD)/libapp.a $(KIT_LINK) -Wl,-rpath,'$$ORIGIN/../lib' $(LDLIBS)
+
+$(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/libapp.a $(KIT_SO) $(BUNDLES)
+	@mkdir -p $(@D)
+	@echo "  LD      $@ (libFuzzer)"
+	$(Q)$(CC) $(LDFLAGS_ALL) -fsanitize=fuzzer -o $@ $< $(BUILD)/libapp.a $(KIT_LINK) \
+	  -Wl,-rpath,'$$ORIGIN/../lib' $(LDLIBS)
+
+fuzzers: $(FUZZ_BINS)
+
+# Each harness for FUZZ_SECONDS on its corpus (tests/fuzz/corpus/<name>,
+# not committed) seeded from tests/fuzz/seeds/<name>; LeakSanitizer on,
+# libconfig's known leak suppressed by name (tests/lsan.supp).
+fuzz:
+	$(MAKE) FUZZ=1 -j2 fuzzers
+	@set -e; for h in $(FUZZ_NAMES); do \
+	  mkdir -p tests/fuzz/corpus/$$h; echo "fuzz: $$h for $(FUZZ_SECONDS) s"; \
+	  LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) OMP_NUM_THREADS=1 \
+	  build-fuzz/fuzz/$$h $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=tests/fuzz/corpus/$$h/ tests/fuzz/corpus/$$h tests/fuzz/seeds/$$h \
+	    2>&1 | tee build-fuzz/$$h.log | grep -E '^(INFO: seed|#[0-9]+ *DONE|stat::|==[0-9]+==ERROR|SUMMARY)' || true; \
+	  if grep -qE '==[0-9]+==ERROR|^SUMMARY|Test unit written' build-fuzz/$$h.log; then \
+	    echo "fuzz: $$h FAILED (see build-fuzz/$$h.log)"; exit 1; fi; \
+	done
 
 # test fixtures: deliberately broken plugins (see tests/plugins/)
 $(BUILD)/tests/plugins/%.so: $(BUILD)/tests/plugins/%.o
@@ -181,6 +241,9 @@ model:
 	scripts/get-model.sh
 
 clean:
-	rm -rf build build-san runner
+	rm -rf build build-san build-fuzz runner
 
+# Dependency files are never remade (else make tries to link bundle_x.d
+# from bundle_x.d.o with its built-in rules).
+%.d: ;
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

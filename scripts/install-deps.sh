@@ -1,15 +1,22 @@
 #!/bin/sh
 # install-deps.sh — installs the Debian packages runner needs. Idempotent:
 # installs only what is missing. Run as root (or with sudo available).
-#   scripts/install-deps.sh          build, test and plot dependencies
-#   scripts/install-deps.sh --bench  also PyTorch and Node.js for bench/
+#   scripts/install-deps.sh          build, test and plot dependencies (the tests
+#                                    use Python's csv/json, and PyTorch as the
+#                                    reference for the Hugging Face round trip;
+#                                    clang, its libFuzzer runtime and libomp: make fuzz)
+#   scripts/install-deps.sh --build  only what building needs (Dockerfile's build stage)
+#   scripts/install-deps.sh --bench  also Node.js for bench/
 set -eu
 
-PKGS="build-essential pkg-config perl libconfig-dev libjansson-dev libutf8proc-dev libgsl-dev
-zlib1g-dev libopenblas-openmp-dev libopenmpi-dev openmpi-bin gnuplot-nox valgrind curl ca-certificates git"
-if [ "${1:-}" = "--bench" ]; then
-    PKGS="$PKGS python3 python3-torch python3-numpy nodejs npm"
-fi
+BUILD="build-essential pkg-config perl libconfig-dev libjansson-dev libutf8proc-dev libgsl-dev
+zlib1g-dev libopenblas-openmp-dev libopenmpi-dev"
+PKGS="$BUILD openmpi-bin gnuplot-nox valgrind curl ca-certificates git python3 python3-numpy python3-torch
+clang libclang-rt-14-dev libomp-14-dev"
+case "${1:-}" in
+--build) PKGS="$BUILD" ;;
+--bench) PKGS="$PKGS nodejs npm" ;;
+esac
 
 missing=""
 for p in $PKGS; do

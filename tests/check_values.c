@@ -58,7 +58,7 @@ int main(void)
         int line;
         const char *what;
     } want[] = {
-        {7, "tasks.[0].dataset.format: 'agnews' is not one of"},
+        {7, "tasks.[0].dataset.plugin: dataset plugin 'agnews' not found"},
         {8, "tasks.[0].head.dropout: 1.5 is out of range: must be in [0, 1)"},
         {9, "freeze.decay: 5 is out of range: must be in (0, 1]"},
         {11, "train.schedule: 'cosin' is not one of linear|cosine|constant; did you mean 'cosine'?"},

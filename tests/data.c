@@ -11,26 +11,13 @@
 #include "data.h"
 #include "pipeline.h"
 #include "tap.h"
+#include "dsload.h"
 #include "runner/kit/util.h"
 
 #define DS "../shared/datasets/"
 #define WIKI "../shared/corpora/wikipedia_en_2015/"
 
-static config_t cfg;
 static char tmpdir[] = "/tmp/runner-data-XXXXXX";
-
-/* Load split of the group `ds = { ... };` given in libconfig text. */
-static int load(const char *text, data_split split, dataset *d)
-{
-    config_destroy(&cfg);
-    config_init(&cfg);
-    memset(d, 0, sizeof *d);
-    if (!config_read_string(&cfg, text)) {
-        diag("config text: line %d: %s", config_error_line(&cfg), config_error_text(&cfg));
-        return -2;
-    }
-    return dataset_load(config_lookup(&cfg, "ds"), split, d);
-}
 
 static const char *txt(const dataset *d, int i) { return d->text + d->start[i]; }
 static const char *lab(const dataset *d, int i) { return d->names[d->label[i]]; }
@@ -109,7 +96,7 @@ static void write_gz(const char *path, const char *text)
 static void test_sst2(void)
 {
     dataset tr, dv;
-    int rc = load("ds = { format = \"tsv\"; train = \"" DS "sst2/train.tsv\"; dev = \"" DS "sst2/dev.tsv\"; };",
+    int rc = load("ds = { plugin = \"tsv\"; train = \"" DS "sst2/train.tsv\"; dev = \"" DS "sst2/dev.tsv\"; };",
                   SPLIT_TRAIN, &tr);
     ok(rc == 0, "sst2 train loads%s%s", rc ? ": " : "", rc ? err_get() : "");
     is(tr.n, 67349, "sst2 train: 67,349 rows");
@@ -129,7 +116,7 @@ static void test_sst2(void)
     is(tr.skipped, 0, "sst2 train: no bad rows");
     dataset_free(&tr);
 
-    rc = load("ds = { format = \"tsv\"; train = \"" DS "sst2/train.tsv\"; dev = \"" DS "sst2/dev.tsv\";"
+    rc = load("ds = { plugin = \"tsv\"; train = \"" DS "sst2/train.tsv\"; dev = \"" DS "sst2/dev.tsv\";"
               " labels = [\"negative\", \"positive\"]; };", SPLIT_DEV, &dv);
     ok(rc == 0, "sst2 dev loads with named labels");
     is(dv.n, 872, "sst2 dev: 872 rows");
@@ -140,7 +127,7 @@ static void test_sst2(void)
     }
     dataset_free(&dv);
 
-    rc = load("ds = { format = \"tsv\"; train = \"" DS "sst2/train.tsv\"; limit = 1000; };", SPLIT_TRAIN, &tr);
+    rc = load("ds = { plugin = \"tsv\"; train = \"" DS "sst2/train.tsv\"; limit = 1000; };", SPLIT_TRAIN, &tr);
     ok(rc == 0 && tr.n == 1000, "sst2 limit = 1000 keeps 1000 rows");
     int pos = 0;
     for (int i = 0; i < tr.n; i++)
@@ -148,7 +135,7 @@ static void test_sst2(void)
     ok(pos > 450 && pos < 650, "sst2 limit: a shuffled subsample (%d positive of 1000; the file's first 1000 hold %s)",
        pos, "a different mix");
     dataset_free(&tr);
-    rc = load("ds = { format = \"tsv\"; train = \"" DS "sst2/test.tsv\"; };", SPLIT_TRAIN, &tr);
+    rc = load("ds = { plugin = \"tsv\"; train = \"" DS "sst2/test.tsv\"; };", SPLIT_TRAIN, &tr);
     ok(rc == -1, "sst2 test.tsv has no label column");
     like(err_get(), "sst2/test.tsv:1: no column 'label' in the header (columns: 'index', 'sentence')",
          "message names the header's columns");
@@ -156,7 +143,7 @@ static void test_sst2(void)
 
 static void test_agnews(void)
 {
-    const char *g = "ds = { format = \"agnews_csv\"; path = \"" DS "ag_news/test.csv\"; dev_ratio = 0.1; };";
+    const char *g = "ds = { plugin = \"agnews_csv\"; path = \"" DS "ag_news/test.csv\"; dev_ratio = 0.1; };";
     dataset tr, tr2, dv, all;
     int rc = load(g, SPLIT_TRAIN, &tr);
     ok(rc == 0, "ag news train split loads%s%s", rc ? ": " : "", rc ? err_get() : "");
@@ -165,7 +152,7 @@ static void test_agnews(void)
     is(tr.n, 6840, "ag news: 6,840 train rows of 7,600");
     is(dv.n, 760, "ag news: 760 dev rows");
     ok(same(&tr, &tr2), "ag news: two loads give the same split");
-    rc = load("ds = { format = \"agnews_csv\"; path = \"" DS "ag_news/test.csv\"; dev_ratio = 0.0; };", SPLIT_TRAIN,
+    rc = load("ds = { plugin = \"agnews_csv\"; path = \"" DS "ag_news/test.csv\"; dev_ratio = 0.0; };", SPLIT_TRAIN,
               &all);
     is(all.n, 7600, "ag news: dev_ratio 0 keeps all 7,600 rows");
     ok(partition(&tr, &dv, &all), "ag news: train and dev are disjoint and cover the file");
@@ -196,12 +183,12 @@ static void test_agnews(void)
     }
     int differ = 0;
     dataset_free(&tr2);
-    load("ds = { format = \"agnews_csv\"; path = \"" DS "ag_news/test.csv\"; split_seed = 7; };", SPLIT_DEV, &tr2);
+    load("ds = { plugin = \"agnews_csv\"; path = \"" DS "ag_news/test.csv\"; split_seed = 7; };", SPLIT_DEV, &tr2);
     for (int i = 0; i < dv.n && i < tr2.n; i++)
         differ += strcmp(txt(&dv, i), txt(&tr2, i)) != 0;
     ok(tr2.n == 760 && differ > 0, "ag news: another split_seed holds out other rows");
     dataset_free(&tr2);
-    load("ds = { format = \"agnews_csv\"; path = \"" DS "ag_news/test.csv\"; limit = 100; };", SPLIT_TRAIN, &tr2);
+    load("ds = { plugin = \"agnews_csv\"; path = \"" DS "ag_news/test.csv\"; limit = 100; };", SPLIT_TRAIN, &tr2);
     int inside = tr2.n == 100;
     for (int i = 0, j = 0; inside && i < tr2.n; i++) { /* both in file order */
         while (j < tr.n && strcmp(txt(&tr, j), txt(&tr2, i)) != 0)
@@ -210,7 +197,7 @@ static void test_agnews(void)
     }
     ok(inside, "ag news: limit = 100 takes 100 rows of the train split, in file order");
     dataset_free(&tr2);
-    load("ds = { format = \"agnews_csv\"; path = \"" DS "ag_news/test.csv\"; "
+    load("ds = { plugin = \"agnews_csv\"; path = \"" DS "ag_news/test.csv\"; "
          "labels = [\"world\", \"sports\", \"business\", \"tech\"]; };", SPLIT_DEV, &tr2);
     ok(tr2.n == 760 && same(&tr2, &dv) && strcmp(tr2.names[2], "business") == 0,
        "ag news: `labels` renames classes 1..4 in order");
@@ -223,7 +210,7 @@ static void test_agnews(void)
 static void test_trec(void)
 {
     dataset tr, dv;
-    int rc = load("ds = { format = \"trec\"; train = \"" DS "trec/train_5500.label\"; dev = \"" DS "trec/TREC_10.label\"; };",
+    int rc = load("ds = { plugin = \"trec\"; train = \"" DS "trec/train_5500.label\"; dev = \"" DS "trec/TREC_10.label\"; };",
                   SPLIT_TRAIN, &tr);
     ok(rc == 0, "trec train loads%s%s", rc ? ": " : "", rc ? err_get() : "");
     is(tr.n, 5452, "trec train: 5,452 questions");
@@ -241,7 +228,7 @@ static void test_trec(void)
         is_str(lab(&tr, tr.n - 1), "ENTY", "trec last coarse label");
     }
     dataset_free(&tr);
-    rc = load("ds = { format = \"trec\"; target = \"fine\"; train = \"" DS "trec/train_5500.label\"; dev = \"" DS
+    rc = load("ds = { plugin = \"trec\"; target = \"fine\"; train = \"" DS "trec/train_5500.label\"; dev = \"" DS
               "trec/TREC_10.label\"; };", SPLIT_DEV, &dv);
     ok(rc == 0, "trec dev (fine) loads");
     is(dv.n, 500, "trec dev: 500 questions");
@@ -256,12 +243,12 @@ static void test_trec(void)
 static void test_slots(void)
 {
     dataset in_tr, sl_tr, in_dv, sl_dv;
-    int rc = load("ds = { format = \"slots\"; path = \"" DS "snips\"; target = \"intent\"; };", SPLIT_TRAIN, &in_tr);
+    int rc = load("ds = { plugin = \"slots\"; path = \"" DS "snips\"; target = \"intent\"; };", SPLIT_TRAIN, &in_tr);
     ok(rc == 0, "snips intents load%s%s", rc ? ": " : "", rc ? err_get() : "");
-    rc = load("ds = { format = \"slots\"; path = \"" DS "snips\"; target = \"slots\"; };", SPLIT_TRAIN, &sl_tr);
+    rc = load("ds = { plugin = \"slots\"; path = \"" DS "snips\"; target = \"slots\"; };", SPLIT_TRAIN, &sl_tr);
     ok(rc == 0, "snips slots load");
-    load("ds = { format = \"slots\"; path = \"" DS "snips\"; };", SPLIT_DEV, &in_dv);
-    load("ds = { format = \"slots\"; path = \"" DS "snips\"; target = \"slots\"; };", SPLIT_DEV, &sl_dv);
+    load("ds = { plugin = \"slots\"; path = \"" DS "snips\"; };", SPLIT_DEV, &in_dv);
+    load("ds = { plugin = \"slots\"; path = \"" DS "snips\"; target = \"slots\"; };", SPLIT_DEV, &sl_dv);
     is(in_tr.n, 13084, "snips train: 13,084 sentences");
     is(in_dv.n, 700, "snips valid: 700 sentences");
     is(in_tr.n_names, 7, "snips: 7 intents");
@@ -287,17 +274,17 @@ static void test_slots(void)
     dataset_free(&in_dv);
     dataset_free(&sl_dv);
 
-    rc = load("ds = { format = \"slots\"; path = \"" DS "atis\"; };", SPLIT_TRAIN, &in_tr);
+    rc = load("ds = { plugin = \"slots\"; path = \"" DS "atis\"; };", SPLIT_TRAIN, &in_tr);
     ok(rc == 0 && in_tr.n == 4478 && in_tr.n_names == 21, "atis train: 4,478 sentences, 21 intents");
     dataset_free(&in_tr);
-    rc = load("ds = { format = \"slots\"; path = \"" DS "atis\"; target = \"slots\"; };", SPLIT_TRAIN, &sl_tr);
+    rc = load("ds = { plugin = \"slots\"; path = \"" DS "atis\"; target = \"slots\"; };", SPLIT_TRAIN, &sl_tr);
     ok(rc == 0 && sl_tr.n_names == 120 && tags_align(&sl_tr), "atis train: 120 slot tags, aligned");
     dataset_free(&sl_tr);
-    rc = load("ds = { format = \"slots\"; path = \"" DS "atis\"; };", SPLIT_DEV, &in_dv);
+    rc = load("ds = { plugin = \"slots\"; path = \"" DS "atis\"; };", SPLIT_DEV, &in_dv);
     ok(rc == -1, "atis valid, on_error = stop: a tag unseen in train stops the load");
     like(err_get(), "atis/valid/seq.out:17: unknown tag 'I-return_date.day_number' at word 27", "with file:line");
-    rc = load("ds = { format = \"slots\"; path = \"" DS "atis\"; on_error = \"skip\"; };", SPLIT_DEV, &in_dv);
-    rc |= load("ds = { format = \"slots\"; path = \"" DS "atis\"; on_error = \"skip\"; target = \"slots\"; };",
+    rc = load("ds = { plugin = \"slots\"; path = \"" DS "atis\"; on_error = \"skip\"; };", SPLIT_DEV, &in_dv);
+    rc |= load("ds = { plugin = \"slots\"; path = \"" DS "atis\"; on_error = \"skip\"; target = \"slots\"; };",
                SPLIT_DEV, &sl_dv);
     ok(rc == 0 && in_dv.n == 498 && sl_dv.n == 498, "atis valid, skip: 500 - 2 rows for both targets");
     ok(in_dv.skipped == 2 && sl_dv.skipped == 2, "atis valid: 2 skipped rows counted");
@@ -312,7 +299,7 @@ static void test_slots(void)
 static void test_conll(void)
 {
     dataset tr, dv;
-    int rc = load("ds = { format = \"conll\"; train = \"" DS "conll2003/eng.train\"; dev = \"" DS "conll2003/eng.testa\"; };",
+    int rc = load("ds = { plugin = \"conll\"; train = \"" DS "conll2003/eng.train\"; dev = \"" DS "conll2003/eng.testa\"; };",
                   SPLIT_TRAIN, &tr);
     ok(rc == 0, "conll train loads%s%s", rc ? ": " : "", rc ? err_get() : "");
     is(tr.n, 14041, "conll train: 14,041 sentences");
@@ -327,13 +314,13 @@ static void test_conll(void)
         is_str(tr.names[1], "B-LOC", "conll tags: then sorted");
     }
     dataset_free(&tr);
-    rc = load("ds = { format = \"conll\"; train = \"" DS "conll2003/eng.train\"; dev = \"" DS "conll2003/eng.testa\"; };",
+    rc = load("ds = { plugin = \"conll\"; train = \"" DS "conll2003/eng.train\"; dev = \"" DS "conll2003/eng.testa\"; };",
               SPLIT_DEV, &dv);
     ok(rc == 0 && dv.n == 3250 && tags_align(&dv), "conll testa: 3,250 sentences");
     if (dv.n == 3250)
         is_str(txt(&dv, dv.n - 1), "-- Dhaka Newsroom 880-2-506363", "conll testa last sentence");
     dataset_free(&dv);
-    rc = load("ds = { format = \"conll\"; target = \"pos\"; train = \"" DS "conll2003/eng.train\"; };", SPLIT_TRAIN, &tr);
+    rc = load("ds = { plugin = \"conll\"; target = \"pos\"; train = \"" DS "conll2003/eng.train\"; };", SPLIT_TRAIN, &tr);
     ok(rc == 0 && tr.n_names == 45, "conll target pos: 45 POS tags (%d)", tr.n_names);
     dataset_free(&tr);
 }
@@ -341,7 +328,7 @@ static void test_conll(void)
 static void test_lines(void)
 {
     dataset tr, dv, tr2;
-    int rc = load("ds = { format = \"lines\"; files = [\"" WIKI "wiki_*.txt.gz\"]; limit = 3000; dev_ratio = 0.0; };",
+    int rc = load("ds = { plugin = \"lines\"; files = [\"" WIKI "wiki_*.txt.gz\"]; limit = 3000; dev_ratio = 0.0; };",
                   SPLIT_TRAIN, &tr);
     ok(rc == 0, "wikipedia: capped read through zlib%s%s", rc ? ": " : "", rc ? err_get() : "");
     is(tr.n, 3000, "wikipedia: limit caps the lines");
@@ -354,7 +341,7 @@ static void test_lines(void)
     }
     ok(!tr.label && !tr.tags && !tr.names, "lines: no labels");
     dataset_free(&tr);
-    const char *g = "ds = { format = \"lines\"; files = [\"" WIKI "wiki_00.txt.gz\", \"" WIKI "wiki_01.txt.gz\"]; "
+    const char *g = "ds = { plugin = \"lines\"; files = [\"" WIKI "wiki_00.txt.gz\", \"" WIKI "wiki_01.txt.gz\"]; "
                     "limit = 900; dev_limit = 100; };";
     rc = load(g, SPLIT_TRAIN, &tr);
     rc |= load(g, SPLIT_DEV, &dv);
@@ -370,9 +357,9 @@ static void test_lines(void)
     dataset_free(&dv);
     dataset_free(&tr2);
 
-    rc = load("ds = { format = \"lines\"; files = [\"tests/data/lines.txt\"]; dev_ratio = 0.0;"
-              " train_text_from = ( { format = \"tsv\"; train = \"tests/data/tiny_rows.tsv\"; },"
-              " { format = \"slots\"; path = \"tests/data/slots\"; } ); };", SPLIT_TRAIN, &tr);
+    rc = load("ds = { plugin = \"lines\"; files = [\"tests/data/lines.txt\"]; dev_ratio = 0.0;"
+              " train_text_from = ( { plugin = \"tsv\"; train = \"tests/data/tiny_rows.tsv\"; },"
+              " { plugin = \"slots\"; path = \"tests/data/slots\"; } ); };", SPLIT_TRAIN, &tr);
     ok(rc == 0, "lines + the training text of other datasets%s%s", rc ? ": " : "", rc ? err_get() : "");
     is(tr.n, 3 + 3 + 3, "3 paragraphs (markup and blank lines skipped) + 3 tsv rows + 3 slots sentences");
     if (tr.n == 9) {
@@ -382,16 +369,16 @@ static void test_lines(void)
         is_str(txt(&tr, 8), "what is the weather", "then the slots training sentences (never valid/)");
     }
     dataset_free(&tr);
-    rc = load("ds = { format = \"lines\"; files = [\"tests/data/lines.txt\"]; dev = \"tests/data/lines.txt\";"
-              " train_text_from = ( { format = \"tsv\"; train = \"tests/data/tiny_rows.tsv\"; } ); };", SPLIT_DEV, &dv);
+    rc = load("ds = { plugin = \"lines\"; files = [\"tests/data/lines.txt\"]; dev = \"tests/data/lines.txt\";"
+              " train_text_from = ( { plugin = \"tsv\"; train = \"tests/data/tiny_rows.tsv\"; } ); };", SPLIT_DEV, &dv);
     ok(rc == 0 && dv.n == 3, "lines dev: only the dev file, never other datasets' text");
     dataset_free(&dv);
-    rc = load("ds = { format = \"lines\"; files = []; };", SPLIT_TRAIN, &tr);
-    like(err_get(), "ds.files: is empty", "lines: an empty list of files fails");
-    rc = load("ds = { format = \"lines\"; train = \"tests/data/lines.txt\"; dev_ratio = 0; };", SPLIT_TRAIN, &tr);
+    rc = load("ds = { plugin = \"lines\"; files = []; };", SPLIT_TRAIN, &tr);
+    like(err_get(), "dataset.files: is empty", "lines: an empty list of files fails");
+    rc = load("ds = { plugin = \"lines\"; train = \"tests/data/lines.txt\"; dev_ratio = 0; };", SPLIT_TRAIN, &tr);
     ok(rc == 0 && tr.n == 3, "lines: `train` names one file instead of `files`");
     dataset_free(&tr);
-    rc = load("ds = { format = \"lines\"; files = [\"tests/data/none_*.txt\"]; };", SPLIT_TRAIN, &tr);
+    rc = load("ds = { plugin = \"lines\"; files = [\"tests/data/none_*.txt\"]; };", SPLIT_TRAIN, &tr);
     ok(rc == -1, "lines: a glob matching nothing fails");
     like(err_get(), "tests/data/none_*.txt: no file matches", "and says so");
 }
@@ -399,16 +386,16 @@ static void test_lines(void)
 static void test_errors(void)
 {
     dataset d;
-    int rc = load("ds = { format = \"tsv\"; train = \"tests/data/nope.tsv\"; };", SPLIT_TRAIN, &d);
+    int rc = load("ds = { plugin = \"tsv\"; train = \"tests/data/nope.tsv\"; };", SPLIT_TRAIN, &d);
     ok(rc == -1, "missing file fails");
     is_str(err_get(), "tests/data/nope.tsv: No such file or directory", "missing file: path and reason");
-    rc = load("ds = { format = \"slots\"; path = \"tests/data/nope\"; };", SPLIT_TRAIN, &d);
-    like(err_get(), "tests/data/nope/train/seq.in: No such file", "missing slots folder: the file looked for");
+    rc = load("ds = { plugin = \"slots\"; path = \"tests/data/nope\"; };", SPLIT_TRAIN, &d);
+    like(err_get(), "tests/data/nope/seq.in: No such file", "missing slots folder: the file looked for");
 
-    rc = load("ds = { format = \"tsv\"; train = \"tests/data/bad.tsv\"; };", SPLIT_TRAIN, &d);
+    rc = load("ds = { plugin = \"tsv\"; train = \"tests/data/bad.tsv\"; };", SPLIT_TRAIN, &d);
     ok(rc == -1, "tsv: a bad row stops the load by default");
     is_str(err_get(), "tests/data/bad.tsv:3: expected 2 tab-separated fields, got 3", "tsv: wrong column count");
-    rc = load("ds = { format = \"tsv\"; train = \"tests/data/bad.tsv\"; on_error = \"skip\"; };", SPLIT_TRAIN, &d);
+    rc = load("ds = { plugin = \"tsv\"; train = \"tests/data/bad.tsv\"; on_error = \"skip\"; };", SPLIT_TRAIN, &d);
     ok(rc == 0 && d.n == 3, "tsv skip: 3 good rows kept");
     is(d.skipped, 2, "tsv skip: 2 bad rows counted");
     ok(d.n_notes == 2 && strcmp(d.notes[1], "tests/data/bad.tsv:5: missing label (column 'label' is empty)") == 0,
@@ -416,22 +403,22 @@ static void test_errors(void)
     if (d.n == 3)
         is_str(txt(&d, 2), "the end", "tsv: the blank line is not a row");
     dataset_free(&d);
-    rc = load("ds = { format = \"tsv\"; train = \"tests/data/tiny_rows.tsv\"; dev = \"tests/data/tiny_dev_rows.tsv\"; };", SPLIT_DEV, &d);
+    rc = load("ds = { plugin = \"tsv\"; train = \"tests/data/tiny_rows.tsv\"; dev = \"tests/data/tiny_dev_rows.tsv\"; };", SPLIT_DEV, &d);
     ok(rc == -1, "tsv dev: a label unseen in train fails");
     is_str(err_get(), "tests/data/tiny_dev_rows.tsv:3: unknown label 'maybe' (known: neg, pos)", "unknown label, known ones listed");
-    rc = load("ds = { format = \"tsv\"; train = \"tests/data/tiny_rows.tsv\"; labels = [\"pos\"]; on_error = \"skip\"; };",
+    rc = load("ds = { plugin = \"tsv\"; train = \"tests/data/tiny_rows.tsv\"; labels = [\"pos\"]; on_error = \"skip\"; };",
               SPLIT_TRAIN, &d);
     ok(rc == 0 && d.n == 2 && d.skipped == 1 && d.n_notes == 1 &&
            strstr(d.notes[0], "tiny_rows.tsv:3: unknown label 'neg' (known: pos)"),
        "tsv: `labels` fixes the label set; others are bad rows");
     dataset_free(&d);
-    rc = load("ds = { format = \"tsv\"; train = \"tests/data/tiny_rows.tsv\"; text_field = \"text\"; };", SPLIT_TRAIN, &d);
+    rc = load("ds = { plugin = \"tsv\"; train = \"tests/data/tiny_rows.tsv\"; text_field = \"text\"; };", SPLIT_TRAIN, &d);
     like(err_get(), "tests/data/tiny_rows.tsv:1: no column 'text' in the header", "tsv: text_field not in the header");
 
-    rc = load("ds = { format = \"agnews_csv\"; path = \"tests/data/bad.csv\"; };", SPLIT_TRAIN, &d);
+    rc = load("ds = { plugin = \"agnews_csv\"; path = \"tests/data/bad.csv\"; };", SPLIT_TRAIN, &d);
     is_str(err_get(), "tests/data/bad.csv:2: expected 3 comma-separated fields (class, title, description), got 2",
            "csv: wrong field count");
-    rc = load("ds = { format = \"agnews_csv\"; path = \"tests/data/bad.csv\"; on_error = \"skip\"; dev_ratio = 0; };",
+    rc = load("ds = { plugin = \"agnews_csv\"; path = \"tests/data/bad.csv\"; on_error = \"skip\"; dev_ratio = 0; };",
               SPLIT_TRAIN, &d);
     ok(rc == 0 && d.n == 2 && d.skipped == 4, "csv skip: 2 good records, 4 bad ones counted");
     if (d.n == 2 && d.n_notes == 4) {
@@ -447,17 +434,17 @@ static void test_errors(void)
     }
     dataset_free(&d);
 
-    rc = load("ds = { format = \"trec\"; train = \"tests/data/bad.label\"; };", SPLIT_TRAIN, &d);
+    rc = load("ds = { plugin = \"trec\"; train = \"tests/data/bad.label\"; };", SPLIT_TRAIN, &d);
     like(err_get(), "tests/data/bad.label:2: expected 'COARSE:fine question', got 'NUMcount", "trec: no colon");
-    rc = load("ds = { format = \"trec\"; train = \"tests/data/bad.label\"; on_error = \"skip\"; };", SPLIT_TRAIN, &d);
+    rc = load("ds = { plugin = \"trec\"; train = \"tests/data/bad.label\"; on_error = \"skip\"; };", SPLIT_TRAIN, &d);
     ok(rc == 0 && d.n == 2 && d.skipped == 2 && d.n_notes == 2 && strstr(d.notes[1], "bad.label:3:"),
        "trec skip: missing question counted at its line");
     dataset_free(&d);
 
-    rc = load("ds = { format = \"slots\"; path = \"tests/data/slots\"; target = \"slots\"; };", SPLIT_DEV, &d);
+    rc = load("ds = { plugin = \"slots\"; path = \"tests/data/slots\"; target = \"slots\"; };", SPLIT_DEV, &d);
     is_str(err_get(), "tests/data/slots/valid/seq.out:2: unknown tag 'B-thing' at word 3 (known: O, B-genre, "
                       "B-party_size_number)", "slots: unknown tag with file:line and word");
-    rc = load("ds = { format = \"slots\"; path = \"tests/data/slots\"; on_error = \"skip\"; };", SPLIT_DEV, &d);
+    rc = load("ds = { plugin = \"slots\"; path = \"tests/data/slots\"; on_error = \"skip\"; };", SPLIT_DEV, &d);
     ok(rc == 0 && d.n == 1 && d.skipped == 2, "slots skip: rows with an unknown tag or intent dropped");
     dataset_free(&d);
     char *dir = str_printf("%s/mis", tmpdir), *p;
@@ -471,21 +458,21 @@ static void test_errors(void)
     p = str_printf("%s/label", dir);
     write_file(p, "X\nY\n", 4);
     free(p);
-    char *g = str_printf("ds = { format = \"slots\"; path = \"%s\"; dev_ratio = 0; };", dir);
+    char *g = str_printf("ds = { plugin = \"slots\"; path = \"%s\"; dev_ratio = 0; };", dir);
     rc = load(g, SPLIT_TRAIN, &d);
     char *want = str_printf("%s/seq.out:2: seq.in has 4 words but seq.out has 3 tags", dir);
     is_str(err_get(), want, "slots: misaligned tags at file:line");
     free(want);
     free(g);
     free(dir);
-    rc = load("ds = { format = \"slots\"; path = \"tests/data/slots_short\"; };", SPLIT_TRAIN, &d);
+    rc = load("ds = { plugin = \"slots\"; path = \"tests/data/slots_short\"; };", SPLIT_TRAIN, &d);
     ok(rc == -1, "slots: files of different lengths fail whatever on_error says");
     like(err_get(), "slots_short/label has 1 lines but seq.in has more", "and say which");
 
-    rc = load("ds = { format = \"conll\"; train = \"tests/data/conll/bad.txt\"; };", SPLIT_TRAIN, &d);
+    rc = load("ds = { plugin = \"conll\"; train = \"tests/data/conll/bad.txt\"; };", SPLIT_TRAIN, &d);
     is_str(err_get(), "tests/data/conll/bad.txt:7: expected 4 space-separated columns (word POS chunk NER), got 2",
            "conll: wrong column count");
-    rc = load("ds = { format = \"conll\"; train = \"tests/data/conll/bad.txt\"; on_error = \"skip\"; };", SPLIT_TRAIN, &d);
+    rc = load("ds = { plugin = \"conll\"; train = \"tests/data/conll/bad.txt\"; on_error = \"skip\"; };", SPLIT_TRAIN, &d);
     ok(rc == 0 && d.n == 2 && d.skipped == 1, "conll skip: the bad sentence dropped, counted once");
     if (d.n == 2) {
         is_str(txt(&d, 1), "BRUSSELS", "conll: the last sentence needs no blank line after it");
@@ -493,21 +480,21 @@ static void test_errors(void)
     }
     dataset_free(&d);
 
-    rc = load("ds = { format = \"json\"; path = \"x\"; };", SPLIT_TRAIN, &d);
-    like(err_get(), "ds.format: unknown format 'json'", "unknown format");
-    rc = load("ds = { format = \"trec\"; path = \"x\"; target = \"medium\"; };", SPLIT_TRAIN, &d);
-    like(err_get(), "unknown target 'medium' for format trec (known: coarse, fine)", "unknown target");
-    rc = load("ds = { format = \"trec\"; path = \"x\"; text_field = \"q\"; };", SPLIT_TRAIN, &d);
-    like(err_get(), "ds.text_field: only format tsv has named columns", "text_field outside tsv");
-    rc = load("ds = { format = \"tsv\"; path = \"x\"; train = \"y\"; };", SPLIT_TRAIN, &d);
+    rc = load("ds = { plugin = \"json\"; path = \"x\"; };", SPLIT_TRAIN, &d);
+    like(err_get(), "tasks.[0].dataset.plugin: dataset plugin 'json' not found", "unknown dataset plugin");
+    rc = load("ds = { plugin = \"trec\"; path = \"x\"; target = \"medium\"; };", SPLIT_TRAIN, &d);
+    like(err_get(), "tasks.[0].dataset.target: 'medium' is not one of coarse|fine", "unknown target");
+    rc = load("ds = { plugin = \"trec\"; path = \"x\"; text_field = \"q\"; };", SPLIT_TRAIN, &d);
+    like(err_get(), "dataset.text_field: unknown key 'text_field' for dataset plugin 'trec'", "text_field outside tsv");
+    rc = load("ds = { plugin = \"tsv\"; path = \"x\"; train = \"y\"; };", SPLIT_TRAIN, &d);
     like(err_get(), "set `path` (one source to split) or `train`, not both", "path and train");
-    rc = load("ds = { format = \"tsv\"; path = \"x\"; on_error = \"ignore\"; };", SPLIT_TRAIN, &d);
-    like(err_get(), "ds.on_error: is 'ignore', expected \"stop\" or \"skip\"", "on_error value");
-    rc = load("ds = { format = \"tsv\"; path = \"tests/data/tiny_rows.tsv\"; labels = [\"a\", \"b\", \"a\"]; };",
+    rc = load("ds = { plugin = \"tsv\"; path = \"x\"; on_error = \"ignore\"; };", SPLIT_TRAIN, &d);
+    like(err_get(), "dataset.on_error: 'ignore' is not one of stop|skip", "on_error value");
+    rc = load("ds = { plugin = \"tsv\"; path = \"tests/data/tiny_rows.tsv\"; labels = [\"a\", \"b\", \"a\"]; };",
               SPLIT_TRAIN, &d);
-    like(err_get(), "ds.labels: 'a' is listed twice", "labels listed twice");
-    rc = load("ds = { format = \"tsv\"; path = \"x\"; dev_ratio = 1.5; };", SPLIT_TRAIN, &d);
-    like(err_get(), "expected 0 <= dev_ratio < 1", "dev_ratio range");
+    like(err_get(), "dataset.labels: 'a' is listed twice", "labels listed twice");
+    rc = load("ds = { plugin = \"tsv\"; path = \"x\"; dev_ratio = 1.5; };", SPLIT_TRAIN, &d);
+    like(err_get(), "dataset.dev_ratio: 1.5 is out of range: must be in [0, 1)", "dev_ratio range");
     ok(rc == -1 && d.n == 0 && d.text == NULL, "a failed load leaves an empty dataset");
 }
 
@@ -517,8 +504,8 @@ static void test_gz(void)
     const char *text = "sentence\tlabel\nfirst one \t1\nsecond one \t0\nbad\xF0 byte\t1\n";
     write_file(plain, text, strlen(text));
     write_gz(gz, text);
-    char *g1 = str_printf("ds = { format = \"tsv\"; train = \"%s\"; };", plain);
-    char *g2 = str_printf("ds = { format = \"tsv\"; train = \"%s\"; };", gz);
+    char *g1 = str_printf("ds = { plugin = \"tsv\"; train = \"%s\"; };", plain);
+    char *g2 = str_printf("ds = { plugin = \"tsv\"; train = \"%s\"; };", gz);
     dataset a, b;
     int rc = load(g1, SPLIT_TRAIN, &a);
     rc |= load(g2, SPLIT_TRAIN, &b);
@@ -534,7 +521,7 @@ static void test_gz(void)
     file_read(gz, &data, &len);
     write_file(trunc, data, len - 12);
     free(data);
-    char *g3 = str_printf("ds = { format = \"tsv\"; train = \"%s\"; };", trunc);
+    char *g3 = str_printf("ds = { plugin = \"tsv\"; train = \"%s\"; };", trunc);
     rc = load(g3, SPLIT_TRAIN, &a);
     ok(rc == -1, "a truncated .gz fails");
     like(err_get(), "cut.tsv.gz:", "and names the file");
@@ -560,17 +547,17 @@ static void test_schema(void)
     int files = 0, from = 0;
     for (const schema *k = dsk; k && k->name; k++) {
         files |= strcmp(k->name, "files") == 0 && k->type == RUNNER_T_STRING_LIST;
-        from |= strcmp(k->name, "train_text_from") == 0 && k->shape == S_GROUPS && k->sub && k->sub != dsk;
+        from |= strcmp(k->name, "train_text_from") == 0 && k->shape == S_SECTIONS && k->sub && k->sub != dsk;
     }
     ok(files, "schema: dataset.files is a list of strings");
-    ok(from, "schema: dataset.train_text_from is a list of groups (its own key table, no recursion)");
+    ok(from, "schema: dataset.train_text_from is a list of dataset sections (its own core keys, no recursion)");
 
     /* through the pipeline checks: defaults filled, nested keys checked */
     const char *text =
         "run = \"tokenize\";\n"
-        "tasks = ( { name = \"mlm\"; dataset = { format = \"lines\"; files = [\"tests/data/lines.txt\"];\n"
-        "  train_text_from = ( { format = \"tsv\"; train = \"tests/data/tiny_rows.tsv\"; },\n"
-        "                      { format = \"tsv\"; train = \"tests/data/tiny_rows.tsv\"; dev = \"x\"; } ); }; } );\n";
+        "tasks = ( { name = \"mlm\"; dataset = { plugin = \"lines\"; files = [\"tests/data/lines.txt\"];\n"
+        "  train_text_from = ( { plugin = \"tsv\"; train = \"tests/data/tiny_rows.tsv\"; },\n"
+        "                      { plugin = \"tsv\"; train = \"tests/data/tiny_rows.tsv\"; dev = \"x\"; } ); }; } );\n";
     pipeline pl;
     diags dg;
     diag_init(&dg);
@@ -588,7 +575,7 @@ static void test_schema(void)
     ok(config_lookup_float(&pl.cfg, "tasks.[0].dataset.train_text_from.[0].dev_ratio", &ratio) && ratio == 0.1,
        "pipeline check: nested defaults filled in");
     dataset d;
-    rc = dataset_load(config_lookup(&pl.cfg, "tasks.[0].dataset"), SPLIT_TRAIN, &d);
+    rc = dataset_load(&pl, "tasks.mlm.dataset", config_lookup(&pl.cfg, "tasks.[0].dataset"), SPLIT_TRAIN, &d);
     ok(rc == 0 && d.n >= 3, "the validated group loads (%d lines)", d.n);
     dataset_free(&d);
     diag_free(&dg);
@@ -599,7 +586,6 @@ int main(void)
 {
     if (!mkdtemp(tmpdir))
         return 1;
-    config_init(&cfg);
     test_errors();
     test_gz();
     test_schema();
@@ -613,7 +599,7 @@ int main(void)
     } else {
         skip(1, "../shared/datasets is not there");
     }
-    config_destroy(&cfg);
+    load_done();
     char *rm = str_printf("rm -rf %s", tmpdir);
     if (system(rm) != 0)
         diag("could not remove %s", tmpdir);

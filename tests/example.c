@@ -89,7 +89,7 @@ int main(void)
     char *run_mlp = str_printf("%s/runner %s --out %s/mlp >/dev/null 2>&1", RUNNER_BUILD_DIR, tiny, dir);
     is(sh(run_copy), 0, "task4 (tiny) trains with the out-of-tree copy as topic head");
     is(sh(run_mlp), 0, "... and with the built-in mlp");
-    char *same = str_printf("cmp %s/mlp/predictions_topic.tsv %s/mlp_copy/predictions_topic.tsv && "
+    char *same = str_printf("cmp %s/mlp/predictions_topic.csv %s/mlp_copy/predictions_topic.csv && "
                             "python3 -c 'import csv,sys\n"
                             "rows=[[{k:v for k,v in r.items() if \"per_s\" not in k and \"second\" not in k} for r in csv.DictReader(open(f))] for f in sys.argv[1:]]\n"
                             "sys.exit(rows[0]!=rows[1] or not rows[0])' %s/mlp/metrics.csv %s/mlp_copy/metrics.csv",

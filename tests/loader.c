@@ -69,7 +69,7 @@ int main(void)
     char *garbage = str_printf("%s/pooler_garbage.so", tmpdir);
     write_text(garbage, "this is not an ELF file\n");
     loader_add_dir(&L, tmpdir);
-    expect_fail(&L, "garbage", "cannot load", "not a shared object");
+    expect_fail(&L, "garbage", "not a 64-bit little-endian ELF file", "not a shared object");
     like(err_get(), "pooler_garbage.so", "not a shared object: the file is named");
     expect_fail(&L, "no_symbol", "no symbol runner_plugin_v1", "missing entry symbol");
     char want_major[128];

@@ -726,7 +726,7 @@ static void test_pipeline(void)
     text = str_printf("name = \"mlm\";\nrun = \"train\";\nmodel = \"tests/goldens/tiny-bert\";\n"
                       "tokenizer = { plugin = \"wordpiece\"; max_len = 16; };\n"
                       "backbone = { plugin = \"bert\"; };\n"
-                      "tasks = ( { name = \"mlm\"; dataset = { format = \"lines\"; train = \"%s\"; dev = \"%s\"; };\n"
+                      "tasks = ( { name = \"mlm\"; dataset = { plugin = \"lines\"; train = \"%s\"; dev = \"%s\"; };\n"
                       "            head = { plugin = \"mlm\"; }; loss = { plugin = \"masked_lm\"; }; metrics = []; } );\n"
                       "train = { batch = 8; };\n",
                       data, data);

@@ -133,7 +133,7 @@ static char *pipeline_text(const char *extra_train, const char *freeze)
                       "tokenizer = { plugin = \"wordpiece\"; max_len = 64; };\n"
                       "backbone = { plugin = \"bert\"; };\npooler = { plugin = \"mean\"; };\n"
                       "tasks = ( { name = \"sentiment\";\n"
-                      "  dataset = { format = \"tsv\"; train = \"%s/data.tsv\"; dev = \"%s/data.tsv\";\n"
+                      "  dataset = { plugin = \"tsv\"; train = \"%s/data.tsv\"; dev = \"%s/data.tsv\";\n"
                       "              text_field = \"sentence\"; label_field = \"label\"; labels = [\"neg\", \"pos\"]; };\n"
                       "  head = { plugin = \"mlp\"; hidden = [32]; dropout = 0.0; };\n"
                       "  loss = { plugin = \"cross_entropy\"; }; metrics = [\"accuracy\"]; } );\n"
@@ -223,9 +223,9 @@ int main(void)
     char *extra = str_printf("%.*srun = \"predict\";%s\ninput = \"%s\";\ncheckpoint = \"%s/overfit/best\";\n",
                              (int)(train_run - ptext), ptext, train_run + strlen("run = \"train\";"), input, dir);
     is(run("predict", extra, ""), 0, "predict: runs from the trained checkpoint");
-    char *preds = slurp("%s/%s/predictions.tsv", "predict");
-    ok(preds && strstr(preds, "text\tsentiment\tsentiment_probability\n") && (strstr(preds, "\tpos\t") || strstr(preds, "\tneg\t")),
-       "predict: predictions.tsv has a header and label names from the checkpoint");
+    char *preds = slurp("%s/%s/predictions.csv", "predict");
+    ok(preds && strstr(preds, "id,text,sentiment,sentiment_probability\r\n") && (strstr(preds, ",pos,") || strstr(preds, ",neg,")),
+       "predict: predictions.csv has a header and label names from the checkpoint");
     int rows_out = 0;
     for (char *c = preds; c && *c; c++)
         rows_out += *c == '\n';
@@ -358,10 +358,12 @@ int main(void)
 
     text = pipeline_text("epochs = 2;", "{ plugin = \"heads\"; tasks = [\"sentiment\"]; }");
     is(run("frozen_head", text, ""), 0, "frozen head: trains");
-    after = str_printf("%s/frozen_head/best/model.safetensors", dir);
+    after = str_printf("%s/frozen_head/best/heads.safetensors", dir);
     /* same seed, same initial head: freeze-all's checkpoint holds it untouched */
-    char *untouched = str_printf("%s/frozen_all/best/model.safetensors", dir);
+    char *untouched = str_printf("%s/frozen_all/best/heads.safetensors", dir);
     same = same_tensors(untouched, after, "heads.", &compared);
+    free(after);
+    after = str_printf("%s/frozen_head/best/model.safetensors", dir);
     ok(same && compared == 6, "frozen head: head tensors bit-identical after training (%d compared)", compared);
     ok(!same_tensors(init, after, "encoder.", &compared), "frozen head: the backbone did train");
     free(after);
@@ -415,7 +417,7 @@ int main(void)
         fclose(lf);
     char *mtext = str_printf("run = \"train\";\nmodel = \"%s/model\";\n"
                              "tokenizer = { plugin = \"wordpiece\"; max_len = 64; };\nbackbone = { plugin = \"bert\"; };\n"
-                             "tasks = ( { name = \"mlm\"; dataset = { format = \"lines\"; files = [\"%s\"]; dev_ratio = 0.1; };\n"
+                             "tasks = ( { name = \"mlm\"; dataset = { plugin = \"lines\"; files = [\"%s\"]; dev_ratio = 0.1; };\n"
                              "  head = { plugin = \"mlm\"; }; loss = { plugin = \"masked_lm\"; }; metrics = []; } );\n",
                              dir, lines_path);
     built = pipeline_from_text(&pl, mtext) == 0 && (pl.quiet = 1) && model_open(&pl, &m, 1, NULL) == 0 &&

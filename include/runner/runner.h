@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #define RUNNER_ABI_MAJOR 1
-#define RUNNER_ABI_MINOR 2
+#define RUNNER_ABI_MINOR 3
 
 #define RUNNER_ENTRY runner_plugin_v1
 #define RUNNER_ENTRY_NAME "runner_plugin_v1"
@@ -322,6 +322,33 @@ typedef struct runner_sampler_ops {
      * sentences; an epoch is one pass over them, not one per task). */
     int joint;
 } runner_sampler_ops;
+
+/* ABI 1.3: datasets. A dataset plugin reads one source (a file or a
+ * folder: the `path`, `train`, `dev` or `test` of its section) into the
+ * host's row sink; the kit's runner/kit/rows.h adds rows to it and
+ * runner/kit/textio.h reads lines (plain or gzip'd), CSV records and
+ * fields. The host keeps what is common to every dataset: which sources,
+ * label maps (`labels`), train/dev splits, limits, the bad-row policy
+ * (on_error) and its notes. */
+typedef struct runner_rows runner_rows; /* the host's row sink */
+
+enum {
+    /* Unlabeled text (one example per line, MLM): the host also accepts
+     * `files` (paths or globs) and `train_text_from`, holds dev rows out
+     * line by line (dev_ratio) and stops reading at `limit`. */
+    RUNNER_DATASET_TEXT = 1u << 0
+};
+
+typedef struct runner_dataset_ops {
+    /* Add the rows of one source to out (rows_kind() first). Bad rows go
+     * through rows_bad(); -1 stops the load with the kit's error. */
+    int (*read)(void *self, const char *source, runner_rows *out);
+    unsigned flags; /* RUNNER_DATASET_* */
+    /* NULL, or the subfolders {train, dev, test} (NULL-terminated; an entry
+     * may be "") that a `path` folder holding them splits into, e.g.
+     * {"train", "valid", "test", NULL} for the SNIPS/ATIS layout. */
+    const char *const *folders;
+} runner_dataset_ops;
 
 /* The one exported symbol of a single-plugin file. */
 RUNNER_EXPORT const runner_plugin *RUNNER_ENTRY(void);

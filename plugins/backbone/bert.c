@@ -116,12 +116,27 @@ static tensor *lt(bert *m, int l, int k) { return &m->t[NET + l * NLT + k]; }
 
 /* ---- config.json ----------------------------------------------------------------- */
 
+/* Architecture limits: far above any BERT, low enough that every size
+ * below (tables, activations, parameter counts) fits 64-bit arithmetic. */
+static const struct { const char *key; int max; } dim_limits[] = {
+    {"hidden_size", 1 << 16},          {"num_hidden_layers", 1 << 10}, {"num_attention_heads", 1 << 12},
+    {"intermediate_size", 1 << 18},    {"max_position_embeddings", 1 << 16},
+    {"type_vocab_size", 1 << 10},      {"vocab_size", 1 << 22},
+};
+
 static int json_int_key(bert *m, const char *path, const char *key, int *out)
 {
     json_t *v = json_object_get(m->config, key);
-    if (!json_is_integer(v) || json_integer_value(v) <= 0 || json_integer_value(v) > (1 << 30))
+    long long max = 1 << 30;
+    for (size_t i = 0; i < sizeof dim_limits / sizeof *dim_limits; i++)
+        if (strcmp(dim_limits[i].key, key) == 0)
+            max = dim_limits[i].max;
+    if (!json_is_integer(v) || json_integer_value(v) <= 0)
         return m->h->error(m->h, "%s: key %s: %s", path, key,
                            v ? "expected a positive integer" : "missing");
+    if (json_integer_value(v) > max)
+        return m->h->error(m->h, "%s: key %s: %lld is above this backbone's limit of %lld", path, key,
+                           (long long)json_integer_value(v), max);
     *out = (int)json_integer_value(v);
     return 0;
 }
@@ -155,6 +170,12 @@ static int read_config(bert *m, const runner_cfg *cfg)
     }
     if (!json_is_object(m->config)) {
         m->h->error(m->h, "%s: not a JSON object", path);
+        goto done;
+    }
+    json_t *type = json_object_get(m->config, "model_type");
+    if (type && (!json_is_string(type) || strcmp(json_string_value(type), "bert") != 0)) {
+        m->h->error(m->h, "%s: model_type \"%s\": this backbone implements BERT only (model_type \"bert\")", path,
+                    json_is_string(type) ? json_string_value(type) : "?");
         goto done;
     }
     for (int i = 0; arch_keys[i]; i++) {
@@ -424,6 +445,10 @@ static int load_tensor(bert *m, const safetensors *st, tensor *t)
     if (st_to_f32(st, s, t->data) != 0)
         return m->h->error(m->h, "%s", err_get());
     st_release(st, s);
+    for (int64_t i = 0; i < s->numel; i++)
+        if (!isfinite(t->data[i]))
+            return m->h->error(m->h, "%s: tensor %s: element %lld is %g: non-finite weights", st->path,
+                               s->name, (long long)i, (double)t->data[i]);
     return 0;
 }
 

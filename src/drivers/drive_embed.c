@@ -1,8 +1,11 @@
 /* drive_embed.c — `run = "embed"` (Task 1): sentences of `input` to
  * fixed-length embeddings. Writes embeddings.npy (float32 [N, D], input
- * order), ids.txt, tokens.txt, similarity.csv and, through gnuplot,
- * similarity.png; prints each sentence with its first dimensions and the
- * cosine-similarity matrix. */
+ * order), ids.txt, tokens.txt, similarity.csv (header: id, then one column
+ * per sentence) and, through gnuplot, similarity.png; prints each sentence
+ * with its first dimensions and the cosine-similarity matrix, or with
+ * output.stdout = "jsonl" (--jsonl) one {"id", "text", "embedding"} object
+ * a line and nothing else. `input = "-"` reads stdin, before the model
+ * loads. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +18,7 @@
 #include "shard.h"
 #include "world.h"
 #include "runner/kit/util.h"
+#include "textout.h"
 
 enum { SHOW_MAX = 24 }; /* print/plot the similarity matrix up to this many */
 
@@ -39,10 +43,65 @@ struct sim_csv {
 static int write_sim(FILE *f, void *ctx)
 {
     const struct sim_csv *s = ctx;
-    for (int i = 0; i < s->n; i++)
+    fprintf(f, "id");
+    for (int j = 0; j < s->n; j++)
+        fprintf(f, ",%d", j);
+    fputc('\n', f);
+    for (int i = 0; i < s->n; i++) {
+        fprintf(f, "%d,", i);
         for (int j = 0; j < s->n; j++)
             fprintf(f, "%.6f%c", s->m[i * s->n + j], j + 1 < s->n ? ',' : '\n');
+    }
     return ferror(f) ? err_set("write error") : 0;
+}
+
+/* similarity.png, rows and columns labelled with the sentences. */
+static int draw_heatmap(pipeline *pl, const lines *L, int n, const double *sim)
+{
+    char **labels = calloc((size_t)n, sizeof *labels);
+    int rc = -1;
+    if (!labels)
+        return err_set("out of memory");
+    for (int i = 0; i < n; i++)
+        if (!(labels[i] = str_printf("[%d] %.*s", i, (int)L->len[i], L->data + L->start[i]))) {
+            err_set("out of memory");
+            goto done;
+        }
+    rc = plot_heatmap(pl, "similarity.png", "cosine similarity of the sentences", n, sim,
+                      (const char *const *)labels);
+done:
+    for (int i = 0; i < n; i++)
+        free(labels[i]);
+    free(labels);
+    return rc;
+}
+
+/* One JSON object a line on stdout: id, text, embedding. */
+static void print_jsonl(const lines *L, const float *emb, int dim)
+{
+    for (int i = 0; i < L->n; i++) {
+        printf("{\"id\": %d, \"text\": ", i);
+        json_text(stdout, L->data + L->start[i], L->len[i]);
+        printf(", \"embedding\": [");
+        for (int c = 0; c < dim; c++)
+            printf("%s%.9g", c ? ", " : "", emb[(size_t)i * dim + c]);
+        printf("]}\n");
+    }
+    fflush(stdout);
+}
+
+static void print_matrix(int n, const double *sim)
+{
+    printf("\ncosine similarity\n     ");
+    for (int j = 0; j < n; j++)
+        printf("  [%2d]", j);
+    printf("\n");
+    for (int i = 0; i < n; i++) {
+        printf("[%2d] ", i);
+        for (int j = 0; j < n; j++)
+            printf(" %5.2f", sim[i * n + j]);
+        printf("\n");
+    }
 }
 
 int drive_embed(pipeline *pl)
@@ -57,13 +116,14 @@ int drive_embed(pipeline *pl)
     const char *input = cfg_str(pl, "input");
     if (!input)
         return err_set("%s: `input` (a file of sentences) is not set", pl->file);
-    if (encoder_open(pl, &enc) != 0)
+    int jsonl = stdout_jsonl(pl);
+    if (lines_read(input, &L) != 0) /* before the model: a bad input fails at once */
         return -1;
+    if (encoder_open(pl, &enc) != 0)
+        goto done;
     stage *pooler = pipeline_stage(pl, "pooler", "pooler.", RUNNER_KIND_POOLER,
                                    config_lookup(&pl->cfg, "pooler"));
-    if (!pooler || encoder_load(pl, &enc, 0) != 0)
-        return -1;
-    if (lines_read(input, &L) != 0 || encode_lines(enc.tok, &L, &e) != 0)
+    if (!pooler || encoder_load(pl, &enc, 0) != 0 || encode_lines(enc.tok, &L, &e) != 0)
         goto done;
     int dim = pooler_dim(&enc, pooler);
     emb = malloc(((size_t)e.n + 1) * (size_t)dim * sizeof *emb);
@@ -85,7 +145,9 @@ int drive_embed(pipeline *pl)
     if (!path || npy_write_f32(path, e.n, dim, emb) != 0 || write_token_files(pl, enc.tok, &e) != 0)
         goto done;
 
-    if (!pl->quiet || e.n <= SHOW_MAX) {
+    if (jsonl)
+        print_jsonl(&L, emb, dim);
+    else if (!pl->quiet || e.n <= SHOW_MAX) {
         int shown = e.n <= SHOW_MAX ? e.n : SHOW_MAX;
         printf("%d sentences -> %d-dimensional embeddings (%s pooling)\n", e.n, dim,
                pooler->desc->name);
@@ -103,26 +165,19 @@ int drive_embed(pipeline *pl)
         for (int i = 0; i < e.n; i++)
             for (int j = 0; j < e.n; j++)
                 sim[i * e.n + j] = cosine(emb + (size_t)i * dim, emb + (size_t)j * dim, dim);
-        printf("\ncosine similarity\n     ");
-        for (int j = 0; j < e.n; j++)
-            printf("  [%2d]", j);
-        printf("\n");
-        for (int i = 0; i < e.n; i++) {
-            printf("[%2d] ", i);
-            for (int j = 0; j < e.n; j++)
-                printf(" %5.2f", sim[i * e.n + j]);
-            printf("\n");
-        }
+        if (!jsonl)
+            print_matrix(e.n, sim);
         free(path);
         path = run_path(pl, "similarity.csv");
         struct sim_csv sc = {e.n, sim};
         if (!path || file_write_atomic_with(path, write_sim, &sc) != 0)
             goto done;
-        if (plot_heatmap(pl, "similarity.png", "cosine similarity of the sample sentences", e.n, sim) != 0)
+        if (draw_heatmap(pl, &L, e.n, sim) != 0)
             goto done;
     }
-    printf("\nwrote %s/embeddings.npy [%d, %d]; encoded at %.1f sentences/s\n", pl->out_dir, e.n, dim,
-           dt > 0 ? e.n / dt : 0.0);
+    if (!jsonl)
+        printf("\nwrote %s/embeddings.npy [%d, %d]; encoded at %.1f sentences/s\n", pl->out_dir, e.n, dim,
+               dt > 0 ? e.n / dt : 0.0);
     rc = 0;
 done:
     free(path);

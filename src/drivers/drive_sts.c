@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data.h"
 #include "drivers.h"
 #include "embed.h"
+#include "plot.h"
 #include "shard.h"
 #include "world.h"
 #include "run.h"
@@ -17,56 +19,47 @@
 
 typedef struct sts_file {
     const char *path;
-    lines L;
+    dataset ds;             /* scored pairs (text, text2, score) */
     int n;                  /* pairs */
     const char **text;      /* 2n: s1 of pair i at 2i, s2 at 2i+1 */
     size_t *len;
     double *gold;
 } sts_file;
 
-/* Split STS rows on tabs: genre, file, year, id, score, s1, s2[, ...]. */
-static int sts_read(sts_file *f)
+/* sts.dataset: the section (added as { plugin = "sts"; } when absent). */
+static config_setting_t *sts_section(pipeline *pl)
 {
-    if (lines_read(f->path, &f->L) != 0)
-        return -1;
-    f->text = malloc(((size_t)f->L.n * 2 + 1) * sizeof *f->text);
-    f->len = malloc(((size_t)f->L.n * 2 + 1) * sizeof *f->len);
-    f->gold = malloc(((size_t)f->L.n + 1) * sizeof *f->gold);
-    if (!f->text || !f->len || !f->gold)
-        return err_set("out of memory");
-    for (int i = 0; i < f->L.n; i++) {
-        char *row = f->L.data + f->L.start[i];
-        size_t len = f->L.len[i];
-        if (len == 0)
-            continue;
-        const char *field[9];
-        size_t flen[9];
-        int nf = 0;
-        size_t at = 0;
-        while (nf < 9) {
-            const char *tab = memchr(row + at, '\t', len - at);
-            size_t end = tab ? (size_t)(tab - row) : len;
-            field[nf] = row + at;
-            flen[nf++] = end - at;
-            if (!tab)
-                break;
-            at = end + 1;
-        }
-        if (nf < 7)
-            return err_set("%s:%d: expected at least 7 tab-separated fields, got %d", f->path, i + 1, nf);
-        char score[32];
-        snprintf(score, sizeof score, "%.*s", (int)(flen[4] < 31 ? flen[4] : 31), field[4]);
-        char *end;
-        double g = strtod(score, &end);
-        if (end == score || *end || g < 0 || g > 5)
-            return err_set("%s:%d: score '%s' is not a number from 0 to 5", f->path, i + 1, score);
-        f->gold[f->n] = g;
-        f->text[2 * f->n] = field[5];
-        f->len[2 * f->n] = flen[5];
-        f->text[2 * f->n + 1] = field[6];
-        f->len[2 * f->n + 1] = flen[6];
-        f->n++;
+    config_setting_t *sts = config_lookup(&pl->cfg, "sts"), *ds = sts ? config_setting_get_member(sts, "dataset") : NULL;
+    if (sts && !ds && (ds = config_setting_add(sts, "dataset", CONFIG_TYPE_GROUP))) {
+        config_setting_t *p = config_setting_add(ds, "plugin", CONFIG_TYPE_STRING);
+        if (!p || !config_setting_set_string(p, "sts"))
+            return NULL;
     }
+    return ds;
+}
+
+/* The pairs of one file through the dataset plugin. */
+static int sts_read(pipeline *pl, sts_file *f)
+{
+    config_setting_t *ds = sts_section(pl);
+    if (!ds)
+        return err_set("%s: no `sts` group (files and their reader)", pl->file);
+    if (dataset_load_source(pl, "sts.dataset", ds, f->path, &f->ds) != 0)
+        return -1;
+    if (!f->ds.score)
+        return err_set("%s: the dataset plugin gives no scored sentence pairs", f->path);
+    f->n = f->ds.n;
+    f->text = malloc(((size_t)f->n * 2 + 1) * sizeof *f->text);
+    f->len = malloc(((size_t)f->n * 2 + 1) * sizeof *f->len);
+    if (!f->text || !f->len)
+        return err_set("out of memory");
+    for (int i = 0; i < f->n; i++) {
+        f->text[2 * i] = f->ds.text + f->ds.start[i];
+        f->len[2 * i] = f->ds.len[i];
+        f->text[2 * i + 1] = f->ds.text2 + f->ds.start2[i];
+        f->len[2 * i + 1] = f->ds.len2[i];
+    }
+    f->gold = f->ds.score;
     if (f->n < 2)
         return err_set("%s: fewer than 2 sentence pairs", f->path);
     return 0;
@@ -74,10 +67,9 @@ static int sts_read(sts_file *f)
 
 static void sts_free(sts_file *f)
 {
-    lines_free(&f->L);
+    dataset_free(&f->ds);
     free(f->text);
     free(f->len);
-    free(f->gold);
 }
 
 /* "max layer=-2 normalize=true": the plugin and the keys the user set. */
@@ -132,41 +124,137 @@ static int write_sts(FILE *f, void *ctx)
     return ferror(f) ? err_set("write error") : 0;
 }
 
-int drive_sts(pipeline *pl)
+/* poolers.png: Spearman x100 per pooler (bars), one bar per file. */
+static int draw_poolers(pipeline *pl, const struct sts_csv *c)
 {
-    encoder enc;
-    int rc = -1, npool = 0, nfiles = 0;
-    stage **pool = NULL;
-    char(*label)[128] = NULL;
-    sts_file *files = NULL;
-    double *rho = NULL;
-    float **emb = NULL;
+    static const char *const colors[] = {"1f77b4", "ff7f0e", "2ca02c", "d62728"};
+    double w = 0.8 / c->nfiles;
+    sbuf s = {0}, plot = {0};
+    sb_printf(&s, "set title 'STS Benchmark: Spearman x100 of cosine similarity vs gold, per pooler'\n"
+                  "set ylabel 'Spearman x100'\nset grid ytics\nset key outside right top\nset style fill solid 0.85\n"
+                  "set boxwidth %.4f\nset xrange [-0.6:%d.6]\nset yrange [*:*]\nset offsets 0, 0, graph 0.1, 0\n"
+                  "set xtics rotate by 30 right\nset bmargin 9\nset xtics (",
+              w, c->npool - 1);
+    for (int k = 0; k < c->npool; k++) {
+        sb_printf(&s, "%s", k ? ", " : "");
+        sb_quote(&s, c->label[k], 40);
+        sb_printf(&s, " %d", k);
+    }
+    sb_printf(&s, ")\n");
+    for (int j = 0; j < c->nfiles; j++) {
+        sb_printf(&s, "$f%d << EOD\n", j);
+        for (int k = 0; k < c->npool; k++)
+            sb_printf(&s, "%.4f %.4f\n", k + (j - (c->nfiles - 1) / 2.0) * w, c->rho[k * c->nfiles + j]);
+        sb_printf(&s, "EOD\n");
+        const char *base = strrchr(c->files[j].path, '/');
+        sb_printf(&plot, "%s$f%d using 1:2 with boxes lc rgb '#%s' title ", j ? ", " : "", j, colors[j % 4]);
+        sb_quote(&plot, base ? base + 1 : c->files[j].path, 40);
+        sb_printf(&plot, ", $f%d using 1:2:(sprintf('%%.1f', $2)) with labels offset 0,0.7 font ',8' notitle", j);
+    }
+    sb_printf(&s, "plot %s\n", plot.s ? plot.s : "");
+    int rc = s.failed || plot.failed ? err_set("out of memory") : plot_script(pl, "poolers.png", 1100, 700, s.s);
+    sb_free(&s);
+    sb_free(&plot);
+    return rc;
+}
+
+/* The poolers being compared: stages and labels. */
+typedef struct sts_poolers {
+    int n;
+    stage **pool;
+    char (*label)[128];
+    float **emb; /* per pooler: (2 pairs, dim) embeddings of the current file */
+} sts_poolers;
+
+/* Spearman x100 of each pooler on file f into rho[k * stride]. */
+static int sts_score(pipeline *pl, encoder *enc, sts_poolers *P, const sts_file *f, double *rho, int stride)
+{
     encoded e = {0};
-    char *path = NULL;
-    if (encoder_open(pl, &enc) != 0)
-        return -1;
-    config_setting_t *list = config_lookup(&pl->cfg, "poolers");
-    config_setting_t *single = config_lookup(&pl->cfg, "pooler");
-    npool = list ? config_setting_length(list) : single ? 1 : 0;
-    if (npool == 0)
-        return err_set("%s: set `poolers` (a list) or `pooler` to compare", pl->file);
-    pool = calloc((size_t)npool, sizeof *pool);
-    label = calloc((size_t)npool, sizeof *label);
-    emb = calloc((size_t)npool, sizeof *emb);
-    if (!pool || !label || !emb) {
+    double *cos = malloc(((size_t)f->n + 1) * sizeof *cos), *work = malloc((2 * (size_t)f->n + 1) * sizeof *work);
+    int rc = -1;
+    if (!cos || !work) {
         err_set("out of memory");
         goto done;
     }
-    for (int k = 0; k < npool; k++) {
+    if (encode_texts(enc->tok, 2 * f->n, f->text, f->len, &e) != 0)
+        goto done;
+    for (int k = 0; k < P->n; k++) {
+        free(P->emb[k]);
+        if (!(P->emb[k] = malloc((size_t)e.n * (size_t)pooler_dim(enc, P->pool[k]) * sizeof(float)))) {
+            err_set("out of memory");
+            goto done;
+        }
+    }
+    double t0 = time_now();
+    if (shard_embed(enc, &e, P->pool, P->n, P->emb, 0) != 0) /* each rank a share; rank 0 gets every row */
+        goto done;
+    pipeline_log(pl, RUNNER_LOG_INFO, "%s: %d pairs embedded in %.2f s", f->path, f->n, time_now() - t0);
+    for (int k = 0; world_is_root() && k < P->n; k++) {
+        int dim = pooler_dim(enc, P->pool[k]);
+        for (int i = 0; i < f->n; i++)
+            cos[i] = cosine(P->emb[k] + (size_t)(2 * i) * dim, P->emb[k] + (size_t)(2 * i + 1) * dim, dim);
+        rho[k * stride] = 100.0 * gsl_stats_spearman(cos, 1, f->gold, 1, (size_t)f->n, work);
+    }
+    rc = 0;
+done:
+    encoded_free(&e);
+    free(cos);
+    free(work);
+    return rc;
+}
+
+static void sts_print(const sts_poolers *P, const sts_file *files, int nfiles, const double *rho)
+{
+    printf("STS Benchmark: Spearman correlation x100 of cosine similarity with the gold score\n");
+    printf("%-40s", "pooler");
+    for (int j = 0; j < nfiles; j++) {
+        const char *base = strrchr(files[j].path, '/');
+        printf(" %12.12s", base ? base + 1 : files[j].path);
+    }
+    printf("\n");
+    for (int k = 0; k < P->n; k++) {
+        printf("%-40s", P->label[k]);
+        for (int j = 0; j < nfiles; j++)
+            printf(" %12.2f", rho[k * nfiles + j]);
+        printf("\n");
+    }
+}
+
+/* The poolers of `poolers` (or the one `pooler`) as stages. */
+static int sts_open_poolers(pipeline *pl, sts_poolers *P)
+{
+    config_setting_t *list = config_lookup(&pl->cfg, "poolers");
+    config_setting_t *single = config_lookup(&pl->cfg, "pooler");
+    P->n = list ? config_setting_length(list) : single ? 1 : 0;
+    if (P->n == 0)
+        return err_set("%s: set `poolers` (a list) or `pooler` to compare", pl->file);
+    P->pool = calloc((size_t)P->n, sizeof *P->pool);
+    P->label = calloc((size_t)P->n, sizeof *P->label);
+    P->emb = calloc((size_t)P->n, sizeof *P->emb);
+    if (!P->pool || !P->label || !P->emb)
+        return err_set("out of memory");
+    for (int k = 0; k < P->n; k++) {
         config_setting_t *sec = list ? config_setting_get_elem(list, (unsigned)k) : single;
         char slot[32];
         snprintf(slot, sizeof slot, "poolers.[%d]", k);
-        pool[k] = pipeline_stage(pl, slot, "pooler.", RUNNER_KIND_POOLER, sec);
-        if (!pool[k])
-            goto done;
-        pooler_label(sec, label[k], sizeof label[k]);
+        if (!(P->pool[k] = pipeline_stage(pl, slot, "pooler.", RUNNER_KIND_POOLER, sec)))
+            return -1;
+        pooler_label(sec, P->label[k], sizeof P->label[k]);
     }
-    if (encoder_load(pl, &enc, 0) != 0)
+    return 0;
+}
+
+int drive_sts(pipeline *pl)
+{
+    encoder enc;
+    sts_poolers P = {0};
+    int rc = -1, nfiles = 0;
+    sts_file *files = NULL;
+    double *rho = NULL;
+    char *path = NULL;
+    if (encoder_open(pl, &enc) != 0)
+        return -1;
+    if (sts_open_poolers(pl, &P) != 0 || encoder_load(pl, &enc, 0) != 0)
         goto done;
     const config_setting_t *fl = config_lookup(&pl->cfg, "sts.files");
     nfiles = fl ? config_setting_length(fl) : 0;
@@ -175,86 +263,36 @@ int drive_sts(pipeline *pl)
         goto done;
     }
     files = calloc((size_t)nfiles, sizeof *files);
-    rho = calloc((size_t)npool * (size_t)nfiles, sizeof *rho);
+    rho = calloc((size_t)P.n * (size_t)nfiles, sizeof *rho);
     if (!files || !rho) {
         err_set("out of memory");
         goto done;
     }
     for (int j = 0; j < nfiles; j++) {
         files[j].path = config_setting_get_string_elem(fl, j);
-        if (sts_read(&files[j]) != 0)
+        if (sts_read(pl, &files[j]) != 0 || sts_score(pl, &enc, &P, &files[j], rho + j, nfiles) != 0)
             goto done;
-        if (encode_texts(enc.tok, 2 * files[j].n, files[j].text, files[j].len, &e) != 0)
-            goto done;
-        for (int k = 0; k < npool; k++) {
-            free(emb[k]);
-            emb[k] = malloc((size_t)e.n * (size_t)pooler_dim(&enc, pool[k]) * sizeof(float));
-            if (!emb[k]) {
-                err_set("out of memory");
-                goto done;
-            }
-        }
-        double t0 = time_now();
-        if (shard_embed(&enc, &e, pool, npool, emb, 0) != 0) /* rank 0 gets every row */
-            goto done;
-        if (!world_is_root()) {
-            encoded_free(&e);
-            continue;
-        }
-        pipeline_log(pl, RUNNER_LOG_INFO, "%s: %d pairs embedded in %.2f s", files[j].path,
-                     files[j].n, time_now() - t0);
-        double *cos = malloc((size_t)files[j].n * sizeof *cos);
-        double *work = malloc(2 * (size_t)files[j].n * sizeof *work);
-        if (!cos || !work) {
-            free(cos);
-            free(work);
-            err_set("out of memory");
-            goto done;
-        }
-        for (int k = 0; k < npool; k++) {
-            int dim = pooler_dim(&enc, pool[k]);
-            for (int i = 0; i < files[j].n; i++)
-                cos[i] = cosine(emb[k] + (size_t)(2 * i) * dim, emb[k] + (size_t)(2 * i + 1) * dim, dim);
-            rho[k * nfiles + j] = 100.0 * gsl_stats_spearman(cos, 1, files[j].gold, 1,
-                                                             (size_t)files[j].n, work);
-        }
-        free(cos);
-        free(work);
-        encoded_free(&e);
     }
-    if (!world_is_root()) {
+    if (!world_is_root()) { /* rank 0 reports and writes */
         rc = 0;
         goto done;
     }
-    printf("STS Benchmark: Spearman correlation x100 of cosine similarity with the gold score\n");
-    printf("%-40s", "pooler");
-    for (int j = 0; j < nfiles; j++) {
-        const char *base = strrchr(files[j].path, '/');
-        printf(" %12.12s", base ? base + 1 : files[j].path);
-    }
-    printf("\n");
-    for (int k = 0; k < npool; k++) {
-        printf("%-40s", label[k]);
-        for (int j = 0; j < nfiles; j++)
-            printf(" %12.2f", rho[k * nfiles + j]);
-        printf("\n");
-    }
+    sts_print(&P, files, nfiles, rho);
     path = run_path(pl, "sts.csv");
-    struct sts_csv c = {npool, nfiles, label, files, rho};
-    if (!path || file_write_atomic_with(path, write_sts, &c) != 0)
+    struct sts_csv c = {P.n, nfiles, P.label, files, rho};
+    if (!path || file_write_atomic_with(path, write_sts, &c) != 0 || draw_poolers(pl, &c) != 0)
         goto done;
     rc = 0;
 done:
     free(path);
-    encoded_free(&e);
     for (int j = 0; files && j < nfiles; j++)
         sts_free(&files[j]);
-    for (int k = 0; emb && k < npool; k++)
-        free(emb[k]);
-    free(emb);
+    for (int k = 0; P.emb && k < P.n; k++)
+        free(P.emb[k]);
+    free(P.emb);
     free(files);
     free(rho);
-    free(pool);
-    free(label);
+    free(P.pool);
+    free(P.label);
     return rc;
 }

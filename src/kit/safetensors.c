@@ -105,9 +105,10 @@ static int read_entry(safetensors *st, const char *name, json_t *e, const uint8_
             return err_set("%s: malformed header: tensor %s: shape[%d] is not a sane "
                            "non-negative integer", file, name, d);
         t->shape[d] = json_integer_value(x);
-        numel *= (uint64_t)t->shape[d];
-        if (numel > ((uint64_t)1 << 48))
+        /* checked before the product: 2^40 x 2^40 would wrap to 0 */
+        if (t->shape[d] && numel > ((uint64_t)1 << 48) / (uint64_t)t->shape[d])
             return err_set("%s: tensor %s: shape too large", file, name);
+        numel *= (uint64_t)t->shape[d];
     }
     t->numel = (int64_t)numel;
     json_t *jb = json_array_get(offs, 0), *je = json_array_get(offs, 1);
@@ -325,6 +326,11 @@ int st_write(const char *path, const st_out *t, int n, const char *const *meta, 
             err_set("%s: tensor %s written twice", path, t[i].name);
             goto done;
         }
+        for (int d = 0; d < t[i].ndim; d++)
+            if (t[i].shape[d] < 0) {
+                err_set("%s: tensor %s: negative shape[%d]", path, t[i].name, d);
+                goto done;
+            }
         json_t *shape = json_array();
         uint64_t numel = 1;
         for (int d = 0; shape && d < t[i].ndim; d++) {

@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+/* One error slot, in librunner.so.1 only: the runner and every
+ * plugin read the same one (a plugin forwards it with h->error()). */
 static char err_msg[4096];
 
 int err_setv(const char *prefix, const char *fmt, va_list ap)
@@ -90,28 +92,42 @@ int str_ends_with(const char *s, const char *suffix)
     return a >= b && memcmp(s + a - b, suffix, b) == 0;
 }
 
+/* A whole regular file into memory. A folder, a device or a file too large
+ * for this address space is named as such; sizes stay 64-bit (off_t). */
 int file_read(const char *path, char **data, size_t *len)
 {
     char *buf = NULL;
+    struct stat st;
     FILE *f = fopen(path, "rb");
     if (!f)
         return err_set("%s: %s", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0)
+    if (fstat(fileno(f), &st) != 0)
         goto fail_errno;
-    long size = ftell(f);
-    if (size < 0 || fseek(f, 0, SEEK_SET) != 0)
-        goto fail_errno;
-    buf = malloc((size_t)size + 1);
-    if (!buf) {
-        err_set("%s: out of memory reading %ld bytes", path, size);
+    if (S_ISDIR(st.st_mode)) {
+        err_set("%s: is a folder, expected a file", path);
         goto fail;
     }
-    if (fread(buf, 1, (size_t)size, f) != (size_t)size)
+    if (!S_ISREG(st.st_mode)) {
+        err_set("%s: not a regular file", path);
+        goto fail;
+    }
+    if (st.st_size < 0 || (uintmax_t)st.st_size >= SIZE_MAX) {
+        err_set("%s: file too large (%jd bytes)", path, (intmax_t)st.st_size);
+        goto fail;
+    }
+    size_t size = (size_t)st.st_size;
+    buf = malloc(size + 1);
+    if (!buf) {
+        err_set("%s: out of memory reading %zu bytes", path, size);
+        goto fail;
+    }
+    errno = 0;
+    if (fread(buf, 1, size, f) != size)
         goto fail_errno;
     buf[size] = 0;
     fclose(f);
     *data = buf;
-    *len = (size_t)size;
+    *len = size;
     return 0;
 fail_errno:
     err_set("%s: %s", path, errno ? strerror(errno) : "read error");

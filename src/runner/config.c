@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "runner/kit/util.h"
 
@@ -141,30 +142,202 @@ static int wide_literal(const char *text, size_t *at)
     return 0;
 }
 
-int config_load(config_t *cfg, const char *path)
+/* ---- @include ----------------------------------------------------------------
+ * libconfig 1.5 (Debian bookworm) has no include hook and resolves every
+ * @include against one folder, so the runner resolves includes itself:
+ * each file is parsed on its own with its @include lines blanked (line
+ * numbers kept), the included files are merged first, then the file's
+ * own settings (which replace included ones of the same name). Every
+ * setting carries "file:line" as its hook, for messages. Where a path
+ * resolves: include_resolve. @include lines stand at the top level of a
+ * file (not inside a group). */
+
+/* "file:line" strings live as long as the process (settings point to them). */
+static const char *intern(const char *file, int line)
 {
-    char *copy = str_dup(path);
-    if (!copy)
-        return err_set("out of memory");
-    config_set_include_dir(cfg, dirname(copy));
-    free(copy);
-    if (!path_exists(path))
-        return err_set("%s: no such pipeline file", path);
-    char *text = NULL;
-    size_t len, at;
-    if (file_read(path, &text, &len) != 0)
-        return -1;
-    int line = wide_literal(text, &at);
-    free(text);
-    if (line)
-        return err_set("%s:%d: an integer beyond 32 bits needs an L suffix (e.g. 4294967296L); "
-                       "libconfig would wrap it", path, line);
-    if (config_read_file(cfg, path) != CONFIG_TRUE) {
-        const char *file = config_error_file(cfg);
-        return err_set("%s:%d: %s", file ? file : path, config_error_line(cfg),
-                       config_error_text(cfg));
+    static char **pool;
+    static int n, cap;
+    char *s = str_printf("%s:%d", file, line);
+    if (!s)
+        return NULL;
+    for (int i = 0; i < n; i++)
+        if (strcmp(pool[i], s) == 0) {
+            free(s);
+            return pool[i];
+        }
+    if (n == cap) {
+        char **p = realloc(pool, (size_t)(cap ? 2 * cap : 64) * sizeof *p);
+        if (!p) {
+            free(s);
+            return NULL;
+        }
+        pool = p;
+        cap = cap ? 2 * cap : 64;
+    }
+    return pool[n++] = s;
+}
+
+static void hook_tree(config_setting_t *dst, const config_setting_t *src, const char *file)
+{
+    config_setting_set_hook(dst, (void *)intern(file, (int)config_setting_source_line(src)));
+    if (!config_setting_is_aggregate(src))
+        return;
+    for (int i = 0; i < config_setting_length(src); i++)
+        hook_tree(config_setting_get_elem(dst, (unsigned)i), config_setting_get_elem(src, (unsigned)i), file);
+}
+
+static int is_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* The file an @include on line `line` of chain[n-1] names (chain: the
+ * files from the top pipeline down to the including one), or NULL with
+ * the error. Relative names are looked for beside the including file,
+ * then beside each file that included it up to the top pipeline (so a
+ * shared file may name its siblings as the top pipeline sees them), then
+ * in each folder of $RUNNER_INCLUDE_PATH. */
+static char *include_resolve(const char *name, const char *const *chain, int n, int line)
+{
+    const char *from = chain[n - 1];
+    char *found = NULL;
+    if (!name[0]) {
+        err_set("%s:%d: @include \"\": no file named", from, line);
+        return NULL;
+    }
+    if (name[0] == '/')
+        found = is_file(name) ? str_dup(name) : NULL;
+    for (int i = n - 1; !found && name[0] != '/' && i >= 0; i--) {
+        char *c = str_dup(chain[i]), *p = c ? str_printf("%s/%s", dirname(c), name) : NULL;
+        if (p && is_file(p))
+            found = p;
+        else
+            free(p);
+        free(c);
+    }
+    const char *env = getenv("RUNNER_INCLUDE_PATH");
+    while (!found && name[0] != '/' && env && *env) {
+        size_t len = strcspn(env, ":");
+        char *p = str_printf("%.*s/%s", (int)len, env, name);
+        if (p && is_file(p))
+            found = p;
+        else
+            free(p);
+        env += len + (env[len] == ':');
+    }
+    if (!found) {
+        struct stat st;
+        char *c = str_dup(from), *p = name[0] == '/' ? str_dup(name) : c ? str_printf("%s/%s", dirname(c), name) : NULL;
+        if (p && stat(p, &st) == 0 && S_ISDIR(st.st_mode))
+            err_set("%s:%d: @include \"%s\" is a folder, not a file", from, line, name);
+        else if (name[0] == '/')
+            err_set("%s:%d: @include \"%s\": no such file", from, line, name);
+        else
+            err_set("%s:%d: @include \"%s\": no such file beside %s, the files including it or in "
+                    "$RUNNER_INCLUDE_PATH", from, line, name, from);
+        free(p);
+        free(c);
+    }
+    return found;
+}
+
+/* Blank the @include lines of text (in place); their names and lines. */
+static int include_lines(char *text, char ***names, int **lines, int *n)
+{
+    int line = 1;
+    for (char *p = text; *p; line++) {
+        char *eol = strchr(p, '\n'), *q = p;
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        while (q < p + len && (*q == ' ' || *q == '\t'))
+            q++;
+        if (strncmp(q, "@include", 8) == 0) {
+            char *a = strchr(q, '"'), *b = a ? strchr(a + 1, '"') : NULL;
+            char **nn = realloc(*names, (size_t)(*n + 1) * sizeof *nn);
+            int *nl = nn ? realloc(*lines, (size_t)(*n + 1) * sizeof *nl) : NULL;
+            if (nn)
+                *names = nn;
+            if (!nl)
+                return err_set("out of memory");
+            *lines = nl;
+            if (!a || !b || b > p + len)
+                return err_set("line %d: expected @include \"FILE\"", line);
+            nn[*n] = strndup(a + 1, (size_t)(b - a - 1));
+            nl[(*n)++] = line;
+            memset(q, ' ', (size_t)(p + len - q));
+        }
+        p = eol ? eol + 1 : p + len;
     }
     return 0;
+}
+
+static int load_file(config_t *cfg, const char **chain, int depth)
+{
+    const char *path = chain[depth];
+    char *text = NULL, **names = NULL;
+    int *lines = NULL, n = 0, rc = -1;
+    size_t len;
+    config_t own;
+    config_init(&own);
+    if (depth >= 16) {
+        err_set("%s: @include nested more than 16 deep (a cycle?)", path);
+        goto done;
+    }
+    if (file_read(path, &text, &len) != 0)
+        goto done;
+    size_t at;
+    int wide = wide_literal(text, &at);
+    if (wide) {
+        err_set("%s:%d: an integer beyond 32 bits needs an L suffix (e.g. 4294967296L); libconfig would wrap it",
+                path, wide);
+        goto done;
+    }
+    if (include_lines(text, &names, &lines, &n) != 0) {
+        err_set("%s: %s", path, err_get());
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        char *inc = include_resolve(names[i], chain, depth + 1, lines[i]);
+        chain[depth + 1] = inc;
+        int bad = !inc || load_file(cfg, chain, depth + 1) != 0;
+        free(inc);
+        if (bad)
+            goto done;
+    }
+    if (config_read_string(&own, text) != CONFIG_TRUE) {
+        err_set("%s:%d: %s", path, config_error_line(&own), config_error_text(&own));
+        goto done;
+    }
+    config_setting_t *root = config_root_setting(&own), *dst = config_root_setting(cfg);
+    for (int i = 0; i < config_setting_length(root); i++) {
+        const config_setting_t *src = config_setting_get_elem(root, (unsigned)i);
+        config_setting_remove(dst, config_setting_name(src));
+        config_setting_t *made = setting_copy(dst, config_setting_name(src), src);
+        if (!made) {
+            err_set("%s: out of memory", path);
+            goto done;
+        }
+        hook_tree(made, src, path);
+    }
+    rc = 0;
+done:
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    free(lines);
+    free(text);
+    config_destroy(&own);
+    return rc;
+}
+
+int config_load(config_t *cfg, const char *path)
+{
+    if (!path_exists(path))
+        return err_set("%s: no such pipeline file", path);
+    if (!is_file(path))
+        return err_set("%s: is not a file", path);
+    const char *chain[17] = {path};
+    return load_file(cfg, chain, 0);
 }
 
 config_setting_t *setting_copy(config_setting_t *parent, const char *name,
@@ -253,17 +426,23 @@ int config_override(config_t *cfg, const char *assignment, diags *origins)
             goto done;
         }
     }
-    if (key[0] == '[') {
-        err_set("--set %s: set the members of a list element, e.g. tasks.[0].name=\"x\"", assignment);
+    int append = strcmp(key, "[+]") == 0;
+    if (append && (!dot || config_setting_type(parent) != CONFIG_TYPE_LIST)) {
+        err_set("--set %s: '%s' is not a list ( ... ) to append to", assignment, parent_path ? parent_path : "");
         goto done;
     }
-    if (config_setting_type(parent) != CONFIG_TYPE_GROUP) {
+    if (key[0] == '[' && !append) {
+        err_set("--set %s: set the members of a list element, e.g. tasks.[0].name=\"x\", or append "
+                "with %s.[+]=VALUE", assignment, parent_path ? parent_path : "list");
+        goto done;
+    }
+    if (!append && config_setting_type(parent) != CONFIG_TYPE_GROUP) {
         err_set("--set %s: '%s' is not a group", assignment, parent_path ? parent_path : "");
         goto done;
     }
     /* the origin string lives as long as the config: origins owns it */
     diag_add(origins, "--set %s", path);
-    if (!setting_set_from_text(parent, key, eq + 1, origins->msg[origins->n - 1])) {
+    if (!setting_set_from_text(parent, append ? NULL : key, eq + 1, origins->msg[origins->n - 1])) {
         err_set("--set %s: %s", path, err_get());
         goto done;
     }

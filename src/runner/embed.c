@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "runner/kit/util.h"
+#include "signals.h"
 
 int encoder_open(pipeline *pl, encoder *enc)
 {
@@ -27,12 +28,33 @@ int encoder_open(pipeline *pl, encoder *enc)
     return 0;
 }
 
+/* The tokenizer's ids and lengths must fit the model's tables: caught here,
+ * at load, rather than at the first batch that holds a high id. */
+int encoder_check(const pipeline *pl, const encoder *enc)
+{
+    runner_tokenizer_info ti;
+    const runner_tokenizer_ops *tops = enc->tok->desc->ops;
+    const char *model = cfg_str(pl, "model");
+    tops->info(enc->tok->self, &ti);
+    if (ti.vocab_size > enc->info.vocab_size)
+        return err_set("tokenizer %s has %d pieces but the model's embedding table (%s/config.json "
+                       "vocab_size) has %d rows: a vocabulary from another model?", enc->tok->desc->name,
+                       ti.vocab_size, model ? model : "backbone", enc->info.vocab_size);
+    if (ti.max_len > enc->info.max_positions)
+        return err_set("tokenizer.max_len = %d exceeds the model's position table (%s/config.json "
+                       "max_position_embeddings = %d): set tokenizer.max_len to at most %d", ti.max_len,
+                       model ? model : "backbone", enc->info.max_positions, enc->info.max_positions);
+    return 0;
+}
+
 int encoder_load(pipeline *pl, encoder *enc, int with_grad)
 {
     if (pipeline_alloc_params(pl, with_grad) != 0)
         return -1;
     const runner_backbone_ops *ops = enc->backbone->desc->ops;
-    return ops->load(enc->backbone->self);
+    if (ops->load(enc->backbone->self) != 0)
+        return -1;
+    return encoder_check(pl, enc);
 }
 
 int pooler_dim(const encoder *enc, stage *pooler)
@@ -65,6 +87,11 @@ int encoder_embed(encoder *enc, const encoded *e, stage *const *poolers, int npo
     }
     for (int at = 0; at < e->n; at += enc->batch_size) {
         int n = e->n - at < enc->batch_size ? e->n - at : enc->batch_size;
+        if (signals_caught()) {
+            err_set("stopped by %s after %d of %d sentences; nothing written", signal_label(signals_caught()), at,
+                    e->n);
+            goto done;
+        }
         if (batch_fill(&bt, e, order + at, n) != 0)
             goto done;
         const runner_states *s;

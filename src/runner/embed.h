@@ -16,6 +16,8 @@ typedef struct encoder {
 
 /* Build the tokenizer and backbone stages from the pipeline. */
 int encoder_open(pipeline *pl, encoder *enc);
+/* Tokenizer vocabulary and max_len within the backbone's tables. */
+int encoder_check(const pipeline *pl, const encoder *enc);
 /* After every stage registered its parameters: allocate, load weights. */
 int encoder_load(pipeline *pl, encoder *enc, int with_grad);
 /* Output size of a pooler on this backbone. */

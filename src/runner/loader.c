@@ -2,8 +2,10 @@
 #include "loader.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <dirent.h>
 #include <dlfcn.h>
+#include <elf.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,11 +167,52 @@ static const runner_plugin *bundle_find(runner_bundle_fn fn, runner_kind kind, c
     return NULL;
 }
 
+/* Before dlopen (which runs a library's constructors): the file must be a
+ * 64-bit ELF shared object for this machine (ET_DYN without an interpreter,
+ * so neither a text file nor a PIE executable). It is still code: plugin
+ * folders are trusted like a Makefile (docs/robustness.md). */
+int loader_check_elf(const char *path)
+{
+    Elf64_Ehdr eh;
+    FILE *f = fopen(path, "rb");
+    int rc = -1;
+    if (!f)
+        return err_set("%s: %s", path, strerror(errno));
+    if (fread(&eh, sizeof eh, 1, f) != 1 || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+        eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB) {
+        err_set("%s: not a 64-bit little-endian ELF file: not a plugin", path);
+        goto done;
+    }
+    if (eh.e_type != ET_DYN || eh.e_machine != EM_X86_64) {
+        err_set("%s: ELF type %u for machine %u, expected a shared object (ET_DYN) for x86-64", path,
+                eh.e_type, eh.e_machine);
+        goto done;
+    }
+    for (unsigned i = 0; i < eh.e_phnum; i++) {
+        Elf64_Phdr ph;
+        if (eh.e_phentsize != sizeof ph || fseek(f, (long)(eh.e_phoff + (uint64_t)i * sizeof ph), SEEK_SET) != 0 ||
+            fread(&ph, sizeof ph, 1, f) != 1) {
+            err_set("%s: truncated ELF program headers", path);
+            goto done;
+        }
+        if (ph.p_type == PT_INTERP) {
+            err_set("%s: an executable (it names an ELF interpreter), not a shared object", path);
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    fclose(f);
+    return rc;
+}
+
 int loader_open_file(const char *path, runner_kind kind, const char *name, void **dl,
                      const runner_plugin **desc)
 {
     *dl = NULL;
     *desc = NULL;
+    if (loader_check_elf(path) != 0)
+        return -1;
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!h)
         return err_set("%s: cannot load: %s", path, dlerror());
@@ -342,7 +385,8 @@ static int list_file(loader *L, const char *dir, char *file, int verbose)
             printf("  %-29s (not loadable: %s)\n", file, err_get());
     } else {
         char *path = str_printf("%s/%s", dir, file);
-        void *h = path ? dlopen(path, RTLD_NOW | RTLD_LOCAL) : NULL;
+        int elf = path && loader_check_elf(path) == 0;
+        void *h = elf ? dlopen(path, RTLD_NOW | RTLD_LOCAL) : NULL;
         void *sym = h ? dlsym(h, RUNNER_BUNDLE_NAME) : NULL;
         if (sym) {
             runner_bundle_fn fn;
@@ -355,7 +399,8 @@ static int list_file(loader *L, const char *dir, char *file, int verbose)
                     printf("  %-29s (not loadable: %s)\n", file, err_get());
             }
         } else if ((bad = 1) && verbose)
-            printf("  %-29s (not a plugin bundle: %s)\n", file, h ? "no " RUNNER_BUNDLE_NAME : dlerror());
+            printf("  %-29s (not a plugin bundle: %s)\n", file,
+                   h ? "no " RUNNER_BUNDLE_NAME : elf ? dlerror() : err_get());
         if (h)
             dlclose(h);
         free(path);

@@ -38,6 +38,8 @@ const char *loader_path_string(const loader *L, char *buf, size_t size);
  * the bundle <kind>.so, in each folder of the search path. */
 int loader_get(loader *L, runner_kind kind, const char *name, const runner_plugin **desc);
 /* Open one file and check it against kind (and name, if not NULL). */
+/* 0 when path is a 64-bit x86-64 ELF shared object (checked before dlopen). */
+int loader_check_elf(const char *path);
 int loader_open_file(const char *path, runner_kind kind, const char *name, void **dl,
                      const runner_plugin **desc);
 /* Print every plugin on the search path. */

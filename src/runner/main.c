@@ -7,8 +7,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gslerr.h"
 #include "pipeline.h"
+#include "plot.h"
 #include "run.h"
+#include "sweep.h"
+#include "signals.h"
 #include "threads.h"
 #include "world.h"
 #include "runner/kit/util.h"
@@ -36,8 +40,17 @@ static void usage(FILE *f)
             "  --threads N        threads for BLAS and kernels (default: all cores)\n"
             "  --seed N           seed of the run's RNG (overrides the pipeline's `seed`)\n"
             "  --resume DIR       continue training from a checkpoint folder\n"
+            "  --sweep PATH=[v1,v2,...]\n"
+            "                     run the pipeline once per value (repeatable: the grid of\n"
+            "                     all combinations; see also a `sweep` section); --out is\n"
+            "                     the sweep folder (default results/<name>/sweep); finished\n"
+            "                     points are skipped when a sweep is run again\n"
+            "  --jobs N           sweep points run in parallel (threads divided among them)\n"
+            "  --collect DIR      write the tables of sweep folder DIR (summary.md, tables/)\n"
             "  --quiet            only warnings and errors on stderr\n"
-            "  --help, --version\n"
+            "  --jsonl            stdout: embeddings or predictions as JSON Lines, nothing else\n"
+            "                     (= --set output.stdout=jsonl; logs stay on stderr)\n"
+            "  -h, --help, -V, --version\n"
             "\n"
             "runs (the pipeline's `run` setting):\n");
     for (const driver *d = drivers; d->name; d++)
@@ -46,7 +59,8 @@ static void usage(FILE *f)
             "\nplugins are found beside the runner (<bin>/plugins, or <prefix>/lib/runner/plugins\n"
             "when installed), then in $RUNNER_PLUGIN_PATH, then in the pipeline's plugin_path,\n"
             "as <kind>_<name>.so or in the bundle <kind>.so.\n"
-            "exit status: 0 success, 1 runtime failure, 2 bad usage or configuration\n");
+            "exit status: 0 success, 1 runtime failure, 2 bad usage or configuration,\n"
+            "130 / 143 stopped by SIGINT / SIGTERM (training: last/ written, --resume continues)\n");
 }
 
 static const char *type_label(runner_type t)
@@ -117,10 +131,23 @@ static char *normalise_assignment(const char *a)
     return str_printf("%.*s=\"%s\"", (int)(eq - a), a, v);
 }
 
+/* A count option from 1 to max. */
+static int parse_count(const char *opt, const char *arg, int max, int *out)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+    if (*end || end == arg || v < 1 || v > max) {
+        fprintf(stderr, "runner: %s %s: expected a number from 1 to %d\n", opt, arg, max);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     enum { O_SET = 256, O_OUT, O_CHECK, O_LIST, O_DESCRIBE, O_THREADS, O_SEED, O_QUIET,
-           O_HELP, O_VERSION, O_RESUME };
+           O_HELP, O_VERSION, O_RESUME, O_JSONL, O_SWEEP, O_JOBS, O_COLLECT, O_POINT };
     static const struct option opts[] = {
         {"set", required_argument, 0, O_SET},       {"out", required_argument, 0, O_OUT},
         {"check", no_argument, 0, O_CHECK},         {"list-plugins", no_argument, 0, O_LIST},
@@ -128,11 +155,18 @@ int main(int argc, char **argv)
         {"threads", required_argument, 0, O_THREADS}, {"seed", required_argument, 0, O_SEED},
         {"quiet", no_argument, 0, O_QUIET},         {"help", no_argument, 0, O_HELP},
         {"version", no_argument, 0, O_VERSION},     {"resume", required_argument, 0, O_RESUME},
+        {"sweep", required_argument, 0, O_SWEEP},   {"jobs", required_argument, 0, O_JOBS},
+        {"collect", required_argument, 0, O_COLLECT}, {"sweep-point", no_argument, 0, O_POINT},
+        {"jsonl", no_argument, 0, O_JSONL},
         {0, 0, 0, 0},
     };
+    gsl_errors_return(); /* before anything can call GSL: no abort() from it */
     const char **sets = calloc((size_t)argc, sizeof *sets);
     int nsets = 0, check = 0, list = 0, quiet = 0, threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    const char *out = NULL, *describe_name = NULL, *resume = NULL;
+    int jobs = 1, point = 0;
+    FILE *pictures = stdout; /* stderr when stdout carries JSON Lines */
+    const char *out = NULL, *describe_name = NULL, *resume = NULL, *collect = NULL;
+    sweep sw = {0};
     long long seed = -1;
     int status = 0, c;
     pipeline pl;
@@ -142,7 +176,7 @@ int main(int argc, char **argv)
     if (!sets)
         return EXIT_RUNTIME;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
         char *end;
         switch (c) {
         case O_SET: sets[nsets++] = optarg; break;
@@ -151,10 +185,23 @@ int main(int argc, char **argv)
         case O_LIST: list = 1; break;
         case O_DESCRIBE: describe_name = optarg; break;
         case O_RESUME: resume = optarg; break;
+        case O_COLLECT: collect = optarg; break;
+        case O_POINT: point = 1; break;
+        case O_SWEEP:
+            if (sweep_add_arg(&sw, optarg) != 0) {
+                fprintf(stderr, "runner: %s\n", err_get());
+                status = EXIT_USAGE;
+                goto done;
+            }
+            break;
+        case O_JOBS:
+            if (parse_count("--jobs", optarg, 256, &jobs) != 0) {
+                status = EXIT_USAGE;
+                goto done;
+            }
+            break;
         case O_THREADS:
-            threads = (int)strtol(optarg, &end, 10);
-            if (*end || threads < 1 || threads > 1024) {
-                fprintf(stderr, "runner: --threads %s: expected a number from 1 to 1024\n", optarg);
+            if (parse_count("--threads", optarg, 1024, &threads) != 0) {
                 status = EXIT_USAGE;
                 goto done;
             }
@@ -168,7 +215,10 @@ int main(int argc, char **argv)
             }
             break;
         case O_QUIET: quiet = 1; break;
+        case O_JSONL: sets[nsets++] = "output.stdout=\"jsonl\""; break;
+        case 'h':
         case O_HELP: usage(stdout); goto done;
+        case 'V':
         case O_VERSION: printf("runner %s (plugin ABI %d.%d)\n", RUNNER_VERSION,
                                RUNNER_ABI_MAJOR, RUNNER_ABI_MINOR); goto done;
         default:
@@ -177,6 +227,10 @@ int main(int argc, char **argv)
             status = EXIT_USAGE;
             goto done;
         }
+    }
+    if (collect) {
+        status = sweep_collect(collect, quiet);
+        goto done;
     }
     threads_setup(threads, argv);
     if (world_init(&argc, &argv) != 0) {
@@ -217,11 +271,28 @@ int main(int argc, char **argv)
     }
     free(pl.file);
     pl.file = str_dup(file);
-    if (config_load(&pl.cfg, file) != 0) {
+    if (config_load(&pl.cfg, file) != 0 || (point ? config_setting_remove(config_root_setting(&pl.cfg), "sweep"), 0
+                                                  : sweep_take_section(&sw, &pl.cfg, file)) != 0) {
         fprintf(stderr, "runner: %s\n", err_get());
         status = EXIT_USAGE;
         goto done;
     }
+    if (sw.naxes > 0) {
+        const char *nm = NULL;
+        char *base = NULL;
+        if (!config_lookup_string(&pl.cfg, "name", &nm)) {
+            const char *slash = strrchr(file, '/');
+            base = strndup(slash ? slash + 1 : file, strcspn(slash ? slash + 1 : file, "."));
+        }
+        sweep_opts so = {file, out, nm ? nm : base, sets, nsets, threads, jobs, quiet, seed};
+        if (check)
+            sweep_list(&sw);
+        status = check ? 0 : sweep_run(&sw, &so);
+        free(base);
+        goto done;
+    }
+    if (!config_lookup(&pl.cfg, "output")) /* its defaults, and --set cannot create a group */
+        config_setting_add(config_root_setting(&pl.cfg), "output", CONFIG_TYPE_GROUP);
     for (int i = 0; i < nsets; i++) {
         char *a = normalise_assignment(sets[i]);
         if (!a || config_override(&pl.cfg, a, &pl.origins) != 0)
@@ -255,10 +326,14 @@ int main(int argc, char **argv)
         config_write(&pl.cfg, stdout);
         goto done;
     }
+    const char *stdout_format = cfg_str(&pl, "output.stdout");
+    if (stdout_format && strcmp(stdout_format, "jsonl") == 0)
+        pictures = stderr;
     const char *run = cfg_str(&pl, "run");
     const driver *dr = drivers;
     while (strcmp(dr->name, run) != 0)
         dr++;
+    signals_install(); /* before the run folder exists: once it does, a signal is handled */
     if (run_begin(&pl, out) != 0) {
         world_fail(err_get(), EXIT_RUNTIME);
         fprintf(stderr, "runner: %s\n", err_get());
@@ -277,10 +352,14 @@ int main(int argc, char **argv)
     if (run_end(&pl, rc, time_now() - t0) != 0)
         fprintf(stderr, "runner: %s\n", err_get());
     status = rc == 0 ? 0 : rc == EXIT_USAGE ? EXIT_USAGE : EXIT_RUNTIME;
+    if (signals_caught())
+        status = 128 + signals_caught();
     if (rc != 0) /* more than one rank: the whole job ends, naming this rank */
         world_fail(cause ? cause : "out of memory", status);
     free(cause);
 done:
+    plot_list_print(pictures); /* the last line names every picture drawn */
+    sweep_free(&sw);
     diag_free(&d);
     pipeline_close(&pl);
     free(sets);

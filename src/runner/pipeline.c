@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gslerr.h"
 #include "runner/kit/util.h"
 
 /* ---- lifecycle -------------------------------------------------------------- */
@@ -15,6 +16,7 @@
 int pipeline_open(pipeline *pl, const char *file, const char *build_plugins)
 {
     memset(pl, 0, sizeof *pl);
+    gsl_errors_return();
     config_init(&pl->cfg);
     diag_init(&pl->origins);
     params_init(&pl->P);

@@ -1,16 +1,25 @@
 /* run.c — results folder, config.cfg and run.json. */
 #include "run.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "proc.h"
 #include "runner/kit/util.h"
 #include "world.h"
 
 static time_t started;
+static int lock_fd = -1; /* held until the process ends */
+
+extern char **environ;
 
 char *run_path(const pipeline *pl, const char *file)
 {
@@ -65,6 +74,46 @@ static int share_out_dir(pipeline *pl)
     return 0;
 }
 
+/* One run per results folder: an exclusive flock on <out>/.runner.lock,
+ * released by the kernel when this process ends (even on kill -9). A
+ * second run on the same folder is refused instead of interleaving its
+ * files with the first one's. */
+int run_lock(const char *out_dir)
+{
+    char *path = str_printf("%s/%s", out_dir, RUN_LOCK_FILE);
+    if (!path)
+        return err_set("out of memory");
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666), rc = -1;
+    if (fd < 0) {
+        err_set("%s: %s", path, strerror(errno));
+    } else if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t n = e == EWOULDBLOCK ? pread(fd, pid, sizeof pid - 1, 0) : 0;
+        pid[n > 0 ? n : 0] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        if (e == EWOULDBLOCK)
+            err_set("results folder %s is in use by another run%s%s%s (it holds %s); choose another --out "
+                    "or wait for it to finish", out_dir, pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "", path);
+        else
+            err_set("%s: flock: %s", path, strerror(e));
+    } else {
+        char pid[32];
+        int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+        if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+            err_set("%s: %s", path, strerror(errno)); /* the lock holds even so */
+        if (lock_fd >= 0)
+            close(lock_fd);
+        lock_fd = fd;
+        fd = -1;
+        rc = 0;
+    }
+    if (fd >= 0)
+        close(fd);
+    free(path);
+    return rc;
+}
+
 int run_begin(pipeline *pl, const char *out)
 {
     started = time(NULL);
@@ -85,21 +134,23 @@ int run_begin(pipeline *pl, const char *out)
         return 0;
     if (dir_make(pl->out_dir) != 0)
         return err_set("results folder %s: %s", pl->out_dir, err_get());
+    if (run_lock(pl->out_dir) != 0)
+        return -1;
     char *path = run_path(pl, "config.cfg");
     int rc = path ? file_write_atomic_with(path, write_config, pl) : err_set("out of memory");
     free(path);
     return rc;
 }
 
+/* HEAD of the git checkout we run in, or NULL: git spawned with an argument
+ * vector (no shell), its stdout read through a pipe (proc.c). */
 static char *git_commit(void)
 {
-    FILE *p = popen("git rev-parse HEAD 2>/dev/null", "r");
+    static const char *const argv[] = {"git", "rev-parse", "HEAD", NULL};
     char buf[64] = "";
-    if (!p)
+    int status = -1;
+    if (!proc_in_path("git") || proc_read(argv, buf, sizeof buf, &status) != 0 || status != 0)
         return NULL;
-    if (!fgets(buf, sizeof buf, p))
-        buf[0] = 0;
-    pclose(p);
     buf[strcspn(buf, "\n")] = 0;
     return buf[0] ? str_dup(buf) : NULL;
 }

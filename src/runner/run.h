@@ -13,6 +13,10 @@
 /* Create the results folder (out, or results/<name>/<run-id>) and write
  * config.cfg. */
 int run_begin(pipeline *pl, const char *out);
+/* The results folder's lock file; run_begin takes it (flock, exclusive),
+ * refusing a folder another run holds. */
+#define RUN_LOCK_FILE ".runner.lock"
+int run_lock(const char *out_dir);
 /* Write run.json with start/end times and status. */
 int run_end(pipeline *pl, int status, double seconds);
 /* Path of a file in the run folder (caller frees). */

@@ -19,10 +19,27 @@ static const schema batch_schema[] = {
     {0},
 };
 
+static const schema sts_dataset_extra[] = {
+    {"on_error", RUNNER_T_STRING, "\"stop\"", "bad rows: stop | skip (skipped rows are counted)", 0, 0, 0, "stop|skip"},
+    {0},
+};
+
 static const schema sts_schema[] = {
     {"files", RUNNER_T_STRING_LIST,
      "[\"../shared/datasets/stsbenchmark/sts-dev.csv\", \"../shared/datasets/stsbenchmark/sts-test.csv\"]",
-     "STS Benchmark files (tab-separated: genre, file, year, id, score, s1, s2)", 0, 0, 0, NULL},
+     "STS files, each read whole by `dataset` and scored on its own", 0, 0, 0, NULL},
+    {"dataset", 0, NULL, "the reader of the files: a dataset plugin giving scored pairs (default { plugin = \"sts\"; })",
+     S_SECTION, RUNNER_KIND_DATASET, sts_dataset_extra, NULL},
+    {0},
+};
+
+static const schema output_schema[] = {
+    {"format", RUNNER_T_STRING, "\"csv\"",
+     "predictions files: csv (RFC 4180, header, row id and text) | jsonl (one JSON object a line)", 0, 0, 0,
+     "csv|jsonl"},
+    {"stdout", RUNNER_T_STRING, "\"text\"",
+     "stdout: text (for people) | jsonl (embeddings or predictions as JSON Lines; logs stay on stderr; --jsonl)",
+     0, 0, 0, "text|jsonl"},
     {0},
 };
 
@@ -31,47 +48,43 @@ static const schema loss_extra[] = {
     {0},
 };
 
-/* A dataset whose training-split text `lines` adds (no nested sources). */
-static const schema text_source_schema[] = {
-    {"format", RUNNER_T_STRING, NULL, "tsv | agnews_csv | trec | slots | conll", 0, 0, 0, "tsv|agnews_csv|trec|slots|conll"},
-    {"path", RUNNER_T_STRING, NULL, "one file (or folder) split as the task splits it", 0, 0, 0, NULL},
-    {"train", RUNNER_T_STRING, NULL, "training file or folder", 0, 0, 0, NULL},
-    {"text_field", RUNNER_T_STRING, NULL, "column holding the text (tsv)", 0, 0, 0, NULL},
-    {"label_field", RUNNER_T_STRING, NULL, "column holding the label (tsv)", 0, 0, 0, NULL},
-    {"target", RUNNER_T_STRING, NULL, "as in the task's dataset", 0, 0, 0, NULL},
-    {"dev_ratio", RUNNER_T_FLOAT, "0.1", "share held out (and left out here) when there is no dev file", 0, 0, 0, "[0, 1)"},
-    {"split_seed", RUNNER_T_INT, "1234", "seed of the deterministic train/dev split", 0, 0, 0, "[0, 4294967295]"},
-    {"limit", RUNNER_T_INT, "0", "use at most this many training rows (0: all)", 0, 0, 0, "[0, inf)"},
-    {"on_error", RUNNER_T_STRING, "\"stop\"", "bad rows: stop | skip (skipped rows are counted)", 0, 0, 0, "stop|skip"},
+/* The core keys of a dataset section (the plugin's own keys are in its
+ * table): which sources, labels, splits, limits, bad rows. */
+#define DATASET_SPLIT_KEYS \
+    {"path", RUNNER_T_STRING, NULL, "one file (or folder) split into train/dev by dev_ratio", 0, 0, 0, NULL}, \
+    {"train", RUNNER_T_STRING, NULL, "training file or folder", 0, 0, 0, NULL}, \
+    {"dev_ratio", RUNNER_T_FLOAT, "0.1", "share held out as dev when there is no dev source", 0, 0, 0, "[0, 1)"}, \
+    {"split_seed", RUNNER_T_INT, "1234", "seed of the deterministic train/dev split", 0, 0, 0, "[0, 4294967295]"}, \
+    {"limit", RUNNER_T_INT, "0", "use at most this many training rows (0: all)", 0, 0, 0, "[0, 2147483647]"}, \
+    {"on_error", RUNNER_T_STRING, "\"stop\"", "bad rows: stop | skip (skipped rows are counted)", 0, 0, 0, "stop|skip"}
+
+/* A dataset whose training-split text `lines` adds (no dev, test or nested
+ * sources). */
+static const schema text_source_extra[] = {
+    DATASET_SPLIT_KEYS,
+    {"labels", RUNNER_T_STRING_LIST, NULL, "label names, in label-id order", 0, 0, 0, NULL},
     {0},
 };
 
-static const schema dataset_schema[] = {
-    {"format", RUNNER_T_STRING, NULL,
-     "tsv | agnews_csv | trec | slots | conll | lines", 0, 0, 0, "tsv|agnews_csv|trec|slots|conll|lines"},
-    {"path", RUNNER_T_STRING, NULL, "one file (or folder) to split into train/dev", 0, 0, 0, NULL},
-    {"train", RUNNER_T_STRING, NULL, "training file or folder", 0, 0, 0, NULL},
+static const schema dataset_extra[] = {
+    DATASET_SPLIT_KEYS,
     {"dev", RUNNER_T_STRING, NULL, "development file or folder", 0, 0, 0, NULL},
-    {"text_field", RUNNER_T_STRING, NULL, "column holding the text (tsv)", 0, 0, 0, NULL},
-    {"label_field", RUNNER_T_STRING, NULL, "column holding the label (tsv)", 0, 0, 0, NULL},
-    {"labels", RUNNER_T_STRING_LIST, NULL, "label names, in label-id order", 0, 0, 0, NULL},
-    {"target", RUNNER_T_STRING, NULL,
-     "which labels: intent | slots (slots), coarse | fine (trec), ner | pos | chunk (conll)", 0, 0, 0, NULL},
-    {"dev_ratio", RUNNER_T_FLOAT, "0.1", "share held out as dev when there is no dev file", 0, 0, 0, "[0, 1)"},
-    {"split_seed", RUNNER_T_INT, "1234", "seed of the deterministic train/dev split", 0, 0, 0, "[0, 4294967295]"},
-    {"limit", RUNNER_T_INT, "0", "use at most this many training rows (0: all)", 0, 0, 0, "[0, inf)"},
-    {"dev_limit", RUNNER_T_INT, "0", "use at most this many dev rows (0: all)", 0, 0, 0, "[0, inf)"},
-    {"on_error", RUNNER_T_STRING, "\"stop\"", "bad rows: stop | skip (skipped rows are counted)", 0, 0, 0, "stop|skip"},
+    {"test", RUNNER_T_STRING, NULL, "test file or folder: the best checkpoint is evaluated on it once, after training",
+     0, 0, 0, NULL},
+    {"labels", RUNNER_T_STRING_LIST, NULL, "label names, in label-id order (numeric labels k name labels[k])", 0, 0, 0,
+     NULL},
+    {"dev_limit", RUNNER_T_INT, "0", "use at most this many dev (and test) rows (0: all)", 0, 0, 0, "[0, 2147483647]"},
     {"files", RUNNER_T_STRING_LIST, NULL,
-     "lines: text files or globs, one example per line (.gz read through zlib)", 0, 0, 0, NULL},
-    {"train_text_from", 0, NULL, "lines: datasets whose training-split text is added (never dev/test)",
-     S_GROUPS, 0, text_source_schema, NULL},
+     "unlabeled text (lines): text files or globs, one example per line (.gz read through zlib)", 0, 0, 0, NULL},
+    {"train_text_from", 0, NULL, "unlabeled text (lines): datasets whose training-split text is added (never dev/test)",
+     S_SECTIONS, RUNNER_KIND_DATASET, text_source_extra, NULL},
     {0},
 };
 
 static const schema task_schema[] = {
     {"name", RUNNER_T_STRING, NULL, "task name (heads.<name>.* parameters)", 0, 0, 0, NULL},
-    {"dataset", 0, NULL, "where the examples come from", S_GROUP, 0, dataset_schema, NULL},
+    {"dataset", 0, NULL, "where the examples come from: { plugin = \"tsv\"; train = ...; ... }", S_SECTION,
+     RUNNER_KIND_DATASET, dataset_extra, NULL},
     {"head", 0, NULL, "the task's head", S_SECTION, RUNNER_KIND_HEAD, NULL, NULL},
     {"loss", 0, NULL, "the task's loss (+ weight)", S_SECTION, RUNNER_KIND_LOSS, loss_extra, NULL},
     {"metrics", 0, "[\"accuracy\"]", "metrics on the dev set; the first is the headline",
@@ -94,7 +107,7 @@ static const schema train_schema[] = {
     {"early_stop", RUNNER_T_INT, "0", "stop after N evaluations without improvement (0: off)", 0, 0, 0, "[0, inf)"},
     {"select", RUNNER_T_STRING, NULL,
      "metric choosing the best checkpoint and early stop, \"task.metric\" (default: mean of headlines)", 0, 0, 0, NULL},
-    {"log_every", RUNNER_T_INT, "20", "log training loss every N steps", 0, 0, 0, "[1, inf)"},
+    {"log_every", RUNNER_T_INT, "5", "log the training loss (mean since the last log) every N steps", 0, 0, 0, "[1, inf)"},
     {"export", RUNNER_T_STRING, NULL,
      "copy the best checkpoint's model folder here at the end (e.g. models/mini-bert-mlm)", 0, 0, 0, NULL},
     {"stop_after", RUNNER_T_INT, "0",
@@ -114,12 +127,13 @@ const schema pipeline_schema[] = {
     {"run", RUNNER_T_STRING, NULL, "what the pipeline does (see runner --help)", 0, 0, 0, NULL},
     {"model", RUNNER_T_STRING, "\"models/all-MiniLM-L6-v2\"",
      "Hugging Face model folder (config.json, model.safetensors, vocab.txt)", 0, 0, 0, NULL},
-    {"input", RUNNER_T_STRING, NULL, "file of sentences, one per line", 0, 0, 0, NULL},
+    {"input", RUNNER_T_STRING, NULL, "file of sentences, one per line (\"-\": stdin)", 0, 0, 0, NULL},
     {"plugin_path", RUNNER_T_STRING_LIST, NULL, "more folders to search for plugins", 0, 0, 0, NULL},
     {"seed", RUNNER_T_INT, "42", "seed of the run's RNG (--seed)", 0, 0, 0, "[0, 4294967295]"},
     {"show_dims", RUNNER_T_INT, "6", "dimensions of each embedding to print", 0, 0, 0, "[0, 100000]"},
     {"checkpoint", RUNNER_T_STRING, NULL, "a trained checkpoint folder to load", 0, 0, 0, NULL},
     {"batch", 0, NULL, "batching", S_GROUP, 0, batch_schema, NULL},
+    {"output", 0, NULL, "what the outputs look like", S_GROUP, 0, output_schema, NULL},
     {"tokenizer", 0, NULL, "the tokenizer", S_SECTION, RUNNER_KIND_TOKENIZER, NULL, NULL},
     {"backbone", 0, NULL, "the encoder", S_SECTION, RUNNER_KIND_BACKBONE, NULL, NULL},
     {"pooler", 0, NULL, "token states to one vector", S_SECTION, RUNNER_KIND_POOLER, NULL, NULL},

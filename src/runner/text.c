@@ -1,16 +1,44 @@
 /* text.c — sentence files, token ids and padded batches. */
 #include "text.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "runner/kit/util.h"
 
+/* All of stdin (NUL appended, not counted). */
+static int stdin_read(char **data, size_t *len)
+{
+    size_t cap = 1 << 16, n = 0, got;
+    char *buf = malloc(cap + 1);
+    while (buf && (got = fread(buf + n, 1, cap - n, stdin)) > 0) {
+        n += got;
+        if (n == cap) {
+            char *more = realloc(buf, 2 * cap + 1);
+            if (!more)
+                free(buf);
+            buf = more;
+            cap *= 2;
+        }
+    }
+    if (!buf)
+        return err_set("stdin: out of memory");
+    if (ferror(stdin)) {
+        free(buf);
+        return err_set("stdin: read error");
+    }
+    buf[n] = 0;
+    *data = buf;
+    *len = n;
+    return 0;
+}
+
 int lines_read(const char *path, lines *out)
 {
     memset(out, 0, sizeof *out);
     size_t size;
-    if (file_read(path, &out->data, &size) != 0)
+    if (strcmp(path, "-") == 0 ? stdin_read(&out->data, &size) != 0 : file_read(path, &out->data, &size) != 0)
         return -1;
     int cap = 0;
     size_t at = 0;

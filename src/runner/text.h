@@ -18,6 +18,7 @@ typedef struct lines {
     int n;
 } lines;
 
+/* path "-" reads stdin. */
 int lines_read(const char *path, lines *out);
 void lines_free(lines *L);
 

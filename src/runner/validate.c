@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data.h"
+#include "folder.h"
+#include "textout.h"
 #include "runner/kit/util.h"
 
 /* ---- checking ------------------------------------------------------------ */
@@ -217,7 +220,11 @@ static void suggest(char *msg, size_t size, const char *key, const char *const *
     }
 }
 
-/* Members of a plugin section against the plugin's key table. */
+static void check_sections(pipeline *pl, diags *d, config_setting_t *parent, config_setting_t *s,
+                           runner_kind kind, const schema *extra);
+
+/* Members of a plugin section against the plugin's key table (and the
+ * core's extra keys: values, or lists of sections). */
 static void check_section(pipeline *pl, diags *d, config_setting_t *s, runner_kind kind,
                           const schema *extra)
 {
@@ -225,6 +232,12 @@ static void check_section(pipeline *pl, diags *d, config_setting_t *s, runner_ki
         report(d, s, "is %s, expected a plugin section { plugin = \"name\"; ... }",
                setting_type_name(config_setting_type(s)));
         return;
+    }
+    if (kind == RUNNER_KIND_DATASET && dataset_format_alias(s)) {
+        char where[512];
+        pipeline_log(pl, RUNNER_LOG_WARN, "%s: `format` is deprecated in dataset sections: write `plugin = \"%s\";`",
+                     setting_where(config_setting_get_member(s, "plugin"), where, sizeof where),
+                     config_setting_get_string(config_setting_get_member(s, "plugin")));
     }
     const char *name = NULL;
     if (!config_setting_lookup_string(s, "plugin", &name)) {
@@ -252,7 +265,10 @@ static void check_section(pipeline *pl, diags *d, config_setting_t *s, runner_ki
         while (e && e->name && strcmp(e->name, key) != 0)
             e++;
         if (e && e->name) {
-            check_value(d, m, e->type, e->limits);
+            if (e->shape == S_SECTIONS)
+                check_sections(pl, d, s, m, e->kind, e->sub);
+            else
+                check_value(d, m, e->type, e->limits);
             continue;
         }
         char known[1024] = "", hint[128] = "";
@@ -292,7 +308,7 @@ static void check_section(pipeline *pl, diags *d, config_setting_t *s, runner_ki
 
 /* A list of plugin names or sections: names become sections in place. */
 static void check_sections(pipeline *pl, diags *d, config_setting_t *parent,
-                           config_setting_t *s, runner_kind kind)
+                           config_setting_t *s, runner_kind kind, const schema *extra)
 {
     int st = config_setting_type(s);
     if (st == CONFIG_TYPE_STRING || st == CONFIG_TYPE_GROUP) {
@@ -338,7 +354,7 @@ static void check_sections(pipeline *pl, diags *d, config_setting_t *parent,
             return;
     }
     for (int i = 0; i < config_setting_length(s); i++)
-        check_section(pl, d, config_setting_get_elem(s, (unsigned)i), kind, NULL);
+        check_section(pl, d, config_setting_get_elem(s, (unsigned)i), kind, extra);
 }
 
 static void check_group(pipeline *pl, diags *d, config_setting_t *g, const schema *sch)
@@ -377,7 +393,7 @@ static void check_group(pipeline *pl, diags *d, config_setting_t *g, const schem
         switch (k->shape) {
         case S_VALUE: check_value(d, m, k->type, k->limits); break;
         case S_SECTION: check_section(pl, d, m, k->kind, k->sub); break;
-        case S_SECTIONS: check_sections(pl, d, g, m, k->kind); break;
+        case S_SECTIONS: check_sections(pl, d, g, m, k->kind, k->sub); break;
         case S_GROUP: check_group(pl, d, m, k->sub); break;
         case S_GROUPS:
             if (config_setting_type(m) != CONFIG_TYPE_LIST) {
@@ -400,9 +416,80 @@ static void check_group(pipeline *pl, diags *d, config_setting_t *g, const schem
             fill_default(d, g, k->name, k->def, "<default>");
             config_setting_t *m = config_setting_get_member(g, k->name);
             if (m)
-                check_sections(pl, d, g, m, k->kind);
+                check_sections(pl, d, g, m, k->kind, k->sub);
         }
     }
+}
+
+/* The names a metric plugin reports (per_class's per-class values are
+ * "precision.<class>" etc.; they are accepted by prefix). */
+static int metric_reports(const char *plugin, const char *name)
+{
+    static const char *const known[][5] = {
+        {"accuracy", "accuracy", NULL},
+        {"macro_f1", "macro_f1", "macro_precision", "macro_recall", NULL},
+        {"micro_f1", "micro_f1", "micro_precision", "micro_recall", NULL},
+        {"per_class", "per_class.macro_f1", "macro_f1", NULL},
+        {"span_f1", "f1", "precision", "recall", NULL},
+        {"confusion", "accuracy", "confusion.accuracy", NULL},
+    };
+    static const char *const per_class[] = {"precision.", "recall.", "f1.", "support.", NULL};
+    size_t pl = strlen(plugin);
+    if (strcmp(name, plugin) == 0 || (strncmp(name, plugin, pl) == 0 && name[pl] == '.'))
+        return 1;
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        for (int j = 1; strcmp(known[i][0], plugin) == 0 && j < 5 && known[i][j]; j++)
+            if (strcmp(known[i][j], name) == 0)
+                return 1;
+    for (int i = 0; strcmp(plugin, "per_class") == 0 && per_class[i]; i++)
+        if (strncmp(name, per_class[i], strlen(per_class[i])) == 0)
+            return 1;
+    return 0;
+}
+
+static const char *metric_plugin(const config_setting_t *m)
+{
+    const char *name = config_setting_get_string(m);
+    if (!name && config_setting_is_group(m))
+        config_setting_lookup_string(m, "plugin", &name);
+    return name;
+}
+
+/* train.select names "<task>.<metric>": a task of the pipeline and "loss"
+ * or a value one of that task's metrics reports. */
+static void check_select(diags *d, const config_setting_t *root)
+{
+    const config_setting_t *sel = config_setting_lookup((config_setting_t *)root, "train.select");
+    const config_setting_t *tasks = config_setting_get_member(root, "tasks");
+    const char *v = sel ? config_setting_get_string(sel) : NULL;
+    if (!v || !tasks || !config_setting_is_list(tasks))
+        return;
+    char names[1024] = "";
+    size_t used = 0;
+    for (int k = 0; k < config_setting_length(tasks); k++) {
+        const config_setting_t *t = config_setting_get_elem(tasks, (unsigned)k);
+        const char *tn = NULL;
+        if (!config_setting_lookup_string(t, "name", &tn))
+            continue;
+        size_t ln = strlen(tn);
+        const config_setting_t *ms = config_setting_get_member(t, "metrics");
+        if (strncmp(v, tn, ln) == 0 && v[ln] == '.') {
+            int ok = strcmp(v + ln + 1, "loss") == 0;
+            for (int j = 0; !ok && ms && j < config_setting_length(ms); j++) {
+                const char *mp = metric_plugin(config_setting_get_elem(ms, (unsigned)j));
+                ok = mp && metric_reports(mp, v + ln + 1);
+            }
+            if (ok)
+                return;
+        }
+        used += (size_t)snprintf(names + used, used < sizeof names ? sizeof names - used : 0,
+                                 "%s%s.loss", used ? ", " : "", tn);
+        for (int j = 0; ms && j < config_setting_length(ms) && used < sizeof names; j++) {
+            const char *mp = metric_plugin(config_setting_get_elem(ms, (unsigned)j));
+            used += (size_t)snprintf(names + used, sizeof names - used, ", %s.%s", tn, mp ? mp : "?");
+        }
+    }
+    report(d, sel, "'%s' names no metric of the pipeline's tasks (choose one of: %s)", v, names);
 }
 
 int pipeline_validate(pipeline *pl, diags *d)
@@ -415,6 +502,7 @@ int pipeline_validate(pipeline *pl, diags *d)
             loader_add_dir(&pl->L, config_setting_get_string_elem(pp, i));
     int before = d->n;
     check_group(pl, d, root, pipeline_schema);
+    check_select(d, root);
     const char *run = NULL;
     if (!config_setting_lookup_string(root, "run", &run)) {
         if (!config_setting_get_member(root, "run"))
@@ -432,6 +520,14 @@ int pipeline_validate(pipeline *pl, diags *d)
             report(d, config_setting_get_member(root, "run"), "unknown run '%s' (known: %s)",
                    run, known);
         }
+    }
+    if (d->n == before) { /* files the pipeline names: only once its keys are right */
+        const char *input = cfg_str(pl, "input");
+        if (input && strcmp(input, "-") != 0 && !path_exists(input))
+            report(d, config_setting_get_member(root, "input"), "%s: no such file (\"-\" reads stdin)", input);
+        config_setting_t *pooler = folder_check(pl, d);
+        if (pooler)
+            check_section(pl, d, pooler, RUNNER_KIND_POOLER, NULL);
     }
     return d->n > before ? -1 : 0;
 }

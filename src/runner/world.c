@@ -183,6 +183,14 @@ int world_bcast(void *buf, size_t bytes, int root)
     return 0;
 }
 
+int world_barrier(void)
+{
+    if (W.size <= 1)
+        return 0;
+    int rc = MPI_Barrier(MPI_COMM_WORLD);
+    return rc == MPI_SUCCESS ? 0 : mpi_error(rc, "barrier");
+}
+
 int world_check_same(uint64_t sum, const char *what)
 {
     if (W.size <= 1)

@@ -43,6 +43,8 @@ int world_sum_f32(float *x, int64_t n);
  * rank r; gather them in place on the root (all: on every rank). */
 int world_gather_rows(float *x, int dim, const int64_t *bounds, int all);
 int world_bcast(void *buf, size_t bytes, int root);
+/* Every rank got here (rank 0's files written so far are visible). */
+int world_barrier(void);
 /* Compare a 64-bit checksum over ranks: -1 (message names the ranks that
  * differ from rank 0 and what) if any differs. */
 int world_check_same(uint64_t sum, const char *what);

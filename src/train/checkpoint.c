@@ -6,9 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include "export.h"
+#include "folder.h"
 #include "runner/kit/safetensors.h"
 #include "runner/kit/util.h"
 
@@ -54,7 +57,9 @@ static const char *file_name(const char *store_name)
     return strncmp(store_name, "backbone.", 9) == 0 ? store_name + 9 : store_name;
 }
 
-static int remove_flat_dir(const char *dir)
+/* Remove dir and what it holds (files and file-only subfolders: the
+ * sentence-transformers module folders). */
+static int remove_tree(const char *dir)
 {
     DIR *d = opendir(dir);
     if (!d)
@@ -64,7 +69,10 @@ static int remove_flat_dir(const char *dir)
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
         char *p = str_printf("%s/%s", dir, e->d_name);
-        if (p)
+        struct stat sb;
+        if (p && lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
+            remove_tree(p);
+        else if (p)
             unlink(p);
         free(p);
     }
@@ -72,6 +80,16 @@ static int remove_flat_dir(const char *dir)
     if (rmdir(dir) != 0)
         return err_set("%s: %s", dir, strerror(errno));
     return 0;
+}
+
+/* After a failed write (ENOSPC, EFBIG, ...): no half-written dir.tmp/ stays
+ * behind; the first error is the one reported. */
+static void drop_tmp(const char *tmp)
+{
+    char first[1024];
+    snprintf(first, sizeof first, "%s", err_get());
+    remove_tree(tmp);
+    err_set("%s", first);
 }
 
 static int copy_file(const char *from, const char *to)
@@ -97,7 +115,7 @@ static int write_state(const char *path, const blob *state)
     }
     uint32_t version = STATE_VERSION;
     uint64_t raw = state->n, packed = clen;
-    uint32_t crc = (uint32_t)crc32(0L, state->p, (uInt)state->n);
+    uint32_t crc = (uint32_t)crc32_z(0L, state->p, (z_size_t)state->n);
     memcpy(buf, STATE_MAGIC, 8);
     memcpy(buf + 8, &version, 4);
     memcpy(buf + 12, &crc, 4);
@@ -108,72 +126,113 @@ static int write_state(const char *path, const blob *state)
     return rc;
 }
 
-int checkpoint_save(const char *dir, const params *P, const blob *state, stage *backbone,
-                    const char *model_dir, const char *const *meta, int nmeta)
+/* The store's tensors in two files: the backbone under its Hugging Face
+ * names in model.safetensors, everything else (heads) in heads.safetensors;
+ * both with "format": "pt" and the label metadata. */
+static int write_tensors(const char *dir, const params *P, const char *const *meta, int nmeta)
 {
-    static const char *const model_files[] = {
-        "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
-        "tokenizer.json", "sentence_bert_config.json", NULL};
-    char *tmp = str_printf("%s.tmp", dir), *old = str_printf("%s.old", dir), *path = NULL;
     st_out *t = calloc((size_t)P->n + 1, sizeof *t);
-    int rc = -1;
-    if (!tmp || !old || !t) {
+    const char **kv = calloc(2 * (size_t)nmeta + 2, sizeof *kv);
+    char *model = str_printf("%s/model.safetensors", dir), *heads = str_printf("%s/heads.safetensors", dir);
+    int rc = -1, nb = 0, nh = 0;
+    if (!t || !kv || !model || !heads) {
         err_set("out of memory");
         goto done;
     }
-    if (remove_flat_dir(tmp) != 0 || dir_make(tmp) != 0)
+    kv[0] = "format";
+    kv[1] = "pt";
+    memcpy(kv + 2, meta, 2 * (size_t)nmeta * sizeof *kv);
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < P->n; i++) {
+            int backbone = strncmp(P->p[i].name, "backbone.", 9) == 0;
+            if (backbone != (pass == 0))
+                continue;
+            st_out *o = &t[nb + nh];
+            o->name = file_name(P->p[i].name);
+            o->ndim = P->p[i].ndim;
+            memcpy(o->shape, P->p[i].shape, sizeof P->p[i].shape);
+            o->data = P->data + P->p[i].offset;
+            *(backbone ? &nb : &nh) += 1;
+        }
+    if (st_write(model, t, nb, kv, nmeta + 1) != 0 || (nh && st_write(heads, t + nb, nh, kv, nmeta + 1) != 0))
         goto done;
-    for (int i = 0; i < P->n; i++) {
-        t[i].name = file_name(P->p[i].name);
-        t[i].ndim = P->p[i].ndim;
-        memcpy(t[i].shape, P->p[i].shape, sizeof P->p[i].shape);
-        t[i].data = P->data + P->p[i].offset;
-    }
-    path = str_printf("%s/model.safetensors", tmp);
-    if (!path || st_write(path, t, P->n, meta, nmeta) != 0)
-        goto done;
+    rc = 0;
+done:
+    free(t);
+    free(kv);
+    free(model);
+    free(heads);
+    return rc;
+}
+
+/* config.json (the backbone's, or model_dir's copied), the tokenizer files. */
+static int write_model_files(const char *tmp, stage *backbone, const char *model_dir)
+{
+    static const char *const tokenizer_files[] = {"vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
+                                                  "tokenizer.json", NULL};
     const runner_backbone_ops *bops = backbone ? backbone->desc->ops : NULL;
     if (bops && backbone->desc->abi_minor >= 1 && bops->save_config) {
         if (bops->save_config(backbone->self, tmp) != 0)
-            goto done;
+            return -1;
     } else if (model_dir) {
         char *from = str_printf("%s/config.json", model_dir), *to = str_printf("%s/config.json", tmp);
         int bad = !from || !to || copy_file(from, to) != 0;
         free(from);
         free(to);
         if (bad)
-            goto done;
+            return -1;
     }
-    for (int i = 0; model_dir && model_files[i]; i++) {
-        char *from = str_printf("%s/%s", model_dir, model_files[i]);
-        char *to = str_printf("%s/%s", tmp, model_files[i]);
+    for (int i = 0; model_dir && tokenizer_files[i]; i++) {
+        char *from = str_printf("%s/%s", model_dir, tokenizer_files[i]);
+        char *to = str_printf("%s/%s", tmp, tokenizer_files[i]);
         int bad = from && to && path_exists(from) && copy_file(from, to) != 0;
         free(from);
         free(to);
         if (bad)
-            goto done;
+            return -1;
     }
+    return 0;
+}
+
+/* dir.tmp becomes dir: dir -> dir.old, dir.tmp -> dir, drop dir.old. */
+static int swap_in(const char *tmp, const char *old, const char *dir)
+{
+    if (remove_tree(old) != 0)
+        return -1;
+    if (path_exists(dir) && rename(dir, old) != 0)
+        return err_set("%s: rename: %s", dir, strerror(errno));
+    if (rename(tmp, dir) != 0)
+        return err_set("%s: rename: %s", tmp, strerror(errno));
+    return remove_tree(old);
+}
+
+int checkpoint_save(const char *dir, pipeline *pl, const blob *state, stage *backbone,
+                    const char *const *meta, int nmeta)
+{
+    const char *model_dir = folder_of(pl);
+    char *tmp = str_printf("%s.tmp", dir), *old = str_printf("%s.old", dir), *path = NULL;
+    int rc = -1, made = 0;
+    if (!tmp || !old) {
+        err_set("out of memory");
+        goto done;
+    }
+    if (remove_tree(tmp) != 0 || dir_make(tmp) != 0)
+        goto done;
+    made = 1;
+    if (write_tensors(tmp, &pl->P, meta, nmeta) != 0 ||
+        write_model_files(tmp, backbone, model_dir) != 0 || export_hf_config(tmp, meta, nmeta) != 0 ||
+        export_st_files(tmp, pl, model_dir) != 0 || export_heads_json(tmp, pl, meta, nmeta) != 0)
+        goto done;
     if (state) {
-        free(path);
         path = str_printf("%s/trainer_state.bin", tmp);
         if (!path || write_state(path, state) != 0)
             goto done;
     }
-    /* swap: dir -> dir.old, dir.tmp -> dir, drop dir.old */
-    if (remove_flat_dir(old) != 0)
-        goto done;
-    if (path_exists(dir) && rename(dir, old) != 0) {
-        err_set("%s: rename: %s", dir, strerror(errno));
-        goto done;
-    }
-    if (rename(tmp, dir) != 0) {
-        err_set("%s: rename: %s", tmp, strerror(errno));
-        goto done;
-    }
-    rc = remove_flat_dir(old);
+    rc = swap_in(tmp, old, dir);
 done:
+    if (rc != 0 && made)
+        drop_tmp(tmp);
     free(path);
-    free(t);
     free(tmp);
     free(old);
     return rc;
@@ -198,14 +257,17 @@ char *checkpoint_resolve(const char *dir)
 
 int checkpoint_load_params(const char *dir, params *P, int partial, int *missing)
 {
-    safetensors st = {0};
-    char *path = str_printf("%s/model.safetensors", dir);
+    safetensors st = {0}, hs = {0};
+    char *path = str_printf("%s/model.safetensors", dir), *heads = str_printf("%s/heads.safetensors", dir);
     int rc = -1, miss = 0;
-    if (!path || st_open(&st, path) != 0)
+    if (!path || !heads || st_open(&st, path) != 0 || (path_exists(heads) && st_open(&hs, heads) != 0))
         goto done;
     for (int i = 0; i < P->n; i++) {
         const param *p = &P->p[i];
         const st_tensor *t = st_find(&st, file_name(p->name));
+        safetensors *from = &st;
+        if (!t && hs.n && (t = st_find(&hs, p->name)))
+            from = &hs;
         if (!t) {
             if (partial) {
                 miss++;
@@ -222,7 +284,7 @@ int checkpoint_load_params(const char *dir, params *P, int partial, int *missing
                     t->name, t->ndim, (long long)t->shape[0], (long long)p->shape[0], p->ndim);
             goto done;
         }
-        if (st_to_f32(&st, t, P->data + p->offset) != 0)
+        if (st_to_f32(from, t, P->data + p->offset) != 0)
             goto done;
     }
     if (missing)
@@ -230,6 +292,8 @@ int checkpoint_load_params(const char *dir, params *P, int partial, int *missing
     rc = 0;
 done:
     st_close(&st);
+    st_close(&hs);
+    free(heads);
     free(path);
     return rc;
 }
@@ -272,6 +336,13 @@ int checkpoint_load_state(const char *dir, blob *state)
                 (unsigned long long)packed, len - 32);
         goto done;
     }
+    /* deflate expands at most 1032:1; a larger claim would only make us
+     * allocate what the header asks (the trainer state is data) */
+    if (raw > packed * 1032 + 1024 || raw > SIZE_MAX / 2) {
+        err_set("%s: corrupted: header says %llu bytes inflate from %llu", path, (unsigned long long)raw,
+                (unsigned long long)packed);
+        goto done;
+    }
     state->p = malloc(raw ? raw : 1);
     if (!state->p) {
         err_set("out of memory (%llu bytes of trainer state)", (unsigned long long)raw);
@@ -283,7 +354,7 @@ int checkpoint_load_state(const char *dir, blob *state)
                 (unsigned long long)raw);
         goto done;
     }
-    if ((uint32_t)crc32(0L, state->p, (uInt)raw) != crc) {
+    if ((uint32_t)crc32_z(0L, state->p, (z_size_t)raw) != crc) {
         err_set("%s: corrupted: CRC-32 mismatch", path);
         goto done;
     }
@@ -299,18 +370,25 @@ done:
 
 int checkpoint_export(const char *src, const char *dst)
 {
-    static const char *const files[] = {"model.safetensors", "config.json", "vocab.txt", "tokenizer_config.json",
-                                         "special_tokens_map.json", "tokenizer.json", "sentence_bert_config.json",
-                                         NULL};
-    if (dir_make(dst) != 0)
-        return -1;
-    for (int i = 0; files[i]; i++) {
+    static const char *const files[] = {
+        "model.safetensors", "config.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
+        "tokenizer.json", "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json",
+        "1_Pooling/config.json", "heads.safetensors", "heads.json", NULL};
+    char *sub = str_printf("%s/1_Pooling", dst), *norm = str_printf("%s/2_Normalize", src);
+    int rc = !sub || !norm || dir_make(dst) != 0 || dir_make(sub) != 0 ? -1 : 0;
+    for (int i = 0; rc == 0 && files[i]; i++) {
         char *from = str_printf("%s/%s", src, files[i]), *to = str_printf("%s/%s", dst, files[i]);
-        int bad = !from || !to || (path_exists(from) && copy_file(from, to) != 0);
+        if (!from || !to || (path_exists(from) && copy_file(from, to) != 0))
+            rc = -1;
         free(from);
         free(to);
-        if (bad)
-            return -1;
     }
-    return 0;
+    free(sub);
+    if (rc == 0 && path_exists(norm)) {
+        free(norm);
+        norm = str_printf("%s/2_Normalize", dst);
+        rc = !norm || dir_make(norm) != 0 ? -1 : 0;
+    }
+    free(norm);
+    return rc;
 }

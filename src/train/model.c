@@ -21,9 +21,8 @@ void eval_values_free(eval_values *v)
     memset(v, 0, sizeof *v);
 }
 
-static void eval_emit(void *ctx, const char *name, double value)
+int eval_values_add(eval_values *v, const char *name, double value)
 {
-    eval_values *v = ctx;
     if (v->n == v->cap) {
         int cap = v->cap ? 2 * v->cap : 16;
         char **nm = realloc(v->name, (size_t)cap * sizeof *nm);
@@ -31,15 +30,17 @@ static void eval_emit(void *ctx, const char *name, double value)
             v->name = nm;
         double *vl = nm ? realloc(v->value, (size_t)cap * sizeof *vl) : NULL;
         if (!vl)
-            return;
+            return err_set("out of memory");
         v->value = vl;
         v->cap = cap;
     }
-    v->name[v->n] = str_dup(name);
-    v->value[v->n] = value;
-    if (v->name[v->n])
-        v->n++;
+    if (!(v->name[v->n] = str_dup(name)))
+        return err_set("out of memory");
+    v->value[v->n++] = value;
+    return 0;
 }
+
+static void eval_emit(void *ctx, const char *name, double value) { eval_values_add(ctx, name, value); }
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
 {
@@ -90,9 +91,14 @@ static int align_piece_labels(task_data *d, const char *task_name)
     return 0;
 }
 
-static int load_split(model *m, task *t, const config_setting_t *ds, data_split split, task_data *d)
+static int load_split(model *m, task *t, config_setting_t *ds, data_split split, task_data *d)
 {
-    if (dataset_load(ds, split, &d->ds) != 0)
+    char slot[300];
+    snprintf(slot, sizeof slot, "tasks.%s.dataset", t->name);
+    int rc = dataset_load(m->pl, slot, ds, split, &d->ds);
+    if (rc > 0)
+        return 1; /* no test source */
+    if (rc != 0)
         return err_set("task %s: %s", t->name, err_get());
     if (d->ds.skipped)
         pipeline_log(m->pl, RUNNER_LOG_WARN, "task %s: skipped %d bad rows of %s (first: %s)", t->name,
@@ -107,7 +113,7 @@ static int load_split(model *m, task *t, const config_setting_t *ds, data_split 
         return err_set("out of memory");
     for (int i = 0; i < d->ds.n; i++)
         text[i] = d->ds.text + d->ds.start[i];
-    int rc = encode_texts(m->enc.tok, d->ds.n, text, d->ds.len, &d->enc);
+    rc = encode_texts(m->enc.tok, d->ds.n, text, d->ds.len, &d->enc);
     free(text);
     if (rc != 0)
         return err_set("task %s, %s: %s", t->name, d->ds.source, err_get());
@@ -133,7 +139,7 @@ static int vocab_names(model *m, dataset *d)
 
 /* Label names of a task without loading its data: a checkpoint's metadata
  * or the dataset's `labels` setting. */
-static int labels_without_data(model *m, task *t, const config_setting_t *ds, const char *from)
+static int labels_without_data(model *m, task *t, config_setting_t *ds, const char *from)
 {
     char key[256];
     snprintf(key, sizeof key, "labels.%s", t->name);
@@ -164,7 +170,9 @@ static int labels_without_data(model *m, task *t, const config_setting_t *ds, co
         return 0;
     }
     /* last resort: read the training data for its labels */
-    if (dataset_load(ds, SPLIT_TRAIN, &t->train.ds) != 0)
+    char slot[300];
+    snprintf(slot, sizeof slot, "tasks.%s.dataset", t->name);
+    if (dataset_load(m->pl, slot, ds, SPLIT_TRAIN, &t->train.ds) != 0)
         return err_set("task %s: %s", t->name, err_get());
     return 0;
 }
@@ -247,6 +255,10 @@ int model_open(pipeline *pl, model *m, int with_data, const char *labels_from)
             if (load_split(m, t, ds, SPLIT_TRAIN, &t->train) != 0 ||
                 load_split(m, t, ds, SPLIT_DEV, &t->dev) != 0)
                 return -1;
+            int has_test = load_split(m, t, ds, SPLIT_TEST, &t->test);
+            if (has_test < 0)
+                return -1;
+            t->has_test = has_test == 0;
             t->mlm = !t->train.ds.label && !t->train.ds.tags;
             if (t->mlm && (!t->per_token || m->tok.mask_id < 0))
                 return err_set("task %s: unlabeled text trains a masked language model, which needs a per-token "
@@ -258,8 +270,11 @@ int model_open(pipeline *pl, model *m, int with_data, const char *labels_from)
                                t->per_token ? "per-token" : "sentence",
                                t->per_token ? "word-tagged" : "sentence-labelled", t->train.ds.source,
                                t->train.ds.tags ? "word tags" : "sentence labels");
-            pipeline_log(pl, RUNNER_LOG_INFO, "task %s: %d train / %d dev examples, %d %s", name,
-                         t->train.ds.n, t->dev.ds.n, t->train.ds.n_names, t->per_token ? "tags" : "labels");
+            char test[32] = "";
+            if (t->has_test)
+                snprintf(test, sizeof test, " / %d test", t->test.ds.n);
+            pipeline_log(pl, RUNNER_LOG_INFO, "task %s: %d train / %d dev%s examples, %d %s", name, t->train.ds.n,
+                         t->dev.ds.n, test, t->train.ds.n_names, t->per_token ? "tags" : "labels");
         } else if (labels_without_data(m, t, ds, labels_from) != 0) {
             return -1;
         }
@@ -305,6 +320,7 @@ void model_close(model *m)
         free(t->metrics);
         task_data_free(&t->train);
         task_data_free(&t->dev);
+        task_data_free(&t->test);
         free(t->order);
         free(t->logits);
         free(t->dlogits);
@@ -805,10 +821,43 @@ fail:
     return -1;
 }
 
+/* A metric's value under its own name, or "<metric>.<name>" when an
+ * earlier metric already reported that name (per_class's macro_f1 after
+ * macro_f1's): every name of a task's evaluation is unique. */
+struct metric_emit {
+    eval_values *out;
+    const char *metric;
+};
+
+static void eval_emit_unique(void *ctx, const char *name, double value)
+{
+    const struct metric_emit *me = ctx;
+    for (int i = 0; i < me->out->n; i++)
+        if (strcmp(me->out->name[i], name) == 0) {
+            char *q = str_printf("%s.%s", me->metric, name);
+            if (q)
+                eval_emit(me->out, q, value);
+            free(q);
+            return;
+        }
+    eval_emit(me->out, name, value);
+}
+static int evaluate_data(model *m, task *t, task_data *d, eval_values *out, int32_t *pred, float *prob);
+
 int model_evaluate(model *m, int k, eval_values *out, int32_t *pred, float *prob)
 {
-    task *t = &m->t[k];
-    task_data *d = &t->dev;
+    return evaluate_data(m, &m->t[k], &m->t[k].dev, out, pred, prob);
+}
+
+int model_evaluate_test(model *m, int k, eval_values *out)
+{
+    if (!m->t[k].has_test)
+        return err_set("task %s has no test source", m->t[k].name);
+    return evaluate_data(m, &m->t[k], &m->t[k].test, out, NULL, NULL);
+}
+
+static int evaluate_data(model *m, task *t, task_data *d, eval_values *out, int32_t *pred, float *prob)
+{
     int64_t npred = t->mlm ? 0 : t->per_token ? d->ds.tag_off[d->ds.n] : d->ds.n;
     int32_t *p = pred ? pred : malloc(((size_t)npred + 1) * sizeof *p);
     float *q = prob ? prob : malloc(((size_t)npred + 1) * sizeof *q);
@@ -839,7 +888,8 @@ int model_evaluate(model *m, int k, eval_values *out, int32_t *pred, float *prob
                     goto done;
             }
         }
-        if (mo->report(self, eval_emit, out) != 0)
+        struct metric_emit me = {out, t->metrics[j]->desc->name};
+        if (mo->report(self, eval_emit_unique, &me) != 0)
             goto done;
     }
     eval_emit(out, "loss", loss);

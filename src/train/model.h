@@ -22,6 +22,8 @@ typedef struct eval_values {
 } eval_values;
 
 void eval_values_free(eval_values *v);
+/* Append one named value. */
+int eval_values_add(eval_values *v, const char *name, double value);
 
 typedef struct task_data {
     dataset ds;
@@ -38,7 +40,8 @@ typedef struct task {
     stage *head, *loss;
     stage **metrics;
     int nmetrics;
-    task_data train, dev;
+    task_data train, dev, test; /* test: when the dataset has a test source */
+    int has_test;
     /* data position (saved in checkpoints) */
     int *order;
     int64_t cursor;
@@ -106,6 +109,8 @@ int model_train_batch(model *m, int which, const int *rows, int n, int accumulat
  * NULL they receive the predicted label (sentence tasks: per example;
  * token tasks: per word, flat as ds.tag_off) and its probability. */
 int model_evaluate(model *m, int k, eval_values *out, int32_t *pred, float *prob);
+/* Evaluate task k once on its test source (has_test): as model_evaluate. */
+int model_evaluate_test(model *m, int k, eval_values *out);
 /* Fill the frozen-backbone cache of every sentence task (eval mode). */
 int model_build_cache(model *m);
 void model_drop_cache(model *m);

@@ -11,14 +11,25 @@
 #include "trainer.h"
 #include "world.h"
 #include "runner/kit/util.h"
+#include "textout.h"
 
 /* ---- evaluation ---------------------------------------------------------------- */
 
 static double tr_headline(const eval_values *v) { return v->n ? v->value[0] : 0.0; }
 
+/* Does the selection minimise (a loss) rather than maximise (a score)? */
+int tr_select_minimises(const trainer *tr)
+{
+    if (!tr->select)
+        return 0;
+    size_t n = strlen(tr->select);
+    return n >= 4 && strcmp(tr->select + n - 4, "loss") == 0;
+}
+
 /* The selection value: task.metric named by train.select, else the mean
- * of every task's headline metric. */
-double tr_selection(trainer *tr, eval_values *vals)
+ * of every task's headline metric. A train.select naming no value of the
+ * evaluation is an error (never a silent fallback). */
+int tr_selection(trainer *tr, eval_values *vals, double *value)
 {
     if (tr->select) {
         for (int k = 0; k < tr->m.ntasks; k++) {
@@ -26,14 +37,19 @@ double tr_selection(trainer *tr, eval_values *vals)
             if (strncmp(tr->select, tr->m.t[k].name, ln) != 0 || tr->select[ln] != '.')
                 continue;
             for (int j = 0; j < vals[k].n; j++)
-                if (strcmp(vals[k].name[j], tr->select + ln + 1) == 0)
-                    return vals[k].value[j];
+                if (strcmp(vals[k].name[j], tr->select + ln + 1) == 0) {
+                    *value = vals[k].value[j];
+                    return 0;
+                }
         }
+        return err_set("%s: train.select = \"%s\": the evaluation reported no such value", tr->pl->file,
+                       tr->select);
     }
     double s = 0;
     for (int k = 0; k < tr->m.ntasks; k++)
         s += tr_headline(&vals[k]);
-    return s / tr->m.ntasks;
+    *value = s / tr->m.ntasks;
+    return 0;
 }
 
 int tr_evaluate(trainer *tr, double lr)
@@ -55,8 +71,10 @@ int tr_evaluate(trainer *tr, double lr)
             err_set("out of memory");
             goto done;
         }
+        double t0 = time_now();
         if (model_evaluate(&tr->m, k, &vals[k], pred[k], prob[k]) != 0)
             goto done;
+        double dt = time_now() - t0;
         log_row *r = tr_add_row(tr);
         if (!r) {
             err_set("out of memory");
@@ -68,19 +86,22 @@ int tr_evaluate(trainer *tr, double lr)
         r->dev = 1;
         r->loss = vals[k].value[vals[k].n - 1];
         r->lr = lr;
+        r->sps = dt > 0 ? (double)t->dev.ds.n / dt : 0;
         tr_copy_values(&r->v, &vals[k]);
         tr_copy_values(&tr->final_v[k], &vals[k]);
         char line[1024];
         size_t used = 0;
         for (int j = 0; j < vals[k].n && j < 4 && used < sizeof line; j++)
             used += (size_t)snprintf(line + used, sizeof line - used, " %s %.4f", vals[k].name[j], vals[k].value[j]);
-        if (tr->tty)
-            fputc('\n', stderr);
+        tr_clear_progress(tr);
         pipeline_log(tr->pl, RUNNER_LOG_INFO, "step %lld dev %s:%s", (long long)tr->step, t->name, line);
     }
     tr->evals++;
-    double sel = tr_selection(tr, vals);
-    if (tr->evals == 1 || sel > tr->best) {
+    double sel;
+    if (tr_selection(tr, vals, &sel) != 0)
+        goto done;
+    int better = tr_select_minimises(tr) ? sel < tr->best : sel > tr->best;
+    if (tr->evals == 1 || better) {
         tr->best = sel;
         tr->best_step = tr->step;
         tr->bad_evals = 0;
@@ -88,8 +109,14 @@ int tr_evaluate(trainer *tr, double lr)
             tr_copy_values(&tr->best_v[k], &vals[k]);
             if (tr->m.t[k].mlm || !world_is_root()) /* rank 0 writes */
                 continue;
-            struct pred_out o = {&tr->m.t[k], pred[k], prob[k]};
-            char *pp = str_printf("%s/predictions_%s.tsv", tr->pl->out_dir, tr->m.t[k].name);
+            struct pred_out o = {&tr->m.t[k], pred[k], prob[k], output_jsonl(tr->pl)};
+            size_t nl = (size_t)tr->m.t[k].n_labels;
+            if (!tr->best_cm[k] && !(tr->best_cm[k] = malloc(nl * nl * sizeof **tr->best_cm))) {
+                err_set("out of memory");
+                goto done;
+            }
+            tr_confusion_counts(&o, tr->best_cm[k]);
+            char *pp = str_printf("%s/predictions_%s.%s", tr->pl->out_dir, tr->m.t[k].name, o.jsonl ? "jsonl" : "csv");
             char *cp = str_printf("%s/confusion_%s.csv", tr->pl->out_dir, tr->m.t[k].name);
             int bad = !pp || !cp || file_write_atomic_with(pp, tr_write_predictions, &o) != 0 ||
                       file_write_atomic_with(cp, tr_write_confusion, &o) != 0;

@@ -9,18 +9,20 @@
  * what trains before any step. Dev sets are evaluated every `eval_every`
  * steps or each epoch; the best evaluation's checkpoint is kept in best/,
  * the latest (with the optimizer and data state, for --resume) in last/.
- * Writes metrics.csv, metrics.json, predictions_<task>.tsv,
+ * Writes metrics.csv, metrics.json, predictions_<task>.csv,
  * confusion_<task>.csv and PNG plots. */
 #include <fnmatch.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "ddp.h"
 #include "trainer.h"
 #include "world.h"
 #include "runner/kit/util.h"
+#include "signals.h"
 
 /* ---- the loop ------------------------------------------------------------------ */
 
@@ -51,7 +53,9 @@ static void tr_log_groups(trainer *tr)
     tr_log_group(tr, "heads.*");
 }
 
-static void tr_progress(trainer *tr, double lr)
+/* Log rows of the training loss (every log_every steps): one per task
+ * that had batches since the last one. */
+static void tr_log_losses(trainer *tr, double lr)
 {
     double now = time_now();
     double sps = (double)(tr->sentences - tr->sentences_log) / (now - tr->t_log + 1e-9);
@@ -68,26 +72,65 @@ static void tr_progress(trainer *tr, double lr)
             r->sps = sps;
         }
     }
-    double elapsed = tr->train_seconds + (now - tr->t_start), done_steps = (double)(tr->step - tr->step0);
-    double eta = done_steps > 0 ? elapsed / done_steps * (double)(tr->total - tr->step) : 0;
-    char losses[512];
-    size_t used = 0;
-    losses[0] = 0;
-    for (int k = 0; k < tr->m.ntasks && used < sizeof losses; k++)
-        if (tr->loss_n[k])
-            used += (size_t)snprintf(losses + used, sizeof losses - used, " %s %.4f", tr->m.t[k].name,
-                                     tr->loss_sum[k] / tr->loss_n[k]);
-    if (tr->tty && !tr->pl->quiet)
-        fprintf(stderr, "\repoch %d/%d step %lld/%lld loss%s | %.0f sent/s | ETA %dm%02ds   ",
-                (int)(tr->step / tr->steps_per_epoch) + 1, tr->epochs, (long long)tr->step,
-                (long long)tr->total, losses, sps, (int)eta / 60, (int)eta % 60);
-    else
-        pipeline_log(tr->pl, RUNNER_LOG_INFO, "step %lld/%lld loss%s lr %.3g %.0f sent/s ETA %ds",
-                     (long long)tr->step, (long long)tr->total, losses, lr, sps, (int)eta);
     memset(tr->loss_sum, 0, (size_t)tr->m.ntasks * sizeof *tr->loss_sum);
     memset(tr->loss_n, 0, (size_t)tr->m.ntasks * sizeof *tr->loss_n);
     tr->t_log = now;
     tr->sentences_log = tr->sentences;
+}
+
+/* The epoch the last finished step belongs to (1-based), and how many
+ * epochs the run has (max_steps may end it early). */
+static int tr_epoch(const trainer *tr) { return tr->step > 0 ? (int)((tr->step - 1) / tr->steps_per_epoch) + 1 : 1; }
+static int tr_epochs(const trainer *tr) { return (int)((tr->total + tr->steps_per_epoch - 1) / tr->steps_per_epoch); }
+
+/* The progress display: on a terminal one line redrawn in place (at most
+ * 10 times a second, and at the last step): bar, %, step, epoch, steps/s,
+ * sentences/s, smoothed loss per task, ETA; otherwise a plain line about
+ * every 10% of the steps (or 30 s). */
+static void tr_show(trainer *tr, double lr)
+{
+    double now = time_now();
+    int last = tr->step == tr->total;
+    int periodic = tr->step % (tr->total / 10 > 0 ? tr->total / 10 : 1) == 0 || now - tr->t_show >= 30;
+    if (tr->pl->quiet || (tr->tty ? now - tr->t_show < 0.1 && !last : !periodic && !last))
+        return;
+    tr->t_show = now;
+    double elapsed = tr->train_seconds + (now - tr->t_start), done = (double)(tr->step - tr->step0);
+    double steps_s = elapsed > 0 ? done / elapsed : 0, sent_s = elapsed > 0 ? (double)tr->sentences / elapsed : 0;
+    double eta = steps_s > 0 ? (double)(tr->total - tr->step) / steps_s : 0;
+    double frac = tr->total ? (double)tr->step / (double)tr->total : 1;
+    char losses[256], bar[32];
+    size_t used = 0;
+    losses[0] = 0;
+    for (int k = 0; k < tr->m.ntasks && used < sizeof losses; k++)
+        if (tr->show_n[k])
+            used += (size_t)snprintf(losses + used, sizeof losses - used, " %.12s %.3f", tr->m.t[k].name,
+                                     tr->show_loss[k]);
+    int filled = (int)(frac * 16 + 0.5);
+    for (int i = 0; i < 16; i++)
+        bar[i] = i < filled ? '#' : '.';
+    bar[16] = 0;
+    if (tr->tty) { /* cut to the terminal's width: a wrapped line could not be redrawn */
+        char line[512];
+        struct winsize ws;
+        int width = ioctl(2, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20 ? ws.ws_col - 1 : 79;
+        snprintf(line, sizeof line, "[%s] %3.0f%% %lld/%lld epoch %d/%d %.2f steps/s %.0f sent/s ETA %dm%02ds loss%s",
+                 bar, 100 * frac, (long long)tr->step, (long long)tr->total, tr_epoch(tr), tr_epochs(tr), steps_s,
+                 sent_s, (int)eta / 60, (int)eta % 60, losses);
+        fprintf(stderr, "\r\033[K%.*s", width, line);
+    } else
+        pipeline_log(tr->pl, RUNNER_LOG_INFO, "%3.0f%% step %lld/%lld epoch %d/%d | %.2f steps/s %.0f sent/s | loss%s | lr %.3g | ETA %ds",
+                     100 * frac, (long long)tr->step, (long long)tr->total, tr_epoch(tr), tr_epochs(tr), steps_s,
+                     sent_s, losses, lr, (int)eta);
+    tr->bar_shown = tr->tty;
+}
+
+/* Clear the progress line before other output. */
+void tr_clear_progress(trainer *tr)
+{
+    if (tr->bar_shown)
+        fputs("\r\033[K", stderr);
+    tr->bar_shown = 0;
 }
 
 static int tr_setup(trainer *tr)
@@ -108,7 +151,7 @@ static int tr_setup(trainer *tr)
     tr->accumulate = (int)cfg_int(pl, "train.accumulate", 1);
     tr->epochs = (int)cfg_int(pl, "train.epochs", 1);
     tr->eval_every = (int)cfg_int(pl, "train.eval_every", 0);
-    tr->log_every = (int)cfg_int(pl, "train.log_every", 20);
+    tr->log_every = (int)cfg_int(pl, "train.log_every", 5);
     tr->patience = (int)cfg_int(pl, "train.early_stop", 0);
     tr->lr = cfg_num(pl, "train.lr", 5e-5);
     tr->clip = cfg_num(pl, "train.clip", 1.0);
@@ -152,7 +195,10 @@ static int tr_setup(trainer *tr)
     tr->best_v = calloc((size_t)tr->m.ntasks, sizeof *tr->best_v);
     tr->loss_sum = calloc((size_t)tr->m.ntasks, sizeof *tr->loss_sum);
     tr->loss_n = calloc((size_t)tr->m.ntasks, sizeof *tr->loss_n);
-    if (!tr->final_v || !tr->best_v || !tr->loss_sum || !tr->loss_n)
+    tr->best_cm = calloc((size_t)tr->m.ntasks, sizeof *tr->best_cm);
+    tr->show_loss = calloc((size_t)tr->m.ntasks, sizeof *tr->show_loss);
+    tr->show_n = calloc((size_t)tr->m.ntasks, sizeof *tr->show_n);
+    if (!tr->final_v || !tr->best_v || !tr->loss_sum || !tr->loss_n || !tr->best_cm || !tr->show_loss || !tr->show_n)
         return err_set("out of memory");
     tr->tty = isatty(2);
     return 0;
@@ -219,6 +265,16 @@ static int tr_ddp_check(trainer *tr, ddp *d)
     snprintf(when, sizeof when, tr->step == tr->step0 && tr->step == 0 ? "before the first step" : "at step %lld",
              (long long)tr->step);
     return ddp_check(d, tr->pl->rng, when);
+}
+
+/* A signal caught by any rank, so that all stop after the same step (mpirun
+ * forwards it to every rank, but they may see it at different steps). */
+static int tr_signal_agreed(void)
+{
+    if (world_size() == 1)
+        return signals_caught();
+    int64_t caught = signals_caught() != 0;
+    return world_sum_i64(&caught, 1) == 0 && caught > 0;
 }
 
 /* After the first step: the buckets; at the end: where the time went. */
@@ -330,6 +386,8 @@ int drive_train(pipeline *pl)
                 if (which < 0 || which == k) {
                     tr.loss_sum[k] += tr.m.t[k].batch_loss;
                     tr.loss_n[k]++;
+                    tr.show_loss[k] = tr.show_n[k]++ ? 0.9 * tr.show_loss[k] + 0.1 * tr.m.t[k].batch_loss
+                                                     : tr.m.t[k].batch_loss;
                 }
             tr.sentences += n;
         }
@@ -341,7 +399,8 @@ int drive_train(pipeline *pl)
         if (tr.step == tr.step0 + 1)
             tr_ddp_log(&tr, &dp, 0);
         if (tr.step % tr.log_every == 0 || tr.step == tr.total)
-            tr_progress(&tr, lr);
+            tr_log_losses(&tr, lr);
+        tr_show(&tr, lr);
         int epoch_end = tr.step % tr.steps_per_epoch == 0;
         if ((tr.eval_every > 0 ? tr.step % tr.eval_every == 0 : epoch_end) || tr.step == tr.total) {
             tr.train_seconds += time_now() - tr.t_start;
@@ -349,6 +408,7 @@ int drive_train(pipeline *pl)
                 goto done;
             tr.t_start = tr.t_log = time_now();
             tr.sentences_log = tr.sentences;
+            tr_clear_progress(&tr);
             if (tr.stop_after > 0 && tr.step >= tr.stop_after) {
                 pipeline_log(pl, RUNNER_LOG_INFO, "stopping after step %lld as asked (train.stop_after): "
                              "continue with --resume %s/last", (long long)tr.step, pl->out_dir);
@@ -361,10 +421,15 @@ int drive_train(pipeline *pl)
                 break;
             }
         }
+        if (tr_signal_agreed() && tr_stop_on_signal(&tr) != 0) /* SIGINT/SIGTERM: this step done, last/ saved */
+            goto done;
     }
 finish:
-    if (tr.tty && !pl->quiet)
-        fputc('\n', stderr);
+    tr_clear_progress(&tr);
+    /* the test sources are evaluated by every rank (sharded), once rank 0
+     * has finished writing the best checkpoint they load */
+    if (world_barrier() != 0 || tr_evaluate_test(&tr) != 0)
+        goto done;
     if (!world_is_root()) { /* rank 0 writes and reports */
         rc = 0;
         goto done;
@@ -379,6 +444,7 @@ finish:
             printf(" %s %.4f", tr.best_v[k].name[j], tr.best_v[k].value[j]);
         printf("\n");
     }
+    tr_print_test(&tr);
     const char *export = cfg_str(pl, "train.export");
     if (export) {
         char *best = run_path(pl, "best");
@@ -389,8 +455,11 @@ finish:
         printf("exported the best checkpoint's model folder to %s\n", export);
     }
     tr_ddp_log(&tr, &dp, 1);
-    printf("trained on %lld sentences in %.2f s: %.1f sentences/s\n", (long long)tr.sentences, tr.train_seconds,
+    printf("trained %lld steps (%d epoch%s) on %lld sentences in %.2f s: %.2f steps/s, %.1f sentences/s\n",
+           (long long)(tr.step - tr.step0), tr_epochs(&tr), tr_epochs(&tr) > 1 ? "s" : "", (long long)tr.sentences,
+           tr.train_seconds, tr.train_seconds > 0 ? (double)(tr.step - tr.step0) / tr.train_seconds : 0.0,
            tr.train_seconds > 0 ? (double)tr.sentences / tr.train_seconds : 0.0);
+    printf("metrics: %s/metrics.csv, %s/metrics.json\n", pl->out_dir, pl->out_dir);
     printf("results in %s\n", pl->out_dir);
     rc = 0;
 done:
@@ -400,12 +469,20 @@ done:
             eval_values_free(&tr.final_v[k]);
         if (tr.best_v)
             eval_values_free(&tr.best_v[k]);
+        if (tr.best_cm)
+            free(tr.best_cm[k]);
+        if (tr.test_v)
+            eval_values_free(&tr.test_v[k]);
     }
+    free(tr.test_v);
     for (int i = 0; i < tr.nrows; i++)
         eval_values_free(&tr.rows[i].v);
     free(tr.rows);
     free(tr.final_v);
     free(tr.best_v);
+    free(tr.best_cm);
+    free(tr.show_loss);
+    free(tr.show_n);
     free(tr.loss_sum);
     free(tr.loss_n);
     model_close(&tr.m);

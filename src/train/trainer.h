@@ -36,6 +36,9 @@ typedef struct trainer {
     int64_t best_step;
     int bad_evals, evals, stopped_early;
     eval_values *final_v, *best_v; /* per task */
+    int64_t **best_cm; /* per task: the best evaluation's confusion counts (gold x predicted), or NULL */
+    eval_values *test_v;           /* per task, after training (NULL: no test source) */
+    int64_t test_from;             /* the step whose parameters test_v measures */
     /* logging */
     log_row *rows;
     int nrows, caprows;
@@ -43,7 +46,9 @@ typedef struct trainer {
     int *loss_n;
     double t_start, t_log, train_seconds;
     int64_t sentences, sentences_log;
-    int tty;
+    int tty, bar_shown;
+    double *show_loss, t_show; /* progress display: smoothed loss per task */
+    int *show_n;
 } trainer;
 
 /* A task's dev predictions, for the predictions and confusion files. */
@@ -51,24 +56,37 @@ struct pred_out {
     const task *t;
     const int32_t *pred;
     const float *prob;
+    int jsonl; /* tr_write_predictions: JSON Lines, else CSV */
 };
 
+/* train.c */
+void tr_clear_progress(trainer *tr);
 /* state.c */
 void tr_shuffle_task(trainer *tr, task *t);
 int tr_next_rows(trainer *tr, task *t, int *rows);
 int tr_state_save(trainer *tr, blob *b);
 int tr_state_load(trainer *tr, blob *b, const char *dir);
 int tr_save_checkpoint(trainer *tr, const char *name, int with_state);
+/* After a SIGINT/SIGTERM: save last/ with the trainer state; always -1,
+ * with a message saying how to resume. */
+int tr_stop_on_signal(trainer *tr);
 /* report.c */
 log_row *tr_add_row(trainer *tr);
 void tr_copy_values(eval_values *dst, const eval_values *src);
+int tr_history_save(const trainer *tr, blob *b);
+int tr_history_load(trainer *tr, blob *b);
 int tr_write_metrics_csv(FILE *f, void *ctx);
 int tr_write_predictions(FILE *f, void *ctx);
 int tr_write_confusion(FILE *f, void *ctx);
+void tr_confusion_counts(const struct pred_out *o, int64_t *cm);
 int tr_write_metrics_json(trainer *tr);
 /* select.c */
-double tr_selection(trainer *tr, eval_values *vals);
+int tr_select_minimises(const trainer *tr);
+int tr_selection(trainer *tr, eval_values *vals, double *value);
 int tr_evaluate(trainer *tr, double lr);
+/* evaltest.c: the best checkpoint on each task's test source, once */
+int tr_evaluate_test(trainer *tr);
+void tr_print_test(const trainer *tr); /* stdout, after the best evaluation's lines */
 /* plots.c */
 int tr_draw_plots(trainer *tr);
 
