@@ -177,13 +177,13 @@ $(BUILD)/tests/fuzz/replay/%.o: tests/fuzz/%.c
 
 $(BUILD)/tests/fuzz_replay.t: $(BUILD)/tests/fuzz_replay.o $(REPLAY_OBJ) $(BUILD)/libapp.a $(KIT_SO)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(REPLAY_OBJ) $(BUILD)/libapp.a $(KIT_LINK) -Wl,-rpath,'$$ORIGIN/../lib' $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(REPLAY_OBJ) $(BUILD)/libapp.a $(KIT_LINK) -Wl,-rpath,'$$ORIGIN/../lib' $(MPI_LIBS) $(LDLIBS)
 
 $(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/libapp.a $(KIT_SO) $(BUNDLES)
 	@mkdir -p $(@D)
 	@echo "  LD      $@ (libFuzzer)"
 	$(Q)$(CC) $(LDFLAGS_ALL) -fsanitize=fuzzer -o $@ $< $(BUILD)/libapp.a $(KIT_LINK) \
-	  -Wl,-rpath,'$$ORIGIN/../lib' $(LDLIBS)
+	  -Wl,-rpath,'$$ORIGIN/../lib' $(MPI_LIBS) $(LDLIBS)
 
 fuzzers: $(FUZZ_BINS)
 
