@@ -70,12 +70,12 @@ static int write_cfg(const char *name, const char *freeze, const char *train_ext
         "backbone = { plugin = \"bert\"; hidden_dropout = 0.0; attention_dropout = 0.0; };\n"
         "pooler = { plugin = \"mean\"; };\ntasks = (\n"
         "  { name = \"topic\";\n"
-        "    dataset = { format = \"agnews_csv\"; path = \"%s/" DATA "/ag_news/test.csv\"; dev_ratio = 0.1;\n"
+        "    dataset = { plugin = \"agnews_csv\"; path = \"%s/" DATA "/ag_news/test.csv\"; dev_ratio = 0.1;\n"
         "                split_seed = 1234; limit = 64; dev_limit = 40; };\n"
         "    head = { plugin = \"mlp\"; hidden = [16]; layer_norm = true; dropout = 0.0; };\n"
         "    loss = { plugin = \"cross_entropy\"; }; metrics = [ \"accuracy\", \"macro_f1\" ]; },\n"
         "  { name = \"sentiment\";\n"
-        "    dataset = { format = \"tsv\"; train = \"%s/" DATA "/sst2/train.tsv\"; dev = \"%s/" DATA "/sst2/dev.tsv\";\n"
+        "    dataset = { plugin = \"tsv\"; train = \"%s/" DATA "/sst2/train.tsv\"; dev = \"%s/" DATA "/sst2/dev.tsv\";\n"
         "                text_field = \"sentence\"; label_field = \"label\"; labels = [\"negative\", \"positive\"];\n"
         "                limit = 64; dev_limit = 40; };\n"
         "    head = { plugin = \"linear\"; dropout = 0.0; };\n"
@@ -349,37 +349,66 @@ static pid_t find_rank(const char *tag, int rank)
     return found;
 }
 
-static void test_kill(void)
+/* A long 2-rank run; once its first checkpoint is there, signal rank 1.
+ * Returns mpirun's exit status. */
+static int signal_rank(const char *name, int sig)
 {
-    ok(write_cfg("k.cfg", "none", "epochs = 100000; eval_every = 5;") == 0, "long pipeline written");
-    char tag[64];
-    snprintf(tag, sizeof tag, "%d", (int)getpid());
+    char tag[64], cfg[64];
+    snprintf(tag, sizeof tag, "%d-%s", (int)getpid(), name);
+    snprintf(cfg, sizeof cfg, "%s.cfg", name);
     setenv("RUNNER_TEST_TAG", tag, 1);
     pid_t child = fork();
     if (child == 0)
-        _exit(run(2, "k.cfg", "k", ""));
-    char *last = str_printf("%s/k/last/model.safetensors", dir);
-    int waited = 0;
-    while (access(last, F_OK) != 0 && waited++ < 600)
+        _exit(run(2, cfg, name, ""));
+    char *last = str_printf("%s/%s/last/model.safetensors", dir, name);
+    for (int waited = 0; access(last, F_OK) != 0 && waited < 600; waited++)
         usleep(100000);
     usleep(300000);
     pid_t victim = find_rank(tag, 1);
-    ok(victim > 0, "rank 1 found (pid %d) after the first checkpoint", (int)victim);
+    ok(victim > 0, "%s: rank 1 found (pid %d) after the first checkpoint", name, (int)victim);
     if (victim > 0)
-        kill(victim, SIGKILL);
+        kill(victim, sig);
     int st = 0;
     waitpid(child, &st, 0);
-    int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    ok(code != 0 && code != 124, "mpirun exits non-zero (%d), not by the time limit", code);
-    ok(err_has("k", "process rank 1") && err_has("k", "signal 9"), "mpirun names the failing rank and the cause");
-    safetensors s = {0};
-    ok(st_open(&s, last) == 0, "last/model.safetensors is whole");
-    st_close(&s);
-    char *args = str_printf("--resume %s/k/last --set train.epochs=1", dir);
     unsetenv("RUNNER_TEST_TAG");
-    is(run(0, "k.cfg", "k1", args), 0, "and resumes");
+    free(last);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* last/ of a run is whole and resumes under one rank. */
+static void resumes(const char *name)
+{
+    char *last = str_printf("%s/%s/last/model.safetensors", dir, name);
+    safetensors s = {0};
+    ok(st_open(&s, last) == 0, "%s: last/model.safetensors is whole", name);
+    st_close(&s);
+    char *args = str_printf("--resume %s/%s/last --set train.epochs=1", dir, name);
+    char *again = str_printf("%s-resumed", name);
+    char *cfg = str_printf("%s.cfg", name);
+    is(run(0, cfg, again, args), 0, "%s: and resumes", name);
+    free(cfg);
+    free(again);
     free(args);
     free(last);
+}
+
+static void test_kill(void)
+{
+    ok(write_cfg("k.cfg", "none", "epochs = 100000; eval_every = 5;") == 0, "long pipeline written");
+    int code = signal_rank("k", SIGKILL);
+    ok(code != 0 && code != 124, "SIGKILL: mpirun exits non-zero (%d), not by the time limit", code);
+    ok(err_has("k", "process rank 1") && err_has("k", "signal 9"), "mpirun names the failing rank and the cause");
+    resumes("k");
+}
+
+/* SIGTERM reaching one rank: every rank stops after the same step, last/
+ * written, exit 128 + 15. */
+static void test_term(void)
+{
+    ok(write_cfg("term.cfg", "none", "epochs = 100000; eval_every = 5;") == 0, "long pipeline written");
+    is(signal_rank("term", SIGTERM), 143, "SIGTERM to rank 1: the job ends with 143");
+    ok(err_has("term", "stopped by SIGTERM after step"), "... after a whole step, saying how to resume");
+    resumes("term");
 }
 
 /* Two ranks started with different arguments (MPMD); exit status. */
@@ -462,6 +491,7 @@ int main(void)
     test_resume();
     test_failures();
     test_kill();
+    test_term();
     char *rm = str_printf("rm -rf %s", dir);
     if (system(rm) != 0)
         diag("could not remove %s", dir);

@@ -122,24 +122,25 @@ void world_share_weighted(const int64_t *weight, int64_t n, int64_t *bounds)
 }
 
 /* MPI counts are ints: reduce in chunks. */
-static int sum_chunks(void *x, int64_t n, MPI_Datatype t, size_t elem)
+static int reduce_chunks(void *x, int64_t n, MPI_Datatype t, size_t elem, MPI_Op op)
 {
     if (W.size <= 1)
         return 0;
     W.other_bytes += n * (int64_t)elem;
     for (int64_t at = 0; at < n; at += 1 << 28) {
         int c = (int)(n - at < (1 << 28) ? n - at : (1 << 28));
-        int rc = MPI_Allreduce(MPI_IN_PLACE, (char *)x + at * (int64_t)elem, c, t, MPI_SUM, MPI_COMM_WORLD);
+        int rc = MPI_Allreduce(MPI_IN_PLACE, (char *)x + at * (int64_t)elem, c, t, op, MPI_COMM_WORLD);
         if (rc != MPI_SUCCESS)
             return mpi_error(rc, "all-reduce");
     }
     return 0;
 }
 
-int world_sum_f64(double *x, int64_t n) { return sum_chunks(x, n, MPI_DOUBLE, sizeof *x); }
-int world_sum_i64(int64_t *x, int64_t n) { return sum_chunks(x, n, MPI_INT64_T, sizeof *x); }
-int world_sum_i32(int32_t *x, int64_t n) { return sum_chunks(x, n, MPI_INT32_T, sizeof *x); }
-int world_sum_f32(float *x, int64_t n) { return sum_chunks(x, n, MPI_FLOAT, sizeof *x); }
+int world_sum_f64(double *x, int64_t n) { return reduce_chunks(x, n, MPI_DOUBLE, sizeof *x, MPI_SUM); }
+int world_sum_i64(int64_t *x, int64_t n) { return reduce_chunks(x, n, MPI_INT64_T, sizeof *x, MPI_SUM); }
+int world_sum_i32(int32_t *x, int64_t n) { return reduce_chunks(x, n, MPI_INT32_T, sizeof *x, MPI_SUM); }
+int world_sum_f32(float *x, int64_t n) { return reduce_chunks(x, n, MPI_FLOAT, sizeof *x, MPI_SUM); }
+int world_max_i64(int64_t *x, int64_t n) { return reduce_chunks(x, n, MPI_INT64_T, sizeof *x, MPI_MAX); }
 
 int world_gather_rows(float *x, int dim, const int64_t *bounds, int all)
 {

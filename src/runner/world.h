@@ -39,6 +39,7 @@ int world_sum_f64(double *x, int64_t n);
 int world_sum_i64(int64_t *x, int64_t n);
 int world_sum_i32(int32_t *x, int64_t n);
 int world_sum_f32(float *x, int64_t n);
+int world_max_i64(int64_t *x, int64_t n);
 /* Rows [bounds[r], bounds[r+1]) of a (rows, dim) float array live on
  * rank r; gather them in place on the root (all: on every rank). */
 int world_gather_rows(float *x, int dim, const int64_t *bounds, int all);

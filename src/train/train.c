@@ -13,6 +13,7 @@
  * confusion_<task>.csv and PNG plots. */
 #include <fnmatch.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -268,13 +269,19 @@ static int tr_ddp_check(trainer *tr, ddp *d)
 }
 
 /* A signal caught by any rank, so that all stop after the same step (mpirun
- * forwards it to every rank, but they may see it at different steps). */
+ * forwards it to every rank, but they may see it at different steps); a
+ * rank that did not catch it raises it to itself (the handler only records
+ * it), so every rank exits 128 + signal. */
 static int tr_signal_agreed(void)
 {
     if (world_size() == 1)
         return signals_caught();
-    int64_t caught = signals_caught() != 0;
-    return world_sum_i64(&caught, 1) == 0 && caught > 0;
+    int64_t sig = signals_caught();
+    if (world_max_i64(&sig, 1) != 0 || sig == 0)
+        return 0;
+    if (!signals_caught())
+        raise((int)sig);
+    return signals_caught();
 }
 
 /* After the first step: the buckets; at the end: where the time went. */
