@@ -8,8 +8,9 @@
  * ending as the uninterrupted run; ranks that diverge (different seeds),
  * bad input or a bad key on one rank end the job naming the rank; a rank
  * killed with SIGKILL ends the job non-zero, mpirun naming the rank, and
- * the last checkpoint stays whole. A missing mpirun is a failure, not a
- * skip. Every mpirun is bounded by timeout(1). */
+ * the last checkpoint stays whole; SIGTERM to one rank stops all after the
+ * same step with 143. A missing mpirun is a failure, not a skip. Every
+ * mpirun is bounded by timeout(1). */
 #include <dirent.h>
 #include <math.h>
 #include <signal.h>
