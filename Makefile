@@ -50,6 +50,10 @@ DNNL_LIBS := $(shell pkg-config --libs dnnl 2>/dev/null || echo -ldnnl)
 BLAS_DIR = /usr/lib/x86_64-linux-gnu/openblas-openmp
 BLAS_CFLAGS = -I/usr/include/x86_64-linux-gnu/openblas-openmp
 BLAS_LIBS = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas
+# Open MPI (src/runner/world.c): the runner, the tests and the benches link
+# it; the kit library and the plugin bundles do not.
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c)
+MPI_LIBS := $(shell pkg-config --libs ompi-c)
 
 WARN = -Wall -Wextra -Werror -Wno-missing-field-initializers -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-format-truncation
 ifeq ($(FUZZ),1)
@@ -61,7 +65,7 @@ BASE_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) -fPIC -fopenmp -march=x86
 # The kit exports its public functions (default visibility); everything
 # else is hidden.
 KIT_CFLAGS = $(BASE_CFLAGS)
-APP_CFLAGS = $(BASE_CFLAGS) -fvisibility=hidden -Isrc/runner -Isrc/drivers -Isrc/train \
+APP_CFLAGS = $(BASE_CFLAGS) $(MPI_CFLAGS) -fvisibility=hidden -Isrc/runner -Isrc/drivers -Isrc/train \
 	-DRUNNER_BUILD_DIR='"$(abspath $(BUILD))"'
 PLUGIN_CFLAGS = $(BASE_CFLAGS) -fvisibility=hidden -DRUNNER_BUNDLE
 # clang's OpenMP code calls libomp (__kmpc_*), gcc's libgomp
@@ -140,7 +144,7 @@ $(BUILD)/libapp.a: $(APP_OBJ)
 APP_RPATH = -Wl,-rpath,'$$ORIGIN/lib:$$ORIGIN/../lib'
 $(BUILD)/runner: $(BUILD)/src/runner/main.o $(BUILD)/libapp.a $(KIT_SO)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $(BUILD)/src/runner/main.o $(BUILD)/libapp.a $(KIT_LINK) $(APP_RPATH) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $(BUILD)/src/runner/main.o $(BUILD)/libapp.a $(KIT_LINK) $(APP_RPATH) $(MPI_LIBS) $(LDLIBS)
 
 # One bundle per kind: every plugins/<kind>/<name>.c, plus a generated list
 # of their descriptors behind the one exported symbol runner_bundle_v1.
@@ -170,7 +174,7 @@ $(foreach k,$(KINDS),$(eval $(call bundle_rule,$(k))))
 
 $(BUILD)/tests/%.t: $(BUILD)/tests/%.o $(BUILD)/libapp.a $(KIT_SO)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libapp.a $(KIT_LINK) -Wl,-rpath,'$$ORIGIN/../lib' $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libapp.a $(KIT_LINK) -Wl,-rpath,'$$ORIGIN/../lib' $(MPI_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/fuzz/replay/%.o: tests/fuzz/%.c
 	@mkdir -p $(@D)
@@ -179,13 +183,13 @@ $(BUILD)/tests/fuzz/replay/%.o: tests/fuzz/%.c
 
 $(BUILD)/tests/fuzz_replay.t: $(BUILD)/tests/fuzz_replay.o $(REPLAY_OBJ) $(BUILD)/libapp.a $(KIT_SO)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(REPLAY_OBJ) $(BUILD)/libapp.a $(KIT_LINK) -Wl,-rpath,'$$ORIGIN/../lib' $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(REPLAY_OBJ) $(BUILD)/libapp.a $(KIT_LINK) -Wl,-rpath,'$$ORIGIN/../lib' $(MPI_LIBS) $(LDLIBS)
 
 $(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/libapp.a $(KIT_SO) $(BUNDLES)
 	@mkdir -p $(@D)
 	@echo "  LD      $@ (libFuzzer)"
 	$(Q)$(CC) $(LDFLAGS_ALL) -fsanitize=fuzzer -o $@ $< $(BUILD)/libapp.a $(KIT_LINK) \
-	  -Wl,-rpath,'$$ORIGIN/../lib' $(LDLIBS)
+	  -Wl,-rpath,'$$ORIGIN/../lib' $(MPI_LIBS) $(LDLIBS)
 
 fuzzers: $(FUZZ_BINS)
 
@@ -211,7 +215,7 @@ $(BUILD)/tests/plugins/%.so: $(BUILD)/tests/plugins/%.o
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libapp.a $(KIT_SO)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libapp.a $(KIT_LINK) -Wl,-rpath,'$$ORIGIN/../lib' $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libapp.a $(KIT_LINK) -Wl,-rpath,'$$ORIGIN/../lib' $(MPI_LIBS) $(LDLIBS)
 
 # bench/gemm compares oneDNN with OpenBLAS (first, before GSL's reference CBLAS)
 $(BUILD)/bench/gemm.o: APP_CFLAGS += $(BLAS_CFLAGS)

@@ -13,8 +13,8 @@ set -eu
 
 # oneDNN (libdnnl-dev) runs the GEMMs; OpenBLAS only for bench/gemm's comparison
 BUILD="build-essential pkg-config perl libconfig-dev libjansson-dev libutf8proc-dev libgsl-dev
-zlib1g-dev libdnnl-dev libopenblas-openmp-dev"
-PKGS="$BUILD gnuplot-nox valgrind curl ca-certificates git python3 python3-numpy python3-torch
+zlib1g-dev libdnnl-dev libopenblas-openmp-dev libopenmpi-dev"
+PKGS="$BUILD openmpi-bin gnuplot-nox valgrind curl ca-certificates git python3 python3-numpy python3-torch
 clang libclang-rt-14-dev libomp-14-dev"
 case "${1:-}" in
 --build) PKGS="$BUILD" ;;
