@@ -38,15 +38,22 @@ Q = @
 else
 Q =
 endif
-# Debian ships OpenBLAS in pthread and OpenMP flavours; the OpenMP one shares
-# libgomp's thread pool with our kernels, so the two never oversubscribe.
-BLAS_DIR = /usr/lib/x86_64-linux-gnu/openblas-openmp
 PKGS = libconfig jansson libutf8proc gsl zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
-# GSL's reference CBLAS must not shadow OpenBLAS: OpenBLAS comes first.
-PKG_LIBS := $(filter-out -lgslcblas,$(shell pkg-config --libs $(PKGS)))
+PKG_LIBS := $(shell pkg-config --libs $(PKGS))
+# oneDNN runs every GEMM (src/kit/compute.c); its Debian build uses OpenMP,
+# so it shares libgomp's pool with our kernels. libdnnl-dev has no
+# pkg-config file: -ldnnl unless one exists.
+DNNL_CFLAGS := $(shell pkg-config --cflags dnnl 2>/dev/null)
+DNNL_LIBS := $(shell pkg-config --libs dnnl 2>/dev/null || echo -ldnnl)
+# OpenBLAS (OpenMP flavour) only for bench/gemm's comparison.
+BLAS_DIR = /usr/lib/x86_64-linux-gnu/openblas-openmp
 BLAS_CFLAGS = -I/usr/include/x86_64-linux-gnu/openblas-openmp
-BLAS_LIBS = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -Wl,--no-as-needed -lopenblas -Wl,--as-needed
+BLAS_LIBS = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas
+# Open MPI (src/runner/world.c): the runner, the tests and the benches link
+# it; the kit library and the plugin bundles do not.
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c)
+MPI_LIBS := $(shell pkg-config --libs ompi-c)
 
 WARN = -Wall -Wextra -Werror -Wno-missing-field-initializers -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-format-truncation
 ifeq ($(FUZZ),1)
@@ -54,11 +61,11 @@ WARN += -Wno-unknown-warning-option -Wno-pass-failed
 endif
 CFLAGS ?= -O2 -g
 BASE_CFLAGS = -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) -fPIC -fopenmp -march=x86-64-v3 -MMD -MP \
-	-Iinclude $(PKG_CFLAGS) $(BLAS_CFLAGS) $(SANFLAGS)
+	-Iinclude $(PKG_CFLAGS) $(DNNL_CFLAGS) $(SANFLAGS)
 # The kit exports its public functions (default visibility); everything
 # else is hidden.
 KIT_CFLAGS = $(BASE_CFLAGS)
-APP_CFLAGS = $(BASE_CFLAGS) -fvisibility=hidden -Isrc/runner -Isrc/drivers -Isrc/train \
+APP_CFLAGS = $(BASE_CFLAGS) $(MPI_CFLAGS) -fvisibility=hidden -Isrc/runner -Isrc/drivers -Isrc/train \
 	-DRUNNER_BUILD_DIR='"$(abspath $(BUILD))"'
 PLUGIN_CFLAGS = $(BASE_CFLAGS) -fvisibility=hidden -DRUNNER_BUNDLE
 # clang's OpenMP code calls libomp (__kmpc_*), gcc's libgomp
@@ -67,7 +74,10 @@ OMP_LIBS = -fopenmp
 else
 OMP_LIBS = -lgomp
 endif
-LDLIBS = $(BLAS_LIBS) $(PKG_LIBS) $(OMP_LIBS) -ldl -lm
+# --as-needed: each object records only the libraries it calls. A needless
+# libconfig (which exports _edata/_end/__bss_start) would make librunner,
+# and through it every bundle, export those linker symbols too.
+LDLIBS = -Wl,--as-needed $(DNNL_LIBS) $(PKG_LIBS) $(OMP_LIBS) -ldl -lm
 LDFLAGS_ALL = $(SANFLAGS) $(LDFLAGS)
 
 KIT_SRC = $(wildcard src/kit/*.c)
@@ -134,7 +144,7 @@ $(BUILD)/libapp.a: $(APP_OBJ)
 APP_RPATH = -Wl,-rpath,'$$ORIGIN/lib:$$ORIGIN/../lib'
 $(BUILD)/runner: $(BUILD)/src/runner/main.o $(BUILD)/libapp.a $(KIT_SO)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $(BUILD)/src/runner/main.o $(BUILD)/libapp.a $(KIT_LINK) $(APP_RPATH) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $(BUILD)/src/runner/main.o $(BUILD)/libapp.a $(KIT_LINK) $(APP_RPATH) $(MPI_LIBS) $(LDLIBS)
 
 # One bundle per kind: every plugins/<kind>/<name>.c, plus a generated list
 # of their descriptors behind the one exported symbol runner_bundle_v1.
@@ -164,7 +174,7 @@ $(foreach k,$(KINDS),$(eval $(call bundle_rule,$(k))))
 
 $(BUILD)/tests/%.t: $(BUILD)/tests/%.o $(BUILD)/libapp.a $(KIT_SO)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libapp.a $(KIT_LINK) -Wl,-rpath,'$$ORIGIN/../lib' $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libapp.a $(KIT_LINK) -Wl,-rpath,'$$ORIGIN/../lib' $(MPI_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/fuzz/replay/%.o: tests/fuzz/%.c
 	@mkdir -p $(@D)
@@ -173,13 +183,13 @@ $(BUILD)/tests/fuzz/replay/%.o: tests/fuzz/%.c
 
 $(BUILD)/tests/fuzz_replay.t: $(BUILD)/tests/fuzz_replay.o $(REPLAY_OBJ) $(BUILD)/libapp.a $(KIT_SO)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(REPLAY_OBJ) $(BUILD)/libapp.a $(KIT_LINK) -Wl,-rpath,'$$ORIGIN/../lib' $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(REPLAY_OBJ) $(BUILD)/libapp.a $(KIT_LINK) -Wl,-rpath,'$$ORIGIN/../lib' $(MPI_LIBS) $(LDLIBS)
 
 $(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/libapp.a $(KIT_SO) $(BUNDLES)
 	@mkdir -p $(@D)
 	@echo "  LD      $@ (libFuzzer)"
 	$(Q)$(CC) $(LDFLAGS_ALL) -fsanitize=fuzzer -o $@ $< $(BUILD)/libapp.a $(KIT_LINK) \
-	  -Wl,-rpath,'$$ORIGIN/../lib' $(LDLIBS)
+	  -Wl,-rpath,'$$ORIGIN/../lib' $(MPI_LIBS) $(LDLIBS)
 
 fuzzers: $(FUZZ_BINS)
 
@@ -205,7 +215,11 @@ $(BUILD)/tests/plugins/%.so: $(BUILD)/tests/plugins/%.o
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libapp.a $(KIT_SO)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libapp.a $(KIT_LINK) -Wl,-rpath,'$$ORIGIN/../lib' $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libapp.a $(KIT_LINK) -Wl,-rpath,'$$ORIGIN/../lib' $(MPI_LIBS) $(LDLIBS)
+
+# bench/gemm compares oneDNN with OpenBLAS (first, before GSL's reference CBLAS)
+$(BUILD)/bench/gemm.o: APP_CFLAGS += $(BLAS_CFLAGS)
+$(BUILD)/bench/gemm: LDLIBS = $(BLAS_LIBS) $(DNNL_LIBS) $(PKG_LIBS) $(OMP_LIBS) -ldl -lm
 
 # pkg-config file for plugins built out of tree. In the build tree it points
 # at the sources (PKG_CONFIG_PATH=build); installed, at PREFIX.

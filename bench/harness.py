@@ -23,7 +23,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = "bench/out"
 PY = "/usr/bin/python3"
-EMB = {"A": "bench/out/run/embeddings.npy", "B": "bench/out/torch_emb.npy", "C": "bench/out/ort_emb.npy"}
+EMB = {"A": "bench/out/run/embeddings.npy", "B": "bench/out/torch_emb.npy", "C": "bench/out/ort_emb.npy",
+       "A2": "bench/out/run_bf16/embeddings.npy", "A3": "bench/out/run_int8/embeddings.npy",
+       "D": "bench/out/ort_int8_emb.npy"}
 TORCH_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_CORETYPE": "SkylakeX"}
 
 
@@ -213,6 +215,110 @@ def compare_embeddings(engines):
                       f"{float(np.abs(emb - ref).max()):.3g} (max |value| {float(np.abs(ref).max()):.3g})")
 
 
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def ensure_onnx_int8(onnx, onnx_int8):
+    """The dynamic int8 copy of the ONNX model (bench/quantize_onnx.py)."""
+    if os.path.exists(onnx_int8) and os.path.getmtime(onnx_int8) >= max(
+            os.path.getmtime(onnx), os.path.getmtime("bench/quantize_onnx.py")):
+        return True
+    r = subprocess.run([PY, "bench/quantize_onnx.py", onnx, onnx_int8], capture_output=True, text=True)
+    if r.returncode != 0:
+        note(f"int8 quantization of {onnx} failed (python3-onnx missing?): {r.stderr.strip()[-300:]}")
+        return False
+    return True
+
+
+def cosines(engines, ref_key="B"):
+    """Min and mean cosine of each engine's embeddings (last round) against the
+    float32 reference: PyTorch's, else the runner f32's."""
+    import numpy as np
+    key = ref_key if os.path.exists(EMB[ref_key]) else "A"
+    if not os.path.exists(EMB[key]):
+        return {}, None
+    ref = np.load(EMB[key])
+    out = {}
+    for e in engines:
+        if e.runs and e.key in EMB and os.path.exists(EMB[e.key]):
+            emb = np.load(EMB[e.key])
+            if emb.shape == ref.shape:
+                c = (emb * ref).sum(1) / (np.linalg.norm(emb, axis=1) * np.linalg.norm(ref, axis=1))
+                out[e.key] = (float(c.min()), float(c.mean()))
+    return out, key
+
+
+def encode_engines(a, threads, n, ids, onnx, onnx_int8, have_ort):
+    runners = []
+    for key, prec, outdir in (("A", "f32", "run"), ("A2", "bf16", "run_bf16"), ("A3", "int8", "run_int8")):
+        e = Engine(key, f"runner {prec}", None, sentences=n)
+        if not os.path.exists("runner"):
+            e.failed = "./runner not built (make)"
+        elif not os.path.exists(a.runner_pipeline):
+            e.failed = f"{a.runner_pipeline} does not exist yet"
+        else:
+            e.argv = ["./runner", a.runner_pipeline, "--threads", str(threads), "--quiet",
+                      "--set", f'backbone.precision="{prec}"', "--out", os.path.join(OUT, outdir)]
+        runners.append(e)
+    torch_env = dict(TORCH_ENV, OMP_NUM_THREADS=str(threads))
+    pt = Engine("B", "PyTorch f32",
+                [PY, "bench/torch_bert.py", "--threads", str(threads), "encode", "--model", a.model,
+                 "--ids", ids, "--batch", str(a.batch), "--save", EMB["B"]], torch_env, sentences=n)
+    if a.no_torch:
+        pt.argv, pt.failed = None, "--no-torch"
+    orts = []
+    for key, name, model in (("C", "ONNX Runtime f32", onnx), ("D", "ONNX Runtime int8", onnx_int8)):
+        e = Engine(key, name, ["node", "bench/ort_encode.js", "--model", model, "--ids", ids, "--batch",
+                               str(a.batch), "--threads", str(threads), "--save", EMB[key]]
+                   if have_ort and model else None, sentences=n)
+        if not e.argv:
+            e.failed = "onnxruntime-node not installed" if not have_ort else "no int8 model"
+        orts.append(e)
+    return runners + [pt] + orts, torch_env
+
+
+def encode_pass(a, threads, n, ids, onnx, onnx_int8, have_ort, made_by):
+    engines, torch_env = encode_engines(a, threads, n, ids, onnx, onnx_int8, have_ort)
+    print(f"bench/encode: {n} sentences of {a.dataset}, model {a.model}, batch {a.batch}, "
+          f"{threads} threads, {a.rounds} rounds (+{a.warmup} warm-up) alternating "
+          f"{' '.join(e.key for e in engines)}")
+    print(f"  CPU: {cpu_name()}; load average {os.getloadavg()[0]:.2f} at the start")
+    for e in engines:
+        env = " ".join(f"{k}={v}" for k, v in e.env_extra.items())
+        print(f"  {e.key:<3}{e.name + ':':<19} {(env + ' ') if env else ''}"
+              f"{' '.join(e.argv) if e.argv else 'SKIPPED: ' + str(e.failed)}")
+    print(f"  peers get pre-tokenized ids ({ids}, made by {made_by}), length-sorted batches of {a.batch};")
+    print(f"  ONNX models: {onnx} (torch.onnx.export) and {onnx_int8} (bench/quantize_onnx.py: "
+          f"DynamicQuantizeLinear + MatMulInteger, per-channel int8 weights)\n", flush=True)
+    for path in EMB.values():
+        if os.path.exists(path):
+            os.remove(path)
+    alternate(engines, a.rounds, a.warmup)
+    print_table(engines, "whole-process sent/s")
+    cos, ref = cosines(engines)
+    by = {e.key: e for e in engines}
+    if cos:
+        print(f"\ncosine of each engine's embeddings with {by[ref].name}'s (872 sentences): min / mean")
+        for e in engines:
+            if e.key in cos:
+                print(f"  {e.key:<3}{e.name:<20} {cos[e.key][0]:.6f} / {cos[e.key][1]:.6f}")
+    W = {k: med(e.whole_sps()) for k, e in by.items()}
+    S = {k: med(e.steady()) for k, e in by.items()}
+    print(f"\nratios (medians)                        whole-process   steady-state")
+    for x, y in (("A", "C"), ("A", "B"), ("A2", "D"), ("A3", "D"), ("D", "C")):
+        label = f"{by[x].name} / {by[y].name}"
+        print(f"  {label:<38}{ratio(W[x], W[y]):>13}   {ratio(S[x], S[y]):>12}")
+    return engines, cos
+
+
 def cmd_encode(a):
     os.makedirs(OUT, exist_ok=True)
     sentences = os.path.join(OUT, "dev_sentences.txt")
@@ -221,53 +327,23 @@ def cmd_encode(a):
     made_by = make_ids(a.model, sentences, ids)
     onnx = os.path.join(OUT, os.path.basename(os.path.normpath(a.model)) + ".onnx")
     ensure_onnx(a.model, onnx)
+    onnx_int8 = onnx[:-5] + ".int8.onnx"
+    if not ensure_onnx_int8(onnx, onnx_int8):
+        onnx_int8 = None
     have_ort = ensure_ort()
-
-    runner = Engine("A", "runner", None, sentences=n)
-    if not os.path.exists("runner"):
-        runner.failed = "./runner not built (make)"
-    elif not os.path.exists(a.runner_pipeline):
-        runner.failed = f"{a.runner_pipeline} does not exist yet"
-    else:
-        runner.argv = ["./runner", a.runner_pipeline, "--threads", str(a.threads), "--quiet",
-                       "--out", os.path.join(OUT, "run")]
-    torch_env = dict(TORCH_ENV, OMP_NUM_THREADS=str(a.threads))
-    pt = Engine("B", "PyTorch",
-                [PY, "bench/torch_bert.py", "--threads", str(a.threads), "encode", "--model", a.model,
-                 "--ids", ids, "--batch", str(a.batch), "--save", EMB["B"]], torch_env, sentences=n)
-    ort = Engine("C", "ONNX Runtime",
-                 ["node", "bench/ort_encode.js", "--model", onnx, "--ids", ids, "--batch", str(a.batch),
-                  "--threads", str(a.threads), "--save", EMB["C"]] if have_ort else None, sentences=n)
-    if not have_ort:
-        ort.failed = "onnxruntime-node not installed"
-    engines = [runner, pt, ort]
-
-    print(f"bench/encode: {n} sentences of {a.dataset}, model {a.model}, batch {a.batch}, "
-          f"{a.threads} threads, {a.rounds} rounds (+{a.warmup} warm-up) alternating A B C")
-    print(f"  A runner:       {' '.join(runner.argv) if runner.argv else 'SKIPPED: ' + runner.failed}")
-    if runner.argv:
-        print(f"                  (reads the sentences and tokenizes them itself)")
-    print(f"  B PyTorch:      {' '.join(f'{k}={v}' for k, v in torch_env.items())} {' '.join(pt.argv)}")
-    print(f"  C ONNX Runtime: {' '.join(ort.argv) if ort.argv else 'SKIPPED: ' + ort.failed}")
-    print(f"  peers get pre-tokenized ids ({ids}, made by {made_by}), length-sorted batches of {a.batch};")
-    print(f"  ONNX model: {onnx} (torch.onnx.export, dynamic batch/sequence, output mean-pooled embedding)")
-    print(f"  whole-process times include process start and model loading for every engine\n", flush=True)
-    for path in EMB.values():
-        if os.path.exists(path):
-            os.remove(path)
-    alternate(engines, a.rounds, a.warmup)
-    print_table(engines, "whole-process sent/s")
-    compare_embeddings(engines)
-
-    wa, wb, wc = (med(e.whole_sps()) for e in engines)
-    sa, sb, sc = (med(e.steady()) for e in engines)
-    print(f"\nratios (medians)          whole-process   steady-state")
-    print(f"  runner / PyTorch        {ratio(wa, wb):>13}   {ratio(sa, sb):>12}")
-    print(f"  runner / ONNX Runtime   {ratio(wa, wc):>13}   {ratio(sa, sc):>12}")
-    print(f"  ONNX Runtime / PyTorch  {ratio(wc, wb):>13}   {ratio(sc, sb):>12}")
-    if runner.failed and not runner.argv:
-        print(f"\nnote: A (runner) skipped: {runner.failed}")
-    save_json("encode", a, engines)
+    threads = [int(t) for t in str(a.threads).split(",")]
+    results = {}
+    for t in threads:
+        engines, cos = encode_pass(a, t, n, ids, onnx, onnx_int8, have_ort, made_by)
+        results[t] = engines
+        save_json(f"encode_t{t}" if len(threads) > 1 else "encode", a, engines, cos)
+        print()
+    if len(threads) > 1:
+        lo, hi = min(threads), max(threads)
+        print(f"scaling, steady-state sentences/s: {hi} threads / {lo} thread(s) (medians)")
+        for e_lo, e_hi in zip(results[lo], results[hi]):
+            print(f"  {e_lo.key:<3}{e_lo.name:<20} {ratio(med(e_hi.steady()), med(e_lo.steady())):>8}"
+                  f"   (whole process {ratio(med(e_hi.whole_sps()), med(e_lo.whole_sps()))})")
 
 
 def cmd_train(a):
@@ -313,9 +389,10 @@ def cmd_train(a):
     save_json("train", a, engines)
 
 
-def save_json(kind, a, engines):
+def save_json(kind, a, engines, cos=None):
     path = os.path.join(OUT, f"{kind}_results.json")
     doc = {"args": vars(a), "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "load_avg": os.getloadavg(),
+           "cpu": cpu_name(), "cosine_min_mean": cos or {},
            "engines": [{"key": e.key, "name": e.name, "argv": e.argv, "env": e.env_extra, "skipped": e.failed,
                         "runs": e.runs} for e in engines]}
     with open(path, "w") as f:
@@ -330,11 +407,12 @@ def main():
         p = sub.add_parser(name)
         p.add_argument("--rounds", type=int, default=5)
         p.add_argument("--warmup", type=int, default=1, help="untimed rounds first (page cache, CPU clocks)")
-        p.add_argument("--threads", type=int, default=2)
+        p.add_argument("--threads", default="2", help="N, or N,M,... for a scaling comparison (encode)")
         p.add_argument("--batch", type=int, default=32)
         p.add_argument("--model", default="../shared/models/minilm-l6-random")
     sub.choices["encode"].add_argument("--dataset", default="../shared/datasets/sst2/dev.tsv")
     sub.choices["encode"].add_argument("--runner-pipeline", default="pipelines/bench_encode.cfg")
+    sub.choices["encode"].add_argument("--no-torch", action="store_true", help="skip the PyTorch peer")
     sub.choices["train"].add_argument("--dataset", default="../shared/datasets/sst2/train.tsv")
     sub.choices["train"].add_argument("--runner-pipeline", default="pipelines/bench_train.cfg")
     sub.choices["train"].add_argument("--steps", type=int, default=20)

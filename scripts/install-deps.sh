@@ -6,16 +6,22 @@
 #                                    reference for the Hugging Face round trip;
 #                                    clang, its libFuzzer runtime and libomp: make fuzz)
 #   scripts/install-deps.sh --build  only what building needs (Dockerfile's build stage)
-#   scripts/install-deps.sh --bench  also Node.js for bench/
+#   scripts/install-deps.sh --bench  also ONNX (python3-onnx writes the int8 peer's model)
+#                                    and Node.js for bench/; npm only when no npm is on
+#                                    PATH (an npm outside Debian's conflicts with it)
 set -eu
 
+# oneDNN (libdnnl-dev) runs the GEMMs; OpenBLAS only for bench/gemm's comparison
 BUILD="build-essential pkg-config perl libconfig-dev libjansson-dev libutf8proc-dev libgsl-dev
-zlib1g-dev libopenblas-openmp-dev"
-PKGS="$BUILD gnuplot-nox valgrind curl ca-certificates git python3 python3-numpy python3-torch
+zlib1g-dev libdnnl-dev libopenblas-openmp-dev libopenmpi-dev"
+PKGS="$BUILD openmpi-bin gnuplot-nox valgrind curl ca-certificates git python3 python3-numpy python3-torch
 clang libclang-rt-14-dev libomp-14-dev"
 case "${1:-}" in
 --build) PKGS="$BUILD" ;;
---bench) PKGS="$PKGS nodejs npm" ;;
+--bench)
+    PKGS="$PKGS python3-onnx nodejs"
+    command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
+    ;;
 esac
 
 missing=""

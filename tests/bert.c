@@ -160,15 +160,18 @@ static void invariance(stage *bb, stage *mean, const sentences *sp)
 
 }
 
-/* bf16: backbone precision "bf16" (AMX), judged by cosine >= 0.999 only */
-static void parity(int bf16)
+/* prec: the backbone's precision. f32 against Hugging Face's outputs to
+ * cos >= 0.99999 and |d| <= 1e-4; bf16 and int8 (reduced precision) by
+ * their minimum cosine to the same float32 reference only: min_cos. */
+static void parity(const char *prec, double min_cos)
 {
+    const int bf16 = strcmp(prec, "f32") != 0;
     pipeline pl;
     char text[4096];
     int used = snprintf(text, sizeof text,
                         "run = \"tokenize\";\nmodel = \"" MODEL "\";\n"
                         "backbone = { plugin = \"bert\"; precision = \"%s\"; };\npoolers = (\n",
-                        bf16 ? "bf16" : "f32");
+                        prec);
     for (int l = 0; l < 2; l++)
         for (int p = 0; p < 5; p++)
             used += snprintf(text + used, sizeof text - used,
@@ -247,8 +250,8 @@ static void parity(int bf16)
                 worst_cos = fmin(worst_cos, dot / sqrt(na * nb));
             }
             if (bf16)
-                ok(worst_cos >= 0.999, "bf16 parity %s.%s: min cosine %.6f, max |diff| %.2e",
-                   layer_files[l], poolings[p], worst_cos, worst_diff);
+                ok(worst_cos >= min_cos, "%s parity %s.%s: min cosine %.6f (>= %g), max |diff| %.2e",
+                   prec, layer_files[l], poolings[p], worst_cos, min_cos, worst_diff);
             else
                 ok(worst_cos >= 0.99999 && worst_diff <= 1e-4,
                    "parity %s.%s: min cosine %.8f, max |diff| %.2e", layer_files[l], poolings[p],
@@ -277,8 +280,8 @@ static void parity(int bf16)
         double moved = 0;
         for (int i = 0; i < 16 * 384; i++)
             moved = fmax(moved, fabs(after[i] - got[0][i]));
-        ok(rc && moved > 0.05, "bf16: a training forward makes the next eval repack the weights "
-           "(max change %.3f)", moved);
+        ok(rc && moved > 0.05, "%s: a training forward makes the next eval repack the weights "
+           "(max change %.3f)", prec, moved);
         free_batch(&pb);
     }
     for (int i = 0; i < 10; i++)
@@ -742,11 +745,13 @@ int main(void)
     if (!mkdtemp(tmp))
         return 1;
     if (access(REF "/ids.txt", R_OK) == 0 && access(MODEL "/model.safetensors", R_OK) == 0) {
-        parity(0);
-        if (nn_amx())
-            parity(1);
-        else
-            skip_unsupported(1, "precision bf16: no AMX-BF16 here");
+        parity("f32", 0);
+        /* bf16: the issue's bound. int8: 4 int8 GEMMs per layer each cost
+         * about 2e-4 of cosine on this random-weight model (measured one at a
+         * time), 0.99877-0.99943 over the 10 files; bench/encode.sh compares
+         * with ONNX Runtime's int8 model on the same sentences. */
+        parity("bf16", 0.9999);
+        parity("int8", 0.9985);
     } else {
         skip(1, "../shared reference or model missing");
     }

@@ -47,7 +47,7 @@ static int run(const char *args, char **err)
 
 int main(void)
 {
-    plan(14);
+    plan(15);
     if (!mkdtemp(dir))
         return 1;
     char *file = str_printf("%s/bad.cfg", dir);
@@ -77,6 +77,9 @@ int main(void)
     /* --set values are judged the same way, and nothing wraps */
     is(run("pipelines/task1.cfg --check --set batch.size=4294967300", &err), 2,
        "--set batch.size=4294967300 is refused, not wrapped to 4");
+    free(err);
+    /* a masked-LM task (unlabeled text) reports its accuracy from the core */
+    is(run("pipelines/pretrain_mlm.cfg --check", &err), 0, "train.select = \"mlm.accuracy\" of a text task passes --check");
     free(err);
     /* in a file, libconfig would wrap it before we see it: refused at load */
     char *wide = str_printf("%s/wide.cfg", dir);

@@ -19,11 +19,14 @@ extern char **environ;
 
 static char dir[] = "/tmp/runner-signals-XXXXXX";
 
-/* Start the runner with argv (stderr to dir/err.<tag>); -1 on failure. */
-static pid_t start(char *const argv[], const char *tag)
+/* Start the runner with argv (stderr to dir/err.<tag>, stdin from fd in
+ * when in >= 0); -1 on failure. */
+static pid_t start_in(char *const argv[], const char *tag, int in)
 {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
+    if (in >= 0)
+        posix_spawn_file_actions_adddup2(&fa, in, 0);
     char *err = str_printf("%s/err.%s", dir, tag);
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -32,6 +35,11 @@ static pid_t start(char *const argv[], const char *tag)
     posix_spawn_file_actions_destroy(&fa);
     free(err);
     return rc == 0 ? pid : -1;
+}
+
+static pid_t start(char *const argv[], const char *tag)
+{
+    return start_in(argv, tag, -1);
 }
 
 /* Wait (at most 300 s) for path to exist while pid runs. */
@@ -93,6 +101,27 @@ static void encoding(void)
     free(out);
 }
 
+/* input = "-" and a stdin that never ends: the signal still ends the run. */
+static void blocked_stdin(void)
+{
+    int fds[2];
+    char *out = str_printf("%s/stdin", dir), *cfg = str_printf("%s/stdin/config.cfg", dir);
+    char *argv[] = {"runner", "pipelines/task1.cfg", "--set", "model=../shared/models/minilm-l6-random",
+                    "--set", "input=-", "--out", out, NULL};
+    pid_t pid = pipe(fds) == 0 ? start_in(argv, "stdin", fds[0]) : -1;
+    ok(pid > 0 && appears(cfg, pid), "embed from a stdin that stays open: under way");
+    if (pid > 0)
+        kill(pid, SIGTERM);
+    is(pid > 0 ? exit_code(pid) : -1, 143, "SIGTERM while reading stdin: exit 143");
+    char *err = slurp(dir, "err.stdin");
+    like(err, "stdin: stopped by SIGTERM", "... saying so");
+    free(err);
+    close(fds[0]);
+    close(fds[1]);
+    free(out);
+    free(cfg);
+}
+
 static void training(void)
 {
     char *data = str_printf("%s/data.tsv", dir), *cfg = str_printf("%s/train.cfg", dir);
@@ -149,6 +178,7 @@ int main(void)
     if (!mkdtemp(dir))
         return 1;
     encoding();
+    blocked_stdin();
     training();
     sh("rm -rf %s", dir);
     return done_testing();

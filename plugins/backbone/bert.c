@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runner/kit/compute.h"
 #include "runner/kit/nn.h"
 #include "runner/runner.h"
 #include "runner/kit/safetensors.h"
@@ -97,12 +98,14 @@ typedef struct bert {
     int trained;    /* the last forward was a training one */
     uint64_t seed;  /* its dropout seed */
 
-    /* precision = "bf16": weights packed into AMX tiles, repacked after
-     * any training forward (weights may have changed since) */
-    int bf16, wp_stale;
-    uint16_t *wp;         /* per layer: QKV (3C,C), AO (C,C), I (FF,C), O (C,FF) */
-    uint16_t *bf_scratch; /* per thread: linear_bf16_scratch of cap_n rows */
-    size_t cap_bf;
+    /* eval GEMMs: per layer QKV (3C,C), AO (C,C), I (FF,C, GELU fused),
+     * O (C,FF) as oneDNN matmuls in precision prec; bf16 and int8 weights
+     * are packed once and again after any training forward (weights may
+     * have changed since) */
+    compute_precision prec;
+    int wp_stale;
+    compute_linear **lin;  /* 4 per layer (bf16, int8) */
+    compute_linear *f32[5]; /* float32, weights read in place: QKV, AO, I+GELU, O, I */
 
     int random_init;  /* init = "random": weights from the run's RNG, not from a file */
     float init_range; /* std of the random weights (initializer_range) */
@@ -265,8 +268,11 @@ static void bert_destroy(void *self)
     free_acts(m);
     free(m->a);
     h->free(m->scratch);
-    h->free(m->wp);
-    h->free(m->bf_scratch);
+    for (int i = 0; m->lin && i < 4 * m->L; i++)
+        compute_linear_free(m->lin[i]);
+    free(m->lin);
+    for (int i = 0; i < 5; i++)
+        compute_linear_free(m->f32[i]);
     for (int l = 0; l <= m->L; l++) {
         if (m->hidden)
             h->free(m->hidden[l]);
@@ -331,10 +337,12 @@ static int bert_create(const runner_host *h, const runner_cfg *cfg, void **self)
         h->error(h, "no model folder: set the pipeline's `model` or the backbone's `model`");
         goto fail;
     }
-    if (precision && strcmp(precision, "f32") != 0 && strcmp(precision, "bf16") != 0) {
-        h->error(h, "precision \"%s\": expected \"f32\" or \"bf16\"", precision);
+    if (precision && compute_precision_parse(precision) < 0) {
+        h->error(h, "precision \"%s\": expected \"f32\", \"bf16\" or \"int8\"", precision);
         goto fail;
     }
+    m->prec = precision ? (compute_precision)compute_precision_parse(precision) : COMPUTE_F32;
+    m->wp_stale = 1;
     m->dir = str_dup(dir);
     if (!m->dir) {
         h->error(h, "out of memory");
@@ -350,16 +358,6 @@ static int bert_create(const runner_host *h, const runner_cfg *cfg, void **self)
     m->random_init = init && strcmp(init, "random") == 0;
     if (read_config(m, cfg) != 0)
         goto fail;
-    if (precision && strcmp(precision, "bf16") == 0) {
-        if (!nn_amx())
-            h->log(h, RUNNER_LOG_WARN, "precision \"bf16\" needs AMX-BF16, which this CPU (or "
-                   "kernel) does not offer: computing in f32");
-        else if (m->C % 32 || m->FF % 32)
-            h->log(h, RUNNER_LOG_WARN, "precision \"bf16\" needs hidden and intermediate sizes "
-                   "that are multiples of 32: computing in f32");
-        else
-            m->bf16 = m->wp_stale = 1;
-    }
     if (read_prob_setting(m, cfg, "hidden_dropout", &m->p_hidden) ||
         read_prob_setting(m, cfg, "attention_dropout", &m->p_attn))
         goto fail;
@@ -654,19 +652,6 @@ static int ensure_batch(bert *m, int train)
     return 0;
 }
 
-/* bfloat16 scratch: one slot of cap_n rows per thread */
-static int ensure_bf_scratch(bert *m, int threads)
-{
-    int64_t per = linear_bf16_scratch((int)m->cap_n, m->FF, 3 * m->C > m->FF ? 3 * m->C : m->FF);
-    size_t need = (size_t)per * (size_t)threads;
-    if (need <= m->cap_bf)
-        return 0;
-    m->h->free(m->bf_scratch);
-    m->bf_scratch = m->h->alloc(need * sizeof *m->bf_scratch);
-    m->cap_bf = m->bf_scratch ? need : 0;
-    return m->bf_scratch ? 0 : m->h->error(m->h, "out of memory (%zu bfloat16 values)", need);
-}
-
 /* ---- forward ------------------------------------------------------------------------- */
 
 /* Dropout seed of one site (layer, place) of this forward. */
@@ -675,49 +660,63 @@ static uint64_t site_seed(const bert *m, int layer, int site)
     return m->seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(4 * (layer + 1) + site + 1));
 }
 
-/* Packed bfloat16 weights of layer l: 0 QKV, 1 attention output, 2
- * intermediate, 3 output. */
-static uint16_t *layer_wp(const bert *m, int l, int which)
+/* The matmuls, created at the first forward (with one info line naming
+ * oneDNN's kernels): float32 ones for every precision (training, and eval
+ * in f32), and in bf16 / int8 one per layer weight, packed again when
+ * stale (after a training forward). */
+static int ensure_linears(bert *m, int train)
 {
-    const int64_t C = m->C, FF = m->FF, per = 4 * C * C + 2 * C * FF;
-    const int64_t at[4] = {0, 3 * C * C, 4 * C * C, 4 * C * C + FF * C};
-    return m->wp + l * per + at[which];
-}
-
-static int pack_weights(bert *m)
-{
-    const int64_t C = m->C, FF = m->FF;
-    if (!m->wp) {
-        m->wp = m->h->alloc((size_t)(4 * C * C + 2 * C * FF) * m->L * sizeof *m->wp);
-        if (!m->wp)
-            return m->h->error(m->h, "out of memory for the bfloat16 weights");
+    const int C = m->C, FF = m->FF;
+    const int shape[5][2] = {{C, 3 * C}, {C, C}, {C, FF}, {FF, C}, {C, FF}};
+    const int wk[4] = {QW, AOW, IW, OW};
+    int fresh = !m->f32[0], fresh_lin = !m->lin;
+    for (int w = 0; w < 5; w++)
+        if (!m->f32[w] && compute_linear_create(&m->f32[w], lt(m, 0, wk[w % 4])->name, shape[w][0],
+                                                shape[w][1], COMPUTE_F32,
+                                                w == 2 ? COMPUTE_POST_GELU : COMPUTE_POST_NONE))
+            return m->h->error(m->h, "%s", err_get());
+    if (!train && m->prec != COMPUTE_F32) {
+        if (!m->lin && !(m->lin = calloc((size_t)4 * m->L, sizeof *m->lin)))
+            return m->h->error(m->h, "out of memory");
+        for (int l = 0; l < m->L; l++)
+            for (int w = 0; w < 4; w++) {
+                compute_linear **p = &m->lin[4 * l + w];
+                if (!*p && compute_linear_create(p, lt(m, l, wk[w])->name, shape[w][0], shape[w][1],
+                                                 m->prec, w == 2 ? COMPUTE_POST_GELU : COMPUTE_POST_NONE))
+                    return m->h->error(m->h, "%s", err_get());
+                if (m->wp_stale && compute_linear_pack(*p, lt(m, l, wk[w])->data))
+                    return m->h->error(m->h, "%s", err_get());
+            }
+        m->wp_stale = 0;
     }
-    for (int l = 0; l < m->L; l++) {
-        linear_pack_bf16(layer_wp(m, l, 0), lt(m, l, QW)->data, m->C, 3 * m->C);
-        linear_pack_bf16(layer_wp(m, l, 1), lt(m, l, AOW)->data, m->C, m->C);
-        linear_pack_bf16(layer_wp(m, l, 2), lt(m, l, IW)->data, m->C, m->FF);
-        linear_pack_bf16(layer_wp(m, l, 3), lt(m, l, OW)->data, m->FF, m->C);
+    /* once, at the first forward that uses the backbone's precision */
+    if (m->prec == COMPUTE_F32 ? fresh : fresh_lin && m->lin) {
+        compute_linear **k = m->prec != COMPUTE_F32 ? m->lin : m->f32;
+        compute_precision runs = compute_linear_precision(k[0]);
+        m->h->log(m->h, RUNNER_LOG_INFO, "bert: precision %s%s%s on %s; kernels: QKV %s, FFN up "
+                  "(+GELU) %s, FFN down %s; training f32 %s", compute_precision_name(m->prec),
+                  runs != m->prec ? ", computed in " : "", runs != m->prec ?
+                  compute_precision_name(runs) : "", compute_describe(), compute_linear_impl(k[0]),
+                  compute_linear_impl(k[2]), compute_linear_impl(k[3]), compute_linear_impl(m->f32[4]));
     }
-    m->wp_stale = 0;
     return 0;
 }
 
-/* y (N,out) = x W^T + b for weight `which` of layer l: bfloat16 on AMX
- * when bf is set (eval in precision "bf16"), else float32 */
-static void layer_linear(const bert *m, int l, int which, const tensor *W, const float *b,
-                         float *y, const float *x, int N, int in, int out, uint16_t *bf)
+/* y (N,out) = x W^T + b for weight `which` of layer l (0 QKV, 1 attention
+ * output, 2 intermediate with GELU fused, 3 output, 4 intermediate without
+ * GELU): in eval the backbone's precision, in training (tp) float32 */
+static int layer_linear(const bert *m, int l, int which, const tensor *W, const float *b,
+                        float *y, const float *x, int N, int tp)
 {
-    if (bf)
-        linear_forward_bf16(y, x, layer_wp(m, l, which), b, N, in, out, bf);
-    else
-        linear_forward(y, x, W->data, b, N, in, out);
+    const compute_linear *k = !tp && m->prec != COMPUTE_F32 ? m->lin[4 * l + which] : m->f32[which];
+    return compute_linear_forward(k, y, x, W->data, b, N);
 }
 
 /* One encoder layer over the rows of sentences [s0, s1): a->x -> out,
  * both (N,C) packed. Pointers are to row 0; the rows of the slice are
  * off[s0] .. off[s1]. scratch: attention scratch of the calling team. */
-static void layer_forward(bert *m, int l, const acts *a, float *out, int train, int s0, int s1,
-                          float *scratch, uint16_t *bf)
+static int layer_forward(bert *m, int l, const acts *a, float *out, int train, int s0, int s1,
+                         float *scratch, int f32_only)
 {
     const int C = m->C, FF = m->FF, r0 = m->off[s0], N = m->off[s1] - r0;
     const int64_t NC = (int64_t)N * C, o = (int64_t)r0 * C;
@@ -727,21 +726,27 @@ static void layer_forward(bert *m, int l, const acts *a, float *out, int train, 
     float *r2 = a->r2 + o, *y = out + o;
     float *mean1 = train ? a->mean1 : NULL, *rstd1 = train ? a->rstd1 : NULL;
     float *mean2 = train ? a->mean2 : NULL, *rstd2 = train ? a->rstd2 : NULL;
-    layer_linear(m, l, 0, lt(m, l, QW), m->bqkv + 3 * l * C, qkv, x, N, C, 3 * C, bf); // (N,3C)
+    const int tp = f32_only; /* a training forward: every GEMM in float32 */
+    int rc = layer_linear(m, l, 0, lt(m, l, QW), m->bqkv + 3 * l * C, qkv, x, N, tp);  // (N,3C)
     attention_forward(a->att, train ? a->probs : NULL, a->qkv, m->off + s0, m->poff + s0,
                       s1 - s0, C, m->NH, pa, site_seed(m, l, 0), scratch);         // (N,C)
-    layer_linear(m, l, 1, lt(m, l, AOW), lt(m, l, AOB)->data, r1, att, N, C, C, bf);
+    rc |= layer_linear(m, l, 1, lt(m, l, AOW), lt(m, l, AOB)->data, r1, att, N, tp);
     if (ph > 0)
         dropout_forward(r1, r1, NC, ph, site_seed(m, l, 1));
     residual_layernorm_forward(x1, train ? r1 : NULL, mean1, rstd1, r1, x, lt(m, l, LN1W)->data,
                                lt(m, l, LN1B)->data, N, C, m->eps);
-    layer_linear(m, l, 2, lt(m, l, IW), lt(m, l, IB)->data, h, x1, N, C, FF, bf);   // (N,FF)
-    gelu_forward(g, h, (int64_t)N * FF);
-    layer_linear(m, l, 3, lt(m, l, OW), lt(m, l, OB)->data, r2, g, N, FF, C, bf);   // (N,C)
+    if (train) { /* h kept for backward */
+        rc |= layer_linear(m, l, 4, lt(m, l, IW), lt(m, l, IB)->data, h, x1, N, tp);
+        gelu_forward(g, h, (int64_t)N * FF);
+    } else { /* GELU fused into the matmul */
+        rc |= layer_linear(m, l, 2, lt(m, l, IW), lt(m, l, IB)->data, g, x1, N, tp); // (N,FF)
+    }
+    rc |= layer_linear(m, l, 3, lt(m, l, OW), lt(m, l, OB)->data, r2, g, N, tp);     // (N,C)
     if (ph > 0)
         dropout_forward(r2, r2, NC, ph, site_seed(m, l, 2));
     residual_layernorm_forward(y, train ? r2 : NULL, mean2, rstd2, r2, x1, lt(m, l, LN2W)->data,
                                lt(m, l, LN2B)->data, N, C, m->eps);
+    return rc;
 }
 
 static int lowest_trainable(bert *m);
@@ -765,7 +770,7 @@ static void scatter(bert *m, float *dst, const float *src, int s0, int s1)
  * (lo: -1 embeddings, 0..L-1 layers) run exactly as in evaluation — no
  * dropout — so a frozen lower stack is a fixed, deterministic feature
  * extractor whose outputs do not depend on the step. */
-static void forward_slice(bert *m, int train, int lo, int s0, int s1, float *scratch, uint16_t *bf)
+static int forward_slice(bert *m, int train, int lo, int s0, int s1, float *scratch)
 {
     const int C = m->C, r0 = m->off[s0], N = m->off[s1] - r0;
     const int64_t o = (int64_t)r0 * C;
@@ -777,21 +782,24 @@ static void forward_slice(bert *m, int train, int lo, int s0, int s1, float *scr
     if (train && lo < 0 && m->p_hidden > 0)
         dropout_forward(a0->x + o, a0->x + o, (int64_t)N * C, m->p_hidden, site_seed(m, -1, 0));
     scatter(m, m->hidden[0], a0->x, s0, s1);
-    for (int l = 0; l < m->L; l++) {
+    int rc = 0;
+    for (int l = 0; l < m->L && !rc; l++) {
         const acts *a = train ? &m->a[l] : a0;
         float *y = train ? m->a[l + 1].x : a0->x;
-        layer_forward(m, l, a, y, train && l >= lo, s0, s1, scratch, bf);
+        rc = layer_forward(m, l, a, y, train && l >= lo, s0, s1, scratch, train);
         scatter(m, m->hidden[l + 1], y, s0, s1);
     }
+    return rc;
 }
 
 /* Sentence groups of the eval forward: per_thread per thread, contiguous
  * runs of sentences with about equal token counts. In f32 one large group
- * per thread is best (measured on SST-2 dev, 2 threads: OpenBLAS packs the
- * weights again on every call, so smaller groups cost more, and sharing
- * each operation between threads costs a barrier after every kernel). In
- * bf16 the weights are packed once, so 4 groups per thread cost little and
- * balance the threads when one of them is slowed down. 0 when there are
+ * per thread is best (f32 GEMMs read the weights in place and pack them
+ * on every call, so smaller groups cost more, and sharing each operation
+ * between threads costs a barrier after every kernel). In bf16 and int8
+ * the weights are packed once, so 4 groups per thread cost little and
+ * balance the threads when one of them is slowed down (int8: each group
+ * also gets its own activation range). 0 when there are
  * fewer than 2 sentences per thread: then the kernels share each
  * operation. */
 static int make_groups(bert *m, int threads, int per_thread)
@@ -871,27 +879,26 @@ static int bert_forward(void *self, const runner_batch *b, int train, const runn
         for (int k = 0; k < 3; k++)
             memcpy(m->bqkv + (3 * l + k) * C, lt(m, l, QB + k)->data, (size_t)C * sizeof(float));
     int threads = omp_get_max_threads();
-    int bf16 = m->bf16 && !train;
-    int groups = train ? 0 : make_groups(m, threads, bf16 ? 4 : 1);
+    int groups = train ? 0 : make_groups(m, threads, m->prec != COMPUTE_F32 ? 4 : 1);
     if (train)
         m->wp_stale = 1;
-    if (bf16 && ((m->wp_stale && pack_weights(m)) || ensure_bf_scratch(m, threads)))
+    if (ensure_linears(m, train))
         return -1;
-    int64_t bf_per = linear_bf16_scratch((int)m->cap_n, m->FF, 3 * C > m->FF ? 3 * C : m->FF);
+    int rc = 0;
     if (groups) {
         /* independent groups of sentences, one thread each, through all
-         * layers: no barrier between operations, single-threaded BLAS */
+         * layers: no barrier between operations, single-threaded GEMMs */
         int64_t per = attention_scratch(m->T, C, m->NH);
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) reduction(| : rc)
         for (int g = 0; g < groups; g++) {
             int tid = omp_get_thread_num();
-            forward_slice(m, 0, m->L, m->group[g], m->group[g + 1], m->scratch + per * tid,
-                          bf16 ? m->bf_scratch + bf_per * tid : NULL);
+            rc |= forward_slice(m, 0, m->L, m->group[g], m->group[g + 1], m->scratch + per * tid);
         }
     } else {
-        forward_slice(m, train, train ? lowest_trainable(m) : m->L, 0, m->B, m->scratch,
-                      bf16 ? m->bf_scratch : NULL);
+        rc = forward_slice(m, train, train ? lowest_trainable(m) : m->L, 0, m->B, m->scratch);
     }
+    if (rc)
+        return m->h->error(m->h, "forward: %s", err_get());
     if (train)
         for (int l = 0; l <= m->L; l++)
             memset(m->dhidden[l], 0, (size_t)m->B * m->T * C * sizeof(float));
@@ -1104,8 +1111,12 @@ static const runner_key keys[] = {
     {"intermediate_size", RUNNER_T_INT, NULL, "override config.json's intermediate_size"},
     {"max_position_embeddings", RUNNER_T_INT, NULL, "override config.json's max_position_embeddings"},
     {"precision", RUNNER_T_STRING, "\"f32\"",
-     "\"f32\", or \"bf16\": eval GEMMs on AMX with bfloat16 inputs and float32 sums (needs "
-     "AMX-BF16, else f32 with a warning; training always runs in f32)"},
+     "eval GEMMs on oneDNN (kernels picked from the CPU's features, named in an info line): "
+     "\"f32\"; \"bf16\": bfloat16 weights packed once, bfloat16 activations, float32 sums "
+     "(native on AVX512_BF16 or AMX, emulated on older AVX-512); \"int8\": dynamic "
+     "quantization like ONNX Runtime's, per-channel symmetric int8 weights quantized at load, "
+     "uint8 activations with a scale and zero point per row (VNNI or AMX when present). "
+     "Training runs in f32"},
     {"hidden_dropout", RUNNER_T_FLOAT, NULL,
      "dropout after embeddings and each sub-layer when training; unset: config.json's "
      "hidden_dropout_prob"},

@@ -15,6 +15,8 @@
 #include "runner/kit/npy.h"
 #include "plot.h"
 #include "run.h"
+#include "shard.h"
+#include "world.h"
 #include "runner/kit/util.h"
 #include "textout.h"
 
@@ -130,11 +132,15 @@ int drive_embed(pipeline *pl)
         goto done;
     }
     double t0 = time_now();
-    if (encoder_embed(&enc, &e, &pooler, 1, &emb) != 0)
+    if (shard_embed(&enc, &e, &pooler, 1, &emb, 0) != 0) /* each rank a share; rank 0 has them all */
         goto done;
     double dt = time_now() - t0;
-    pipeline_log(pl, RUNNER_LOG_INFO, "embedded %d sentences in %.3f s (%.1f sentences/s, %d threads)",
-                 e.n, dt, dt > 0 ? e.n / dt : 0.0, pl->threads);
+    if (!world_is_root()) {
+        rc = 0;
+        goto done;
+    }
+    pipeline_log(pl, RUNNER_LOG_INFO, "embedded %d sentences in %.3f s (%.1f sentences/s, %d rank%s x %d threads)",
+                 e.n, dt, dt > 0 ? e.n / dt : 0.0, world_size(), world_size() > 1 ? "s" : "", pl->threads);
     path = run_path(pl, "embeddings.npy");
     if (!path || npy_write_f32(path, e.n, dim, emb) != 0 || write_token_files(pl, enc.tok, &e) != 0)
         goto done;

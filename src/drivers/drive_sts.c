@@ -12,6 +12,8 @@
 #include "drivers.h"
 #include "embed.h"
 #include "plot.h"
+#include "shard.h"
+#include "world.h"
 #include "run.h"
 #include "runner/kit/util.h"
 
@@ -184,10 +186,10 @@ static int sts_score(pipeline *pl, encoder *enc, sts_poolers *P, const sts_file 
         }
     }
     double t0 = time_now();
-    if (encoder_embed(enc, &e, P->pool, P->n, P->emb) != 0)
+    if (shard_embed(enc, &e, P->pool, P->n, P->emb, 0) != 0) /* each rank a share; rank 0 gets every row */
         goto done;
     pipeline_log(pl, RUNNER_LOG_INFO, "%s: %d pairs embedded in %.2f s", f->path, f->n, time_now() - t0);
-    for (int k = 0; k < P->n; k++) {
+    for (int k = 0; world_is_root() && k < P->n; k++) {
         int dim = pooler_dim(enc, P->pool[k]);
         for (int i = 0; i < f->n; i++)
             cos[i] = cosine(P->emb[k] + (size_t)(2 * i) * dim, P->emb[k] + (size_t)(2 * i + 1) * dim, dim);
@@ -270,6 +272,10 @@ int drive_sts(pipeline *pl)
         files[j].path = config_setting_get_string_elem(fl, j);
         if (sts_read(pl, &files[j]) != 0 || sts_score(pl, &enc, &P, &files[j], rho + j, nfiles) != 0)
             goto done;
+    }
+    if (!world_is_root()) { /* rank 0 reports and writes */
+        rc = 0;
+        goto done;
     }
     sts_print(&P, files, nfiles, rho);
     path = run_path(pl, "sts.csv");

@@ -1,16 +1,15 @@
 /* nn.c — transformer layer kernels, forward/backward pairs (see nn.h).
- * GEMMs go to OpenBLAS (cblas_sgemm); the rest are OpenMP loops. GELU's
+ * GEMMs go to oneDNN (compute.h); the rest are OpenMP loops. GELU's
  * erf and the softmax's exp have AVX-512 versions chosen at run time;
  * otherwise libm's erff/expf. */
 #include "runner/kit/nn.h"
 
-#include <cblas.h>
+#include "runner/kit/compute.h"
+
 #include <immintrin.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #define AVX512 __attribute__((target("avx512f")))
 
@@ -136,155 +135,18 @@ void linear_forward(float *y, const float *x, const float *W, const float *b, in
                     int out)
 {
     /* rows start as the bias and the GEMM adds into them (beta = 1): one
-     * pass over y instead of OpenBLAS's zeroing plus a bias pass */
+     * pass over y instead of a separate zeroing plus a bias pass */
     if (b) {
 #pragma omp parallel for schedule(static)
         for (int i = 0; i < N; i++)
             memcpy(y + (int64_t)i * out, b, (size_t)out * sizeof *b);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, x, in, W, in,
-                b ? 1.0f : 0.0f, y, out);
+    compute_sgemm('N', 'T', N, out, in, 1.0f, x, in, W, in, b ? 1.0f : 0.0f, y, out);
 }
 
 static inline __mmask16 tail_mask(int left)
 {
     return left >= 16 ? (__mmask16)0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
-}
-
-/* ---- linear in bfloat16 on AMX ------------------------------------------------ */
-
-#define AMX __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16")))
-
-static int amx_state = -1;
-
-int nn_amx(void)
-{
-    if (amx_state < 0) {
-        __builtin_cpu_init();
-        unsigned a, b, c, d;
-        __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(7), "c"(0));
-        /* AMX-BF16 and AMX-TILE; AVX512_BF16 converts the activations */
-        int cpu = (d >> 22) & 1 && (d >> 24) & 1 && __builtin_cpu_supports("avx512f") &&
-                  __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-                  __builtin_cpu_supports("avx512bf16");
-        /* Linux hands out the tile state on request (ARCH_REQ_XCOMP_PERM,
-         * XFEATURE_XTILEDATA) */
-        amx_state = cpu && syscall(SYS_arch_prctl, 0x1023, 18) == 0;
-    }
-    return amx_state;
-}
-
-static inline uint16_t to_bf16(float f) /* round to nearest even */
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    u += 0x7fff + ((u >> 16) & 1);
-    return (uint16_t)(u >> 16);
-}
-
-void linear_pack_bf16(uint16_t *Wp, const float *W, int in, int out)
-{
-    const int kb_n = in / 32;
-#pragma omp parallel for schedule(static)
-    for (int nb = 0; nb < out / 16; nb++)
-        for (int kb = 0; kb < kb_n; kb++) {
-            uint16_t *t = Wp + ((int64_t)nb * kb_n + kb) * 512;
-            for (int kp = 0; kp < 16; kp++)
-                for (int n = 0; n < 16; n++)
-                    for (int e = 0; e < 2; e++)
-                        t[kp * 32 + n * 2 + e] =
-                            to_bf16(W[(int64_t)(nb * 16 + n) * in + kb * 32 + 2 * kp + e]);
-        }
-}
-
-/* x rows in bfloat16, the 32-row tail block zero-padded, and its outputs */
-int64_t linear_bf16_scratch(int N, int in, int out)
-{
-    return (int64_t)(N + 32) * in + 2 * 32 * (int64_t)out + 32;
-}
-
-struct tilecfg {
-    uint8_t palette, start;
-    uint8_t reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-};
-
-/* y (M,out) with leading dimension ldy += xb (M,K) . W^T for M a multiple
- * of 32: 2x2 tiles of 16x16 outputs per step, tiles 0-3 accumulate, 4-5
- * hold rows of x, 6-7 columns of W. */
-AMX static void gemm_amx(float *y, int ldy, const uint16_t *xb, int M, const uint16_t *Wp, int K,
-                         int out)
-{
-    struct tilecfg cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) {
-        cfg.rows[t] = 16;
-        cfg.colsb[t] = 64;
-    }
-    _tile_loadconfig(&cfg);
-    const int kb_n = K / 32;
-    const size_t sy = (size_t)ldy * sizeof(float), sx = (size_t)K * 2;
-    for (int n0 = 0; n0 < out; n0 += 32) {
-        const uint16_t *B0 = Wp + (int64_t)(n0 / 16) * kb_n * 512, *B1 = B0 + (int64_t)kb_n * 512;
-        for (int m0 = 0; m0 < M; m0 += 32) {
-            float *c = y + (int64_t)m0 * ldy + n0;
-            const uint16_t *a = xb + (int64_t)m0 * K;
-            _tile_loadd(0, c, sy);
-            _tile_loadd(1, c + 16, sy);
-            _tile_loadd(2, c + 16 * (int64_t)ldy, sy);
-            _tile_loadd(3, c + 16 * (int64_t)ldy + 16, sy);
-            for (int kb = 0; kb < kb_n; kb++) {
-                _tile_loadd(4, a + kb * 32, sx);
-                _tile_loadd(5, a + 16 * (int64_t)K + kb * 32, sx);
-                _tile_loadd(6, B0 + (int64_t)kb * 512, 64);
-                _tile_loadd(7, B1 + (int64_t)kb * 512, 64);
-                _tile_dpbf16ps(0, 4, 6);
-                _tile_dpbf16ps(1, 4, 7);
-                _tile_dpbf16ps(2, 5, 6);
-                _tile_dpbf16ps(3, 5, 7);
-            }
-            _tile_stored(0, c, sy);
-            _tile_stored(1, c + 16, sy);
-            _tile_stored(2, c + 16 * (int64_t)ldy, sy);
-            _tile_stored(3, c + 16 * (int64_t)ldy + 16, sy);
-        }
-    }
-    _tile_release();
-}
-
-/* rows of x (N,in) to bfloat16 (nearest even) and rows of y set to b */
-AMX static void bf16_rows(uint16_t *xb, float *y, const float *x, const float *b, int N, int in,
-                          int out)
-{
-    for (int i = 0; i < N; i++) {
-        const float *r = x + (int64_t)i * in;
-        uint16_t *o = xb + (int64_t)i * in;
-        for (int k = 0; k < in; k += 16) {
-            __mmask16 m = tail_mask(in - k);
-            __m256bh v = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, r + k));
-            _mm256_mask_storeu_epi16(o + k, m, (__m256i)v);
-        }
-        memcpy(y + (int64_t)i * out, b, (size_t)out * sizeof *b);
-    }
-}
-
-void linear_forward_bf16(float *y, const float *x, const uint16_t *Wp, const float *b, int N,
-                         int in, int out, uint16_t *scratch)
-{
-    uint16_t *xb = scratch;
-    float *yt = (float *)(((uintptr_t)(scratch + (int64_t)(N + 32) * in) + 63) & ~(uintptr_t)63);
-    const int full = N / 32 * 32, tail = N - full;
-    bf16_rows(xb, y, x, b, N, in, out);
-    if (full)
-        gemm_amx(y, out, xb, full, Wp, in, out);
-    if (tail) { /* the last rows, padded to a block of 32 */
-        memset(xb + (int64_t)N * in, 0, (size_t)(32 - tail) * in * sizeof *xb);
-        memcpy(yt, y + (int64_t)full * out, (size_t)tail * out * sizeof *yt);
-        gemm_amx(yt, out, xb + (int64_t)full * in, 32, Wp, in, out);
-        memcpy(y + (int64_t)full * out, yt, (size_t)tail * out * sizeof *yt);
-    }
 }
 
 /* sum over rows of m (N,C) added into acc (C) */
@@ -310,11 +172,9 @@ void linear_backward(float *dx, float *dW, float *db, const float *dy, const flo
                      const float *W, int N, int in, int out)
 {
     if (dx) /* (N,in) += (N,out) (out,in) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, W,
-                    in, 1.0f, dx, in);
+        compute_sgemm('N', 'N', N, in, out, 1.0f, dy, out, W, in, 1.0f, dx, in);
     if (dW) /* (out,in) += (N,out)^T (N,in) */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, x, in,
-                    1.0f, dW, in);
+        compute_sgemm('T', 'N', out, in, N, 1.0f, dy, out, x, in, 1.0f, dW, in);
     if (db)
         column_sums_add(db, dy, N, out);
 }
@@ -482,6 +342,14 @@ static void gelu_backward_generic(float *dx, const float *x, const float *dy, in
 
 enum { CHUNK = 4096 }; /* elements per OpenMP work item of element-wise loops */
 
+void gelu_row(float *y, const float *x, int64_t n)
+{
+    if (nn_avx512())
+        gelu_forward_avx512(y, x, n);
+    else
+        gelu_forward_generic(y, x, n);
+}
+
 void gelu_forward(float *y, const float *x, int64_t n)
 {
     int fast = nn_avx512();
@@ -632,23 +500,30 @@ INLINE_AVX512 void scores4_tile(float *out, const float *const q[4], const float
 {
     __m512 acc[4][4];
     __mmask16 m[4];
+    #pragma GCC unroll 4
     for (int u = 0; u < U; u++) {
         m[u] = tail_mask(n - j0 - 16 * u);
+        #pragma GCC unroll 4
         for (int r = 0; r < 4; r++)
             acc[r][u] = _mm512_setzero_ps();
     }
     for (int d = 0; d < hd; d++) {
         __m512 k[4];
+        #pragma GCC unroll 4
         for (int u = 0; u < U; u++)
             k[u] = _mm512_maskz_loadu_ps(m[u], kt + (int64_t)d * n + j0 + 16 * u);
+        #pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
             __m512 qb = _mm512_set1_ps(q[r][d]);
+            #pragma GCC unroll 4
             for (int u = 0; u < U; u++)
                 acc[r][u] = _mm512_fmadd_ps(qb, k[u], acc[r][u]);
         }
     }
     __m512 sc = _mm512_set1_ps(scale);
+    #pragma GCC unroll 4
     for (int r = 0; r < 4; r++)
+        #pragma GCC unroll 4
         for (int u = 0; u < U; u++) {
             __m512 v = _mm512_mul_ps(acc[r][u], sc);
             rmax[r] = _mm512_mask_max_ps(rmax[r], m[u], rmax[r], v);
@@ -682,22 +557,29 @@ INLINE_AVX512 void mix4_tile(float *const o[4], const float *p, const float *v, 
 {
     __m512 acc[4][4];
     __mmask16 m[4];
+    #pragma GCC unroll 4
     for (int u = 0; u < U; u++) {
         m[u] = tail_mask(hd - d0 - 16 * u);
+        #pragma GCC unroll 4
         for (int r = 0; r < 4; r++)
             acc[r][u] = _mm512_setzero_ps();
     }
     for (int j = 0; j < n; j++) {
         __m512 vv[4];
+        #pragma GCC unroll 4
         for (int u = 0; u < U; u++)
             vv[u] = _mm512_maskz_loadu_ps(m[u], v + j * stride + d0 + 16 * u);
+        #pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
             __m512 pb = _mm512_set1_ps(p[(int64_t)r * n + j]);
+            #pragma GCC unroll 4
             for (int u = 0; u < U; u++)
                 acc[r][u] = _mm512_fmadd_ps(pb, vv[u], acc[r][u]);
         }
     }
+    #pragma GCC unroll 4
     for (int r = 0; r < 4; r++)
+        #pragma GCC unroll 4
         for (int u = 0; u < U; u++)
             _mm512_mask_storeu_ps(o[r] + d0 + 16 * u, m[u],
                                   _mm512_mul_ps(acc[r][u], _mm512_set1_ps(scale[r])));

@@ -183,6 +183,8 @@ static int host_param_add(const runner_host *h, const char *name, int ndim,
 static int host_param_trainable(const runner_host *h, int id)
 {
     const params *P = &stage_of(h)->pl->P;
+    if (P->watch)
+        P->watch(P->watch_ctx, id);
     return id >= 0 && id < P->n && P->p[id].trainable && P->grad != NULL;
 }
 

@@ -14,6 +14,7 @@
 #include "sweep.h"
 #include "signals.h"
 #include "threads.h"
+#include "world.h"
 #include "runner/kit/util.h"
 
 
@@ -26,7 +27,7 @@ static void usage(FILE *f)
             "\n"
             "Runs an experiment pipeline declared in a libconfig file, built from\n"
             "plugins (tokenizers, backbones, poolers, heads, losses, metrics, freeze\n"
-            "policies, samplers).\n"
+            "policies, samplers, datasets).\n"
             "\n"
             "options:\n"
             "  --set PATH=VALUE   override a setting (repeatable); PATH is dotted,\n"
@@ -58,6 +59,9 @@ static void usage(FILE *f)
             "\nplugins are found beside the runner (<bin>/plugins, or <prefix>/lib/runner/plugins\n"
             "when installed), then in $RUNNER_PLUGIN_PATH, then in the pipeline's plugin_path,\n"
             "as <kind>_<name>.so or in the bundle <kind>.so.\n"
+            "@include \"FILE\" is looked for beside the including file, then beside the files\n"
+            "including it, then in each folder of $RUNNER_INCLUDE_PATH; relative data and model\n"
+            "paths resolve against the working directory.\n"
             "exit status: 0 success, 1 runtime failure, 2 bad usage or configuration,\n"
             "130 / 143 stopped by SIGINT / SIGTERM (training: last/ written, --resume continues)\n");
 }
@@ -232,6 +236,10 @@ int main(int argc, char **argv)
         goto done;
     }
     threads_setup(threads, argv);
+    if (world_init(&argc, &argv) != 0) {
+        status = EXIT_RUNTIME;
+        goto done;
+    }
     const char *file = optind < argc ? argv[optind] : NULL;
     if (optind + 1 < argc) {
         fprintf(stderr, "runner: one pipeline at a time (got '%s' and '%s')\n", argv[optind],
@@ -250,7 +258,7 @@ int main(int argc, char **argv)
         goto done;
     }
     pl.threads = threads;
-    pl.quiet = quiet;
+    pl.quiet = quiet || !world_is_root(); /* one log per job: rank 0's */
     pl.resume = resume;
     if (list || describe_name) {
         if (file && config_load(&pl.cfg, file) == 0) {
@@ -330,25 +338,36 @@ int main(int argc, char **argv)
         dr++;
     signals_install(); /* before the run folder exists: once it does, a signal is handled */
     if (run_begin(&pl, out) != 0) {
+        world_fail(err_get(), EXIT_RUNTIME);
         fprintf(stderr, "runner: %s\n", err_get());
         status = EXIT_RUNTIME;
         goto done;
     }
     double t0 = time_now();
     err_clear();
-    int rc = dr->run(&pl);
-    if (rc != 0)
-        fprintf(stderr, "runner: %s\n", err_get());
+    /* train, embed and sts split their work over the ranks; the other runs
+     * are rank 0's alone (the others would only write the same files) */
+    int shared = !strcmp(run, "train") || !strcmp(run, "embed") || !strcmp(run, "sts");
+    int rc = shared || world_is_root() ? dr->run(&pl) : 0;
+    char *cause = rc != 0 ? str_dup(err_get()) : NULL;
+    if (rc != 0 && world_size() == 1)
+        fprintf(stderr, "runner: %s\n", cause);
     if (run_end(&pl, rc, time_now() - t0) != 0)
         fprintf(stderr, "runner: %s\n", err_get());
     status = rc == 0 ? 0 : rc == EXIT_USAGE ? EXIT_USAGE : EXIT_RUNTIME;
     if (signals_caught())
         status = 128 + signals_caught();
+    if (rc != 0) /* more than one rank: the whole job ends, naming this rank */
+        world_fail(cause ? cause : "out of memory", status);
+    free(cause);
 done:
     plot_list_print(pictures); /* the last line names every picture drawn */
     sweep_free(&sw);
     diag_free(&d);
     pipeline_close(&pl);
     free(sets);
+    if (status != 0) /* several ranks: end them all (MPI_Finalize would wait for the others) */
+        world_fail("see the message above", status);
+    world_finalize();
     return status;
 }

@@ -32,6 +32,11 @@ typedef struct params {
     int allocated;
     int *slot;                   /* name index: open addressing, -1 empty */
     size_t nslot;                /* power of two, > 2n (0: none yet) */
+    /* Called with a tensor's id whenever a stage asks whether it trains
+     * (backward passes ask right before writing its gradient): the data
+     * parallel trainer's per-layer signal (src/train/ddp.c). NULL: none. */
+    void (*watch)(void *ctx, int id);
+    void *watch_ctx;
 } params;
 
 /* At most 2^40 floats (4 TiB) in one store: sizes stay far from overflow. */

@@ -14,6 +14,7 @@
 
 #include "proc.h"
 #include "runner/kit/util.h"
+#include "world.h"
 
 static time_t started;
 static int lock_fd = -1; /* held until the process ends */
@@ -54,6 +55,23 @@ static int write_config(FILE *f, void *ctx)
     fprintf(f, "# resolved pipeline of %s (defaults and --set overrides applied)\n", pl->file);
     config_write(&pl->cfg, f);
     return ferror(f) ? err_set("write error") : 0;
+}
+
+/* Every rank names the results folder as rank 0 does (its default name
+ * holds rank 0's pid), and the log names the world. */
+static int share_out_dir(pipeline *pl)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", pl->out_dir);
+    if (world_bcast(buf, sizeof buf, 0) != 0)
+        return -1;
+    free(pl->out_dir);
+    if (!(pl->out_dir = str_dup(buf)))
+        return err_set("out of memory");
+    pipeline_log(pl, RUNNER_LOG_INFO, "world of %d ranks:", world_size());
+    for (int r = 0; r < world_size(); r++)
+        pipeline_log(pl, RUNNER_LOG_INFO, "  rank %d on %s", r, world_host(r));
+    return 0;
 }
 
 /* One run per results folder: an exclusive flock on <out>/.runner.lock,
@@ -110,6 +128,10 @@ int run_begin(pipeline *pl, const char *out)
     }
     if (!pl->out_dir)
         return err_set("out of memory");
+    if (world_size() > 1 && share_out_dir(pl) != 0)
+        return -1;
+    if (!world_is_root()) /* rank 0 writes the results folder; the others nothing */
+        return 0;
     if (dir_make(pl->out_dir) != 0)
         return err_set("results folder %s: %s", pl->out_dir, err_get());
     if (run_lock(pl->out_dir) != 0)
@@ -142,6 +164,8 @@ static void iso_time(time_t t, char *buf, size_t size)
 
 int run_end(pipeline *pl, int status, double seconds)
 {
+    if (!world_is_root())
+        return 0;
     char start[32], end[32];
     iso_time(started, start, sizeof start);
     iso_time(time(NULL), end, sizeof end);
@@ -155,6 +179,12 @@ int run_end(pipeline *pl, int status, double seconds)
     free(commit);
     if (!j)
         return err_set("run.json: cannot build");
+    json_t *hosts = json_array();
+    for (int r = 0; r < world_size(); r++)
+        json_array_append_new(hosts, json_string(world_host(r)));
+    json_object_set_new(j, "world", json_pack("{s:i, s:o, s:I, s:I}", "size", world_size(), "hosts", hosts,
+                                              "grad_allreduce_bytes", (json_int_t)world_grad_bytes(),
+                                              "other_collective_bytes", (json_int_t)world_other_bytes()));
     char *text = json_dumps(j, JSON_INDENT(2));
     json_decref(j);
     char *path = run_path(pl, "run.json");

@@ -114,6 +114,11 @@ static const schema train_schema[] = {
      "stop after step N as if interrupted, leaving last/ to --resume (0: off; for testing resume)", 0, 0, 0, "[0, inf)"},
     {"save_best", RUNNER_T_BOOL, "true", "keep the best evaluation's checkpoint in best/", 0, 0, 0, NULL},
     {"save_last", RUNNER_T_BOOL, "true", "keep the latest checkpoint with trainer state in last/ (--resume)", 0, 0, 0, NULL},
+    /* data parallel (mpirun -np N): see docs/cluster.md */
+    {"overlap", RUNNER_T_BOOL, "true",
+     "several ranks: start each gradient bucket's all-reduce as soon as its layer's backward is done "
+     "(false: all after backward)", 0, 0, 0, NULL},
+    {"bucket_mb", RUNNER_T_FLOAT, "4", "several ranks: gradient all-reduce bucket size in MB", 0, 0, 0, "(0, 4096]"},
     {0},
 };
 

@@ -1,19 +1,47 @@
 /* text.c — sentence files, token ids and padded batches. */
 #include "text.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "runner/kit/util.h"
+#include "signals.h"
 
-/* All of stdin (NUL appended, not counted). */
+/* All of stdin (NUL appended, not counted). Waits in poll() so that a
+ * SIGINT/SIGTERM (handled with SA_RESTART) still ends a blocked read. */
 static int stdin_read(char **data, size_t *len)
 {
-    size_t cap = 1 << 16, n = 0, got;
+    size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap + 1);
-    while (buf && (got = fread(buf + n, 1, cap - n, stdin)) > 0) {
-        n += got;
+    for (;;) {
+        if (!buf)
+            return err_set("stdin: out of memory");
+        struct pollfd pfd = {0, POLLIN, 0};
+        if (signals_caught()) {
+            free(buf);
+            return err_set("stdin: stopped by %s while reading", signal_label(signals_caught()));
+        }
+        int ready = poll(&pfd, 1, 200);
+        if (ready < 0 && errno != EINTR) {
+            free(buf);
+            return err_set("stdin: %s", strerror(errno));
+        }
+        if (ready <= 0)
+            continue;
+        ssize_t got = read(0, buf + n, cap - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            free(buf);
+            return err_set("stdin: %s", strerror(errno));
+        }
+        if (got == 0)
+            break;
+        n += (size_t)got;
         if (n == cap) {
             char *more = realloc(buf, 2 * cap + 1);
             if (!more)
@@ -21,12 +49,6 @@ static int stdin_read(char **data, size_t *len)
             buf = more;
             cap *= 2;
         }
-    }
-    if (!buf)
-        return err_set("stdin: out of memory");
-    if (ferror(stdin)) {
-        free(buf);
-        return err_set("stdin: read error");
     }
     buf[n] = 0;
     *data = buf;

@@ -455,9 +455,22 @@ static const char *metric_plugin(const config_setting_t *m)
     return name;
 }
 
+/* A task on unlabeled text (its dataset plugin says RUNNER_DATASET_TEXT)
+ * is masked-LM: the core reports its masked-piece "accuracy". */
+static int text_task(pipeline *pl, const config_setting_t *t)
+{
+    const char *dp = NULL;
+    const runner_plugin *desc;
+    if (!config_setting_lookup_string(config_setting_get_member(t, "dataset"), "plugin", &dp) ||
+        loader_get(&pl->L, RUNNER_KIND_DATASET, dp, &desc) != 0)
+        return 0;
+    const runner_dataset_ops *ops = desc->ops;
+    return (ops->flags & RUNNER_DATASET_TEXT) != 0;
+}
+
 /* train.select names "<task>.<metric>": a task of the pipeline and "loss"
  * or a value one of that task's metrics reports. */
-static void check_select(diags *d, const config_setting_t *root)
+static void check_select(pipeline *pl, diags *d, const config_setting_t *root)
 {
     const config_setting_t *sel = config_setting_lookup((config_setting_t *)root, "train.select");
     const config_setting_t *tasks = config_setting_get_member(root, "tasks");
@@ -474,7 +487,7 @@ static void check_select(diags *d, const config_setting_t *root)
         size_t ln = strlen(tn);
         const config_setting_t *ms = config_setting_get_member(t, "metrics");
         if (strncmp(v, tn, ln) == 0 && v[ln] == '.') {
-            int ok = strcmp(v + ln + 1, "loss") == 0;
+            int ok = strcmp(v + ln + 1, "loss") == 0 || (strcmp(v + ln + 1, "accuracy") == 0 && text_task(pl, t));
             for (int j = 0; !ok && ms && j < config_setting_length(ms); j++) {
                 const char *mp = metric_plugin(config_setting_get_elem(ms, (unsigned)j));
                 ok = mp && metric_reports(mp, v + ln + 1);
@@ -483,7 +496,8 @@ static void check_select(diags *d, const config_setting_t *root)
                 return;
         }
         used += (size_t)snprintf(names + used, used < sizeof names ? sizeof names - used : 0,
-                                 "%s%s.loss", used ? ", " : "", tn);
+                                 "%s%s.loss%s%s%s", used ? ", " : "", tn, text_task(pl, t) ? ", " : "",
+                                 text_task(pl, t) ? tn : "", text_task(pl, t) ? ".accuracy" : "");
         for (int j = 0; ms && j < config_setting_length(ms) && used < sizeof names; j++) {
             const char *mp = metric_plugin(config_setting_get_elem(ms, (unsigned)j));
             used += (size_t)snprintf(names + used, sizeof names - used, ", %s.%s", tn, mp ? mp : "?");
@@ -502,7 +516,7 @@ int pipeline_validate(pipeline *pl, diags *d)
             loader_add_dir(&pl->L, config_setting_get_string_elem(pp, i));
     int before = d->n;
     check_group(pl, d, root, pipeline_schema);
-    check_select(d, root);
+    check_select(pl, d, root);
     const char *run = NULL;
     if (!config_setting_lookup_string(root, "run", &run)) {
         if (!config_setting_get_member(root, "run"))

@@ -141,7 +141,8 @@ static int write_tensors(const char *dir, const params *P, const char *const *me
     }
     kv[0] = "format";
     kv[1] = "pt";
-    memcpy(kv + 2, meta, 2 * (size_t)nmeta * sizeof *kv);
+    if (nmeta)
+        memcpy(kv + 2, meta, 2 * (size_t)nmeta * sizeof *kv);
     for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < P->n; i++) {
             int backbone = strncmp(P->p[i].name, "backbone.", 9) == 0;

@@ -7,6 +7,9 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "ddp.h"
+#include "shard.h"
+#include "world.h"
 #include "runner/kit/util.h"
 
 void eval_values_free(eval_values *v)
@@ -431,26 +434,41 @@ static void batch_labels(const task *t, const task_data *d, const batch *bt)
  * (not [CLS], [SEP] or padding) is selected with probability MLM_SELECT;
  * a selected piece becomes [MASK] (80%), a random piece (10%) or stays
  * (10%), and its label is the original id; every other label is -1. */
-static void mlm_mask(model *m, gsl_rng *r, int32_t *labels)
+static uint64_t splitmix(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static double unit(uint64_t *x) { return (double)(splitmix(x) >> 11) * (1.0 / 9007199254740992.0); }
+
+/* Each example's draws come from its own stream, seeded by the batch's
+ * seed and the example's position in the global batch (first + i), so the
+ * masks do not depend on how the batch is split over ranks. */
+static void mlm_mask(model *m, uint64_t seed, int64_t first, int32_t *labels)
 {
     batch *bt = &m->bt;
     const runner_batch *b = &bt->b;
-    for (int i = 0; i < b->B; i++)
+    for (int i = 0; i < b->B; i++) {
+        uint64_t x = seed ^ ((uint64_t)(first + i) * 0xd1b54a32d192ed03ull);
         for (int j = 0; j < b->T; j++) {
             size_t p = (size_t)i * b->T + j;
             int32_t id = bt->ids[p];
             labels[p] = -1;
             if (j >= b->len[i] || id == m->tok.cls_id || id == m->tok.sep_id || id == m->tok.pad_id)
                 continue;
-            if (gsl_rng_uniform(r) >= MLM_SELECT)
+            if (unit(&x) >= MLM_SELECT)
                 continue;
             labels[p] = id;
-            double u = gsl_rng_uniform(r);
+            double u = unit(&x);
             if (u < MLM_MASK)
                 bt->ids[p] = m->tok.mask_id;
             else if (u < MLM_MASK + MLM_RANDOM)
-                bt->ids[p] = (int32_t)gsl_rng_uniform_int(r, (unsigned long)m->tok.vocab_size);
+                bt->ids[p] = (int32_t)(splitmix(&x) % (uint64_t)m->tok.vocab_size);
         }
+    }
 }
 
 /* Prediction without labels: mark the first piece of every word. */
@@ -561,6 +579,40 @@ static int head_loss(model *m, task *t, const runner_states *s, int train, int w
     return lops->forward(t->loss->self, rows, t->n_out, t->logits, labels, loss, dlogits);
 }
 
+/* The mean loss of a batch split over ranks: *loss (this rank's mean over
+ * its counted rows) becomes the global mean, and *share the weight of this
+ * rank's gradient in it (counted / global count). One process: unchanged. */
+static int global_loss(double *loss, int counted, double *share)
+{
+    if (world_size() == 1)
+        return 0;
+    double s[2] = {*loss * counted, counted};
+    if (world_sum_f64(s, 2) != 0)
+        return -1;
+    *loss = s[1] > 0 ? s[0] / s[1] : 0.0;
+    *share = s[1] > 0 ? counted / s[1] : 0.0;
+    return 0;
+}
+
+/* The backbone's backward (when it trains), with the data-parallel
+ * gradient sums around it on a step's last batch: the heads' buckets
+ * start before it, the layers' ones during it. */
+static int backbone_backward(model *m, int bb_trains)
+{
+    int sync = m->ddp && m->sync;
+    if (sync && ddp_backward_begin(m->ddp) != 0)
+        return -1;
+    if (bb_trains) {
+        const runner_backbone_ops *bops = m->enc.backbone->desc->ops;
+        if (bops->backward(m->enc.backbone->self, &m->bt.b) != 0) {
+            if (m->ddp) /* the job ends: no waiting for the others */
+                m->ddp->P->watch = NULL;
+            return -1;
+        }
+    }
+    return sync ? ddp_backward_end(m->ddp) : 0;
+}
+
 int model_train_batch(model *m, int which, const int *rows, int n, int accumulate, double *total)
 {
     if (which < 0 && !m->joint_ok)
@@ -577,8 +629,10 @@ int model_train_batch(model *m, int which, const int *rows, int n, int accumulat
         need_pooled |= !t->per_token;
         if (task_buffers(t, (size_t)b->B * b->T) != 0)
             return -1;
-        if (t->mlm)
-            mlm_mask(m, m->pl->rng, t->labels); /* before the forward pass: it changes the ids */
+        if (t->mlm) { /* before the forward pass: it changes the ids */
+            uint64_t seed = ((uint64_t)gsl_rng_get(m->pl->rng) << 32) ^ gsl_rng_get(m->pl->rng);
+            mlm_mask(m, seed, m->row0, t->labels);
+        }
         else
             batch_labels(t, &t->train, &m->bt);
     }
@@ -600,6 +654,9 @@ int model_train_batch(model *m, int which, const int *rows, int n, int accumulat
         int counted = 0;
         for (int i = 0; i < N; i++)
             counted += labels[i] >= 0;
+        double share = 1.0; /* this rank's part of the global mean */
+        if (global_loss(&loss, counted, &share) != 0)
+            return -1;
         t->batch_loss = loss;
         t->batch_count = counted;
         if (N == 0)
@@ -609,13 +666,13 @@ int model_train_batch(model *m, int which, const int *rows, int n, int accumulat
             double e = exp(-(double)m->log_var[k]);
             *total += e * loss + 0.5 * m->log_var[k];
             scale = e;
-            if (m->dlog_var)
+            if (m->dlog_var && world_is_root()) /* summed over ranks: counted once */
                 m->dlog_var[k] += (float)((-e * loss + 0.5) / accumulate);
         } else {
             *total += t->weight * loss;
             scale = t->weight;
         }
-        float f = (float)(scale / accumulate);
+        float f = (float)(scale / accumulate * share);
         for (size_t i = 0; i < (size_t)N * (size_t)t->n_out; i++)
             t->dlogits[i] *= f;
         float *dx = NULL;
@@ -635,15 +692,12 @@ int model_train_batch(model *m, int which, const int *rows, int n, int accumulat
                     dh[c] += g[c];
             }
     }
-    if (!bb_trains)
-        return 0;
-    if (need_pooled) {
+    if (bb_trains && need_pooled) {
         const runner_pooler_ops *pops = m->pooler->desc->ops;
         if (pops->backward(m->pooler->self, b, s, m->dpooled) != 0)
             return -1;
     }
-    const runner_backbone_ops *bops = m->enc.backbone->desc->ops;
-    return bops->backward(m->enc.backbone->self, b);
+    return backbone_backward(m, bb_trains);
 }
 
 /* Predictions of task t for the rows of the current batch: per sentence
@@ -688,26 +742,40 @@ static void batch_predict(const model *m, const task *t, const task_data *d, int
     }
 }
 
+/* Sum an evaluation over the ranks: each filled the predictions of its
+ * batches and left the others zero. */
+static int eval_reduce(const task *t, const task_data *d, int32_t *label, float *prob, const int64_t *word_off,
+                       double *sums)
+{
+    int64_t npred = t->mlm ? 0 : t->per_token ? word_off[d->enc.n] : d->enc.n;
+    if (world_sum_i32(label, npred) != 0 || world_sum_f32(prob, npred) != 0)
+        return -1;
+    return world_sum_f64(sums, 3);
+}
+
 /* Forward task t (eval mode) over the sentences of encoded data d, in
  * length-sorted batches: predictions, the mean loss over labelled rows
  * (when d has labels), and for MLM the masked-piece accuracy (masks drawn
- * from a fixed seed, so every evaluation sees the same ones). */
+ * from a fixed seed, so every evaluation sees the same ones). shard: each
+ * rank runs a contiguous run of the batches and the results are summed
+ * over ranks (the same batches as one process, so the same numbers). */
 static int run_eval(model *m, task *t, task_data *d, int32_t *label, float *prob, const int64_t *word_off,
-                    double *mean_loss, double *mlm_accuracy)
+                    double *mean_loss, double *mlm_accuracy, int shard)
 {
     int B = (int)cfg_int(m->pl, "train.batch", 32);
     int *order = encoded_order(&d->enc, 1);
-    gsl_rng *r = t->mlm ? gsl_rng_alloc(gsl_rng_mt19937) : NULL;
-    double loss_sum = 0;
-    int64_t counted = 0, correct = 0;
+    double sums[3] = {0, 0, 0}; /* loss x rows, labelled rows, correct MLM pieces */
     int has_labels = d->ds.label || d->piece_label || t->mlm;
-    if (!order || (t->mlm && !r)) {
-        free(order);
+    if (!order)
         return err_set("out of memory");
+    int64_t nb = ((int64_t)d->enc.n + B - 1) / B, b0 = 0, b1 = nb;
+    if (shard && world_size() > 1) {
+        world_share(nb, &b0, &b1);
+        int64_t npred = t->mlm ? 0 : t->per_token ? word_off[d->enc.n] : d->enc.n;
+        memset(label, 0, (size_t)npred * sizeof *label);
+        memset(prob, 0, (size_t)npred * sizeof *prob);
     }
-    if (r)
-        gsl_rng_set(r, 20181011);
-    for (int at = 0; at < d->enc.n; at += B) {
+    for (int at = (int)(b0 * B); at < d->enc.n && at < b1 * B; at += B) {
         int n = d->enc.n - at < B ? d->enc.n - at : B;
         if (batch_fill(&m->bt, &d->enc, order + at, n) != 0)
             goto fail;
@@ -715,7 +783,7 @@ static int run_eval(model *m, task *t, task_data *d, int32_t *label, float *prob
         if (task_buffers(t, (size_t)b->B * b->T) != 0)
             goto fail;
         if (t->mlm)
-            mlm_mask(m, r, t->labels);
+            mlm_mask(m, 20181011, at, t->labels);
         else if (has_labels)
             batch_labels(t, d, &m->bt);
         else if (t->per_token)
@@ -733,23 +801,23 @@ static int run_eval(model *m, task *t, task_data *d, int32_t *label, float *prob
             int c = 0;
             for (int i = 0; i < N; i++)
                 c += labels[i] >= 0;
-            loss_sum += loss * c;
-            counted += c;
+            sums[0] += loss * c;
+            sums[1] += c;
         }
+        int64_t correct = 0;
         batch_predict(m, t, d, N, label, prob, word_off, &correct);
+        sums[2] += (double)correct;
     }
     free(order);
-    if (r)
-        gsl_rng_free(r);
+    if (shard && eval_reduce(t, d, label, prob, word_off, sums) != 0)
+        return -1;
     if (mean_loss)
-        *mean_loss = counted ? loss_sum / (double)counted : 0.0;
+        *mean_loss = sums[1] > 0 ? sums[0] / sums[1] : 0.0;
     if (mlm_accuracy)
-        *mlm_accuracy = counted ? (double)correct / (double)counted : 0.0;
+        *mlm_accuracy = sums[1] > 0 ? sums[2] / sums[1] : 0.0;
     return 0;
 fail:
     free(order);
-    if (r)
-        gsl_rng_free(r);
     return -1;
 }
 
@@ -801,7 +869,7 @@ static int evaluate_data(model *m, task *t, task_data *d, eval_values *out, int3
         goto done;
     }
     double mlm_accuracy = 0;
-    if (run_eval(m, t, d, p, q, d->ds.tag_off, &loss, &mlm_accuracy) != 0)
+    if (run_eval(m, t, d, p, q, d->ds.tag_off, &loss, &mlm_accuracy, 1) != 0)
         goto done;
     if (t->mlm) /* metrics over a 30,522-way vocabulary: the core counts */
         eval_emit(out, "accuracy", mlm_accuracy);
@@ -847,7 +915,7 @@ int model_build_cache(model *m)
             ds[j]->cache = malloc(((size_t)ds[j]->enc.n + 1) * (size_t)m->D * sizeof(float));
             if (!ds[j]->cache)
                 return err_set("out of memory caching %d embeddings", ds[j]->enc.n);
-            if (encoder_embed(&m->enc, &ds[j]->enc, &m->pooler, 1, &ds[j]->cache) != 0)
+            if (shard_embed(&m->enc, &ds[j]->enc, &m->pooler, 1, &ds[j]->cache, 1) != 0)
                 return -1;
         }
     }
@@ -868,5 +936,5 @@ int model_predict_sentences(model *m, const encoded *e, int k, int32_t *label, f
 {
     task_data d = {0};
     d.enc = *e;
-    return run_eval(m, &m->t[k], &d, label, prob, word_off, NULL, NULL);
+    return run_eval(m, &m->t[k], &d, label, prob, word_off, NULL, NULL, 0);
 }

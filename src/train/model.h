@@ -75,6 +75,12 @@ typedef struct model {
     size_t cap_sel, cap_xsel;
     runner_tokenizer_info tok;
     int with_data;    /* datasets loaded */
+    /* data parallel (ddp.h): the gradient sums, whether this batch ends
+     * the step (sums its gradients), and the position of this rank's first
+     * row in the global batch (per-example randomness) */
+    struct ddp *ddp;
+    int sync;
+    int64_t row0;
 } model;
 
 /* MLM: the share of word pieces selected, and of those the shares

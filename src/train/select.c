@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "trainer.h"
+#include "world.h"
 #include "runner/kit/util.h"
 #include "textout.h"
 
@@ -106,7 +107,7 @@ int tr_evaluate(trainer *tr, double lr)
         tr->bad_evals = 0;
         for (int k = 0; k < K; k++) {
             tr_copy_values(&tr->best_v[k], &vals[k]);
-            if (tr->m.t[k].mlm)
+            if (tr->m.t[k].mlm || !world_is_root()) /* rank 0 writes */
                 continue;
             struct pred_out o = {&tr->m.t[k], pred[k], prob[k], output_jsonl(tr->pl)};
             size_t nl = (size_t)tr->m.t[k].n_labels;
@@ -132,7 +133,9 @@ int tr_evaluate(trainer *tr, double lr)
     if (cfg_bool(tr->pl, "train.save_last", 1) && tr->pl->P.grad && tr_save_checkpoint(tr, "last", 1) != 0)
         goto done;
     char *csv = run_path(tr->pl, "metrics.csv");
-    rc = csv ? file_write_atomic_with(csv, tr_write_metrics_csv, tr) : err_set("out of memory");
+    rc = !csv                ? err_set("out of memory")
+         : world_is_root() ? file_write_atomic_with(csv, tr_write_metrics_csv, tr)
+                           : 0;
     free(csv);
 done:
     for (int k = 0; k < K; k++) {

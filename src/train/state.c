@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "trainer.h"
+#include "world.h"
 #include "runner/kit/util.h"
 #include "signals.h"
 
@@ -243,6 +244,8 @@ done:
 
 int tr_save_checkpoint(trainer *tr, const char *name, int with_state)
 {
+    if (!world_is_root()) /* ranks are identical: rank 0 saves */
+        return 0;
     char **meta = NULL;
     int nmeta = 0, rc = -1;
     blob b = {0};

@@ -13,12 +13,15 @@
  * confusion_<task>.csv and PNG plots. */
 #include <fnmatch.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "ddp.h"
 #include "trainer.h"
+#include "world.h"
 #include "runner/kit/util.h"
 #include "signals.h"
 
@@ -219,8 +222,87 @@ static int tr_apply_freeze(trainer *tr, int force_log)
     return 0;
 }
 
+/* ---- data parallel (several ranks) ---------------------------------------------- */
+
+/* Every rank needs a share of every batch; gradients are summed by d. */
+static int tr_ddp_open(trainer *tr, ddp *d)
+{
+    pipeline *pl = tr->pl;
+    if (world_size() == 1)
+        return 0;
+    for (int k = 0; k < tr->m.ntasks; k++) {
+        int n = tr->B < tr->m.t[k].train.ds.n ? tr->B : tr->m.t[k].train.ds.n;
+        if (n < world_size())
+            return err_set("%s: batches of %d sentences (task %s) cannot be split over %d ranks: "
+                           "raise train.batch or use fewer ranks", pl->file, n, tr->m.t[k].name, world_size());
+    }
+    const char *bb = tr->m.enc.backbone->desc->name;
+    if (ddp_open(d, &pl->P, cfg_bool(pl, "train.overlap", 1), cfg_num(pl, "train.bucket_mb", 4),
+                 strcmp(bb, "bert") == 0, &tr->m.enc.backbone->host) != 0)
+        return -1;
+    tr->m.ddp = d;
+    pipeline_log(pl, RUNNER_LOG_INFO, "data parallel over %d ranks: global batch %d, %d threads each, "
+                 "gradient all-reduce %s backward", world_size(), tr->B, pl->threads,
+                 d->overlap ? "overlapping" : "after");
+    return 0;
+}
+
+/* This rank's share of a global batch of n rows (rows[*lo .. *lo + *mine)). */
+static void tr_share(trainer *tr, int n, int *lo, int *mine)
+{
+    int64_t a, b;
+    world_share(n, &a, &b);
+    *lo = (int)a;
+    *mine = (int)(b - a);
+    tr->m.row0 = a;
+}
+
+/* Before an evaluation: are all ranks still the same? */
+static int tr_ddp_check(trainer *tr, ddp *d)
+{
+    if (!tr->m.ddp)
+        return 0;
+    char when[64];
+    snprintf(when, sizeof when, tr->step == tr->step0 && tr->step == 0 ? "before the first step" : "at step %lld",
+             (long long)tr->step);
+    return ddp_check(d, tr->pl->rng, when);
+}
+
+/* A signal caught by any rank, so that all stop after the same step (mpirun
+ * forwards it to every rank, but they may see it at different steps); a
+ * rank that did not catch it raises it to itself (the handler only records
+ * it), so every rank exits 128 + signal. */
+static int tr_signal_agreed(void)
+{
+    if (world_size() == 1)
+        return signals_caught();
+    int64_t sig = signals_caught();
+    if (world_max_i64(&sig, 1) != 0 || sig == 0)
+        return 0;
+    if (!signals_caught())
+        raise((int)sig);
+    return signals_caught();
+}
+
+/* After the first step: the buckets; at the end: where the time went. */
+static void tr_ddp_log(trainer *tr, const ddp *d, int end)
+{
+    if (!tr->m.ddp)
+        return;
+    if (!end)
+        pipeline_log(tr->pl, RUNNER_LOG_INFO, "gradient all-reduce: %d buckets, %lld bytes per step (+ the touched "
+                     "rows of the word embeddings), %d released before backward ended", d->g.n,
+                     (long long)d->floats * 4, d->early);
+    else if (d->steps)
+        pipeline_log(tr->pl, RUNNER_LOG_INFO, "data parallel: per step %.1f ms of backbone backward (%d sentences a "
+                     "rank), then %.1f ms waiting for the gradient all-reduce", 1e3 * d->t_backward / (double)d->steps,
+                     tr->B / world_size(), 1e3 * d->t_wait / (double)d->steps);
+}
+
 int drive_train(pipeline *pl)
 {
+    ddp dp;
+    memset(&dp, 0, sizeof dp);
     trainer tr;
     memset(&tr, 0, sizeof tr);
     tr.pl = pl;
@@ -261,6 +343,8 @@ int drive_train(pipeline *pl)
     }
     if (!tr.freeze)
         tr_log_groups(&tr);
+    if (tr_ddp_open(&tr, &dp) != 0 || tr_ddp_check(&tr, &dp) != 0)
+        goto done;
     pipeline_log(pl, RUNNER_LOG_INFO, "%d task%s, %lld steps (%lld per epoch), batch %d x %d accumulated, lr %.3g",
                  tr.m.ntasks, tr.m.ntasks > 1 ? "s" : "", (long long)tr.total, (long long)tr.steps_per_epoch,
                  tr.B, tr.accumulate, tr.lr);
@@ -286,6 +370,8 @@ int drive_train(pipeline *pl)
             goto done;
         if (bb)
             model_drop_cache(&tr.m);
+        if (tr.m.ddp && ddp_plan(&dp) != 0)
+            goto done;
         for (int micro = 0; micro < tr.accumulate; micro++) {
             int which = 0;
             if (tr.sampler) {
@@ -297,9 +383,11 @@ int drive_train(pipeline *pl)
                 if (so->next(tr.sampler->self, &pos, &which) != 0)
                     goto done;
             }
-            int n = tr_next_rows(&tr, &tr.m.t[which < 0 ? 0 : which], rows);
+            int n = tr_next_rows(&tr, &tr.m.t[which < 0 ? 0 : which], rows), lo, mine;
             double total;
-            if (model_train_batch(&tr.m, which, rows, n, tr.accumulate, &total) != 0)
+            tr_share(&tr, n, &lo, &mine);
+            tr.m.sync = micro == tr.accumulate - 1;
+            if (model_train_batch(&tr.m, which, rows + lo, mine, tr.accumulate, &total) != 0)
                 goto done;
             for (int k = 0; k < tr.m.ntasks; k++)
                 if (which < 0 || which == k) {
@@ -315,13 +403,15 @@ int drive_train(pipeline *pl)
         if (adamw_step(&tr.opt, &pl->P, lr, scale) != 0)
             goto done;
         tr.step++;
+        if (tr.step == tr.step0 + 1)
+            tr_ddp_log(&tr, &dp, 0);
         if (tr.step % tr.log_every == 0 || tr.step == tr.total)
             tr_log_losses(&tr, lr);
         tr_show(&tr, lr);
         int epoch_end = tr.step % tr.steps_per_epoch == 0;
         if ((tr.eval_every > 0 ? tr.step % tr.eval_every == 0 : epoch_end) || tr.step == tr.total) {
             tr.train_seconds += time_now() - tr.t_start;
-            if (tr_evaluate(&tr, lr) != 0)
+            if (tr_ddp_check(&tr, &dp) != 0 || tr_evaluate(&tr, lr) != 0)
                 goto done;
             tr.t_start = tr.t_log = time_now();
             tr.sentences_log = tr.sentences;
@@ -338,12 +428,20 @@ int drive_train(pipeline *pl)
                 break;
             }
         }
-        if (signals_caught() && tr_stop_on_signal(&tr) != 0) /* SIGINT/SIGTERM: this step done, last/ saved */
+        if (tr_signal_agreed() && tr_stop_on_signal(&tr) != 0) /* SIGINT/SIGTERM: this step done, last/ saved */
             goto done;
     }
 finish:
     tr_clear_progress(&tr);
-    if (tr_evaluate_test(&tr) != 0 || tr_write_metrics_json(&tr) != 0 || tr_draw_plots(&tr) != 0)
+    /* the test sources are evaluated by every rank (sharded), once rank 0
+     * has finished writing the best checkpoint they load */
+    if (world_barrier() != 0 || tr_evaluate_test(&tr) != 0)
+        goto done;
+    if (!world_is_root()) { /* rank 0 writes and reports */
+        rc = 0;
+        goto done;
+    }
+    if (tr_write_metrics_json(&tr) != 0 || tr_draw_plots(&tr) != 0)
         goto done;
     printf("%s: best at step %lld (%s = %.4f)\n", pl->name, (long long)tr.best_step,
            tr.select ? tr.select : "mean headline metric", tr.best);
@@ -363,6 +461,7 @@ finish:
             goto done;
         printf("exported the best checkpoint's model folder to %s\n", export);
     }
+    tr_ddp_log(&tr, &dp, 1);
     printf("trained %lld steps (%d epoch%s) on %lld sentences in %.2f s: %.2f steps/s, %.1f sentences/s\n",
            (long long)(tr.step - tr.step0), tr_epochs(&tr), tr_epochs(&tr) > 1 ? "s" : "", (long long)tr.sentences,
            tr.train_seconds, tr.train_seconds > 0 ? (double)(tr.step - tr.step0) / tr.train_seconds : 0.0,
@@ -394,5 +493,6 @@ done:
     free(tr.loss_sum);
     free(tr.loss_n);
     model_close(&tr.m);
+    ddp_close(&dp);
     return rc;
 }

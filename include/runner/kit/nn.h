@@ -1,11 +1,11 @@
 /* nn.h — transformer layer kernels as forward/backward pairs (llm.c
- * style): embeddings, linear (OpenBLAS sgemm), LayerNorm, exact erf GELU,
+ * style): embeddings, linear (oneDNN sgemm, see compute.h), LayerNorm, exact erf GELU,
  * multi-head softmax attention over packed sequences, residual add and
  * dropout. Every backward accumulates (+=) into its gradients; a NULL
  * gradient pointer means "not wanted" (frozen parameter, nothing below).
  *
  * Row layouts: N rows of packed tokens (padding removed); sequence s owns
- * rows off[s] .. off[s+1]. Loops run in the OpenMP pool that OpenBLAS
+ * rows off[s] .. off[s+1]. Loops run in the OpenMP pool that oneDNN
  * shares; AVX-512 paths are chosen at run time. */
 #ifndef NN_H
 #define NN_H
@@ -30,20 +30,6 @@ void linear_forward(float *y, const float *x, const float *W, const float *b, in
 void linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x,
                      const float *W, int N, int in, int out);
 
-/* ---- linear in bfloat16 on AMX tiles (precision = "bf16") ---------------- */
-/* 1 when AMX-BF16 is usable: the CPU has it and the kernel granted the
- * tile state to this process. in and out must be multiples of 32. */
-int nn_amx(void);
-/* W (out,in) float32 -> Wp: bfloat16 tiles of 16 outputs x 32 inputs in
- * AMX's pair layout, (out/16) x (in/32) tiles of 512 values */
-void linear_pack_bf16(uint16_t *Wp, const float *W, int in, int out);
-/* uint16 values of scratch linear_forward_bf16 needs for N rows */
-int64_t linear_bf16_scratch(int N, int in, int out);
-/* y (N,out) = x W^T + b with x and W rounded to bfloat16 and the products
- * summed in float32. Runs on the calling thread. */
-void linear_forward_bf16(float *y, const float *x, const uint16_t *Wp, const float *b, int N,
-                         int in, int out, uint16_t *scratch);
-
 /* ---- LayerNorm over the last dimension ------------------------------------ */
 /* y (N,C) = (x - mean) * rstd * w + b; mean, rstd (N) saved when not NULL */
 void layernorm_forward(float *y, float *mean, float *rstd, const float *x, const float *w,
@@ -65,6 +51,8 @@ void residual_layernorm_backward(float *da, float *db, float *dw, float *dbias, 
 
 /* ---- GELU, exact: x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) ---------------- */
 void gelu_forward(float *y, const float *x, int64_t n);          /* y may be x */
+/* the same on the calling thread only (no OpenMP region): for epilogues */
+void gelu_row(float *y, const float *x, int64_t n);
 void gelu_backward(float *dx, const float *x, const float *dy, int64_t n);
 
 /* ---- residual: y = a + b ---------------------------------------------------- */

@@ -1,0 +1,230 @@
+/* gemm.c — micro-benchmark of the backbone's GEMM shapes (y = x W^T,
+ * x (M,K), W (N,K)) on this CPU: OpenBLAS sgemm against oneDNN matmul in
+ * f32, bf16 and int8 (u8 activations, s8 weights), with M fixed at
+ * primitive creation and with M given at run time. Weights are packed
+ * once outside the timing (oneDNN's "any" layout), as the runner does.
+ *
+ *   build/bench/gemm [M] [reps]      (threads: OMP_NUM_THREADS or all)
+ *
+ * Prints GFLOPS per shape and the implementation oneDNN chose. */
+#include <cblas.h>
+#include <dnnl.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CHECK(x)                                                                                 \
+    do {                                                                                         \
+        dnnl_status_t s_ = (x);                                                                  \
+        if (s_ != dnnl_success) {                                                                \
+            fprintf(stderr, "%s:%d: %s: status %d\n", __FILE__, __LINE__, #x, (int)s_);         \
+            return -1;                                                                           \
+        }                                                                                        \
+    } while (0)
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static dnnl_engine_t eng;
+static dnnl_stream_t stream;
+
+static dnnl_memory_t mem(const dnnl_memory_desc_t *md, void *p)
+{
+    dnnl_memory_t m = NULL;
+    dnnl_memory_create(&m, md, eng, p ? p : DNNL_MEMORY_ALLOCATE);
+    return m;
+}
+
+/* oneDNN matmul of dt (f32, bf16, u8 x s8) with runtime M or not; GFLOPS */
+static int run_dnnl(int M, int K, int N, dnnl_data_type_t sdt, dnnl_data_type_t wdt,
+                    int runtime_m, int reps, double *gflops, const char **impl, double *create_ms)
+{
+    dnnl_memory_desc_t src_md, wei_md, wany_md, dst_md, wplain_md;
+    dnnl_dims_t sd = {runtime_m ? DNNL_RUNTIME_DIM_VAL : M, K}, wd = {K, N},
+                dd = {runtime_m ? DNNL_RUNTIME_DIM_VAL : M, N};
+    CHECK(dnnl_memory_desc_init_by_tag(&src_md, 2, sd, sdt, dnnl_ab));
+    CHECK(dnnl_memory_desc_init_by_tag(&wany_md, 2, wd, wdt, dnnl_format_tag_any));
+    CHECK(dnnl_memory_desc_init_by_tag(&dst_md, 2, dd, dnnl_f32, dnnl_ab));
+    dnnl_primitive_attr_t attr;
+    CHECK(dnnl_primitive_attr_create(&attr));
+    if (sdt == dnnl_u8) {
+        float sc = DNNL_RUNTIME_F32_VAL;
+        CHECK(dnnl_primitive_attr_set_output_scales(attr, 1, 1 << 1, &sc));
+        int32_t zp = DNNL_RUNTIME_S32_VAL;
+        CHECK(dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_SRC, 1, 0, &zp));
+    }
+    dnnl_matmul_desc_t desc;
+    CHECK(dnnl_matmul_desc_init(&desc, &src_md, &wany_md, NULL, &dst_md));
+    double t0 = now();
+    dnnl_primitive_desc_t pd;
+    CHECK(dnnl_primitive_desc_create(&pd, &desc, attr, eng, NULL));
+    dnnl_primitive_t prim;
+    CHECK(dnnl_primitive_create(&prim, pd));
+    *create_ms = 1e3 * (now() - t0);
+    CHECK(dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, impl));
+    wei_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    /* weights (N,K) row major = (K,N) with strides {1,K} */
+    dnnl_dims_t ws = {1, K};
+    CHECK(dnnl_memory_desc_init_by_strides(&wplain_md, 2, wd, wdt, ws));
+    size_t es = sdt == dnnl_f32 ? 4 : sdt == dnnl_bf16 ? 2 : 1;
+    void *x = calloc((size_t)M * K, es), *w = calloc((size_t)N * K, es);
+    float *y = calloc((size_t)M * N, 4);
+    memset(x, 1, (size_t)M * K * es); /* tiny values; timing only */
+    memset(w, 1, (size_t)N * K * es);
+    dnnl_memory_t wplain = mem(&wplain_md, w), wpacked = mem(&wei_md, NULL);
+    dnnl_primitive_desc_t rpd;
+    CHECK(dnnl_reorder_primitive_desc_create(&rpd, &wplain_md, eng, &wei_md, eng, NULL));
+    dnnl_primitive_t reorder;
+    CHECK(dnnl_primitive_create(&reorder, rpd));
+    dnnl_exec_arg_t rargs[2] = {{DNNL_ARG_FROM, wplain}, {DNNL_ARG_TO, wpacked}};
+    CHECK(dnnl_primitive_execute(reorder, stream, 2, rargs));
+    dnnl_memory_desc_t src_rt, dst_rt;
+    dnnl_dims_t sdm = {M, K}, ddm = {M, N};
+    dnnl_memory_desc_init_by_tag(&src_rt, 2, sdm, sdt, dnnl_ab);
+    dnnl_memory_desc_init_by_tag(&dst_rt, 2, ddm, dnnl_f32, dnnl_ab);
+    dnnl_memory_t ms = mem(&src_rt, x), md = mem(&dst_rt, y);
+    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, wpacked}, {DNNL_ARG_DST, md}};
+    int nargs = 3;
+    dnnl_memory_t msc = NULL, mzp = NULL;
+    float *scales = NULL;
+    int32_t zpv = 128;
+    if (sdt == dnnl_u8) {
+        scales = malloc((size_t)N * sizeof *scales);
+        for (int i = 0; i < N; i++)
+            scales[i] = 1e-3f;
+        dnnl_memory_desc_t scmd, zpmd;
+        dnnl_dims_t nd = {N}, one = {1};
+        dnnl_memory_desc_init_by_tag(&scmd, 1, nd, dnnl_f32, dnnl_a);
+        dnnl_memory_desc_init_by_tag(&zpmd, 1, one, dnnl_s32, dnnl_a);
+        msc = mem(&scmd, scales);
+        mzp = mem(&zpmd, &zpv);
+        args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_OUTPUT_SCALES, msc};
+        args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, mzp};
+    }
+    CHECK(dnnl_primitive_execute(prim, stream, nargs, args));
+    CHECK(dnnl_stream_wait(stream));
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t = now();
+        CHECK(dnnl_primitive_execute(prim, stream, nargs, args));
+        CHECK(dnnl_stream_wait(stream));
+        t = now() - t;
+        best = t < best ? t : best;
+    }
+    *gflops = 2.0 * M * K * N / best * 1e-9;
+    free(x);
+    free(w);
+    free(y);
+    free(scales);
+    return 0;
+}
+
+static double run_blas(int M, int K, int N, int reps)
+{
+    float *x = calloc((size_t)M * K, 4), *w = calloc((size_t)N * K, 4), *y = calloc((size_t)M * N, 4);
+    for (size_t i = 0; i < (size_t)M * K; i++)
+        x[i] = 0.001f * (float)(i % 7);
+    for (size_t i = 0; i < (size_t)N * K; i++)
+        w[i] = 0.001f * (float)(i % 5);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, x, K, w, K, 0, y, N);
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t = now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, x, K, w, K, 0, y, N);
+        t = now() - t;
+        best = t < best ? t : best;
+    }
+    free(x);
+    free(w);
+    free(y);
+    return 2.0 * M * K * N / best * 1e-9;
+}
+
+/* the training GEMMs of a linear layer (in -> out) over M rows, sgemm of
+ * OpenBLAS (blas = 1) or oneDNN: forward x W^T, dx = dy W, dW = dy^T x */
+static double run_train(int M, int in, int out, int blas, int which, int reps)
+{
+    float *x = calloc((size_t)M * in, 4), *W = calloc((size_t)out * in, 4), *dy = calloc((size_t)M * out, 4);
+    float *y = calloc((size_t)M * out, 4), *dx = calloc((size_t)M * in, 4), *dW = calloc((size_t)out * in, 4);
+    double best = 1e30;
+    for (int r = 0; r <= reps; r++) {
+        double t = now();
+        if (which == 0) {
+            if (blas)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, out, in, 1, x, in, W, in, 1, y, out);
+            else
+                dnnl_sgemm('N', 'T', M, out, in, 1, x, in, W, in, 1, y, out);
+        } else if (which == 1) {
+            if (blas)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, in, out, 1, dy, out, W, in, 1, dx, in);
+            else
+                dnnl_sgemm('N', 'N', M, in, out, 1, dy, out, W, in, 1, dx, in);
+        } else {
+            if (blas)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, M, 1, dy, out, x, in, 1, dW, in);
+            else
+                dnnl_sgemm('T', 'N', out, in, M, 1, dy, out, x, in, 1, dW, in);
+        }
+        t = now() - t;
+        if (r > 0)
+            best = t < best ? t : best;
+    }
+    free(x);
+    free(W);
+    free(dy);
+    free(y);
+    free(dx);
+    free(dW);
+    return 2.0 * M * in * out / best * 1e-9;
+}
+
+int main(int argc, char **argv)
+{
+    int M = argc > 1 ? atoi(argv[1]) : 800, reps = argc > 2 ? atoi(argv[2]) : 20;
+    if (dnnl_engine_create(&eng, dnnl_cpu, 0) || dnnl_stream_create(&stream, eng, dnnl_stream_default_flags))
+        return 1;
+    const char *cpu_isa[] = {"?"};
+    (void)cpu_isa;
+    printf("M=%d, %d threads, best of %d; oneDNN effective ISA code 0x%x\n", M, omp_get_max_threads(),
+           reps, (unsigned)dnnl_get_effective_cpu_isa());
+    const int shapes[][2] = {{384, 1152}, {384, 384}, {384, 1536}, {1536, 384}};
+    struct { const char *name; dnnl_data_type_t s, w; } kinds[] = {
+        {"f32", dnnl_f32, dnnl_f32}, {"bf16", dnnl_bf16, dnnl_bf16}, {"int8", dnnl_u8, dnnl_s8}};
+    printf("%-10s %9s", "K x N", "OpenBLAS");
+    for (int k = 0; k < 3; k++)
+        printf(" %9s %9s", kinds[k].name, "(rt M)");
+    printf("\n");
+    const char *impls[3][2] = {{0}};
+    double cms[3][2];
+    for (int s = 0; s < 4; s++) {
+        int K = shapes[s][0], N = shapes[s][1];
+        printf("%4d x %-4d %9.1f", K, N, run_blas(M, K, N, reps));
+        for (int k = 0; k < 3; k++)
+            for (int rt = 0; rt < 2; rt++) {
+                double g = 0;
+                if (run_dnnl(M, K, N, kinds[k].s, kinds[k].w, rt, reps, &g, &impls[k][rt], &cms[k][rt]))
+                    g = 0;
+                printf(" %9.1f", g);
+            }
+        printf("\n");
+    }
+    for (int k = 0; k < 3; k++)
+        for (int rt = 0; rt < 2; rt++)
+            printf("%s%s: %s (created in %.1f ms)\n", kinds[k].name, rt ? " runtime M" : "",
+                   impls[k][rt] ? impls[k][rt] : "-", cms[k][rt]);
+    printf("\ntraining GEMMs, f32 sgemm GFLOPS (OpenBLAS / oneDNN): forward x W^T, dx = dy W, dW = dy^T x\n");
+    for (int s = 0; s < 4; s++) {
+        int K = shapes[s][0], N = shapes[s][1];
+        printf("%4d x %-4d", K, N);
+        for (int w = 0; w < 3; w++)
+            printf("   %6.1f / %6.1f", run_train(M, K, N, 1, w, reps), run_train(M, K, N, 0, w, reps));
+        printf("\n");
+    }
+    return 0;
+}

@@ -1,0 +1,65 @@
+/* compute.h — the compute seam: every GEMM of the kit runs on oneDNN.
+ *
+ * oneDNN picks its kernels from the CPU's features at run time
+ * (avx2, avx512_core, avx512_core_bf16, avx512_core_vnni, AMX), never from
+ * an environment variable we set. Two entry points:
+ *
+ *  - compute_sgemm: C = alpha op(A) op(B) + beta C, row-major, float32, for
+ *    GEMMs whose operands change every call (training, heads, backward).
+ *  - compute_linear: y = x W^T + b (then GELU when asked) as a oneDNN
+ *    matmul primitive created once per layer shape with the number of rows
+ *    given at run time, bias and GELU fused as post-ops. In "bf16" and
+ *    "int8" the weights are converted and reordered into oneDNN's packed
+ *    layout once (compute_linear_pack); "int8" is dynamic quantization as
+ *    ONNX Runtime's: per-channel symmetric int8 weights, uint8 activations
+ *    with a scale and zero point per row computed at run time (int32 sums
+ *    from oneDNN, dequantized with the bias and GELU in one pass).
+ *
+ * Primitives may run from several threads at once (each thread keeps its
+ * own stream and scratch); called inside a parallel region a primitive runs
+ * on the calling thread only. */
+#ifndef RUNNER_KIT_COMPUTE_H
+#define RUNNER_KIT_COMPUTE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { COMPUTE_F32 = 0, COMPUTE_BF16 = 1, COMPUTE_INT8 = 2 } compute_precision;
+enum { COMPUTE_POST_NONE = 0, COMPUTE_POST_GELU = 1 }; /* GELU: exact erf */
+
+/* "f32", "bf16", "int8" -> precision; -1 when name is none of them */
+int compute_precision_parse(const char *name);
+const char *compute_precision_name(compute_precision p);
+
+/* C (M,N) = alpha op(A) op(B) + beta C, row-major; ta/tb 'N' or 'T'.
+ * 0, or -1 with err_set. */
+int compute_sgemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                  int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+
+typedef struct compute_linear compute_linear;
+
+/* A linear layer of `in` inputs and `out` outputs in precision p, post-op
+ * post. name labels error messages (a tensor name). -1 with err_set. */
+int compute_linear_create(compute_linear **l, const char *name, int in, int out,
+                          compute_precision p, int post);
+/* W (out,in) float32: converted and packed once (bf16, int8); in f32 the
+ * weights are read in place at each forward and this does nothing. */
+int compute_linear_pack(compute_linear *l, const float *W);
+/* y (N,out) = post(x (N,in) W^T + b); b may be NULL; W is read in f32 only
+ * (NULL otherwise: the fallback to f32 then reads the pack's W). -1 with
+ * err_set. */
+int compute_linear_forward(const compute_linear *l, float *y, const float *x, const float *W,
+                           const float *b, int N);
+/* oneDNN's implementation name ("brg:avx512_core_bf16", "gemm:jit", ...) */
+const char *compute_linear_impl(const compute_linear *l);
+/* the precision that runs: the one asked for, or COMPUTE_F32 where oneDNN
+ * has no kernel for it on this CPU (bf16 before AVX-512) */
+compute_precision compute_linear_precision(const compute_linear *l);
+/* bytes of packed weights held */
+size_t compute_linear_bytes(const compute_linear *l);
+void compute_linear_free(compute_linear *l);
+
+/* oneDNN's version and the ISA it runs on, for one info line */
+const char *compute_describe(void);
+
+#endif

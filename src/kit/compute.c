@@ -1,0 +1,558 @@
+/* compute.c — the compute seam on oneDNN (see compute.h). One CPU engine
+ * for the process; a stream and a scratch buffer per thread; matmul
+ * primitives with the row count given at run time, created once per layer. */
+#include "runner/kit/compute.h"
+
+#include <dnnl.h>
+#include <immintrin.h>
+#include <math.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runner/kit/nn.h"
+#include "runner/kit/util.h"
+
+struct compute_linear {
+    char name[96];
+    compute_precision p, asked; /* p: what runs (f32 when oneDNN cannot do asked here) */
+    int in, out, post;
+    const float *wref; /* f32 fallback: the weights given to compute_linear_pack */
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t prim;
+    dnnl_memory_desc_t wmd; /* weights as the primitive wants them */
+    void *wpacked;          /* bf16 / int8 weights in that layout */
+    size_t wbytes;
+    float *wscale; /* int8: per output channel */
+    int32_t *wsum; /* int8: sum of each output channel's int8 weights */
+    float *zeros;  /* the bias when none is given */
+};
+
+static dnnl_engine_t engine;
+static dnnl_status_t engine_status = dnnl_runtime_error;
+static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
+
+/* Each thread's stream and scratch live in a slot of this table (a thread
+ * keeps its slot): reachable from a global, so leak checkers do not count
+ * the ones of pool threads that have ended. */
+typedef struct {
+    dnnl_stream_t stream;
+    void *scratch;
+    size_t cap;
+} thread_slot;
+enum { MAX_SLOTS = 1024 };
+static thread_slot slots[MAX_SLOTS];
+static int nslots;
+static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Thread_local thread_slot *tl_slot;
+static _Thread_local thread_slot tl_own; /* when the table is full */
+
+static void engine_init(void) { engine_status = dnnl_engine_create(&engine, dnnl_cpu, 0); }
+
+static thread_slot *slot_get(void)
+{
+    if (!tl_slot) {
+        pthread_mutex_lock(&slots_lock);
+        tl_slot = nslots < MAX_SLOTS ? &slots[nslots++] : &tl_own;
+        pthread_mutex_unlock(&slots_lock);
+    }
+    return tl_slot;
+}
+
+static int dnnl_fail(const char *what, const char *name, dnnl_status_t s)
+{
+    return err_set("oneDNN: %s%s%s failed (status %d)", what, name ? " of " : "", name ? name : "",
+                   (int)s);
+}
+
+static dnnl_stream_t stream_get(void)
+{
+    pthread_once(&engine_once, engine_init);
+    thread_slot *t = slot_get();
+    if (engine_status != dnnl_success || !t)
+        return NULL;
+    if (!t->stream && dnnl_stream_create(&t->stream, engine, dnnl_stream_default_flags) != dnnl_success)
+        t->stream = NULL;
+    return t->stream;
+}
+
+/* this thread's scratch, at least bytes long (after stream_get) */
+static void *scratch_get(size_t bytes)
+{
+    thread_slot *t = tl_slot;
+    if (bytes <= t->cap)
+        return t->scratch;
+    mem_free(t->scratch);
+    t->cap = 0;
+    t->scratch = mem_alloc(bytes + bytes / 4);
+    if (t->scratch)
+        t->cap = bytes + bytes / 4;
+    return t->scratch;
+}
+
+int compute_precision_parse(const char *name)
+{
+    static const char *const names[] = {"f32", "bf16", "int8"};
+    for (int i = 0; name && i < 3; i++)
+        if (strcmp(name, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+const char *compute_precision_name(compute_precision p)
+{
+    return p == COMPUTE_BF16 ? "bf16" : p == COMPUTE_INT8 ? "int8" : "f32";
+}
+
+int compute_sgemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                  int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    if (M == 0 || N == 0)
+        return 0;
+    dnnl_status_t s = dnnl_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (s != dnnl_success)
+        return err_set("oneDNN: sgemm %c%c of %lld x %lld x %lld failed (status %d)", ta, tb,
+                       (long long)M, (long long)N, (long long)K, (int)s);
+    return 0;
+}
+
+/* ---- primitive ------------------------------------------------------------------ */
+
+static dnnl_data_type_t src_type(compute_precision p)
+{
+    return p == COMPUTE_BF16 ? dnnl_bf16 : p == COMPUTE_INT8 ? dnnl_u8 : dnnl_f32;
+}
+
+static dnnl_data_type_t wei_type(compute_precision p)
+{
+    return p == COMPUTE_BF16 ? dnnl_bf16 : p == COMPUTE_INT8 ? dnnl_s8 : dnnl_f32;
+}
+
+/* attributes: the GELU post-op (f32, bf16; int8 applies it after its own
+ * dequantization, see int8_epilogue) */
+static dnnl_status_t make_attr(dnnl_primitive_attr_t *attr, compute_precision p, int post)
+{
+    dnnl_status_t s = dnnl_primitive_attr_create(attr);
+    if (s == dnnl_success && post == COMPUTE_POST_GELU && p != COMPUTE_INT8) {
+        dnnl_post_ops_t po;
+        s = dnnl_post_ops_create(&po);
+        if (s == dnnl_success) {
+            s = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_erf, 0, 0);
+            if (s == dnnl_success)
+                s = dnnl_primitive_attr_set_post_ops(*attr, po);
+            dnnl_post_ops_destroy(po);
+        }
+    }
+    return s;
+}
+
+/* src (runtime rows, in), weights (in,out), bias (1,out), dst (rows,out);
+ * int8: dst int32 sums of u8 x s8 products, no bias (int8_epilogue) */
+static dnnl_status_t make_primitive(compute_linear *l)
+{
+    const int64_t R = DNNL_RUNTIME_DIM_VAL;
+    dnnl_dims_t sd = {R, l->in}, wd = {l->in, l->out}, bd = {1, l->out}, dd = {R, l->out};
+    dnnl_dims_t wstr = {1, l->in}; /* W (out,in) row-major is W^T with these strides */
+    dnnl_memory_desc_t smd, wmd, bmd, dmd;
+    dnnl_status_t s = dnnl_memory_desc_init_by_tag(&smd, 2, sd, src_type(l->p), dnnl_ab);
+    if (s == dnnl_success)
+        s = l->p == COMPUTE_F32 ? dnnl_memory_desc_init_by_strides(&wmd, 2, wd, dnnl_f32, wstr)
+                                : dnnl_memory_desc_init_by_tag(&wmd, 2, wd, wei_type(l->p),
+                                                               dnnl_format_tag_any);
+    if (s == dnnl_success)
+        s = dnnl_memory_desc_init_by_tag(&bmd, 2, bd, dnnl_f32, dnnl_ab);
+    if (s == dnnl_success)
+        s = dnnl_memory_desc_init_by_tag(&dmd, 2, dd, l->p == COMPUTE_INT8 ? dnnl_s32 : dnnl_f32,
+                                         dnnl_ab);
+    dnnl_matmul_desc_t desc;
+    if (s == dnnl_success)
+        s = dnnl_matmul_desc_init(&desc, &smd, &wmd, l->p == COMPUTE_INT8 ? NULL : &bmd, &dmd);
+    dnnl_primitive_attr_t attr = NULL;
+    if (s == dnnl_success)
+        s = make_attr(&attr, l->p, l->post);
+    if (s == dnnl_success)
+        s = dnnl_primitive_desc_create(&l->pd, &desc, attr, engine, NULL);
+    if (s == dnnl_success)
+        s = dnnl_primitive_create(&l->prim, l->pd);
+    if (s == dnnl_success)
+        l->wmd = *dnnl_primitive_desc_query_md(l->pd, dnnl_query_weights_md, 0);
+    dnnl_primitive_attr_destroy(attr);
+    return s;
+}
+
+int compute_linear_create(compute_linear **out, const char *name, int in, int outs,
+                          compute_precision p, int post)
+{
+    *out = NULL;
+    if (!stream_get())
+        return err_set("oneDNN: no CPU engine or stream for %s", name);
+    compute_linear *l = calloc(1, sizeof *l);
+    if (!l || !(l->zeros = mem_calloc((size_t)outs, sizeof(float)))) {
+        free(l);
+        return err_set("out of memory for the layer %s", name);
+    }
+    snprintf(l->name, sizeof l->name, "%s", name);
+    l->p = l->asked = p;
+    l->in = in;
+    l->out = outs;
+    l->post = post;
+    dnnl_status_t s = make_primitive(l);
+    if (s == dnnl_unimplemented && p != COMPUTE_F32) {
+        /* e.g. bf16 on a CPU without AVX-512: float32 instead, said by
+         * compute_linear_precision */
+        l->p = COMPUTE_F32;
+        s = make_primitive(l);
+    }
+    if (s != dnnl_success) {
+        compute_linear_free(l);
+        return dnnl_fail("matmul primitive", name, s);
+    }
+    *out = l;
+    return 0;
+}
+
+void compute_linear_free(compute_linear *l)
+{
+    if (!l)
+        return;
+    dnnl_primitive_destroy(l->prim);
+    dnnl_primitive_desc_destroy(l->pd);
+    mem_free(l->wpacked);
+    mem_free(l->wscale);
+    mem_free(l->wsum);
+    mem_free(l->zeros);
+    free(l);
+}
+
+const char *compute_linear_impl(const compute_linear *l)
+{
+    const char *impl = NULL;
+    if (!l || dnnl_primitive_desc_query(l->pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success)
+        return "?";
+    return impl;
+}
+
+size_t compute_linear_bytes(const compute_linear *l) { return l ? l->wbytes : 0; }
+
+compute_precision compute_linear_precision(const compute_linear *l) { return l->p; }
+
+const char *compute_describe(void)
+{
+    static char buf[160];
+    const dnnl_version_t *v = dnnl_version();
+    static const struct { dnnl_cpu_isa_t isa; const char *name; } isas[] = {
+        {dnnl_cpu_isa_avx512_core_amx, "avx512_core_amx"},
+        {dnnl_cpu_isa_avx512_core_bf16, "avx512_core_bf16"},
+        {dnnl_cpu_isa_avx512_core_vnni, "avx512_core_vnni"},
+        {dnnl_cpu_isa_avx512_core, "avx512_core"},
+        {dnnl_cpu_isa_avx2_vnni, "avx2_vnni"},
+        {dnnl_cpu_isa_avx2, "avx2"},
+        {dnnl_cpu_isa_avx, "avx"},
+        {dnnl_cpu_isa_sse41, "sse41"},
+    };
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    const char *name = "generic";
+    for (size_t i = 0; i < sizeof isas / sizeof *isas; i++)
+        if ((isa & isas[i].isa) == isas[i].isa) {
+            name = isas[i].name;
+            break;
+        }
+    snprintf(buf, sizeof buf, "oneDNN %d.%d.%d, ISA %s", v->major, v->minor, v->patch, name);
+    return buf;
+}
+
+/* ---- weights --------------------------------------------------------------------- */
+
+/* reorder src (md, data) into the primitive's weights layout */
+static dnnl_status_t reorder_weights(compute_linear *l, const dnnl_memory_desc_t *md, void *data)
+{
+    dnnl_stream_t st = stream_get();
+    dnnl_primitive_desc_t rpd = NULL;
+    dnnl_primitive_t r = NULL;
+    dnnl_memory_t from = NULL, to = NULL;
+    dnnl_status_t s = dnnl_reorder_primitive_desc_create(&rpd, md, engine, &l->wmd, engine, NULL);
+    if (s == dnnl_success)
+        s = dnnl_primitive_create(&r, rpd);
+    if (s == dnnl_success)
+        s = dnnl_memory_create(&from, md, engine, data);
+    if (s == dnnl_success)
+        s = dnnl_memory_create(&to, &l->wmd, engine, l->wpacked);
+    if (s == dnnl_success) {
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+        s = dnnl_primitive_execute(r, st, 2, args);
+    }
+    if (s == dnnl_success)
+        s = dnnl_stream_wait(st);
+    dnnl_memory_destroy(from);
+    dnnl_memory_destroy(to);
+    dnnl_primitive_destroy(r);
+    dnnl_primitive_desc_destroy(rpd);
+    return s;
+}
+
+/* 1 when oneDNN's int8 kernels have VNNI (vpdpbusd sums u8 x s8 in int32).
+ * Without it they use vpmaddubsw, whose int16 sum of two products
+ * saturates past 32767 = 255 * 64.25 * 2: then the weights get 7 bits
+ * (ONNX Runtime's reduce_range). */
+static int have_vnni(void)
+{
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    return (isa & dnnl_cpu_isa_avx512_core_vnni) == dnnl_cpu_isa_avx512_core_vnni ||
+           (isa & dnnl_cpu_isa_avx2_vnni) == dnnl_cpu_isa_avx2_vnni;
+}
+
+/* per output channel: scale = max |W| / qmax, q = round(W / scale), and
+ * the sum of q (for the activations' zero points); qmax 127, or 63
+ * without VNNI */
+static void quantize_weights(int8_t *q, float *scale, int32_t *sum, const float *W, int in, int out)
+{
+    const float qmax = have_vnni() ? 127.0f : 63.0f;
+#pragma omp parallel for schedule(static)
+    for (int o = 0; o < out; o++) {
+        const float *w = W + (int64_t)o * in;
+        float mx = 0;
+        for (int k = 0; k < in; k++)
+            mx = fabsf(w[k]) > mx ? fabsf(w[k]) : mx;
+        float s = mx > 0 ? mx / qmax : 1.0f, inv = 1.0f / s;
+        int32_t t = 0;
+        scale[o] = s;
+        for (int k = 0; k < in; k++) {
+            int8_t v = (int8_t)lrintf(fminf(qmax, fmaxf(-qmax, w[k] * inv)));
+            q[(int64_t)o * in + k] = v;
+            t += v;
+        }
+        sum[o] = t;
+    }
+}
+
+int compute_linear_pack(compute_linear *l, const float *W)
+{
+    l->wref = W;
+    if (l->p == COMPUTE_F32)
+        return 0;
+    if (!stream_get())
+        return err_set("oneDNN: no stream to pack %s", l->name);
+    const int64_t n = (int64_t)l->in * l->out;
+    if (!l->wpacked) {
+        l->wbytes = dnnl_memory_desc_get_size(&l->wmd);
+        l->wpacked = mem_alloc(l->wbytes);
+        if (l->p == COMPUTE_INT8) {
+            l->wscale = mem_alloc((size_t)l->out * sizeof(float));
+            l->wsum = mem_alloc((size_t)l->out * sizeof(int32_t));
+        }
+        if (!l->wpacked || (l->p == COMPUTE_INT8 && (!l->wscale || !l->wsum)))
+            return err_set("out of memory for the packed weights of %s", l->name);
+    }
+    dnnl_dims_t wd = {l->in, l->out}, wstr = {1, l->in};
+    dnnl_memory_desc_t md;
+    dnnl_status_t s;
+    if (l->p == COMPUTE_BF16) {
+        s = dnnl_memory_desc_init_by_strides(&md, 2, wd, dnnl_f32, wstr);
+        if (s == dnnl_success)
+            s = reorder_weights(l, &md, (void *)W);
+    } else {
+        int8_t *q = mem_alloc((size_t)n);
+        if (!q)
+            return err_set("out of memory quantizing %s", l->name);
+        quantize_weights(q, l->wscale, l->wsum, W, l->in, l->out);
+        s = dnnl_memory_desc_init_by_strides(&md, 2, wd, dnnl_s8, wstr);
+        if (s == dnnl_success)
+            s = reorder_weights(l, &md, q);
+        mem_free(q);
+    }
+    return s == dnnl_success ? 0 : dnnl_fail("weights reorder", l->name, s);
+}
+
+/* ---- activations ------------------------------------------------------------------ */
+
+static inline uint16_t bf16_round(float f) /* nearest even; NaN stays NaN */
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7fff + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
+
+static void to_bf16(uint16_t *o, const float *x, int64_t n)
+{
+#pragma omp parallel for simd schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        o[i] = bf16_round(x[i]);
+}
+
+/* One row r (K) -> uint8 o with the row's range (always holding 0) over
+ * 255 steps; its scale and zero point. Comparisons, not fminf/fmaxf: they
+ * vectorise. */
+static void row_to_u8(uint8_t *o, float *scale, int32_t *zp, const float *r, int K)
+{
+    float lo = 0, hi = 0;
+#pragma omp simd reduction(min : lo) reduction(max : hi)
+    for (int k = 0; k < K; k++) {
+        lo = r[k] < lo ? r[k] : lo;
+        hi = r[k] > hi ? r[k] : hi;
+    }
+    float s = hi > lo ? (hi - lo) / 255.0f : 1.0f, inv = 1.0f / s;
+    float z = nearbyintf(-lo * inv);
+    z = z < 0 ? 0 : z > 255 ? 255 : z;
+    *scale = s;
+    *zp = (int32_t)z;
+    const float zh = z + 0.5f; /* round half up: truncation of v + 0.5 >= 0 */
+#pragma omp simd
+    for (int k = 0; k < K; k++) {
+        float v = r[k] * inv + zh;
+        v = v < 0 ? 0 : v > 255.0f ? 255.0f : v;
+        o[k] = (uint8_t)(int32_t)v;
+    }
+}
+
+/* the same with AVX-512: 16 values per step, saturating narrow to bytes */
+__attribute__((target("avx512f"))) static void row_to_u8_avx512(uint8_t *o, float *scale,
+                                                                int32_t *zp, const float *r, int K)
+{
+    __m512 vlo = _mm512_setzero_ps(), vhi = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 16 <= K; k += 16) {
+        __m512 v = _mm512_loadu_ps(r + k);
+        vlo = _mm512_min_ps(vlo, v);
+        vhi = _mm512_max_ps(vhi, v);
+    }
+    float lo = _mm512_reduce_min_ps(vlo), hi = _mm512_reduce_max_ps(vhi);
+    for (int t = k; t < K; t++) {
+        lo = r[t] < lo ? r[t] : lo;
+        hi = r[t] > hi ? r[t] : hi;
+    }
+    float s = hi > lo ? (hi - lo) / 255.0f : 1.0f, inv = 1.0f / s;
+    float z = nearbyintf(-lo * inv);
+    z = z < 0 ? 0 : z > 255 ? 255 : z;
+    *scale = s;
+    *zp = (int32_t)z;
+    const __m512 vinv = _mm512_set1_ps(inv), vzh = _mm512_set1_ps(z + 0.5f);
+    const __m512 zero = _mm512_setzero_ps(), top = _mm512_set1_ps(255.0f);
+    for (k = 0; k < K; k += 16) {
+        __mmask16 m = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
+        __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, r + k), vinv), vzh);
+        v = _mm512_min_ps(_mm512_max_ps(v, zero), top);
+        _mm512_mask_cvtepi32_storeu_epi8(o + k, m, _mm512_cvttps_epi32(v));
+    }
+}
+
+/* Each row of x (N,K) -> uint8 with its own scale and zero point: finer
+ * than ONNX Runtime's one range per tensor, and a row never depends on
+ * the other rows of its batch. */
+static void to_u8_rows(uint8_t *q, float *scale, int32_t *zp, const float *x, int N, int K)
+{
+    const int fast = nn_avx512();
+#pragma omp parallel for schedule(static)
+    for (int m = 0; m < N; m++)
+        (fast ? row_to_u8_avx512 : row_to_u8)(q + (int64_t)m * K, scale + m, zp + m,
+                                               x + (int64_t)m * K, K);
+}
+
+/* y (N,out), holding the int32 sums, in place: y = sx[m] sw[n] (acc -
+ * zp[m] sum_k qw[n,k]) + b[n], then GELU when gelu is set (each row while
+ * it is in cache) */
+static void int8_epilogue(float *y, const float *sx, const int32_t *zp, const float *sw,
+                          const int32_t *wsum, const float *b, int N, int out, int gelu)
+{
+#pragma omp parallel for schedule(static)
+    for (int m = 0; m < N; m++) {
+        float *row = y + (int64_t)m * out;
+        int32_t *acc = (int32_t *)row;
+        const float s = sx[m];
+        const int32_t z = zp[m];
+#pragma omp simd
+        for (int n = 0; n < out; n++)
+            row[n] = s * sw[n] * (float)(acc[n] - z * wsum[n]) + b[n];
+        if (gelu)
+            gelu_row(row, row, out);
+    }
+}
+
+/* ---- forward ---------------------------------------------------------------------- */
+
+typedef struct {
+    dnnl_exec_arg_t a[6];
+    int n;
+} exec_args;
+
+static dnnl_status_t add_arg(exec_args *e, int arg, dnnl_data_type_t dt, int64_t d0, int64_t d1,
+                             const void *data)
+{
+    dnnl_dims_t d = {d0, d1};
+    dnnl_memory_desc_t md;
+    dnnl_status_t s = d1 ? dnnl_memory_desc_init_by_tag(&md, 2, d, dt, dnnl_ab)
+                         : dnnl_memory_desc_init_by_tag(&md, 1, d, dt, dnnl_a);
+    dnnl_memory_t m = NULL;
+    if (s == dnnl_success)
+        s = dnnl_memory_create(&m, &md, engine, (void *)data);
+    if (s == dnnl_success)
+        e->a[e->n++] = (dnnl_exec_arg_t){arg, m};
+    return s;
+}
+
+int compute_linear_forward(const compute_linear *l, float *y, const float *x, const float *W,
+                           const float *b, int N)
+{
+    if (N == 0)
+        return 0;
+    dnnl_stream_t st = stream_get();
+    if (!st)
+        return err_set("oneDNN: no stream for %s", l->name);
+    const int64_t nx = (int64_t)N * l->in;
+    size_t need = l->p == COMPUTE_BF16 ? (size_t)nx * 2
+                  : l->p == COMPUTE_INT8 ? (size_t)nx + 64 + 2 * (size_t)N * sizeof(float) : 0;
+    void *scr = need ? scratch_get(need) : NULL;
+    if (need && !scr)
+        return err_set("out of memory for the activations of %s (%d rows)", l->name, N);
+    exec_args e = {.n = 0};
+    const void *src = x;
+    const float *bias = b ? b : l->zeros;
+    dnnl_status_t s = dnnl_success;
+    if (l->p == COMPUTE_F32) {
+        dnnl_dims_t wd = {l->in, l->out}, wstr = {1, l->in};
+        dnnl_memory_desc_t wmd;
+        dnnl_memory_t wm = NULL;
+        s = dnnl_memory_desc_init_by_strides(&wmd, 2, wd, dnnl_f32, wstr);
+        if (s == dnnl_success)
+            s = dnnl_memory_create(&wm, &wmd, engine, (void *)(W ? W : l->wref));
+        if (s == dnnl_success)
+            e.a[e.n++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, wm};
+    } else {
+        dnnl_memory_t wm = NULL;
+        s = dnnl_memory_create(&wm, &l->wmd, engine, l->wpacked);
+        if (s == dnnl_success)
+            e.a[e.n++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, wm};
+    }
+    float *xs = NULL;
+    int32_t *zp = NULL;
+    if (l->p == COMPUTE_BF16) {
+        to_bf16(scr, x, nx);
+        src = scr;
+    } else if (l->p == COMPUTE_INT8) {
+        xs = (float *)((char *)scr + ((nx + 63) & ~(int64_t)63));
+        zp = (int32_t *)(xs + N);
+        to_u8_rows(scr, xs, zp, x, N, l->in);
+        src = scr;
+    }
+    if (s == dnnl_success)
+        s = add_arg(&e, DNNL_ARG_SRC, src_type(l->p), N, l->in, src);
+    if (s == dnnl_success && l->p != COMPUTE_INT8)
+        s = add_arg(&e, DNNL_ARG_BIAS, dnnl_f32, 1, l->out, bias);
+    if (s == dnnl_success)
+        s = add_arg(&e, DNNL_ARG_DST, l->p == COMPUTE_INT8 ? dnnl_s32 : dnnl_f32, N, l->out, y);
+    if (s == dnnl_success)
+        s = dnnl_primitive_execute(l->prim, st, e.n, e.a);
+    if (s == dnnl_success)
+        s = dnnl_stream_wait(st);
+    for (int i = 0; i < e.n; i++)
+        dnnl_memory_destroy(e.a[i].memory);
+    if (s != dnnl_success)
+        return dnnl_fail("matmul", l->name, s);
+    if (l->p == COMPUTE_INT8)
+        int8_epilogue(y, xs, zp, l->wscale, l->wsum, bias, N, l->out, l->post == COMPUTE_POST_GELU);
+    return 0;
+}

@@ -1,0 +1,51 @@
+/* ddp.h — data-parallel training over the ranks of the world (as PyTorch
+ * DDP): every rank runs forward/backward on its share of the global batch;
+ * the gradient block is summed over ranks in buckets (runs of trainable
+ * tensors, frozen ones never sent) taken in reverse order of the store, as
+ * backward produces them. A bucket's all-reduce starts as soon as backward
+ * is past its layer — the backbone asks the host whether each tensor
+ * trains right before writing its gradient, and a question about a lower
+ * layer means the layer above is done — so communication overlaps the rest
+ * of backward. Ranks stay identical; ddp_check compares checksums. */
+#ifndef DDP_H
+#define DDP_H
+
+#include <gsl/gsl_rng.h>
+#include <stdint.h>
+
+#include "params.h"
+#include "world.h"
+
+typedef struct ddp {
+    params *P;
+    world_grad g;
+    int *level;        /* per bucket: its layer (heads above every layer) */
+    int *plevel;       /* per tensor: its layer (-1 embeddings, 0.. layers, heads INT_MAX) */
+    int cap_level;
+    int overlap;       /* start buckets during backward */
+    int layered;       /* the backbone's questions come layer by layer (bert) */
+    int watching, prev, done_above;
+    int64_t bucket_floats, floats; /* bucket size; floats sent per step */
+    int rows_id; /* the word-embedding table, summed by touched rows, or -1 */
+    int early; /* buckets of the last step released before backward ended */
+    /* seconds over the steps: backbone backward (with the buckets started
+     * during it), then waiting for the all-reduces after it */
+    double t_begin, t_backward, t_wait;
+    int64_t steps;
+} ddp;
+
+/* h: the backbone's host (its layer groups give each tensor's layer). */
+int ddp_open(ddp *d, params *P, int overlap, double bucket_mb, int layered, const runner_host *h);
+void ddp_close(ddp *d);
+/* Buckets of the tensors that train now (call whenever that may change). */
+int ddp_plan(ddp *d);
+/* The heads' (and pooler's) gradients are final; the backbone's backward
+ * is next. */
+int ddp_backward_begin(ddp *d);
+/* Backward is over: start what is left, wait for every bucket. */
+int ddp_backward_end(ddp *d);
+/* Same parameters, moments and RNG on every rank? -1 naming the rank
+ * that differs. */
+int ddp_check(const ddp *d, const gsl_rng *rng, const char *when);
+
+#endif
