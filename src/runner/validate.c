@@ -461,7 +461,8 @@ static int text_task(pipeline *pl, const config_setting_t *t)
 {
     const char *dp = NULL;
     const runner_plugin *desc;
-    if (!config_setting_lookup_string(config_setting_get_member(t, "dataset"), "plugin", &dp) ||
+    const config_setting_t *ds = config_setting_get_member(t, "dataset");
+    if (!ds || !config_setting_lookup_string(ds, "plugin", &dp) || /* libconfig reads NULL */
         loader_get(&pl->L, RUNNER_KIND_DATASET, dp, &desc) != 0)
         return 0;
     const runner_dataset_ops *ops = desc->ops;
