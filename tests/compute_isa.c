@@ -60,5 +60,5 @@ int main(void)
         ok(e < tol[i], "%s linear on AVX2 = x W^T + b (%.2e)", compute_precision_name(ps[i]), e);
         compute_linear_free(l);
     }
-    return done_testing();
+    return done_testing(10);
 }

@@ -305,7 +305,7 @@ int main(void)
 {
     if (!mkdtemp(dir) || !getcwd(cwd, sizeof cwd)) {
         ok(0, "temporary folder");
-        return done_testing();
+        return done_testing(61);
     }
     test_sweep();
     test_metrics_csv();
@@ -316,5 +316,5 @@ int main(void)
     test_resume_history();
     if (!tap_failed && sh("rm -rf %s", dir) != 0)
         diag("could not remove %s", dir);
-    return done_testing();
+    return done_testing(61);
 }

@@ -153,5 +153,5 @@ int main(void)
        "gradual by steps: step 25 trains the top two layers");
     pipeline_close(&pl);
 
-    return done_testing();
+    return done_testing(32);
 }

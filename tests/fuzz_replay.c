@@ -53,8 +53,9 @@ static int replay(int (*one)(const uint8_t *, size_t), const char *path, char *w
     return 0;
 }
 
-/* Every file of folder (those starting with one of prefixes, or all). */
-static int replay_dir(int k, const char *folder, const char *const *prefixes)
+/* Every file of folder (those starting with one of prefixes, or all);
+ * with count_only, how many there are. */
+static int replay_dir(int k, const char *folder, const char *const *prefixes, int count_only)
 {
     DIR *d = opendir(folder);
     int n = 0;
@@ -63,7 +64,7 @@ static int replay_dir(int k, const char *folder, const char *const *prefixes)
         int take = !prefixes && e->d_name[0] != '.';
         for (int i = 0; prefixes && prefixes[i]; i++)
             take |= strncmp(e->d_name, prefixes[i], strlen(prefixes[i])) == 0;
-        if (!take)
+        if (!take || (count_only && ++n))
             continue;
         char *path = str_printf("%s/%s", folder, e->d_name), why[256] = "";
         int rc = replay(harness[k].one, path, why, sizeof why);
@@ -78,15 +79,25 @@ static int replay_dir(int k, const char *folder, const char *const *prefixes)
 
 int main(void)
 {
+    /* the plan: one test per seed folder, one per file of seeds and corpus */
+    int total = 0;
     for (size_t k = 0; k < sizeof harness / sizeof *harness; k++) {
         char *seeds = str_printf("tests/fuzz/seeds/%s", harness[k].name);
         char *corpus = str_printf("tests/fuzz/corpus/%s", harness[k].name);
-        int n = replay_dir((int)k, seeds, NULL);
+        total += 1 + replay_dir((int)k, seeds, NULL, 1) + replay_dir((int)k, corpus, saved, 1);
+        free(seeds);
+        free(corpus);
+    }
+    plan(total);
+    for (size_t k = 0; k < sizeof harness / sizeof *harness; k++) {
+        char *seeds = str_printf("tests/fuzz/seeds/%s", harness[k].name);
+        char *corpus = str_printf("tests/fuzz/corpus/%s", harness[k].name);
+        int n = replay_dir((int)k, seeds, NULL, 0);
         ok(n > 0, "%s: %d seed inputs in %s", harness[k].name, n, seeds);
-        int c = replay_dir((int)k, corpus, saved);
+        int c = replay_dir((int)k, corpus, saved, 0);
         diag("%s: %d saved crashing inputs replayed", harness[k].name, c);
         free(seeds);
         free(corpus);
     }
-    done_testing();
+    return done_testing(total);
 }

@@ -106,5 +106,5 @@ int main(void)
     downloads();
     cache_and_offline();
     sh("kill $(cat %s/pid) 2>/dev/null; rm -rf %s", dir, dir);
-    return done_testing();
+    return done_testing(22);
 }

@@ -1199,5 +1199,5 @@ int main(void)
     test_heads();
     test_backbone();
     test_poolers();
-    return done_testing();
+    return done_testing(221);
 }

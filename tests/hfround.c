@@ -182,5 +182,5 @@ int main(void)
     pooling_from_folder();
     refused_folders();
     sh("rm -rf %s", dir);
-    return done_testing();
+    return done_testing(33);
 }

@@ -368,7 +368,7 @@ int main(void)
     pipeline pl;
     if (!ok(pipeline_from_text(&pl, config_text) == 0, "the test pipeline validates")) {
         pipeline_close(&pl);
-        return done_testing();
+        return done_testing(84);
     }
     test_against_torch(&pl);
     test_tokens(&pl);
@@ -376,5 +376,5 @@ int main(void)
     test_predict(&pl);
     test_errors(&pl);
     pipeline_close(&pl);
-    return done_testing();
+    return done_testing(84);
 }

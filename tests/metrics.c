@@ -435,7 +435,7 @@ int main(void)
     pipeline pl;
     if (!ok(pipeline_from_text(&pl, config_text) == 0, "the test pipeline validates")) {
         pipeline_close(&pl);
-        return done_testing();
+        return done_testing(107);
     }
     test_classes(&pl);
     test_zero_division(&pl);
@@ -443,5 +443,5 @@ int main(void)
     test_class_errors(&pl);
     test_span_f1(&pl);
     pipeline_close(&pl);
-    return done_testing();
+    return done_testing(107);
 }

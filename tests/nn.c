@@ -494,5 +494,5 @@ int main(void)
     test_embeddings();
     test_attention();
     test_pool();
-    return done_testing();
+    return done_testing(48);
 }

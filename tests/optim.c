@@ -101,5 +101,5 @@ int main(void)
 
     params_free(&P);
     gsl_rng_free(rng);
-    return done_testing();
+    return done_testing(20);
 }

@@ -140,5 +140,5 @@ int main(void)
     embeddings();
     command_line();
     sh("rm -rf %s", dir);
-    return done_testing();
+    return done_testing(23);
 }

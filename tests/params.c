@@ -74,5 +74,5 @@ int main(void)
     ok(x && gx == NULL && Q.grad == NULL, "without gradients nothing is allocated for them");
     params_free(&Q);
     gsl_rng_free(rng);
-    return done_testing();
+    return done_testing(34);
 }

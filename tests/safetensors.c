@@ -162,5 +162,5 @@ int main(void)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
         diag("could not remove %s", dir);
-    return done_testing();
+    return done_testing(45);
 }

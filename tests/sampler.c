@@ -273,5 +273,5 @@ int main(void)
     test_determinism();
     test_joint();
     test_errors();
-    return done_testing();
+    return done_testing(40);
 }

@@ -181,5 +181,5 @@ int main(void)
     blocked_stdin();
     training();
     sh("rm -rf %s", dir);
-    return done_testing();
+    return done_testing(18);
 }
