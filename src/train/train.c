@@ -299,6 +299,198 @@ static void tr_ddp_log(trainer *tr, const ddp *d, int end)
                      tr->B / world_size(), 1e3 * d->t_wait / (double)d->steps);
 }
 
+/* Start from train.checkpoint's weights if given, shuffle every task's
+ * order, then --resume: weights, optimizer and data positions. */
+static int tr_start(trainer *tr)
+{
+    pipeline *pl = tr->pl;
+    const char *init = cfg_str(pl, "checkpoint");
+    if (init) {
+        int missing = 0;
+        if (checkpoint_load_params(init, &pl->P, 1, &missing) != 0)
+            return -1;
+        pipeline_log(pl, RUNNER_LOG_INFO, "initialised from %s (%d tensors not in it keep their initial values)",
+                     init, missing);
+    }
+    for (int k = 0; k < tr->m.ntasks; k++)
+        tr_shuffle_task(tr, &tr->m.t[k]);
+    if (!pl->resume)
+        return 0;
+    char *dir = checkpoint_resolve(pl->resume);
+    blob b = {0};
+    if (!dir)
+        return err_set("--resume %s: no checkpoint there (model.safetensors missing)", pl->resume);
+    int bad = checkpoint_load_params(dir, &pl->P, 0, NULL) != 0 || checkpoint_load_state(dir, &b) != 0 ||
+              tr_state_load(tr, &b, dir) != 0;
+    blob_free(&b);
+    if (!bad)
+        pipeline_log(pl, RUNNER_LOG_INFO, "resumed from %s at step %lld", dir, (long long)tr->step);
+    free(dir);
+    return bad ? -1 : 0;
+}
+
+/* One optimizer step's batches: the sampler picks each batch's task, this
+ * rank takes its share of the global batch, gradients accumulate. */
+static int tr_micro_batches(trainer *tr, int *rows)
+{
+    for (int micro = 0; micro < tr->accumulate; micro++) {
+        int which = 0;
+        if (tr->sampler) {
+            /* samplers count batches, so tasks alternate within an accumulated step */
+            runner_train_pos pos = {tr->step * tr->accumulate + micro, tr->total * tr->accumulate,
+                                    (int)(tr->step / tr->steps_per_epoch), tr->epochs,
+                                    tr->steps_per_epoch * tr->accumulate};
+            const runner_sampler_ops *so = tr->sampler->desc->ops;
+            if (so->next(tr->sampler->self, &pos, &which) != 0)
+                return -1;
+        }
+        int n = tr_next_rows(tr, &tr->m.t[which < 0 ? 0 : which], rows), lo, mine;
+        double total;
+        tr_share(tr, n, &lo, &mine);
+        tr->m.sync = micro == tr->accumulate - 1;
+        if (model_train_batch(&tr->m, which, rows + lo, mine, tr->accumulate, &total) != 0)
+            return -1;
+        for (int k = 0; k < tr->m.ntasks; k++)
+            if (which < 0 || which == k) {
+                tr->loss_sum[k] += tr->m.t[k].batch_loss;
+                tr->loss_n[k]++;
+                tr->show_loss[k] = tr->show_n[k]++ ? 0.9 * tr->show_loss[k] + 0.1 * tr->m.t[k].batch_loss
+                                                   : tr->m.t[k].batch_loss;
+            }
+        tr->sentences += n;
+    }
+    return 0;
+}
+
+enum { STEP_ON = 0, STEP_STOP_AFTER = 1, STEP_EARLY_STOP = 2 };
+
+/* After an optimizer step: logs, progress, evaluation when due, and
+ * whether to stop (train.stop_after, early stopping). -1 on error. */
+static int tr_after_step(trainer *tr, ddp *dp, double lr)
+{
+    pipeline *pl = tr->pl;
+    if (tr->step == tr->step0 + 1)
+        tr_ddp_log(tr, dp, 0);
+    if (tr->step % tr->log_every == 0 || tr->step == tr->total)
+        tr_log_losses(tr, lr);
+    tr_show(tr, lr);
+    int epoch_end = tr->step % tr->steps_per_epoch == 0;
+    if (!((tr->eval_every > 0 ? tr->step % tr->eval_every == 0 : epoch_end) || tr->step == tr->total))
+        return STEP_ON;
+    tr->train_seconds += time_now() - tr->t_start;
+    if (tr_ddp_check(tr, dp) != 0 || tr_evaluate(tr, lr) != 0)
+        return -1;
+    tr->t_start = tr->t_log = time_now();
+    tr->sentences_log = tr->sentences;
+    tr_clear_progress(tr);
+    if (tr->stop_after > 0 && tr->step >= tr->stop_after) {
+        pipeline_log(pl, RUNNER_LOG_INFO, "stopping after step %lld as asked (train.stop_after): "
+                     "continue with --resume %s/last", (long long)tr->step, pl->out_dir);
+        return STEP_STOP_AFTER;
+    }
+    if (tr->patience > 0 && tr->bad_evals >= tr->patience) {
+        pipeline_log(pl, RUNNER_LOG_INFO, "early stop: %d evaluations without improvement", tr->bad_evals);
+        tr->stopped_early = 1;
+        return STEP_EARLY_STOP;
+    }
+    return STEP_ON;
+}
+
+/* The loop: freeze policy, cache, batches, AdamW, evaluations, signals.
+ * Returns -1 on error, STEP_STOP_AFTER when the run stops as asked,
+ * else 0 (trained to the end or stopped early). */
+static int tr_loop(trainer *tr, ddp *dp, int *rows)
+{
+    pipeline *pl = tr->pl;
+    tr->t_start = tr->t_log = time_now();
+    tr->step0 = tr->step;
+    while (tr->step < tr->total) {
+        if (tr_apply_freeze(tr, 0) != 0)
+            return -1;
+        int bb = model_backbone_trains(&tr->m);
+        if (!bb && model_build_cache(&tr->m) != 0)
+            return -1;
+        if (bb)
+            model_drop_cache(&tr->m);
+        if ((tr->m.ddp && ddp_plan(dp) != 0) || tr_micro_batches(tr, rows) != 0)
+            return -1;
+        double lr = sched_lr(tr->sched, tr->lr, tr->step, tr->total, tr->warmup);
+        double scale = clip_scale(grad_norm(&pl->P), tr->clip);
+        if (adamw_step(&tr->opt, &pl->P, lr, scale) != 0)
+            return -1;
+        tr->step++;
+        int after = tr_after_step(tr, dp, lr);
+        if (after < 0 || after == STEP_STOP_AFTER)
+            return after;
+        if (after == STEP_EARLY_STOP)
+            break;
+        if (tr_signal_agreed() && tr_stop_on_signal(tr) != 0) /* SIGINT/SIGTERM: this step done, last/ saved */
+            return -1;
+    }
+    return 0;
+}
+
+/* Rank 0's report: metrics.json, plots, the best step, the test split,
+ * the export, throughput. */
+static int tr_report(trainer *tr, ddp *dp)
+{
+    pipeline *pl = tr->pl;
+    if (tr_write_metrics_json(tr) != 0 || tr_draw_plots(tr) != 0)
+        return -1;
+    printf("%s: best at step %lld (%s = %.4f)\n", pl->name, (long long)tr->best_step,
+           tr->select ? tr->select : "mean headline metric", tr->best);
+    for (int k = 0; k < tr->m.ntasks; k++) {
+        printf("  %-12s", tr->m.t[k].name);
+        for (int j = 0; j < tr->best_v[k].n && j < 4; j++)
+            printf(" %s %.4f", tr->best_v[k].name[j], tr->best_v[k].value[j]);
+        printf("\n");
+    }
+    tr_print_test(tr);
+    const char *export = cfg_str(pl, "train.export");
+    if (export) {
+        char *best = run_path(pl, "best");
+        int bad = !best || checkpoint_export(best, export) != 0;
+        free(best);
+        if (bad)
+            return -1;
+        printf("exported the best checkpoint's model folder to %s\n", export);
+    }
+    tr_ddp_log(tr, dp, 1);
+    printf("trained %lld steps (%d epoch%s) on %lld sentences in %.2f s: %.2f steps/s, %.1f sentences/s\n",
+           (long long)(tr->step - tr->step0), tr_epochs(tr), tr_epochs(tr) > 1 ? "s" : "", (long long)tr->sentences,
+           tr->train_seconds, tr->train_seconds > 0 ? (double)(tr->step - tr->step0) / tr->train_seconds : 0.0,
+           tr->train_seconds > 0 ? (double)tr->sentences / tr->train_seconds : 0.0);
+    printf("metrics: %s/metrics.csv, %s/metrics.json\n", pl->out_dir, pl->out_dir);
+    printf("results in %s\n", pl->out_dir);
+    return 0;
+}
+
+static void tr_free(trainer *tr)
+{
+    for (int k = 0; k < tr->m.ntasks; k++) {
+        if (tr->final_v)
+            eval_values_free(&tr->final_v[k]);
+        if (tr->best_v)
+            eval_values_free(&tr->best_v[k]);
+        if (tr->best_cm)
+            free(tr->best_cm[k]);
+        if (tr->test_v)
+            eval_values_free(&tr->test_v[k]);
+    }
+    free(tr->test_v);
+    for (int i = 0; i < tr->nrows; i++)
+        eval_values_free(&tr->rows[i].v);
+    free(tr->rows);
+    free(tr->final_v);
+    free(tr->best_v);
+    free(tr->best_cm);
+    free(tr->show_loss);
+    free(tr->show_n);
+    free(tr->loss_sum);
+    free(tr->loss_n);
+    model_close(&tr->m);
+}
+
 int drive_train(pipeline *pl)
 {
     ddp dp;
@@ -306,41 +498,12 @@ int drive_train(pipeline *pl)
     trainer tr;
     memset(&tr, 0, sizeof tr);
     tr.pl = pl;
-    int rc = -1;
-    int *rows = NULL;
-    if (tr_setup(&tr) != 0)
-        goto done;
-    if (tr_apply_freeze(&tr, 0) != 0)
+    int rc = -1, *rows = NULL;
+    if (tr_setup(&tr) != 0 || tr_apply_freeze(&tr, 0) != 0)
         goto done;
     int with_grad = params_count(&pl->P, "*", 1) > 0;
-    if (encoder_load(pl, &tr.m.enc, with_grad) != 0)
+    if (encoder_load(pl, &tr.m.enc, with_grad) != 0 || tr_start(&tr) != 0)
         goto done;
-    const char *init = cfg_str(pl, "checkpoint");
-    if (init) {
-        int missing = 0;
-        if (checkpoint_load_params(init, &pl->P, 1, &missing) != 0)
-            goto done;
-        pipeline_log(pl, RUNNER_LOG_INFO, "initialised from %s (%d tensors not in it keep their initial values)",
-                     init, missing);
-    }
-    for (int k = 0; k < tr.m.ntasks; k++)
-        tr_shuffle_task(&tr, &tr.m.t[k]);
-    if (pl->resume) {
-        char *dir = checkpoint_resolve(pl->resume);
-        blob b = {0};
-        if (!dir) {
-            err_set("--resume %s: no checkpoint there (model.safetensors missing)", pl->resume);
-            goto done;
-        }
-        int bad = checkpoint_load_params(dir, &pl->P, 0, NULL) != 0 || checkpoint_load_state(dir, &b) != 0 ||
-                  tr_state_load(&tr, &b, dir) != 0;
-        blob_free(&b);
-        if (!bad)
-            pipeline_log(pl, RUNNER_LOG_INFO, "resumed from %s at step %lld", dir, (long long)tr.step);
-        free(dir);
-        if (bad)
-            goto done;
-    }
     if (!tr.freeze)
         tr_log_groups(&tr);
     if (tr_ddp_open(&tr, &dp) != 0 || tr_ddp_check(&tr, &dp) != 0)
@@ -352,147 +515,27 @@ int drive_train(pipeline *pl)
         pipeline_log(pl, RUNNER_LOG_INFO, "nothing trains: evaluation only (no gradients, no optimizer state)");
         if (model_build_cache(&tr.m) != 0 || tr_evaluate(&tr, 0) != 0)
             goto done;
-        goto finish;
-    }
-    rows = malloc((size_t)tr.B * sizeof *rows);
-    if (!rows) {
-        err_set("out of memory");
-        goto done;
-    }
-    tr.t_start = tr.t_log = time_now();
-    tr.step0 = tr.step;
-    double lr = 0;
-    while (tr.step < tr.total) {
-        if (tr_apply_freeze(&tr, 0) != 0)
+    } else {
+        if (!(rows = malloc((size_t)tr.B * sizeof *rows))) {
+            err_set("out of memory");
             goto done;
-        int bb = model_backbone_trains(&tr.m);
-        if (!bb && model_build_cache(&tr.m) != 0)
-            goto done;
-        if (bb)
-            model_drop_cache(&tr.m);
-        if (tr.m.ddp && ddp_plan(&dp) != 0)
-            goto done;
-        for (int micro = 0; micro < tr.accumulate; micro++) {
-            int which = 0;
-            if (tr.sampler) {
-                /* samplers count batches, so tasks alternate within an accumulated step */
-                runner_train_pos pos = {tr.step * tr.accumulate + micro, tr.total * tr.accumulate,
-                                        (int)(tr.step / tr.steps_per_epoch), tr.epochs,
-                                        tr.steps_per_epoch * tr.accumulate};
-                const runner_sampler_ops *so = tr.sampler->desc->ops;
-                if (so->next(tr.sampler->self, &pos, &which) != 0)
-                    goto done;
-            }
-            int n = tr_next_rows(&tr, &tr.m.t[which < 0 ? 0 : which], rows), lo, mine;
-            double total;
-            tr_share(&tr, n, &lo, &mine);
-            tr.m.sync = micro == tr.accumulate - 1;
-            if (model_train_batch(&tr.m, which, rows + lo, mine, tr.accumulate, &total) != 0)
-                goto done;
-            for (int k = 0; k < tr.m.ntasks; k++)
-                if (which < 0 || which == k) {
-                    tr.loss_sum[k] += tr.m.t[k].batch_loss;
-                    tr.loss_n[k]++;
-                    tr.show_loss[k] = tr.show_n[k]++ ? 0.9 * tr.show_loss[k] + 0.1 * tr.m.t[k].batch_loss
-                                                     : tr.m.t[k].batch_loss;
-                }
-            tr.sentences += n;
         }
-        lr = sched_lr(tr.sched, tr.lr, tr.step, tr.total, tr.warmup);
-        double scale = clip_scale(grad_norm(&pl->P), tr.clip);
-        if (adamw_step(&tr.opt, &pl->P, lr, scale) != 0)
+        int loop = tr_loop(&tr, &dp, rows);
+        if (loop != 0) {
+            rc = loop == STEP_STOP_AFTER ? 0 : -1;
             goto done;
-        tr.step++;
-        if (tr.step == tr.step0 + 1)
-            tr_ddp_log(&tr, &dp, 0);
-        if (tr.step % tr.log_every == 0 || tr.step == tr.total)
-            tr_log_losses(&tr, lr);
-        tr_show(&tr, lr);
-        int epoch_end = tr.step % tr.steps_per_epoch == 0;
-        if ((tr.eval_every > 0 ? tr.step % tr.eval_every == 0 : epoch_end) || tr.step == tr.total) {
-            tr.train_seconds += time_now() - tr.t_start;
-            if (tr_ddp_check(&tr, &dp) != 0 || tr_evaluate(&tr, lr) != 0)
-                goto done;
-            tr.t_start = tr.t_log = time_now();
-            tr.sentences_log = tr.sentences;
-            tr_clear_progress(&tr);
-            if (tr.stop_after > 0 && tr.step >= tr.stop_after) {
-                pipeline_log(pl, RUNNER_LOG_INFO, "stopping after step %lld as asked (train.stop_after): "
-                             "continue with --resume %s/last", (long long)tr.step, pl->out_dir);
-                rc = 0;
-                goto done;
-            }
-            if (tr.patience > 0 && tr.bad_evals >= tr.patience) {
-                pipeline_log(pl, RUNNER_LOG_INFO, "early stop: %d evaluations without improvement", tr.bad_evals);
-                tr.stopped_early = 1;
-                break;
-            }
         }
-        if (tr_signal_agreed() && tr_stop_on_signal(&tr) != 0) /* SIGINT/SIGTERM: this step done, last/ saved */
-            goto done;
     }
-finish:
     tr_clear_progress(&tr);
     /* the test sources are evaluated by every rank (sharded), once rank 0
      * has finished writing the best checkpoint they load */
     if (world_barrier() != 0 || tr_evaluate_test(&tr) != 0)
         goto done;
-    if (!world_is_root()) { /* rank 0 writes and reports */
-        rc = 0;
-        goto done;
-    }
-    if (tr_write_metrics_json(&tr) != 0 || tr_draw_plots(&tr) != 0)
-        goto done;
-    printf("%s: best at step %lld (%s = %.4f)\n", pl->name, (long long)tr.best_step,
-           tr.select ? tr.select : "mean headline metric", tr.best);
-    for (int k = 0; k < tr.m.ntasks; k++) {
-        printf("  %-12s", tr.m.t[k].name);
-        for (int j = 0; j < tr.best_v[k].n && j < 4; j++)
-            printf(" %s %.4f", tr.best_v[k].name[j], tr.best_v[k].value[j]);
-        printf("\n");
-    }
-    tr_print_test(&tr);
-    const char *export = cfg_str(pl, "train.export");
-    if (export) {
-        char *best = run_path(pl, "best");
-        int bad = !best || checkpoint_export(best, export) != 0;
-        free(best);
-        if (bad)
-            goto done;
-        printf("exported the best checkpoint's model folder to %s\n", export);
-    }
-    tr_ddp_log(&tr, &dp, 1);
-    printf("trained %lld steps (%d epoch%s) on %lld sentences in %.2f s: %.2f steps/s, %.1f sentences/s\n",
-           (long long)(tr.step - tr.step0), tr_epochs(&tr), tr_epochs(&tr) > 1 ? "s" : "", (long long)tr.sentences,
-           tr.train_seconds, tr.train_seconds > 0 ? (double)(tr.step - tr.step0) / tr.train_seconds : 0.0,
-           tr.train_seconds > 0 ? (double)tr.sentences / tr.train_seconds : 0.0);
-    printf("metrics: %s/metrics.csv, %s/metrics.json\n", pl->out_dir, pl->out_dir);
-    printf("results in %s\n", pl->out_dir);
-    rc = 0;
+    /* rank 0 writes and reports */
+    rc = world_is_root() ? tr_report(&tr, &dp) : 0;
 done:
     free(rows);
-    for (int k = 0; k < tr.m.ntasks; k++) {
-        if (tr.final_v)
-            eval_values_free(&tr.final_v[k]);
-        if (tr.best_v)
-            eval_values_free(&tr.best_v[k]);
-        if (tr.best_cm)
-            free(tr.best_cm[k]);
-        if (tr.test_v)
-            eval_values_free(&tr.test_v[k]);
-    }
-    free(tr.test_v);
-    for (int i = 0; i < tr.nrows; i++)
-        eval_values_free(&tr.rows[i].v);
-    free(tr.rows);
-    free(tr.final_v);
-    free(tr.best_v);
-    free(tr.best_cm);
-    free(tr.show_loss);
-    free(tr.show_n);
-    free(tr.loss_sum);
-    free(tr.loss_n);
-    model_close(&tr.m);
+    tr_free(&tr);
     ddp_close(&dp);
     return rc;
 }
