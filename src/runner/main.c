@@ -147,10 +147,46 @@ static int parse_count(const char *opt, const char *arg, int max, int *out)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* What the command line asked for. */
+typedef struct cli {
+    const char **sets;
+    int nsets, check, list, quiet, threads, jobs, point;
+    const char *out, *describe_name, *resume, *collect;
+    sweep sw;
+    long long seed;
+} cli;
+
+enum { O_SET = 256, O_OUT, O_CHECK, O_LIST, O_DESCRIBE, O_THREADS, O_SEED, O_QUIET,
+       O_HELP, O_VERSION, O_RESUME, O_JSONL, O_SWEEP, O_JOBS, O_COLLECT, O_POINT };
+
+/* One option with an argument into c; EXIT_USAGE when it is bad. */
+static int option_value(cli *c, int opt, const char *arg)
 {
-    enum { O_SET = 256, O_OUT, O_CHECK, O_LIST, O_DESCRIBE, O_THREADS, O_SEED, O_QUIET,
-           O_HELP, O_VERSION, O_RESUME, O_JSONL, O_SWEEP, O_JOBS, O_COLLECT, O_POINT };
+    char *end;
+    switch (opt) {
+    case O_SWEEP:
+        if (sweep_add_arg(&c->sw, arg) != 0) {
+            fprintf(stderr, "runner: %s\n", err_get());
+            return EXIT_USAGE;
+        }
+        return 0;
+    case O_JOBS: return parse_count("--jobs", arg, 256, &c->jobs) != 0 ? EXIT_USAGE : 0;
+    case O_THREADS: return parse_count("--threads", arg, 1024, &c->threads) != 0 ? EXIT_USAGE : 0;
+    case O_SEED:
+        c->seed = strtoll(arg, &end, 10);
+        if (*end || c->seed < 0) {
+            fprintf(stderr, "runner: --seed %s: expected a non-negative integer\n", arg);
+            return EXIT_USAGE;
+        }
+        return 0;
+    }
+    return 0;
+}
+
+/* The options into c. Returns 0 to go on, -1 when done (help, version)
+ * or EXIT_USAGE. */
+static int parse_args(int argc, char **argv, cli *c)
+{
     static const struct option opts[] = {
         {"set", required_argument, 0, O_SET},       {"out", required_argument, 0, O_OUT},
         {"check", no_argument, 0, O_CHECK},         {"list-plugins", no_argument, 0, O_LIST},
@@ -163,209 +199,212 @@ int main(int argc, char **argv)
         {"jsonl", no_argument, 0, O_JSONL},
         {0, 0, 0, 0},
     };
-    gsl_errors_return(); /* before anything can call GSL: no abort() from it */
-    const char **sets = calloc((size_t)argc, sizeof *sets);
-    int nsets = 0, check = 0, list = 0, quiet = 0, threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    int jobs = 1, point = 0;
-    FILE *pictures = stdout; /* stderr when stdout carries JSON Lines */
-    const char *out = NULL, *describe_name = NULL, *resume = NULL, *collect = NULL;
-    sweep sw = {0};
-    long long seed = -1;
-    int status = 0, c;
-    pipeline pl;
-    memset(&pl, 0, sizeof pl);
-    diags d;
-    diag_init(&d);
-    if (!sets)
-        return EXIT_RUNTIME;
+    int o, bad;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
-        char *end;
-        switch (c) {
-        case O_SET: sets[nsets++] = optarg; break;
-        case O_OUT: out = optarg; break;
-        case O_CHECK: check = 1; break;
-        case O_LIST: list = 1; break;
-        case O_DESCRIBE: describe_name = optarg; break;
-        case O_RESUME: resume = optarg; break;
-        case O_COLLECT: collect = optarg; break;
-        case O_POINT: point = 1; break;
+    while ((o = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
+        switch (o) {
+        case O_SET: c->sets[c->nsets++] = optarg; break;
+        case O_OUT: c->out = optarg; break;
+        case O_CHECK: c->check = 1; break;
+        case O_LIST: c->list = 1; break;
+        case O_DESCRIBE: c->describe_name = optarg; break;
+        case O_RESUME: c->resume = optarg; break;
+        case O_COLLECT: c->collect = optarg; break;
+        case O_POINT: c->point = 1; break;
+        case O_QUIET: c->quiet = 1; break;
+        case O_JSONL: c->sets[c->nsets++] = "output.stdout=\"jsonl\""; break;
         case O_SWEEP:
-            if (sweep_add_arg(&sw, optarg) != 0) {
-                fprintf(stderr, "runner: %s\n", err_get());
-                status = EXIT_USAGE;
-                goto done;
-            }
-            break;
         case O_JOBS:
-            if (parse_count("--jobs", optarg, 256, &jobs) != 0) {
-                status = EXIT_USAGE;
-                goto done;
-            }
-            break;
         case O_THREADS:
-            if (parse_count("--threads", optarg, 1024, &threads) != 0) {
-                status = EXIT_USAGE;
-                goto done;
-            }
-            break;
         case O_SEED:
-            seed = strtoll(optarg, &end, 10);
-            if (*end || seed < 0) {
-                fprintf(stderr, "runner: --seed %s: expected a non-negative integer\n", optarg);
-                status = EXIT_USAGE;
-                goto done;
-            }
+            if ((bad = option_value(c, o, optarg)) != 0)
+                return bad;
             break;
-        case O_QUIET: quiet = 1; break;
-        case O_JSONL: sets[nsets++] = "output.stdout=\"jsonl\""; break;
         case 'h':
-        case O_HELP: usage(stdout); goto done;
+        case O_HELP: usage(stdout); return -1;
         case 'V':
         case O_VERSION: printf("runner %s (plugin ABI %d.%d)\n", RUNNER_VERSION,
-                               RUNNER_ABI_MAJOR, RUNNER_ABI_MINOR); goto done;
+                               RUNNER_ABI_MAJOR, RUNNER_ABI_MINOR); return -1;
         default:
             fprintf(stderr, "runner: unknown or incomplete option '%s' (see runner --help)\n",
                     argv[optind - 1]);
-            status = EXIT_USAGE;
-            goto done;
+            return EXIT_USAGE;
         }
     }
-    if (collect) {
-        status = sweep_collect(collect, quiet);
-        goto done;
+    return 0;
+}
+
+/* --list-plugins / --describe, with the pipeline's plugin_path if one is given. */
+static int list_or_describe(pipeline *pl, const cli *c, const char *file)
+{
+    if (file && config_load(&pl->cfg, file) == 0) {
+        const config_setting_t *pp = config_lookup(&pl->cfg, "plugin_path");
+        for (int i = 0; pp && i < config_setting_length(pp); i++)
+            loader_add_dir(&pl->L, config_setting_get_string_elem(pp, i));
     }
-    threads_setup(threads, argv);
-    if (world_init(&argc, &argv) != 0) {
-        status = EXIT_RUNTIME;
-        goto done;
+    if (c->list)
+        loader_list(&pl->L, !c->quiet);
+    return c->describe_name ? describe(&pl->L, c->describe_name) : 0;
+}
+
+/* A sweep: its points (--check lists them) run as child runners. */
+static int run_sweep(pipeline *pl, cli *c, const char *file)
+{
+    const char *nm = NULL;
+    char *base = NULL;
+    if (!config_lookup_string(&pl->cfg, "name", &nm)) {
+        const char *slash = strrchr(file, '/');
+        base = strndup(slash ? slash + 1 : file, strcspn(slash ? slash + 1 : file, "."));
     }
-    const char *file = optind < argc ? argv[optind] : NULL;
-    if (optind + 1 < argc) {
-        fprintf(stderr, "runner: one pipeline at a time (got '%s' and '%s')\n", argv[optind],
-                argv[optind + 1]);
-        status = EXIT_USAGE;
-        goto done;
-    }
-    if (!file && !list && !describe_name) {
-        usage(stderr);
-        status = EXIT_USAGE;
-        goto done;
-    }
-    if (pipeline_open(&pl, NULL, NULL) != 0) {
-        fprintf(stderr, "runner: %s\n", err_get());
-        status = EXIT_RUNTIME;
-        goto done;
-    }
-    pl.threads = threads;
-    pl.quiet = quiet || !world_is_root(); /* one log per job: rank 0's */
-    pl.resume = resume;
-    if (list || describe_name) {
-        if (file && config_load(&pl.cfg, file) == 0) {
-            const config_setting_t *pp = config_lookup(&pl.cfg, "plugin_path");
-            for (int i = 0; pp && i < config_setting_length(pp); i++)
-                loader_add_dir(&pl.L, config_setting_get_string_elem(pp, i));
-        }
-        if (list)
-            loader_list(&pl.L, !quiet);
-        if (describe_name)
-            status = describe(&pl.L, describe_name);
-        goto done;
-    }
-    free(pl.file);
-    pl.file = str_dup(file);
-    if (config_load(&pl.cfg, file) != 0 || (point ? config_setting_remove(config_root_setting(&pl.cfg), "sweep"), 0
-                                                  : sweep_take_section(&sw, &pl.cfg, file)) != 0) {
-        fprintf(stderr, "runner: %s\n", err_get());
-        status = EXIT_USAGE;
-        goto done;
-    }
-    if (sw.naxes > 0) {
-        const char *nm = NULL;
-        char *base = NULL;
-        if (!config_lookup_string(&pl.cfg, "name", &nm)) {
-            const char *slash = strrchr(file, '/');
-            base = strndup(slash ? slash + 1 : file, strcspn(slash ? slash + 1 : file, "."));
-        }
-        sweep_opts so = {file, out, nm ? nm : base, sets, nsets, threads, jobs, quiet, seed};
-        if (check)
-            sweep_list(&sw);
-        status = check ? 0 : sweep_run(&sw, &so);
-        free(base);
-        goto done;
-    }
-    if (!config_lookup(&pl.cfg, "output")) /* its defaults, and --set cannot create a group */
-        config_setting_add(config_root_setting(&pl.cfg), "output", CONFIG_TYPE_GROUP);
-    for (int i = 0; i < nsets; i++) {
-        char *a = normalise_assignment(sets[i]);
-        if (!a || config_override(&pl.cfg, a, &pl.origins) != 0)
-            diag_add(&d, "%s", err_get());
+    sweep_opts so = {file, c->out, nm ? nm : base, c->sets, c->nsets, c->threads, c->jobs, c->quiet, c->seed};
+    if (c->check)
+        sweep_list(&c->sw);
+    int status = c->check ? 0 : sweep_run(&c->sw, &so);
+    free(base);
+    return status;
+}
+
+/* --set overrides, validation (every problem at once), name and seed. */
+static int configure(pipeline *pl, const cli *c, const char *file, diags *d)
+{
+    if (!config_lookup(&pl->cfg, "output")) /* its defaults, and --set cannot create a group */
+        config_setting_add(config_root_setting(&pl->cfg), "output", CONFIG_TYPE_GROUP);
+    for (int i = 0; i < c->nsets; i++) {
+        char *a = normalise_assignment(c->sets[i]);
+        if (!a || config_override(&pl->cfg, a, &pl->origins) != 0)
+            diag_add(d, "%s", err_get());
         free(a);
     }
-    pipeline_validate(&pl, &d);
-    if (d.n) {
-        fprintf(stderr, "runner: %s: %d error%s in the pipeline:\n", file, d.n, d.n > 1 ? "s" : "");
-        for (int i = 0; i < d.n; i++)
-            fprintf(stderr, "  %s\n", d.msg[i]);
-        status = EXIT_USAGE;
-        goto done;
+    pipeline_validate(pl, d);
+    if (d->n) {
+        fprintf(stderr, "runner: %s: %d error%s in the pipeline:\n", file, d->n, d->n > 1 ? "s" : "");
+        for (int i = 0; i < d->n; i++)
+            fprintf(stderr, "  %s\n", d->msg[i]);
+        return EXIT_USAGE;
     }
-    const char *name = cfg_str(&pl, "name");
+    const char *name = cfg_str(pl, "name");
     if (name) {
-        pl.name = str_dup(name);
+        pl->name = str_dup(name);
     } else {
         const char *base = strrchr(file, '/');
         base = base ? base + 1 : file;
-        pl.name = strndup(base, strcspn(base, "."));
+        pl->name = strndup(base, strcspn(base, "."));
     }
-    pl.seed = (unsigned long)(seed >= 0 ? seed : cfg_int(&pl, "seed", 42));
-    if (seed >= 0) {
-        config_setting_t *s = config_lookup(&pl.cfg, "seed");
-        if (s)
-            config_setting_set_int64(s, seed);
-    }
-    gsl_rng_set(pl.rng, pl.seed);
-    if (check) {
-        config_write(&pl.cfg, stdout);
-        goto done;
-    }
-    const char *stdout_format = cfg_str(&pl, "output.stdout");
-    if (stdout_format && strcmp(stdout_format, "jsonl") == 0)
-        pictures = stderr;
-    const char *run = cfg_str(&pl, "run");
+    pl->seed = (unsigned long)(c->seed >= 0 ? c->seed : cfg_int(pl, "seed", 42));
+    config_setting_t *s = c->seed >= 0 ? config_lookup(&pl->cfg, "seed") : NULL;
+    if (s)
+        config_setting_set_int64(s, c->seed);
+    gsl_rng_set(pl->rng, pl->seed);
+    return 0;
+}
+
+/* The run itself, in its results folder; the exit status. */
+static int execute(pipeline *pl, const cli *c)
+{
+    const char *run = cfg_str(pl, "run");
     const driver *dr = drivers;
     while (strcmp(dr->name, run) != 0)
         dr++;
     signals_install(); /* before the run folder exists: once it does, a signal is handled */
-    if (run_begin(&pl, out) != 0) {
+    if (run_begin(pl, c->out) != 0) {
         world_fail(err_get(), EXIT_RUNTIME);
         fprintf(stderr, "runner: %s\n", err_get());
-        status = EXIT_RUNTIME;
-        goto done;
+        return EXIT_RUNTIME;
     }
     double t0 = time_now();
     err_clear();
     /* train, embed and sts split their work over the ranks; the other runs
      * are rank 0's alone (the others would only write the same files) */
     int shared = !strcmp(run, "train") || !strcmp(run, "embed") || !strcmp(run, "sts");
-    int rc = shared || world_is_root() ? dr->run(&pl) : 0;
+    int rc = shared || world_is_root() ? dr->run(pl) : 0;
     char *cause = rc != 0 ? str_dup(err_get()) : NULL;
     if (rc != 0 && world_size() == 1)
         fprintf(stderr, "runner: %s\n", cause);
-    if (run_end(&pl, rc, time_now() - t0) != 0)
+    if (run_end(pl, rc, time_now() - t0) != 0)
         fprintf(stderr, "runner: %s\n", err_get());
-    status = rc == 0 ? 0 : rc == EXIT_USAGE ? EXIT_USAGE : EXIT_RUNTIME;
+    int status = rc == 0 ? 0 : rc == EXIT_USAGE ? EXIT_USAGE : EXIT_RUNTIME;
     if (signals_caught())
         status = 128 + signals_caught();
     if (rc != 0) /* more than one rank: the whole job ends, naming this rank */
         world_fail(cause ? cause : "out of memory", status);
     free(cause);
-done:
+    return status;
+}
+
+/* Everything after the options: the pipeline opened, then listed,
+ * described, swept, checked or run. */
+static int run_pipeline(pipeline *pl, cli *c, int argc, char **argv, diags *d, FILE **pictures)
+{
+    const char *file = optind < argc ? argv[optind] : NULL;
+    if (optind + 1 < argc) {
+        fprintf(stderr, "runner: one pipeline at a time (got '%s' and '%s')\n", argv[optind], argv[optind + 1]);
+        return EXIT_USAGE;
+    }
+    if (!file && !c->list && !c->describe_name) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (pipeline_open(pl, NULL, NULL) != 0) {
+        fprintf(stderr, "runner: %s\n", err_get());
+        return EXIT_RUNTIME;
+    }
+    pl->threads = c->threads;
+    pl->quiet = c->quiet || !world_is_root(); /* one log per job: rank 0's */
+    pl->resume = c->resume;
+    if (c->list || c->describe_name)
+        return list_or_describe(pl, c, file);
+    free(pl->file);
+    pl->file = str_dup(file);
+    if (config_load(&pl->cfg, file) != 0 || (c->point ? config_setting_remove(config_root_setting(&pl->cfg), "sweep"), 0
+                                                      : sweep_take_section(&c->sw, &pl->cfg, file)) != 0) {
+        fprintf(stderr, "runner: %s\n", err_get());
+        return EXIT_USAGE;
+    }
+    if (c->sw.naxes > 0)
+        return run_sweep(pl, c, file);
+    int status = configure(pl, c, file, d);
+    if (status != 0)
+        return status;
+    if (c->check) {
+        config_write(&pl->cfg, stdout);
+        return 0;
+    }
+    const char *stdout_format = cfg_str(pl, "output.stdout");
+    if (stdout_format && strcmp(stdout_format, "jsonl") == 0)
+        *pictures = stderr; /* stdout carries JSON Lines */
+    return execute(pl, c);
+}
+
+int main(int argc, char **argv)
+{
+    gsl_errors_return(); /* before anything can call GSL: no abort() from it */
+    cli c;
+    memset(&c, 0, sizeof c);
+    c.threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    c.jobs = 1;
+    c.seed = -1;
+    c.sets = calloc((size_t)argc, sizeof *c.sets);
+    FILE *pictures = stdout;
+    pipeline pl;
+    memset(&pl, 0, sizeof pl);
+    diags d;
+    diag_init(&d);
+    if (!c.sets)
+        return EXIT_RUNTIME;
+    int status = parse_args(argc, argv, &c);
+    if (status == 0 && c.collect) {
+        status = sweep_collect(c.collect, c.quiet);
+    } else if (status == 0) {
+        threads_setup(c.threads, argv);
+        status = world_init(&argc, &argv) != 0 ? EXIT_RUNTIME : run_pipeline(&pl, &c, argc, argv, &d, &pictures);
+    }
+    if (status < 0) /* --help, --version */
+        status = 0;
     plot_list_print(pictures); /* the last line names every picture drawn */
-    sweep_free(&sw);
+    sweep_free(&c.sw);
     diag_free(&d);
     pipeline_close(&pl);
-    free(sets);
+    free(c.sets);
     if (status != 0) /* several ranks: end them all (MPI_Finalize would wait for the others) */
         world_fail("see the message above", status);
     world_finalize();
