@@ -177,6 +177,114 @@ static int labels_without_data(model *m, task *t, config_setting_t *ds, const ch
     return 0;
 }
 
+/* A task's stages: its name (unique), head, loss (and weight), metrics. */
+static int task_stages(model *m, task *t, config_setting_t *ts, int k)
+{
+    pipeline *pl = m->pl;
+    const char *name = NULL;
+    if (!config_setting_lookup_string(ts, "name", &name))
+        return err_set("%s: task %d has no name", pl->file, k);
+    for (int j = 0; j < k; j++)
+        if (strcmp(m->t[j].name, name) == 0)
+            return err_set("%s: two tasks are named '%s'", pl->file, name);
+    t->name = str_dup(name);
+    t->index = k;
+    if (!t->name)
+        return err_set("out of memory");
+    char slot[300], prefix[300];
+    snprintf(slot, sizeof slot, "tasks.%s.head", name);
+    snprintf(prefix, sizeof prefix, "heads.%s.", name);
+    t->head = pipeline_stage(pl, slot, prefix, RUNNER_KIND_HEAD, config_setting_get_member(ts, "head"));
+    if (!t->head)
+        return -1;
+    snprintf(slot, sizeof slot, "tasks.%s.loss", name);
+    snprintf(prefix, sizeof prefix, "loss.%s.", name);
+    config_setting_t *ls = config_setting_get_member(ts, "loss");
+    t->loss = pipeline_stage(pl, slot, prefix, RUNNER_KIND_LOSS, ls);
+    if (!t->loss)
+        return -1;
+    double w = 1.0;
+    config_setting_lookup_float(ls, "weight", &w);
+    t->weight = w;
+    config_setting_t *ms = config_setting_get_member(ts, "metrics");
+    t->nmetrics = ms ? config_setting_length(ms) : 0;
+    t->metrics = calloc((size_t)t->nmetrics + 1, sizeof *t->metrics);
+    if (!t->metrics)
+        return err_set("out of memory");
+    for (int j = 0; j < t->nmetrics; j++) {
+        snprintf(slot, sizeof slot, "tasks.%s.metrics.[%d]", name, j);
+        t->metrics[j] = pipeline_stage(pl, slot, "metric.", RUNNER_KIND_METRIC, config_setting_get_elem(ms, (unsigned)j));
+        if (!t->metrics[j])
+            return -1;
+    }
+    const runner_head_ops *hops = t->head->desc->ops;
+    t->per_token = hops->per_token;
+    if (!t->per_token && !m->pooler)
+        return err_set("%s: task %s has a sentence head, but the pipeline has no `pooler`", pl->file, name);
+    return 0;
+}
+
+/* A task's train, dev and (when it has one) test splits, and what they
+ * say of the task: masked-LM on unlabeled text, or labels matching the
+ * head (sentence or per-token). */
+static int task_load(model *m, task *t, config_setting_t *ds)
+{
+    if (!ds)
+        return err_set("%s: task %s has no dataset", m->pl->file, t->name);
+    if (load_split(m, t, ds, SPLIT_TRAIN, &t->train) != 0 || load_split(m, t, ds, SPLIT_DEV, &t->dev) != 0)
+        return -1;
+    int has_test = load_split(m, t, ds, SPLIT_TEST, &t->test);
+    if (has_test < 0)
+        return -1;
+    t->has_test = has_test == 0;
+    t->mlm = !t->train.ds.label && !t->train.ds.tags;
+    if (t->mlm && (!t->per_token || m->tok.mask_id < 0))
+        return err_set("task %s: unlabeled text trains a masked language model, which needs a per-token "
+                       "head (mlm) and a vocabulary with [MASK]", t->name);
+    if (t->mlm && vocab_names(m, &t->train.ds) != 0)
+        return -1;
+    if (!t->mlm && t->per_token != (t->train.ds.tags != NULL))
+        return err_set("task %s: a %s head needs %s data, but %s has %s", t->name, t->per_token ? "per-token" : "sentence",
+                       t->per_token ? "word-tagged" : "sentence-labelled", t->train.ds.source,
+                       t->train.ds.tags ? "word tags" : "sentence labels");
+    char test[32] = "";
+    if (t->has_test)
+        snprintf(test, sizeof test, " / %d test", t->test.ds.n);
+    pipeline_log(m->pl, RUNNER_LOG_INFO, "task %s: %d train / %d dev%s examples, %d %s", t->name, t->train.ds.n,
+                 t->dev.ds.n, test, t->train.ds.n_names, t->per_token ? "tags" : "labels");
+    t->order = malloc(((size_t)t->train.ds.n + 1) * sizeof *t->order);
+    if (!t->order)
+        return err_set("out of memory");
+    for (int i = 0; i < t->train.ds.n; i++)
+        t->order[i] = i;
+    return 0;
+}
+
+/* The loss's outputs for the task's labels, then the head's parameters. */
+static int task_bind(model *m, task *t)
+{
+    t->n_labels = t->train.ds.n_names;
+    if (t->n_labels < 1)
+        return err_set("task %s: no label names", t->name);
+    const runner_loss_ops *lops = t->loss->desc->ops;
+    if (lops->outputs(t->loss->self, t->n_labels, &t->n_out) != 0)
+        return -1;
+    const runner_head_ops *hops = t->head->desc->ops;
+    return hops->bind(t->head->self, t->per_token ? m->enc.info.dim : m->D, t->n_out);
+}
+
+/* Joint batches need tasks that share their sentences, in order. */
+static void joint_check(model *m)
+{
+    m->joint_ok = m->with_data;
+    for (int k = 1; m->with_data && k < m->ntasks && m->joint_ok; k++) {
+        const dataset *a = &m->t[0].train.ds, *b = &m->t[k].train.ds;
+        m->joint_ok = a->n == b->n;
+        for (int i = 0; m->joint_ok && i < a->n; i++)
+            m->joint_ok = a->len[i] == b->len[i] && memcmp(a->text + a->start[i], b->text + b->start[i], a->len[i]) == 0;
+    }
+}
+
 int model_open(pipeline *pl, model *m, int with_data, const char *labels_from)
 {
     memset(m, 0, sizeof *m);
@@ -200,100 +308,16 @@ int model_open(pipeline *pl, model *m, int with_data, const char *labels_from)
             return -1;
         m->D = pooler_dim(&m->enc, m->pooler);
     }
-    const char *combine = cfg_str(pl, "train.combine");
+    const char *combine = cfg_str(pl, "train.combine"); /* fixed | uncertainty: checked by the schema */
     m->uncertainty = combine && strcmp(combine, "uncertainty") == 0;
-    if (combine && !m->uncertainty && strcmp(combine, "fixed") != 0)
-        return err_set("%s: train.combine '%s' is not fixed or uncertainty", pl->file, combine);
     for (int k = 0; k < m->ntasks; k++) {
         task *t = &m->t[k];
         config_setting_t *ts = config_setting_get_elem(tasks, (unsigned)k);
-        const char *name = NULL;
-        if (!config_setting_lookup_string(ts, "name", &name))
-            return err_set("%s: task %d has no name", pl->file, k);
-        for (int j = 0; j < k; j++)
-            if (strcmp(m->t[j].name, name) == 0)
-                return err_set("%s: two tasks are named '%s'", pl->file, name);
-        t->name = str_dup(name);
-        t->index = k;
-        if (!t->name)
-            return err_set("out of memory");
-        char slot[300], prefix[300];
-        snprintf(slot, sizeof slot, "tasks.%s.head", name);
-        snprintf(prefix, sizeof prefix, "heads.%s.", name);
-        t->head = pipeline_stage(pl, slot, prefix, RUNNER_KIND_HEAD, config_setting_get_member(ts, "head"));
-        if (!t->head)
-            return -1;
-        snprintf(slot, sizeof slot, "tasks.%s.loss", name);
-        snprintf(prefix, sizeof prefix, "loss.%s.", name);
-        config_setting_t *ls = config_setting_get_member(ts, "loss");
-        t->loss = pipeline_stage(pl, slot, prefix, RUNNER_KIND_LOSS, ls);
-        if (!t->loss)
-            return -1;
-        double w = 1.0;
-        config_setting_lookup_float(ls, "weight", &w);
-        t->weight = w;
-        config_setting_t *ms = config_setting_get_member(ts, "metrics");
-        t->nmetrics = ms ? config_setting_length(ms) : 0;
-        t->metrics = calloc((size_t)t->nmetrics + 1, sizeof *t->metrics);
-        if (!t->metrics)
-            return err_set("out of memory");
-        for (int j = 0; j < t->nmetrics; j++) {
-            snprintf(slot, sizeof slot, "tasks.%s.metrics.[%d]", name, j);
-            t->metrics[j] = pipeline_stage(pl, slot, "metric.", RUNNER_KIND_METRIC,
-                                           config_setting_get_elem(ms, (unsigned)j));
-            if (!t->metrics[j])
-                return -1;
-        }
-        const runner_head_ops *hops = t->head->desc->ops;
-        t->per_token = hops->per_token;
-        if (!t->per_token && !m->pooler)
-            return err_set("%s: task %s has a sentence head, but the pipeline has no `pooler`", pl->file, name);
         config_setting_t *ds = config_setting_get_member(ts, "dataset");
-        if (with_data) {
-            if (!ds)
-                return err_set("%s: task %s has no dataset", pl->file, name);
-            if (load_split(m, t, ds, SPLIT_TRAIN, &t->train) != 0 ||
-                load_split(m, t, ds, SPLIT_DEV, &t->dev) != 0)
-                return -1;
-            int has_test = load_split(m, t, ds, SPLIT_TEST, &t->test);
-            if (has_test < 0)
-                return -1;
-            t->has_test = has_test == 0;
-            t->mlm = !t->train.ds.label && !t->train.ds.tags;
-            if (t->mlm && (!t->per_token || m->tok.mask_id < 0))
-                return err_set("task %s: unlabeled text trains a masked language model, which needs a per-token "
-                               "head (mlm) and a vocabulary with [MASK]", name);
-            if (t->mlm && vocab_names(m, &t->train.ds) != 0)
-                return -1;
-            if (!t->mlm && t->per_token != (t->train.ds.tags != NULL))
-                return err_set("task %s: a %s head needs %s data, but %s has %s", name,
-                               t->per_token ? "per-token" : "sentence",
-                               t->per_token ? "word-tagged" : "sentence-labelled", t->train.ds.source,
-                               t->train.ds.tags ? "word tags" : "sentence labels");
-            char test[32] = "";
-            if (t->has_test)
-                snprintf(test, sizeof test, " / %d test", t->test.ds.n);
-            pipeline_log(pl, RUNNER_LOG_INFO, "task %s: %d train / %d dev%s examples, %d %s", name, t->train.ds.n,
-                         t->dev.ds.n, test, t->train.ds.n_names, t->per_token ? "tags" : "labels");
-        } else if (labels_without_data(m, t, ds, labels_from) != 0) {
+        if (task_stages(m, t, ts, k) != 0 ||
+            (with_data ? task_load(m, t, ds) : labels_without_data(m, t, ds, labels_from)) != 0 ||
+            task_bind(m, t) != 0)
             return -1;
-        }
-        t->n_labels = t->train.ds.n_names;
-        if (t->n_labels < 1)
-            return err_set("task %s: no label names", name);
-        const runner_loss_ops *lops = t->loss->desc->ops;
-        if (lops->outputs(t->loss->self, t->n_labels, &t->n_out) != 0)
-            return -1;
-        int in_dim = t->per_token ? m->enc.info.dim : m->D;
-        if (hops->bind(t->head->self, in_dim, t->n_out) != 0)
-            return -1;
-        if (with_data) {
-            t->order = malloc(((size_t)t->train.ds.n + 1) * sizeof *t->order);
-            if (!t->order)
-                return err_set("out of memory");
-            for (int i = 0; i < t->train.ds.n; i++)
-                t->order[i] = i;
-        }
     }
     if (m->uncertainty) {
         int64_t shape[1] = {m->ntasks};
@@ -301,14 +325,7 @@ int model_open(pipeline *pl, model *m, int with_data, const char *labels_from)
                        &m->log_var, &m->dlog_var) < 0)
             return -1;
     }
-    m->joint_ok = with_data;
-    for (int k = 1; with_data && k < m->ntasks && m->joint_ok; k++) {
-        const dataset *a = &m->t[0].train.ds, *b = &m->t[k].train.ds;
-        m->joint_ok = a->n == b->n;
-        for (int i = 0; m->joint_ok && i < a->n; i++)
-            m->joint_ok = a->len[i] == b->len[i] &&
-                          memcmp(a->text + a->start[i], b->text + b->start[i], a->len[i]) == 0;
-    }
+    joint_check(m);
     return 0;
 }
 
