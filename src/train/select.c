@@ -52,6 +52,65 @@ int tr_selection(trainer *tr, eval_values *vals, double *value)
     return 0;
 }
 
+/* Task k on its dev set: values, predictions, a log row and a log line. */
+static int eval_task(trainer *tr, int k, double lr, eval_values *vals, int32_t **pred, float **prob)
+{
+    task *t = &tr->m.t[k];
+    int64_t n = t->mlm ? 0 : t->per_token ? t->dev.ds.tag_off[t->dev.ds.n] : t->dev.ds.n;
+    pred[k] = malloc(((size_t)n + 1) * sizeof **pred);
+    prob[k] = malloc(((size_t)n + 1) * sizeof **prob);
+    if (!pred[k] || !prob[k])
+        return err_set("out of memory");
+    double t0 = time_now();
+    if (model_evaluate(&tr->m, k, &vals[k], pred[k], prob[k]) != 0)
+        return -1;
+    double dt = time_now() - t0;
+    log_row *r = tr_add_row(tr);
+    if (!r)
+        return err_set("out of memory");
+    r->step = tr->step;
+    r->epoch = (int)(tr->step / tr->steps_per_epoch);
+    r->task = k;
+    r->dev = 1;
+    r->loss = vals[k].value[vals[k].n - 1];
+    r->lr = lr;
+    r->sps = dt > 0 ? (double)t->dev.ds.n / dt : 0;
+    tr_copy_values(&r->v, &vals[k]);
+    tr_copy_values(&tr->final_v[k], &vals[k]);
+    char line[1024];
+    size_t used = 0;
+    for (int j = 0; j < vals[k].n && j < 4 && used < sizeof line; j++)
+        used += (size_t)snprintf(line + used, sizeof line - used, " %s %.4f", vals[k].name[j], vals[k].value[j]);
+    tr_clear_progress(tr);
+    pipeline_log(tr->pl, RUNNER_LOG_INFO, "step %lld dev %s:%s", (long long)tr->step, t->name, line);
+    return 0;
+}
+
+/* A new best evaluation: its values, predictions and confusion matrices
+ * (rank 0 writes), and the best/ checkpoint. */
+static int keep_best(trainer *tr, eval_values *vals, int32_t **pred, float **prob)
+{
+    for (int k = 0; k < tr->m.ntasks; k++) {
+        tr_copy_values(&tr->best_v[k], &vals[k]);
+        if (tr->m.t[k].mlm || !world_is_root()) /* rank 0 writes */
+            continue;
+        struct pred_out o = {&tr->m.t[k], pred[k], prob[k], output_jsonl(tr->pl)};
+        size_t nl = (size_t)tr->m.t[k].n_labels;
+        if (!tr->best_cm[k] && !(tr->best_cm[k] = malloc(nl * nl * sizeof **tr->best_cm)))
+            return err_set("out of memory");
+        tr_confusion_counts(&o, tr->best_cm[k]);
+        char *pp = str_printf("%s/predictions_%s.%s", tr->pl->out_dir, tr->m.t[k].name, o.jsonl ? "jsonl" : "csv");
+        char *cp = str_printf("%s/confusion_%s.csv", tr->pl->out_dir, tr->m.t[k].name);
+        int bad = !pp || !cp || file_write_atomic_with(pp, tr_write_predictions, &o) != 0 ||
+                  file_write_atomic_with(cp, tr_write_confusion, &o) != 0;
+        free(pp);
+        free(cp);
+        if (bad)
+            return -1;
+    }
+    return cfg_bool(tr->pl, "train.save_best", 1) ? tr_save_checkpoint(tr, "best", 0) : 0;
+}
+
 int tr_evaluate(trainer *tr, double lr)
 {
     int K = tr->m.ntasks, rc = -1;
@@ -62,40 +121,9 @@ int tr_evaluate(trainer *tr, double lr)
         err_set("out of memory");
         goto done;
     }
-    for (int k = 0; k < K; k++) {
-        task *t = &tr->m.t[k];
-        int64_t n = t->mlm ? 0 : t->per_token ? t->dev.ds.tag_off[t->dev.ds.n] : t->dev.ds.n;
-        pred[k] = malloc(((size_t)n + 1) * sizeof **pred);
-        prob[k] = malloc(((size_t)n + 1) * sizeof **prob);
-        if (!pred[k] || !prob[k]) {
-            err_set("out of memory");
+    for (int k = 0; k < K; k++)
+        if (eval_task(tr, k, lr, vals, pred, prob) != 0)
             goto done;
-        }
-        double t0 = time_now();
-        if (model_evaluate(&tr->m, k, &vals[k], pred[k], prob[k]) != 0)
-            goto done;
-        double dt = time_now() - t0;
-        log_row *r = tr_add_row(tr);
-        if (!r) {
-            err_set("out of memory");
-            goto done;
-        }
-        r->step = tr->step;
-        r->epoch = (int)(tr->step / tr->steps_per_epoch);
-        r->task = k;
-        r->dev = 1;
-        r->loss = vals[k].value[vals[k].n - 1];
-        r->lr = lr;
-        r->sps = dt > 0 ? (double)t->dev.ds.n / dt : 0;
-        tr_copy_values(&r->v, &vals[k]);
-        tr_copy_values(&tr->final_v[k], &vals[k]);
-        char line[1024];
-        size_t used = 0;
-        for (int j = 0; j < vals[k].n && j < 4 && used < sizeof line; j++)
-            used += (size_t)snprintf(line + used, sizeof line - used, " %s %.4f", vals[k].name[j], vals[k].value[j]);
-        tr_clear_progress(tr);
-        pipeline_log(tr->pl, RUNNER_LOG_INFO, "step %lld dev %s:%s", (long long)tr->step, t->name, line);
-    }
     tr->evals++;
     double sel;
     if (tr_selection(tr, vals, &sel) != 0)
@@ -105,27 +133,7 @@ int tr_evaluate(trainer *tr, double lr)
         tr->best = sel;
         tr->best_step = tr->step;
         tr->bad_evals = 0;
-        for (int k = 0; k < K; k++) {
-            tr_copy_values(&tr->best_v[k], &vals[k]);
-            if (tr->m.t[k].mlm || !world_is_root()) /* rank 0 writes */
-                continue;
-            struct pred_out o = {&tr->m.t[k], pred[k], prob[k], output_jsonl(tr->pl)};
-            size_t nl = (size_t)tr->m.t[k].n_labels;
-            if (!tr->best_cm[k] && !(tr->best_cm[k] = malloc(nl * nl * sizeof **tr->best_cm))) {
-                err_set("out of memory");
-                goto done;
-            }
-            tr_confusion_counts(&o, tr->best_cm[k]);
-            char *pp = str_printf("%s/predictions_%s.%s", tr->pl->out_dir, tr->m.t[k].name, o.jsonl ? "jsonl" : "csv");
-            char *cp = str_printf("%s/confusion_%s.csv", tr->pl->out_dir, tr->m.t[k].name);
-            int bad = !pp || !cp || file_write_atomic_with(pp, tr_write_predictions, &o) != 0 ||
-                      file_write_atomic_with(cp, tr_write_confusion, &o) != 0;
-            free(pp);
-            free(cp);
-            if (bad)
-                goto done;
-        }
-        if (cfg_bool(tr->pl, "train.save_best", 1) && tr_save_checkpoint(tr, "best", 0) != 0)
+        if (keep_best(tr, vals, pred, prob) != 0)
             goto done;
     } else {
         tr->bad_evals++;
@@ -138,13 +146,10 @@ int tr_evaluate(trainer *tr, double lr)
                            : 0;
     free(csv);
 done:
-    for (int k = 0; k < K; k++) {
-        if (vals)
-            eval_values_free(&vals[k]);
-        if (pred)
-            free(pred[k]);
-        if (prob)
-            free(prob[k]);
+    for (int k = 0; vals && pred && prob && k < K; k++) {
+        eval_values_free(&vals[k]);
+        free(pred[k]);
+        free(prob[k]);
     }
     free(vals);
     free(pred);
