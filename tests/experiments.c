@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "shell.h"
 #include "tap.h"
 #include "runner/kit/util.h"
 
@@ -22,19 +23,7 @@ static char cwd[4096];
     "--set tasks.[0].dataset.dev_limit=20 --set tasks.[1].dataset.limit=40 --set tasks.[1].dataset.dev_limit=20 " \
     "--set train.max_steps=4 --set train.eval_every=2 --set train.save_best=false --set train.save_last=false"
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *slurp(const char *fmt, const char *a)
+static char *slurp_in(const char *fmt, const char *a)
 {
     char *path = str_printf(fmt, dir, a), *data = NULL;
     size_t len;
@@ -74,14 +63,14 @@ static void test_sweep(void)
     is(sh("%s/runner pipelines/task4.cfg " TINY " %s --jobs 2 --threads 2 --quiet --out %s/sweep >%s/sweep1 2>&1",
           RUNNER_BUILD_DIR, sw, dir, dir),
        0, "sweep: 2 poolers x 2 seeds of a tiny Task 4 run");
-    char *out = slurp("%s/%s", "sweep1"), *md = slurp("%s/%s", "sweep/summary.md");
+    char *out = slurp_in("%s/%s", "sweep1"), *md = slurp_in("%s/%s", "sweep/summary.md");
     is(count(out, "] started "), 4, "sweep: 4 runs started");
     ok(md && strstr(md, "4 finished runs in 2 groups"), "sweep: one table of 4 runs in 2 groups");
     like(md, "| mean | 2 | ", "sweep: the mean pooler's row averages 2 seeds");
     like(md, "| cls | 2 | ", "sweep: the cls pooler's row averages 2 seeds");
     ok(md && count(md, " ± ") >= 4, "sweep: mean ± std cells");
     ok(md && strstr(md, "**"), "sweep: the best group is marked");
-    char *csv = slurp("%s/%s", "sweep/tables/topic.accuracy.csv");
+    char *csv = slurp_in("%s/%s", "sweep/tables/topic.accuracy.csv");
     ok(csv && count(csv, "\n") == 3 && strstr(csv, "runs,mean,std,best,trainable_parameters,wall_s"),
        "sweep: tables/topic.accuracy.csv has a header and 2 rows");
     ok(exists("%s/%s", "sweep/tables/topic.accuracy.json") && exists("%s/%s", "sweep/tables/topic.accuracy.md"),
@@ -91,7 +80,7 @@ static void test_sweep(void)
     is(sh("%s/runner pipelines/task4.cfg " TINY " %s --quiet --out %s/sweep >%s/sweep2 2>&1", RUNNER_BUILD_DIR, sw,
           dir, dir),
        0, "sweep: run again");
-    out = slurp("%s/%s", "sweep2");
+    out = slurp_in("%s/%s", "sweep2");
     is(count(out, "] started "), 0, "sweep: re-running starts no new run");
     like(out, "4 already finished", "sweep: ... and says the 4 points are finished");
     free(out);
@@ -104,31 +93,31 @@ static void test_sweep(void)
           ">%s/failing.out 2>&1",
           RUNNER_BUILD_DIR, dir, dir),
        1, "a sweep with a failing point: exit 1");
-    out = slurp("%s/%s", "failing.out");
+    out = slurp_in("%s/%s", "failing.out");
     like(out, "pooler.plugin=nosuch FAILED", "... naming the point");
     free(out);
-    out = slurp("%s/%s", "failing/pooler.plugin=nosuch/log.txt");
+    out = slurp_in("%s/%s", "failing/pooler.plugin=nosuch/log.txt");
     like(out, "nosuch", "... whose log.txt says why");
     free(out);
-    out = slurp("%s/%s", "failing/summary.md");
+    out = slurp_in("%s/%s", "failing/summary.md");
     like(out, "1 finished run in 1 group", "... and the table holds the point that succeeded");
     free(out);
     is(sh("%s/runner pipelines/task4.cfg " TINY " --sweep 'pooler.plugin=[mean,nosuch]' --quiet --out %s/failing "
           ">%s/failing.out 2>&1",
           RUNNER_BUILD_DIR, dir, dir),
        1, "re-running it tries the failed point again");
-    out = slurp("%s/%s", "failing.out");
+    out = slurp_in("%s/%s", "failing.out");
     like(out, "1 run, 1 already finished (skipped), 1 failed", "... and skips the finished one");
     free(out);
     is(sh("%s/runner pipelines/sweeps/task3.cfg --check >%s/t3check 2>&1", RUNNER_BUILD_DIR, dir), 0,
        "pipelines/sweeps/task3.cfg: --check lists its points");
-    out = slurp("%s/%s", "t3check");
+    out = slurp_in("%s/%s", "t3check");
     like(out, "point 30/30: backbone.init=random,pipeline=transfer,seed=3", "... 2 backbones x 5 scenarios x 3 seeds");
     free(out);
     write_file("badsweep.cfg", "name = \"b\";\nsweep = { axes = ( { set = \"seed\"; values = [1]; } ); jobs = 2; };\n");
     is(sh("%s/runner %s/badsweep.cfg --check >/dev/null 2>%s/badsweep.err", RUNNER_BUILD_DIR, dir, dir), 2,
        "an unknown key in a sweep section: exit 2");
-    out = slurp("%s/%s", "badsweep.err");
+    out = slurp_in("%s/%s", "badsweep.err");
     like(out, "badsweep.cfg:2: sweep.jobs: unknown key", "... naming file, line and key");
     free(out);
     free(md);
@@ -154,7 +143,7 @@ static void test_metrics_csv(void)
           "\" %s/t4/metrics.csv 2>%s/pyerr",
           dir, dir),
        0, "metrics.csv parses with Python's csv: unique headers, every cell empty or a number, dev sentences/s");
-    char *json = slurp("%s/%s", "t4/metrics.json");
+    char *json = slurp_in("%s/%s", "t4/metrics.json");
     ok(json && strstr(json, "\"history\"") == NULL && strstr(json, "\"test\": null"),
        "metrics.json: a test placeholder per task");
     free(json);
@@ -217,7 +206,7 @@ static void test_select(void)
     is(sh("%s/runner %s --set train.select=topic.acuracy --check >/dev/null 2>%s/sel.err", RUNNER_BUILD_DIR, base,
           dir),
        2, "a misspelt train.select: exit 2 at --check");
-    char *err = slurp("%s/%s", "sel.err");
+    char *err = slurp_in("%s/%s", "sel.err");
     like(err, "train.select: 'topic.acuracy' names no metric", "... naming the key and the value");
     like(err, "topic.accuracy", "... and listing the choices");
     free(err);
@@ -246,7 +235,7 @@ static void test_resume_history(void)
     is(sh("%s/runner %s --resume %s/res/last --out %s/res2 >/dev/null 2>%s/res.err", RUNNER_BUILD_DIR, base, dir,
           dir, dir),
        0, "resume: continued with --resume");
-    char *csv = slurp("%s/%s", "res2/metrics.csv");
+    char *csv = slurp_in("%s/%s", "res2/metrics.csv");
     char *first = csv ? strchr(csv, '\n') : NULL;
     ok(first && strncmp(first + 1, "1,", 2) == 0, "resume: metrics.csv keeps the history from step 1");
     ok(csv && strstr(csv, "\n4,"), "... and goes on to step 4");
@@ -262,7 +251,7 @@ static void test_composition(void)
                   "label_field = \"label\"; }; head = { plugin = \"linear\"; }; loss = { plugin = \"cross_entropy\"; }; }'";
     is(sh("%s/runner pipelines/task4.cfg %s --check >%s/append.out 2>&1", RUNNER_BUILD_DIR, extra, dir), 0,
        "--set tasks.[+]=... appends a task to the included list");
-    char *out = slurp("%s/%s", "append.out");
+    char *out = slurp_in("%s/%s", "append.out");
     ok(out && strstr(out, "name = \"topic\"") && strstr(out, "name = \"third\""), "... the list keeps its tasks and gains one");
     free(out);
     is(sh("%s/runner pipelines/task4.cfg --set 'seed.[+]=1' --check >/dev/null 2>&1", RUNNER_BUILD_DIR), 2,
@@ -277,7 +266,7 @@ static void test_composition(void)
     is(sh("RUNNER_INCLUDE_PATH=/nonexistent:%s %s/runner %s/top.cfg --check >%s/inc.out 2>&1", lib, RUNNER_BUILD_DIR,
           dir, dir),
        0, "@include relative to the including file, and through RUNNER_INCLUDE_PATH");
-    out = slurp("%s/%s", "inc.out");
+    out = slurp_in("%s/%s", "inc.out");
     ok(out && strstr(out, "seed = 11") && strstr(out, "show_dims = 3"), "... both included files' settings are there");
     free(out);
     char *abs = str_printf("name = \"abs\";\nrun = \"embed\";\n@include \"%s/sub/leaf.cfg\"\n", dir);
@@ -293,7 +282,7 @@ static void test_composition(void)
         write_file(bad[i][0], bad[i][1]);
         is(sh("%s/runner %s/%s --check >/dev/null 2>%s/inc.err", RUNNER_BUILD_DIR, dir, bad[i][0], dir), 2,
            "%s: exit 2", bad[i][0]);
-        char *err = slurp("%s/%s", "inc.err");
+        char *err = slurp_in("%s/%s", "inc.err");
         like(err, bad[i][2], "... naming file and line");
         free(err);
     }
