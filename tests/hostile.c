@@ -371,6 +371,32 @@ static void model_limits(void)
     free(st_path);
     free(m);
 
+    /* finite weights whose products overflow: a run-time warning naming the sentence and layer */
+    m = tiny_copy("overflow", NULL, NULL);
+    st_path = str_printf("%s/model.safetensors", m);
+    off = -1;
+    if (st_open(&st, st_path) == 0) {
+        const st_tensor *t = st_find(&st, "encoder.layer.1.output.dense.weight");
+        if (t)
+            off = (long)(t->data - st.map);
+        st_close(&st);
+    }
+    f = fopen(st_path, "r+b");
+    int wrote = off > 0 && f && fseek(f, off, SEEK_SET) == 0;
+    for (int i = 0; wrote && i < 64; i++) {
+        float big = 3e38f;
+        wrote = fwrite(&big, 4, 1, f) == 1;
+    }
+    ok(wrote, "3e38 written into a weight row (finite, but its products overflow)");
+    if (f)
+        fclose(f);
+    a = embed_args(m, "");
+    runner_says(runner(a), 0, "input sentence 1 (counting from 1): non-finite values (NaN or infinity) from layer 2 on",
+                "overflowing activations: a warning naming the sentence and layer");
+    free(a);
+    free(st_path);
+    free(m);
+
     a = embed_args(TINY, "--set tokenizer.vocab=\\\"../shared/models/minilm-l6-random/vocab.txt\\\"");
     runner_says(runner(a), 1, "has 30522 pieces but the model's embedding table", "vocab larger than the model");
     free(a);
@@ -511,7 +537,7 @@ int main(void)
 {
     if (!mkdtemp(dir)) {
         ok(0, "mkdtemp: %s", strerror(errno));
-        return done_testing(47);
+        return done_testing(49);
     }
     header_only_tsv();
     nul_label();
@@ -525,5 +551,5 @@ int main(void)
     if (system(rm) != 0)
         diag("could not remove %s", dir);
     free(rm);
-    return done_testing(47);
+    return done_testing(49);
 }

@@ -64,9 +64,40 @@ int pooler_dim(const encoder *enc, stage *pooler)
     return ops->out_dim(pooler->self, &s);
 }
 
+/* Whether row i's real tokens in h (B,T,C) hold a NaN or an infinity. */
+static int row_nonfinite(const float *h, const runner_batch *b, int i, int C)
+{
+    for (int t = 0; t < b->T; t++)
+        if (b->mask[(size_t)i * b->T + t])
+            for (int c = 0; c < C; c++)
+                if (!isfinite(h[((size_t)i * b->T + t) * C + c]))
+                    return 1;
+    return 0;
+}
+
+/* Non-finite activations (weights are checked at load; overflow can still
+ * make them): one warning a run, naming the first such sentence and the
+ * first hidden state that went wrong. */
+static void warn_nonfinite(encoder *enc, const batch *bt, const runner_states *s, int n, int *warned)
+{
+    for (int i = 0; i < n && !*warned; i++) {
+        if (!row_nonfinite(s->hidden[s->L], &bt->b, i, s->C))
+            continue;
+        int l = 0;
+        while (l < s->L && !row_nonfinite(s->hidden[l], &bt->b, i, s->C))
+            l++;
+        pipeline_log(enc->backbone->pl, RUNNER_LOG_WARN,
+                     "input sentence %d (counting from 1): non-finite values (NaN or infinity) from %s %d on; "
+                     "its embedding is not a number (later sentences are not reported)",
+                     bt->rows[i] + 1, l == 0 ? "the embeddings, hidden state" : "layer", l);
+        *warned = 1;
+    }
+}
+
 int encoder_embed(encoder *enc, const encoded *e, stage *const *poolers, int npoolers,
                   float *const *out)
 {
+    int warned = 0;
     const runner_backbone_ops *bops = enc->backbone->desc->ops;
     batch bt = {0};
     float **tmp = calloc((size_t)npoolers, sizeof *tmp);
@@ -97,6 +128,7 @@ int encoder_embed(encoder *enc, const encoded *e, stage *const *poolers, int npo
         const runner_states *s;
         if (bops->forward(enc->backbone->self, &bt.b, 0, &s) != 0)
             goto done;
+        warn_nonfinite(enc, &bt, s, n, &warned);
         for (int k = 0; k < npoolers; k++) {
             const runner_pooler_ops *pops = poolers[k]->desc->ops;
             if (pops->forward(poolers[k]->self, &bt.b, s, tmp[k]) != 0)
