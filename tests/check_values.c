@@ -47,7 +47,7 @@ static int run(const char *args, char **err)
 
 int main(void)
 {
-    plan(15);
+    plan(20);
     if (!mkdtemp(dir))
         return 1;
     char *file = str_printf("%s/bad.cfg", dir);
@@ -73,10 +73,18 @@ int main(void)
         like(err, line, "line %d: %s", want[i].line, want[i].what);
         free(line);
     }
+    like(err, "dataset plugin 'agnews' not found (looked for dataset_agnews.so and dataset.so in",
+         "the dataset plugin: where it was looked for");
+    like(err, "; did you mean 'agnews_csv'?", "... and the plugin whose name it begins");
     free(err);
     /* --set values are judged the same way, and nothing wraps */
     is(run("pipelines/task1.cfg --check --set batch.size=4294967300", &err), 2,
        "--set batch.size=4294967300 is refused, not wrapped to 4");
+    free(err);
+    /* a misspelt plugin name: the closest plugin of its kind is suggested */
+    is(run("pipelines/task1.cfg --check --set pooler.plugin=maxx", &err), 2, "pooler.plugin = \"maxx\": exit 2");
+    like(err, "pooler plugin 'maxx' not found", "... naming it");
+    like(err, "did you mean 'max'?", "... and suggesting the closest pooler");
     free(err);
     /* a masked-LM task (unlabeled text) reports its accuracy from the core */
     is(run("pipelines/pretrain_mlm.cfg --check", &err), 0, "train.select = \"mlm.accuracy\" of a text task passes --check");
@@ -100,5 +108,5 @@ int main(void)
     if (system(rm) != 0)
         diag("could not remove %s", dir);
     free(rm);
-    return done_testing(15);
+    return done_testing(20);
 }

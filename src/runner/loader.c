@@ -441,3 +441,45 @@ int loader_list(loader *L, int verbose)
     }
     return bad;
 }
+
+/* Names of every plugin of a kind on the search path (for "did you mean"):
+ * the items of each <kind>.so bundle and each <kind>_<name>.so file. The
+ * names are malloc'ed into out (at most max); returns how many. */
+int loader_kind_names(loader *L, runner_kind kind, char **out, int max)
+{
+    int n = 0;
+    const char *kn = kind_name(kind);
+    size_t kl = strlen(kn);
+    for (int i = 0; i < L->ndirs && n < max; i++) {
+        DIR *dir = opendir(L->dirs[i]);
+        struct dirent *e;
+        while (dir && (e = readdir(dir)) && n < max) {
+            const char *f = e->d_name;
+            if (strncmp(f, kn, kl) != 0 || !str_ends_with(f, ".so"))
+                continue;
+            if (f[kl] == '_') {
+                out[n] = strndup(f + kl + 1, strlen(f + kl + 1) - 3);
+                n += out[n] != NULL;
+                continue;
+            }
+            if (strcmp(f + kl, ".so") != 0)
+                continue;
+            char *path = str_printf("%s/%s", L->dirs[i], f);
+            void *h = path ? dlopen(path, RTLD_NOW | RTLD_LOCAL) : NULL;
+            void *sym = h ? dlsym(h, RUNNER_BUNDLE_NAME) : NULL;
+            runner_bundle_fn fn;
+            memcpy(&fn, &sym, sizeof fn);
+            for (int j = 0; sym && j < RUNNER_BUNDLE_MAX && fn(j) && n < max; j++)
+                if (fn(j)->kind == kind && fn(j)->name) {
+                    out[n] = str_dup(fn(j)->name);
+                    n += out[n] != NULL;
+                }
+            if (h)
+                dlclose(h);
+            free(path);
+        }
+        if (dir)
+            closedir(dir);
+    }
+    return n;
+}

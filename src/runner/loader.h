@@ -42,6 +42,9 @@ int loader_get(loader *L, runner_kind kind, const char *name, const runner_plugi
 int loader_check_elf(const char *path);
 int loader_open_file(const char *path, runner_kind kind, const char *name, void **dl,
                      const runner_plugin **desc);
+/* Names of the plugins of a kind on the search path (malloc'ed, at most
+ * max), for suggestions; returns the count. */
+int loader_kind_names(loader *L, runner_kind kind, char **out, int max);
 /* Print every plugin on the search path. */
 int loader_list(loader *L, int verbose);
 

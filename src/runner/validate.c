@@ -202,7 +202,8 @@ static int edit_distance(const char *a, const char *b)
     return row[m];
 }
 
-/* Append "; did you mean 'x'?" for the closest of names (within 2 edits). */
+/* Append "; did you mean 'x'?" for the closest of names (within 2 edits,
+ * else one that begins with key). */
 static void suggest(char *msg, size_t size, const char *key, const char *const *names, int n)
 {
     const char *best = NULL;
@@ -214,6 +215,10 @@ static void suggest(char *msg, size_t size, const char *key, const char *const *
             best = names[i];
         }
     }
+    /* else a name that key begins ("agnews" for "agnews_csv") */
+    for (int i = 0; !best && strlen(key) >= 3 && i < n; i++)
+        if (strncmp(names[i], key, strlen(key)) == 0)
+            best = names[i];
     if (best) {
         size_t used = strlen(msg);
         snprintf(msg + used, size - used, "; did you mean '%s'?", best);
@@ -246,7 +251,13 @@ static void check_section(pipeline *pl, diags *d, config_setting_t *s, runner_ki
     }
     const runner_plugin *desc;
     if (loader_get(&pl->L, kind, name, &desc) != 0) {
-        report(d, config_setting_get_member(s, "plugin"), "%s", err_get());
+        char msg[2048], *names[128];
+        snprintf(msg, sizeof msg, "%s", err_get());
+        int n = strstr(msg, "not found") ? loader_kind_names(&pl->L, kind, names, 128) : 0;
+        suggest(msg, sizeof msg, name, (const char *const *)names, n);
+        for (int i = 0; i < n; i++)
+            free(names[i]);
+        report(d, config_setting_get_member(s, "plugin"), "%s", msg);
         return;
     }
     for (int i = 0; i < config_setting_length(s); i++) {
