@@ -185,6 +185,10 @@ int tr_history_save(const trainer *tr, blob *b)
 
 int tr_history_load(trainer *tr, blob *b)
 {
+    /* the saved history replaces whatever the trainer holds */
+    for (int i = 0; i < tr->nrows; i++)
+        eval_values_free(&tr->rows[i].v);
+    tr->nrows = 0;
     int n;
     if (blob_get(b, &n, sizeof n) || n < 0)
         return err_set("log history: truncated");
