@@ -185,13 +185,18 @@ int run_end(pipeline *pl, int status, double seconds)
     json_object_set_new(j, "world", json_pack("{s:i, s:o, s:I, s:I}", "size", world_size(), "hosts", hosts,
                                               "grad_allreduce_bytes", (json_int_t)world_grad_bytes(),
                                               "other_collective_bytes", (json_int_t)world_other_bytes()));
-    char *text = json_dumps(j, JSON_INDENT(2));
+    return run_write_json(pl, "run.json", j, JSON_INDENT(2));
+}
+
+int run_write_json(const pipeline *pl, const char *file, json_t *j, size_t flags)
+{
+    char *text = j ? json_dumps(j, flags) : NULL;
     json_decref(j);
-    char *path = run_path(pl, "run.json");
-    int rc = -1;
-    if (text && path) {
+    char *path = run_path(pl, file);
+    int rc = text && path ? 0 : err_set("out of memory");
+    if (rc == 0) {
         size_t n = strlen(text);
-        text[n] = '\n';
+        text[n] = '\n'; /* the NUL becomes the final newline */
         rc = file_write_atomic(path, text, n + 1);
     }
     free(text);

@@ -6,6 +6,8 @@
 
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "pipeline.h"
 
 #define RUNNER_VERSION "0.1.0"
@@ -21,6 +23,9 @@ int run_lock(const char *out_dir);
 int run_end(pipeline *pl, int status, double seconds);
 /* Path of a file in the run folder (caller frees). */
 char *run_path(const pipeline *pl, const char *file);
+/* j (consumed) as file in the run folder, written atomically, with a final
+ * newline; flags are jansson's dump flags. */
+int run_write_json(const pipeline *pl, const char *file, json_t *j, size_t flags);
 /* The CPU model from /proc/cpuinfo (static buffer). */
 const char *host_cpu(void);
 

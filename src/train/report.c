@@ -372,16 +372,5 @@ int tr_write_metrics_json(trainer *tr)
     json_object_set_new(root, "trainable_parameters",
                         json_integer(tr->pl->P.grad ? params_count(&tr->pl->P, "*", 1) : 0));
     json_object_set_new(root, "threads", json_integer(tr->pl->threads));
-    char *text = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
-    json_decref(root);
-    char *path = run_path(tr->pl, "metrics.json");
-    int rc = -1;
-    if (text && path) {
-        size_t n = strlen(text);
-        text[n] = '\n';
-        rc = file_write_atomic(path, text, n + 1);
-    }
-    free(text);
-    free(path);
-    return rc;
+    return run_write_json(tr->pl, "metrics.json", root, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
 }
