@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #define RUNNER_ABI_MAJOR 1
-#define RUNNER_ABI_MINOR 3
+#define RUNNER_ABI_MINOR 4
 
 #define RUNNER_ENTRY runner_plugin_v1
 #define RUNNER_ENTRY_NAME "runner_plugin_v1"
@@ -191,6 +191,13 @@ struct runner_host {
      * ("backbone.encoder.layer.3.*") into buf, or -1. */
     int (*layer_groups)(const runner_host *h);
     int (*layer_group)(const runner_host *h, int g, char *buf, size_t size);
+
+    /* ABI 1.4: mixed-precision training (train.precision = "bf16"): the
+     * bfloat16 copy of parameter id's values (same shape), refreshed once
+     * after each optimizer step, for the matmuls of a training forward and
+     * backward (float32 sums; the float32 values stay the master copy).
+     * NULL when training runs in float32 (or not at all). */
+    const uint16_t *(*param_bf16)(const runner_host *h, int id);
 };
 
 /* ---------------------------------------------------------------------

@@ -367,22 +367,14 @@ int compute_linear_pack(compute_linear *l, const float *W)
 
 /* ---- activations ------------------------------------------------------------------ */
 
-static inline uint16_t bf16_round(float f) /* nearest even; NaN stays NaN */
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u)
-        return (uint16_t)((u >> 16) | 0x40);
-    u += 0x7fff + ((u >> 16) & 1);
-    return (uint16_t)(u >> 16);
-}
-
 static void to_bf16(uint16_t *o, const float *x, int64_t n)
 {
 #pragma omp parallel for simd schedule(static)
     for (int64_t i = 0; i < n; i++)
-        o[i] = bf16_round(x[i]);
+        o[i] = compute_bf16_round(x[i]);
 }
+
+void compute_to_bf16(uint16_t *o, const float *x, int64_t n) { to_bf16(o, x, n); }
 
 /* One row r (K) -> uint8 o with the row's range (always holding 0) over
  * 255 steps; its scale and zero point. Comparisons, not fminf/fmaxf: they
@@ -555,4 +547,172 @@ int compute_linear_forward(const compute_linear *l, float *y, const float *x, co
     if (l->p == COMPUTE_INT8)
         int8_epilogue(y, xs, zp, l->wscale, l->wsum, bias, N, l->out, l->post == COMPUTE_POST_GELU);
     return 0;
+}
+
+/* ---- bf16 GEMMs (training) ------------------------------------------------------------ */
+
+/* One primitive per (ta, tb, beta) with the dimensions given at run time;
+ * the operands are dense (leading dimension = row length), a transpose is
+ * the column-major tag. */
+static dnnl_primitive_t gemm_prim[8];
+static dnnl_status_t gemm_status[8];
+static pthread_mutex_t gemm_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int gemm_key(char ta, char tb, float beta) { return (ta == 'T') * 4 + (tb == 'T') * 2 + (beta != 0); }
+
+static dnnl_status_t make_gemm(int key, dnnl_primitive_t *prim)
+{
+    const int64_t R = DNNL_RUNTIME_DIM_VAL;
+    dnnl_dims_t d = {R, R};
+    dnnl_memory_desc_t amd, bmd, cmd;
+    dnnl_matmul_desc_t desc;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_status_t s = dnnl_memory_desc_init_by_tag(&amd, 2, d, dnnl_bf16, key & 4 ? dnnl_ba : dnnl_ab);
+    if (s == dnnl_success)
+        s = dnnl_memory_desc_init_by_tag(&bmd, 2, d, dnnl_bf16, key & 2 ? dnnl_ba : dnnl_ab);
+    if (s == dnnl_success)
+        s = dnnl_memory_desc_init_by_tag(&cmd, 2, d, dnnl_f32, dnnl_ab);
+    if (s == dnnl_success)
+        s = dnnl_matmul_desc_init(&desc, &amd, &bmd, NULL, &cmd);
+    if (s == dnnl_success)
+        s = dnnl_primitive_attr_create(&attr);
+    if (s == dnnl_success && (key & 1)) {
+        s = dnnl_post_ops_create(&po);
+        if (s == dnnl_success)
+            s = dnnl_post_ops_append_sum(po, 1.0f);
+        if (s == dnnl_success)
+            s = dnnl_primitive_attr_set_post_ops(attr, po);
+    }
+    if (s == dnnl_success)
+        s = dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL);
+    if (s == dnnl_success)
+        s = dnnl_primitive_create(prim, pd);
+    const char *impl = NULL;
+    if (s == dnnl_success && dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) ==
+                                 dnnl_success && impl && strncmp(impl, "ref", 3) == 0) {
+        dnnl_primitive_destroy(*prim); /* a reference kernel: f32 is far faster */
+        *prim = NULL;
+        s = dnnl_unimplemented;
+    }
+    dnnl_post_ops_destroy(po);
+    dnnl_primitive_attr_destroy(attr);
+    dnnl_primitive_desc_destroy(pd);
+    return s;
+}
+
+/* the primitive of key, created at its first use; NULL when there is none */
+static dnnl_primitive_t gemm_get(int key)
+{
+    if (!stream_get())
+        return NULL;
+    pthread_mutex_lock(&gemm_lock);
+    if (!gemm_prim[key] && gemm_status[key] == dnnl_success)
+        gemm_status[key] = make_gemm(key, &gemm_prim[key]);
+    dnnl_primitive_t p = gemm_prim[key];
+    pthread_mutex_unlock(&gemm_lock);
+    return p;
+}
+
+int compute_bf16_available(void) { return gemm_get(gemm_key('N', 'T', 0)) != NULL; }
+
+/* a (rows, cols) operand, stored transposed when t is 'T' */
+static dnnl_status_t gemm_arg(exec_args *e, int arg, dnnl_data_type_t dt, int64_t rows,
+                              int64_t cols, char t, const void *data)
+{
+    dnnl_dims_t d = {rows, cols};
+    dnnl_memory_desc_t md;
+    dnnl_memory_t m = NULL;
+    dnnl_status_t s = dnnl_memory_desc_init_by_tag(&md, 2, d, dt, t == 'T' ? dnnl_ba : dnnl_ab);
+    if (s == dnnl_success)
+        s = dnnl_memory_create(&m, &md, engine, (void *)data);
+    if (s == dnnl_success)
+        e->a[e->n++] = (dnnl_exec_arg_t){arg, m};
+    return s;
+}
+
+int compute_gemm_bf16(char ta, char tb, int64_t M, int64_t N, int64_t K, const uint16_t *A,
+                      int64_t lda, const uint16_t *B, int64_t ldb, float beta, float *C,
+                      int64_t ldc)
+{
+    if (M == 0 || N == 0)
+        return 0;
+    if ((ta != 'N' && ta != 'T') || (tb != 'N' && tb != 'T') || (beta != 0 && beta != 1) ||
+        M < 0 || N < 0 || K < 0 || lda != (ta == 'N' ? K : M) || ldb != (tb == 'N' ? N : K) ||
+        ldc != N)
+        return err_set("bf16 gemm %c%c of %lld x %lld x %lld: bad arguments (transposes N or T, "
+                       "beta 0 or 1, dense operands)", ta, tb, (long long)M, (long long)N,
+                       (long long)K);
+    if (K == 0) {
+        if (beta == 0)
+            memset(C, 0, (size_t)(M * N) * sizeof *C);
+        return 0;
+    }
+    dnnl_primitive_t prim = gemm_get(gemm_key(ta, tb, beta));
+    if (!prim)
+        return err_set("oneDNN: no bf16 matmul on this CPU (%s)", compute_describe());
+    dnnl_stream_t st = stream_get();
+    exec_args e = {.n = 0};
+    dnnl_status_t s = gemm_arg(&e, DNNL_ARG_SRC, dnnl_bf16, M, K, ta, A);
+    if (s == dnnl_success)
+        s = gemm_arg(&e, DNNL_ARG_WEIGHTS, dnnl_bf16, K, N, tb, B);
+    if (s == dnnl_success)
+        s = gemm_arg(&e, DNNL_ARG_DST, dnnl_f32, M, N, 'N', C);
+    if (s == dnnl_success)
+        s = dnnl_primitive_execute(prim, st, e.n, e.a);
+    if (s == dnnl_success)
+        s = dnnl_stream_wait(st);
+    for (int i = 0; i < e.n; i++)
+        dnnl_memory_destroy(e.a[i].memory);
+    if (s != dnnl_success)
+        return err_set("oneDNN: bf16 gemm %c%c of %lld x %lld x %lld failed (status %d)", ta, tb,
+                       (long long)M, (long long)N, (long long)K, (int)s);
+    return 0;
+}
+
+/* ---- bf16 training linear layers ---------------------------------------------------- */
+
+int compute_linear_bf16_forward(float *y, const float *x, const uint16_t *Wb, const float *b,
+                                int N, int in, int out)
+{
+    if (N == 0)
+        return 0;
+    uint16_t *xb = stream_get() ? scratch_get((size_t)N * in * sizeof *xb) : NULL;
+    if (!xb)
+        return err_set("out of memory for the bf16 activations of a %d x %d layer (%d rows)", out,
+                       in, N);
+    to_bf16(xb, x, (int64_t)N * in);
+    if (b) { /* rows start as the bias, the GEMM adds into them */
+#pragma omp parallel for schedule(static)
+        for (int i = 0; i < N; i++)
+            memcpy(y + (int64_t)i * out, b, (size_t)out * sizeof *b);
+    }
+    return compute_gemm_bf16('N', 'T', N, out, in, xb, in, Wb, in, b ? 1.0f : 0.0f, y, out);
+}
+
+int compute_linear_bf16_backward(float *dx, float *dW, float *db, const float *dy,
+                                 const float *x, const uint16_t *Wb, int N, int in, int out)
+{
+    if (N == 0 || (!dx && !dW && !db))
+        return 0;
+    if (db)
+        linear_backward(NULL, NULL, db, dy, x, NULL, N, in, out);
+    if (!dx && !dW)
+        return 0;
+    size_t need = (size_t)N * out + (dW ? (size_t)N * in : 0);
+    uint16_t *dyb = stream_get() ? scratch_get(need * sizeof *dyb) : NULL;
+    if (!dyb)
+        return err_set("out of memory for the bf16 gradients of a %d x %d layer (%d rows)", out,
+                       in, N);
+    to_bf16(dyb, dy, (int64_t)N * out);
+    int rc = 0;
+    if (dx) /* (N,in) += (N,out) (out,in) */
+        rc = compute_gemm_bf16('N', 'N', N, in, out, dyb, out, Wb, in, 1.0f, dx, in);
+    if (dW && !rc) { /* (out,in) += (N,out)^T (N,in) */
+        uint16_t *xb = dyb + (size_t)N * out;
+        to_bf16(xb, x, (int64_t)N * in);
+        rc = compute_gemm_bf16('T', 'N', out, in, N, dyb, out, xb, in, 1.0f, dW, in);
+    }
+    return rc;
 }

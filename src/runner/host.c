@@ -165,6 +165,12 @@ static const char *host_pipeline_string(const runner_host *h, const char *key)
     return cfg_str(stage_of(h)->pl, key);
 }
 
+static const uint16_t *host_param_bf16(const runner_host *h, int id)
+{
+    const params *P = &stage_of(h)->pl->P;
+    return P->bf16 && id >= 0 && id < P->n ? P->bf16 + P->p[id].offset : NULL;
+}
+
 static int host_param_add(const runner_host *h, const char *name, int ndim,
                           const int64_t *shape, unsigned flags, runner_init init, float std,
                           float **data, float **grad)
@@ -286,4 +292,5 @@ const runner_host host_template = {
     .param_ref = host_param_ref,
     .layer_groups = host_layer_groups,
     .layer_group = host_layer_group,
+    .param_bf16 = host_param_bf16,
 };

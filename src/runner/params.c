@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runner/kit/compute.h"
 #include "runner/kit/util.h"
 
 void params_init(params *s) { memset(s, 0, sizeof *s); }
@@ -23,6 +24,7 @@ void params_free(params *s)
     mem_free(s->grad);
     mem_free(s->m);
     mem_free(s->v);
+    mem_free(s->bf16);
     params_init(s);
 }
 
@@ -166,6 +168,17 @@ int params_alloc_moments(params *s)
         s->v = mem_calloc(1, bytes);
     if (!s->m || !s->v)
         return err_set("out of memory allocating optimizer state (%zu bytes)", 2 * bytes);
+    return 0;
+}
+
+int params_refresh_bf16(params *s)
+{
+    size_t n = (size_t)(s->total ? s->total : 16);
+    if (!s->bf16 && !(s->bf16 = mem_alloc(n * sizeof *s->bf16)))
+        return err_set("out of memory allocating the bfloat16 copy of the weights (%zu bytes)",
+                       n * sizeof *s->bf16);
+    if (s->data)
+        compute_to_bf16(s->bf16, s->data, s->total);
     return 0;
 }
 

@@ -37,6 +37,10 @@ typedef struct params {
      * parallel trainer's per-layer signal (src/train/ddp.c). NULL: none. */
     void (*watch)(void *ctx, int id);
     void *watch_ctx;
+    /* train.precision = "bf16": every value rounded to bfloat16, at the
+     * values' offsets; refreshed by the optimizer's pass (trainable
+     * tensors) and by params_refresh_bf16 (all). NULL: float32 training. */
+    uint16_t *bf16;
 } params;
 
 /* At most 2^40 floats (4 TiB) in one store: sizes stay far from overflow. */
@@ -58,6 +62,10 @@ int params_find(const params *s, const char *name);
 int params_set(params *s, const char *glob, int trainable, double lr_scale);
 /* Floats in tensors matching glob; only trainable ones if trainable_only. */
 int64_t params_count(const params *s, const char *glob, int trainable_only);
+/* Allocate the bfloat16 copy of the values (when missing) and fill it from
+ * the values: at the start of bf16 training, and after anything other
+ * than the optimizer changed values. */
+int params_refresh_bf16(params *s);
 /* Zero every gradient. */
 void params_zero_grad(params *s);
 

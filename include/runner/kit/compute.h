@@ -59,6 +59,40 @@ compute_precision compute_linear_precision(const compute_linear *l);
 size_t compute_linear_bytes(const compute_linear *l);
 void compute_linear_free(compute_linear *l);
 
+/* ---- bfloat16 GEMMs for training (train.precision = "bf16") ---------------
+ * C (M,N) = op(A) op(B) + beta C with A and B bfloat16 (uint16_t bit
+ * patterns), sums and C in float32, row-major, ta/tb 'N' or 'T', beta 0
+ * or 1. One oneDNN matmul primitive per (ta, tb, beta), every dimension
+ * and leading dimension given at run time, created at the first call. */
+int compute_gemm_bf16(char ta, char tb, int64_t M, int64_t N, int64_t K, const uint16_t *A,
+                      int64_t lda, const uint16_t *B, int64_t ldb, float beta, float *C,
+                      int64_t ldc);
+/* 1 when oneDNN has a bf16 matmul kernel on this CPU (AVX-512 and newer:
+ * native with AVX512_BF16 or AMX, emulated before); 0: use float32 */
+int compute_bf16_available(void);
+/* A training linear layer with bfloat16 weights Wb (out,in) (the bf16 copy
+ * of the float32 master weights): x and dy are rounded to bfloat16, sums
+ * and results are float32.
+ * forward:  y (N,out) = x (N,in) Wb^T + b (b may be NULL);
+ * backward: dx (N,in) += dy Wb; dW (out,in) += dy^T x; db (out) += sum of
+ * dy's rows (dx, dW, db NULL when not wanted). 0, or -1 with err_set. */
+int compute_linear_bf16_forward(float *y, const float *x, const uint16_t *Wb, const float *b,
+                                int N, int in, int out);
+int compute_linear_bf16_backward(float *dx, float *dW, float *db, const float *dy,
+                                 const float *x, const uint16_t *Wb, int N, int in, int out);
+/* o[i] = x[i] rounded to the nearest bfloat16 (ties to even; NaN stays
+ * NaN), in parallel */
+void compute_to_bf16(uint16_t *o, const float *x, int64_t n);
+/* one value, for loops of their own (the optimizer's) */
+static inline uint16_t compute_bf16_round(float f)
+{
+    union { float f; uint32_t u; } v = {f};
+    if ((v.u & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((v.u >> 16) | 0x40);
+    v.u += 0x7fffu + ((v.u >> 16) & 1u);
+    return (uint16_t)(v.u >> 16);
+}
+
 /* oneDNN's version and the ISA it runs on, for one info line */
 const char *compute_describe(void);
 
