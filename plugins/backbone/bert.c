@@ -50,6 +50,7 @@ typedef struct tensor {
     int64_t shape[2];
     int id;
     float *data, *grad;
+    const uint16_t *bf; /* bf16 training: the bfloat16 copy of data (host param_bf16), else NULL */
 } tensor;
 
 /* Activations of one layer over N packed tokens (see layer_forward). In
@@ -702,12 +703,28 @@ static int ensure_linears(bert *m, int train)
     return 0;
 }
 
+/* inputs and outputs of weight `which` (as in layer_linear) */
+static void linear_dims(const bert *m, int which, int *in, int *out)
+{
+    const int C = m->C, FF = m->FF;
+    const int shape[5][2] = {{C, 3 * C}, {C, C}, {C, FF}, {FF, C}, {C, FF}};
+    *in = shape[which][0];
+    *out = shape[which][1];
+}
+
 /* y (N,out) = x W^T + b for weight `which` of layer l (0 QKV, 1 attention
  * output, 2 intermediate with GELU fused, 3 output, 4 intermediate without
- * GELU): in eval the backbone's precision, in training (tp) float32 */
+ * GELU): in eval the backbone's precision, in training (tp) float32, or
+ * bfloat16 inputs with float32 sums when the trainer keeps a bf16 copy of
+ * the weights (train.precision = "bf16") */
 static int layer_linear(const bert *m, int l, int which, const tensor *W, const float *b,
                         float *y, const float *x, int N, int tp)
 {
+    if (tp && W->bf) {
+        int in, out;
+        linear_dims(m, which, &in, &out);
+        return compute_linear_bf16_forward(y, x, W->bf, b, N, in, out);
+    }
     const compute_linear *k = !tp && m->prec != COMPUTE_F32 ? m->lin[4 * l + which] : m->f32[which];
     return compute_linear_forward(k, y, x, W->data, b, N);
 }
@@ -882,6 +899,10 @@ static int bert_forward(void *self, const runner_batch *b, int train, const runn
     int groups = train ? 0 : make_groups(m, threads, m->prec != COMPUTE_F32 ? 4 : 1);
     if (train)
         m->wp_stale = 1;
+    /* bf16 training: the trainer's bfloat16 copies of the weights */
+    const int bf = train && m->h->abi_minor >= 4 && m->h->param_bf16;
+    for (int i = 0; i < m->nt; i++)
+        m->t[i].bf = bf && m->t[i].ndim == 2 ? m->h->param_bf16(m->h, m->t[i].id) : NULL;
     if (ensure_linears(m, train))
         return -1;
     int rc = 0;
@@ -939,9 +960,22 @@ static void gather_add(bert *m, float *dx, const float *dh)
     }
 }
 
+/* backward of y = x W^T + b with weight `which` (see layer_linear): the
+ * bfloat16 GEMMs when the forward ran them */
+static int linear_back(bert *m, int which, float *dx, float *dW, float *db, const float *dy,
+                       const float *x, const tensor *W)
+{
+    int in, out;
+    linear_dims(m, which, &in, &out);
+    if (W->bf)
+        return compute_linear_bf16_backward(dx, dW, db, dy, x, W->bf, m->N, in, out);
+    linear_backward(dx, dW, db, dy, x, W->data, m->N, in, out);
+    return 0;
+}
+
 /* dy (N,C): gradient of layer l's output (used as scratch). want_dx:
  * also the gradient of its input, written (not added) into m->gx. */
-static void layer_backward(bert *m, int l, float *dy, int want_dx)
+static int layer_backward(bert *m, int l, float *dy, int want_dx)
 {
     const int N = m->N, C = m->C, FF = m->FF;
     const int64_t NC = (int64_t)N * C;
@@ -957,12 +991,12 @@ static void layer_backward(bert *m, int l, float *dy, int want_dx)
         memcpy(m->gr, dy, (size_t)NC * sizeof(float));
     }
     memset(m->gg, 0, (size_t)N * FF * sizeof(float));
-    linear_backward(m->gg, grad_of(m, lt(m, l, OW)), grad_of(m, lt(m, l, OB)), m->gr, a->g,
-                    lt(m, l, OW)->data, N, FF, C);
+    int rc = linear_back(m, 3, m->gg, grad_of(m, lt(m, l, OW)), grad_of(m, lt(m, l, OB)), m->gr,
+                         a->g, lt(m, l, OW));
     memset(m->gh, 0, (size_t)N * FF * sizeof(float));
     gelu_backward(m->gh, a->h, m->gg, (int64_t)N * FF);
-    linear_backward(m->gx1, grad_of(m, lt(m, l, IW)), grad_of(m, lt(m, l, IB)), m->gh, a->x1,
-                    lt(m, l, IW)->data, N, C, FF);
+    rc = rc ? rc : linear_back(m, 4, m->gx1, grad_of(m, lt(m, l, IW)), grad_of(m, lt(m, l, IB)),
+                               m->gh, a->x1, lt(m, l, IW));
     /* x1 = LN1(r1), r1 = drop(att Wo + bo) + x */
     memset(m->gr, 0, (size_t)NC * sizeof(float));
     layernorm_backward(m->gr, grad_of(m, lt(m, l, LN1W)), grad_of(m, lt(m, l, LN1B)), m->gx1,
@@ -975,8 +1009,8 @@ static void layer_backward(bert *m, int l, float *dy, int want_dx)
         memcpy(m->gr, dy, (size_t)NC * sizeof(float));
     }
     memset(m->gatt, 0, (size_t)NC * sizeof(float));
-    linear_backward(m->gatt, grad_of(m, lt(m, l, AOW)), grad_of(m, lt(m, l, AOB)), m->gr, a->att,
-                    lt(m, l, AOW)->data, N, C, C);
+    rc = rc ? rc : linear_back(m, 1, m->gatt, grad_of(m, lt(m, l, AOW)), grad_of(m, lt(m, l, AOB)),
+                               m->gr, a->att, lt(m, l, AOW));
     memset(m->gqkv, 0, (size_t)NC * 3 * sizeof(float));
     attention_backward(m->gqkv, m->gatt, a->qkv, a->probs, m->off, m->poff, m->B, C, m->NH,
                        m->p_attn, site_seed(m, l, 0), m->scratch);
@@ -984,13 +1018,14 @@ static void layer_backward(bert *m, int l, float *dy, int want_dx)
     int any_w = trainable(m, lt(m, l, QW)) || trainable(m, lt(m, l, KW)) || trainable(m, lt(m, l, VW));
     int any_b = trainable(m, lt(m, l, QB)) || trainable(m, lt(m, l, KB)) || trainable(m, lt(m, l, VB));
     memset(m->dbqkv, 0, 3 * (size_t)C * sizeof(float));
-    linear_backward(want_dx ? m->gx : NULL, any_w ? lt(m, l, QW)->grad : NULL,
-                    any_b ? m->dbqkv : NULL, m->gqkv, a->x, lt(m, l, QW)->data, N, C, 3 * C);
+    rc = rc ? rc : linear_back(m, 0, want_dx ? m->gx : NULL, any_w ? lt(m, l, QW)->grad : NULL,
+                               any_b ? m->dbqkv : NULL, m->gqkv, a->x, lt(m, l, QW));
     for (int k = 0; k < 3; k++) {
         float *db = grad_of(m, lt(m, l, QB + k));
         for (int c = 0; db && c < C; c++)
             db[c] += m->dbqkv[k * C + c];
     }
+    return rc;
 }
 
 static int ensure_grads(bert *m)
@@ -1025,7 +1060,8 @@ static int bert_backward(void *self, const runner_batch *b)
     gather_add(m, m->gx, m->dhidden[m->L]);
     for (int l = m->L - 1; l >= (lo < 0 ? 0 : lo); l--) {
         memcpy(m->gy, m->gx, (size_t)NC * sizeof(float));
-        layer_backward(m, l, m->gy, l > lo);
+        if (layer_backward(m, l, m->gy, l > lo) != 0)
+            return m->h->error(m->h, "backward of layer %d: %s", l, err_get());
         if (l > lo)
             gather_add(m, m->gx, m->dhidden[l]);
     }
@@ -1116,7 +1152,7 @@ static const runner_key keys[] = {
      "(native on AVX512_BF16 or AMX, emulated on older AVX-512); \"int8\": dynamic "
      "quantization like ONNX Runtime's, per-channel symmetric int8 weights quantized at load, "
      "uint8 activations with a scale and zero point per row (VNNI or AMX when present). "
-     "Training runs in f32"},
+     "Training: train.precision"},
     {"hidden_dropout", RUNNER_T_FLOAT, NULL,
      "dropout after embeddings and each sub-layer when training; unset: config.json's "
      "hidden_dropout_prob"},

@@ -102,6 +102,11 @@ static const schema train_schema[] = {
     {"schedule", RUNNER_T_STRING, "\"linear\"", "decay after warm-up: linear | cosine | constant", 0, 0, 0, "linear|cosine|constant"},
     {"clip", RUNNER_T_FLOAT, "1.0", "global gradient-norm clip (0: off)", 0, 0, 0, "[0, inf)"},
     {"accumulate", RUNNER_T_INT, "1", "batches per optimizer step", 0, 0, 0, "[1, 65536]"},
+    {"precision", RUNNER_T_STRING, "\"f32\"",
+     "training matmuls: f32 | bf16 (the backbone's forward and backward GEMMs take bfloat16 inputs "
+     "with float32 sums; float32 master weights, optimizer state, reductions, LayerNorm, softmax, "
+     "GELU; f32 with one info line on a CPU without bf16 matmuls). Inference: backbone.precision",
+     0, 0, 0, "f32|bf16"},
     {"eval_every", RUNNER_T_INT, "0", "evaluate every N steps (0: each epoch)", 0, 0, 0, "[0, inf)"},
     {"combine", RUNNER_T_STRING, "\"fixed\"", "loss combination: fixed | uncertainty", 0, 0, 0, "fixed|uncertainty"},
     {"early_stop", RUNNER_T_INT, "0", "stop after N evaluations without improvement (0: off)", 0, 0, 0, "[0, inf)"},

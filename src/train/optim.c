@@ -204,3 +204,10 @@ int adamw_step(adamw *o, params *P, double lr, double scale)
     free(sg);
     return 0;
 }
+
+int optim_precision(params *P, const char *precision)
+{
+    if (!precision || strcmp(precision, "bf16") != 0 || !compute_bf16_available())
+        return 0;
+    return params_refresh_bf16(P) != 0 ? -1 : 1;
+}

@@ -31,4 +31,10 @@ double clip_scale(double norm, double max_norm);
  * what trains: params_zero_grad). */
 int adamw_step(adamw *o, params *P, double lr, double scale);
 
+/* train.precision: "bf16" gives P a bfloat16 copy of its values (filled
+ * now, refreshed by each adamw_step) for the backbone's matmuls, when
+ * oneDNN has bf16 matmuls on this CPU. 1: bf16; 0: float32 (asked, or no
+ * bf16 here); -1 with err_set (out of memory). */
+int optim_precision(params *P, const char *precision);
+
 #endif

@@ -22,6 +22,7 @@
 #include "ddp.h"
 #include "trainer.h"
 #include "world.h"
+#include "runner/kit/compute.h"
 #include "runner/kit/util.h"
 #include "signals.h"
 
@@ -299,6 +300,24 @@ static void tr_ddp_log(trainer *tr, const ddp *d, int end)
                      tr->B / world_size(), 1e3 * d->t_wait / (double)d->steps);
 }
 
+/* train.precision: "bf16" keeps a bfloat16 copy of the weights for the
+ * backbone's matmuls (filled here, then refreshed by each optimizer step),
+ * when oneDNN has bf16 matmuls on this CPU; else float32, said once. */
+static int tr_precision(trainer *tr)
+{
+    pipeline *pl = tr->pl;
+    const char *p = cfg_str(pl, "train.precision");
+    int bf = optim_precision(&pl->P, p);
+    if (bf > 0)
+        pipeline_log(pl, RUNNER_LOG_INFO, "train.precision = \"bf16\": backbone matmuls with bfloat16 "
+                     "inputs and float32 sums (%s); float32 master weights and optimizer state",
+                     compute_describe());
+    else if (bf == 0 && p && strcmp(p, "bf16") == 0)
+        pipeline_log(pl, RUNNER_LOG_INFO, "train.precision = \"bf16\": no bf16 matmul on this CPU "
+                     "(%s): training computes in f32", compute_describe());
+    return bf < 0 ? -1 : 0;
+}
+
 /* Start from train.checkpoint's weights if given, shuffle every task's
  * order, then --resume: weights, optimizer and data positions. */
 static int tr_start(trainer *tr)
@@ -506,7 +525,7 @@ int drive_train(pipeline *pl)
         goto done;
     if (!tr.freeze)
         tr_log_groups(&tr);
-    if (tr_ddp_open(&tr, &dp) != 0 || tr_ddp_check(&tr, &dp) != 0)
+    if (tr_ddp_open(&tr, &dp) != 0 || tr_ddp_check(&tr, &dp) != 0 || tr_precision(&tr) != 0)
         goto done;
     pipeline_log(pl, RUNNER_LOG_INFO, "%d task%s, %lld steps (%lld per epoch), batch %d x %d accumulated, lr %.3g",
                  tr.m.ntasks, tr.m.ntasks > 1 ? "s" : "", (long long)tr.total, (long long)tr.steps_per_epoch,
