@@ -346,6 +346,10 @@ def cmd_encode(a):
                   f"   (whole process {ratio(med(e_hi.whole_sps()), med(e_lo.whole_sps()))})")
 
 
+RUNNER_KEYS = {"f32": "A", "bf16": "C"}  # PyTorch is B
+RUNNER_TARGETS = {"f32": 4, "bf16": 6}   # issue #10: runner / PyTorch f32
+
+
 def cmd_train(a):
     os.makedirs(OUT, exist_ok=True)
     need = (a.steps + a.warmup_steps) * a.batch
@@ -356,24 +360,31 @@ def cmd_train(a):
         die(f"{a.dataset}: {n} sentences, {need} needed")
     made_by = make_ids(a.model, sentences, ids)
 
-    runner = Engine("A", "runner", None, sentences=need)  # bench_train.cfg trains the same 23 x 32
-    if not os.path.exists("runner"):
-        runner.failed = "./runner not built (make)"
-    elif not os.path.exists(a.runner_pipeline):
-        runner.failed = f"{a.runner_pipeline} does not exist yet"
-    else:
-        runner.argv = ["./runner", a.runner_pipeline, "--threads", str(a.threads), "--quiet",
-                       "--out", os.path.join(OUT, "run_train")]
+    precisions = [p.strip() for p in a.precision.split(",") if p.strip()]
+    if not precisions or any(p not in RUNNER_KEYS for p in precisions) or len(set(precisions)) < len(precisions):
+        die(f"--precision {a.precision}: expected a list of f32 and bf16 (e.g. f32,bf16)")
+    runners = []
+    for p in precisions:  # bench_train.cfg trains the same 23 x 32
+        r = Engine(RUNNER_KEYS[p], f"runner {p}", None, sentences=need)
+        if not os.path.exists("runner"):
+            r.failed = "./runner not built (make)"
+        elif not os.path.exists(a.runner_pipeline):
+            r.failed = f"{a.runner_pipeline} does not exist yet"
+        else:
+            r.argv = ["./runner", a.runner_pipeline, "--threads", str(a.threads), "--quiet",
+                      "--set", f"train.precision={p}", "--out", os.path.join(OUT, f"run_train_{p}")]
+        runners.append(r)
     torch_env = dict(TORCH_ENV, OMP_NUM_THREADS=str(a.threads))
     pt = Engine("B", "PyTorch",
                 [PY, "bench/torch_bert.py", "--threads", str(a.threads), "train", "--model", a.model,
                  "--ids", ids, "--labels", a.dataset, "--batch", str(a.batch), "--steps", str(a.steps),
                  "--warmup", str(a.warmup_steps)], torch_env, sentences=need)
-    engines = [runner, pt]
+    engines = runners + [pt]
     print(f"bench/train: full fine-tuning (mean pooling + linear 2-class head + cross-entropy, AdamW, "
           f"dropout on), batch {a.batch}, {a.threads} threads, model {a.model}, {a.rounds} rounds "
-          f"(+{a.warmup} warm-up) alternating A B")
-    print(f"  A runner:  {' '.join(runner.argv) if runner.argv else 'SKIPPED: ' + runner.failed}")
+          f"(+{a.warmup} warm-up) alternating {' '.join(e.key for e in engines)}")
+    for r in runners:
+        print(f"  {r.key} {r.name + ':':<12} {' '.join(r.argv) if r.argv else 'SKIPPED: ' + r.failed}")
     print(f"  B PyTorch: {' '.join(f'{k}={v}' for k, v in torch_env.items())} {' '.join(pt.argv)}")
     print(f"  PyTorch trains on the first {need} sentences of {a.dataset} in file order (already shuffled),")
     print(f"  ids made by {made_by}; sentences/s over {a.steps} steps after {a.warmup_steps} warm-up steps\n",
@@ -381,11 +392,16 @@ def cmd_train(a):
     alternate(engines, a.rounds, a.warmup)
     print_table(engines, "whole-process sent/s")
     print(f"(whole-process = {need} trained sentences, warm-up steps included, / wall time)")
-    sa, sb = (med(e.steady()) for e in engines)
+    sb = med(pt.steady())
     print(f"\nratio (medians of steady-state training sentences/s)")
-    print(f"  runner / PyTorch  {ratio(sa, sb)}   (target >= 2.5x)")
-    if runner.failed and not runner.argv:
-        print(f"\nnote: A (runner) skipped: {runner.failed}")
+    for r in runners:
+        target = RUNNER_TARGETS[r.name.split()[-1]]
+        print(f"  {r.name + ' / PyTorch f32':<26} {ratio(med(r.steady()), sb)}   (target >= {target}x)")
+    if len(runners) == 2:
+        print(f"  {'runner bf16 / runner f32':<26} {ratio(med(runners[1].steady()), med(runners[0].steady()))}")
+    for r in runners:
+        if r.failed and not r.argv:
+            print(f"\nnote: {r.key} ({r.name}) skipped: {r.failed}")
     save_json("train", a, engines)
 
 
@@ -417,6 +433,8 @@ def main():
     sub.choices["train"].add_argument("--runner-pipeline", default="pipelines/bench_train.cfg")
     sub.choices["train"].add_argument("--steps", type=int, default=20)
     sub.choices["train"].add_argument("--warmup-steps", type=int, default=3)
+    sub.choices["train"].add_argument("--precision", default="f32,bf16",
+                                      help="runner train.precision values to time, comma-separated (f32, bf16)")
     a = ap.parse_args()
     os.chdir(ROOT)
     if a.rounds < 1 or a.warmup < 0:

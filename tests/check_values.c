@@ -47,7 +47,7 @@ static int run(const char *args, char **err)
 
 int main(void)
 {
-    plan(20);
+    plan(23);
     if (!mkdtemp(dir))
         return 1;
     char *file = str_printf("%s/bad.cfg", dir);
@@ -81,6 +81,14 @@ int main(void)
     is(run("pipelines/task1.cfg --check --set batch.size=4294967300", &err), 2,
        "--set batch.size=4294967300 is refused, not wrapped to 4");
     free(err);
+    /* train.precision: f32 or bf16 only */
+    is(run("pipelines/bench_train.cfg --check --set train.precision=fp16", &err), 2,
+       "train.precision = \"fp16\": exit 2");
+    like(err, "train.precision: 'fp16' is not one of f32|bf16", "... naming the key and its choices");
+    free(err);
+    is(run("pipelines/bench_train.cfg --check --set train.precision=bf16", &err), 0,
+       "train.precision = \"bf16\" passes --check");
+    free(err);
     /* a misspelt plugin name: the closest plugin of its kind is suggested */
     is(run("pipelines/task1.cfg --check --set pooler.plugin=maxx", &err), 2, "pooler.plugin = \"maxx\": exit 2");
     like(err, "pooler plugin 'maxx' not found", "... naming it");
@@ -108,5 +116,5 @@ int main(void)
     if (system(rm) != 0)
         diag("could not remove %s", dir);
     free(rm);
-    return done_testing(20);
+    return done_testing(23);
 }
