@@ -1,5 +1,5 @@
 """Benchmark harness: runs our `runner` (A) and its peers (B = PyTorch,
-C = ONNX Runtime) as whole processes, alternating A B C A B C ... for R
+C = ONNX Runtime; in `train`, C is the runner in bf16) as whole processes, alternating A B C A B C ... for R
 rounds on the same machine in the same run, and prints medians, ratios and
 peak memory. Run through bench/encode.sh and bench/train.sh (they call
 `/usr/bin/python3 bench/harness.py encode|train ...`).
