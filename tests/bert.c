@@ -522,19 +522,27 @@ static void broken_folders(void)
 
 /* The dropout rule: in training, levels below the lowest trainable one run
  * as in evaluation (no dropout); from it upwards dropout applies. */
-static void dropout_rule(void)
+/* The tiny model written into tmp/sub, dropout 0.3 everywhere, loaded
+ * (a test named what); 0, or -1 (pl closed). */
+static int open_dropout_tiny(pipeline *pl, stage **bb, const char *sub, const char *what)
 {
     char dir[512];
     tiny_build();
-    snprintf(dir, sizeof dir, "%s/dropout", tmp);
+    snprintf(dir, sizeof dir, "%s/%s", tmp, sub);
     tiny_write(dir, "", NULL, NULL);
+    if (ok(open_tiny(pl, dir, "hidden_dropout = 0.3; attention_dropout = 0.3;", bb, 1) == 0, "%s: tiny model loads",
+           what))
+        return 0;
+    pipeline_close(pl);
+    return -1;
+}
+
+static void dropout_rule(void)
+{
     pipeline pl;
     stage *bb;
-    if (!ok(open_tiny(&pl, dir, "hidden_dropout = 0.3; attention_dropout = 0.3;", &bb, 1) == 0,
-            "dropout rule: tiny model loads")) {
-        pipeline_close(&pl);
+    if (open_dropout_tiny(&pl, &bb, "dropout", "dropout rule") != 0)
         return;
-    }
     params_set(&pl.P, "backbone.embeddings.*", 0, -1);
     params_set(&pl.P, "backbone.encoder.layer.0.*", 0, -1);
     int32_t ids[2 * 5] = {1, 7, 3, 9, 2, 1, 11, 2, 0, 0};
@@ -584,17 +592,10 @@ static double max_abs_diff(const float *a, const float *b, size_t n)
  * same training states when its global index is the same. */
 static void dropout_follows_example(void)
 {
-    char dir[512];
-    tiny_build();
-    snprintf(dir, sizeof dir, "%s/dropout-key", tmp);
-    tiny_write(dir, "", NULL, NULL);
     pipeline pl;
     stage *bb;
-    if (!ok(open_tiny(&pl, dir, "hidden_dropout = 0.3; attention_dropout = 0.3;", &bb, 1) == 0,
-            "keyed dropout: tiny model loads")) {
-        pipeline_close(&pl);
+    if (open_dropout_tiny(&pl, &bb, "dropout-key", "keyed dropout") != 0)
         return;
-    }
     int32_t ida[2 * 5] = {1, 7, 2, 0, 0, 1, 11, 5, 6, 2};
     uint8_t ma[2 * 5] = {1, 1, 1, 0, 0, 1, 1, 1, 1, 1};
     int la[2] = {3, 5};

@@ -437,8 +437,9 @@ static inline uint64_t drop_seed(uint64_t seed, uint64_t key)
     return z ^ (z >> 31);
 }
 
-void dropout_rows_forward(float *y, const float *x, int64_t N, int C, float p, uint64_t seed,
-                          const uint64_t *keys)
+/* keyed dropout of N rows of C into y (add: y +=, the backward) */
+static void dropout_rows(float *y, const float *x, int64_t N, int C, float p, uint64_t seed,
+                         const uint64_t *keys, int add)
 {
     uint32_t thr = drop_threshold(p);
     float scale = 1.0f / (1.0f - p);
@@ -447,25 +448,23 @@ void dropout_rows_forward(float *y, const float *x, int64_t N, int C, float p, u
         uint64_t s = drop_seed(seed, keys ? keys[i] : (uint64_t)i);
         const float *xi = x + i * C;
         float *yi = y + i * C;
-        for (int c = 0; c < C; c++)
-            yi[c] = drop_bits(s, (uint64_t)c) >= thr ? xi[c] * scale : 0.0f;
+        for (int c = 0; c < C; c++) {
+            float v = drop_bits(s, (uint64_t)c) >= thr ? xi[c] * scale : 0.0f;
+            yi[c] = add ? yi[c] + v : v;
+        }
     }
+}
+
+void dropout_rows_forward(float *y, const float *x, int64_t N, int C, float p, uint64_t seed,
+                          const uint64_t *keys)
+{
+    dropout_rows(y, x, N, C, p, seed, keys, 0);
 }
 
 void dropout_rows_backward(float *dx, const float *dy, int64_t N, int C, float p, uint64_t seed,
                            const uint64_t *keys)
 {
-    uint32_t thr = drop_threshold(p);
-    float scale = 1.0f / (1.0f - p);
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < N; i++) {
-        uint64_t s = drop_seed(seed, keys ? keys[i] : (uint64_t)i);
-        const float *dyi = dy + i * C;
-        float *dxi = dx + i * C;
-        for (int c = 0; c < C; c++)
-            if (drop_bits(s, (uint64_t)c) >= thr)
-                dxi[c] += dyi[c] * scale;
-    }
+    dropout_rows(dx, dy, N, C, p, seed, keys, 1);
 }
 
 /* ---- attention -------------------------------------------------------------------------- */
