@@ -256,7 +256,8 @@ static void test_training(void)
     char *t = section("phrasebank", "\"test\"");
     ok(t && strstr(t, "\"accuracy\"") && strstr(t, "\"examples\": 6"), "metrics.json: a test section, 6 examples");
     char *out = str_printf("%s/phrasebank.out", dir), *o = slurp(out);
-    like(o ? o : "", "test (step 3, 6 examples): accuracy", "stdout: the test line, apart from dev");
+    /* the best step depends on the run's dropout masks: any step */
+    ok(o && strstr(o, "test (step ") && strstr(o, ", 6 examples): accuracy"), "stdout: the test line, apart from dev");
     free(o);
     free(out);
     free(t);

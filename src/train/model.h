@@ -73,6 +73,8 @@ typedef struct model {
     int32_t *sel_label;
     float *xsel, *dxsel;
     size_t cap_sel, cap_xsel;
+    uint64_t *keys;   /* the rows' dropout keys for a keyed head (ABI 1.4) */
+    size_t cap_keys;
     runner_tokenizer_info tok;
     int with_data;    /* datasets loaded */
     /* data parallel (ddp.h): the gradient sums, whether this batch ends
