@@ -54,6 +54,7 @@ static const schema loss_extra[] = {
     {"path", RUNNER_T_STRING, NULL, "one file (or folder) split into train/dev by dev_ratio", 0, 0, 0, NULL}, \
     {"train", RUNNER_T_STRING, NULL, "training file or folder", 0, 0, 0, NULL}, \
     {"dev_ratio", RUNNER_T_FLOAT, "0.1", "share held out as dev when there is no dev source", 0, 0, 0, "[0, 1)"}, \
+    {"test_ratio", RUNNER_T_FLOAT, "0", "share of the training source held out as test when there is no test source", 0, 0, 0, "[0, 1)"}, \
     {"split_seed", RUNNER_T_INT, "1234", "seed of the deterministic train/dev split", 0, 0, 0, "[0, 4294967295]"}, \
     {"limit", RUNNER_T_INT, "0", "use at most this many training rows (0: all)", 0, 0, 0, "[0, 2147483647]"}, \
     {"on_error", RUNNER_T_STRING, "\"stop\"", "bad rows: stop | skip (skipped rows are counted)", 0, 0, 0, "stop|skip"}
