@@ -522,19 +522,27 @@ static void broken_folders(void)
 
 /* The dropout rule: in training, levels below the lowest trainable one run
  * as in evaluation (no dropout); from it upwards dropout applies. */
-static void dropout_rule(void)
+/* The tiny model written into tmp/sub, dropout 0.3 everywhere, loaded
+ * (a test named what); 0, or -1 (pl closed). */
+static int open_dropout_tiny(pipeline *pl, stage **bb, const char *sub, const char *what)
 {
     char dir[512];
     tiny_build();
-    snprintf(dir, sizeof dir, "%s/dropout", tmp);
+    snprintf(dir, sizeof dir, "%s/%s", tmp, sub);
     tiny_write(dir, "", NULL, NULL);
+    if (ok(open_tiny(pl, dir, "hidden_dropout = 0.3; attention_dropout = 0.3;", bb, 1) == 0, "%s: tiny model loads",
+           what))
+        return 0;
+    pipeline_close(pl);
+    return -1;
+}
+
+static void dropout_rule(void)
+{
     pipeline pl;
     stage *bb;
-    if (!ok(open_tiny(&pl, dir, "hidden_dropout = 0.3; attention_dropout = 0.3;", &bb, 1) == 0,
-            "dropout rule: tiny model loads")) {
-        pipeline_close(&pl);
+    if (open_dropout_tiny(&pl, &bb, "dropout", "dropout rule") != 0)
         return;
-    }
     params_set(&pl.P, "backbone.embeddings.*", 0, -1);
     params_set(&pl.P, "backbone.encoder.layer.0.*", 0, -1);
     int32_t ids[2 * 5] = {1, 7, 3, 9, 2, 1, 11, 2, 0, 0};
@@ -554,6 +562,62 @@ static void dropout_rule(void)
        "dropout rule: frozen embeddings and layer 0 give their evaluation outputs, bit for bit, in training");
     ok(memcmp(eval_h[2], st->hidden[2], n * sizeof(float)) != 0,
        "dropout rule: layer 1, the lowest trainable, applies dropout");
+    pipeline_close(&pl);
+}
+
+/* Last-layer states of batch row r's first n tokens after a training
+ * forward (the run's RNG reseeded: the same step seed) with row0. */
+static void train_states(pipeline *pl, stage *bb, runner_batch *b, int64_t row0, int r, int n, float *out)
+{
+    const runner_states *st;
+    b->row0 = row0;
+    gsl_rng_set(pl->rng, 5);
+    if (bops(bb)->forward(bb->self, b, 1, &st) == 0)
+        memcpy(out, st->hidden[TL] + (size_t)r * b->T * TC, (size_t)n * TC * sizeof(float));
+    else
+        memset(out, 0, (size_t)n * TC * sizeof(float));
+}
+
+static double max_abs_diff(const float *a, const float *b, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        m = fmax(m, fabs((double)a[i] - b[i]));
+    return m;
+}
+
+/* Dropout masks follow the example's global index (runner_batch.row0 +
+ * row) and token positions: the same sentence at row 0 of a batch of 2
+ * and at row 3 of a batch of 4 (other neighbours, other padding) gets the
+ * same training states when its global index is the same. */
+static void dropout_follows_example(void)
+{
+    pipeline pl;
+    stage *bb;
+    if (open_dropout_tiny(&pl, &bb, "dropout-key", "keyed dropout") != 0)
+        return;
+    int32_t ida[2 * 5] = {1, 7, 2, 0, 0, 1, 11, 5, 6, 2};
+    uint8_t ma[2 * 5] = {1, 1, 1, 0, 0, 1, 1, 1, 1, 1};
+    int la[2] = {3, 5};
+    int32_t idb[4 * 7] = {1, 4, 4, 4, 4, 4, 2, 1, 9, 9, 2, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 1, 7, 2, 0, 0, 0, 0};
+    uint8_t mb[4 * 7] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0};
+    int lb[4] = {7, 4, 2, 3};
+    runner_batch a = {2, 5, ida, NULL, ma, NULL, la, 0}, b = {4, 7, idb, NULL, mb, NULL, lb, 0};
+    float xa[3 * TC], xb[3 * TC], xc[3 * TC], ea[3 * TC], eb[3 * TC];
+    const runner_states *st;
+    if (bops(bb)->forward(bb->self, &a, 0, &st) == 0)
+        memcpy(ea, st->hidden[TL], sizeof ea);
+    if (bops(bb)->forward(bb->self, &b, 0, &st) == 0)
+        memcpy(eb, st->hidden[TL] + 3 * 7 * TC, sizeof eb);
+    double eval_gap = max_abs_diff(ea, eb, 3 * TC);
+    train_states(&pl, bb, &a, 7, 0, 3, xa); /* example 7 at row 0 */
+    train_states(&pl, bb, &b, 4, 3, 3, xb); /* example 7 at row 3 */
+    train_states(&pl, bb, &b, 5, 3, 3, xc); /* example 8 at row 3 */
+    double same = max_abs_diff(xa, xb, 3 * TC), other = max_abs_diff(xa, xc, 3 * TC);
+    ok(same <= eval_gap + 1e-5, "keyed dropout: the same example at row 0 and row 3 (other padding, "
+       "other neighbours): the same training states (%.2g; eval gap %.2g)", same, eval_gap);
+    ok(other > 1e-2 && max_abs_diff(xa, ea, 3 * TC) > 1e-2,
+       "... another global index, another mask (%.3g); and dropout acted", other);
     pipeline_close(&pl);
 }
 
@@ -757,10 +821,11 @@ int main(void)
     }
     broken_folders();
     dropout_rule();
+    dropout_follows_example();
     tiny_model();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     if (system(cmd) != 0)
         diag("could not remove %s", tmp);
-    return done_testing(82);
+    return done_testing(85);
 }

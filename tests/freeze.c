@@ -153,5 +153,24 @@ int main(void)
        "gradual by steps: step 25 trains the top two layers");
     pipeline_close(&pl);
 
-    return done_testing(32);
+    /* LP-FT: the heads alone first, then everything at once */
+    st = policy(&pl, "{ plugin = \"heads_first\"; every_epochs = 1; }");
+    apply_at(st, 0, 0, &changed);
+    ok(changed && !trains(&pl, "backbone.*") && all_train(&pl, "heads.*"), "heads_first: epoch 0 trains the heads only");
+    apply_at(st, 50, 0, &changed);
+    ok(!changed, "heads_first: no change within the epoch");
+    apply_at(st, 100, 1, &changed);
+    ok(changed && all_train(&pl, "*"), "heads_first: epoch 1 trains everything, embeddings included");
+    cmp_ok(fabs(scale(&pl, "backbone.embeddings.word_embeddings.weight") - 1.0), <, 1e-12, "heads_first: one lr");
+    apply_at(st, 300, 3, &changed);
+    ok(!changed, "heads_first: nothing changes afterwards");
+    pipeline_close(&pl);
+    st = policy(&pl, "{ plugin = \"heads_first\"; every_steps = 10; }");
+    apply_at(st, 9, 0, &changed);
+    ok(!trains(&pl, "backbone.*"), "heads_first by steps: step 9 heads only");
+    apply_at(st, 10, 0, &changed);
+    ok(all_train(&pl, "*"), "heads_first by steps: step 10 everything");
+    pipeline_close(&pl);
+
+    return done_testing(39);
 }

@@ -169,6 +169,31 @@ int main(void)
     is(run("/nonexistent.cfg", err, sizeof err), 2, "runner: missing pipeline file exits 2");
     like(err, "/nonexistent.cfg: no such pipeline file", "runner: names the missing file");
 
+    /* a head built for ABI 1.3 (no forward_keyed) trains, with dropout on
+     * in the backbone; its bias moves */
+    char cwd[4096];
+    char *old = str_printf("%s/old_head.cfg", tmpdir);
+    write_text(old, "");
+    char *text = str_printf(
+        "run = \"train\";\nmodel = \"%s/tests/goldens/tiny-bert\";\n"
+        "tokenizer = { plugin = \"wordpiece\"; max_len = 16; };\nbackbone = { plugin = \"bert\"; hidden_dropout = 0.1; };\n"
+        "pooler = { plugin = \"mean\"; };\ntasks = ( { name = \"s\"; head = { plugin = \"abi13\"; };\n"
+        "  dataset = { plugin = \"tsv\"; train = \"%s/../shared/datasets/sst2/train.tsv\";\n"
+        "    dev = \"%s/../shared/datasets/sst2/dev.tsv\"; text_field = \"sentence\"; label_field = \"label\";\n"
+        "    labels = [\"negative\", \"positive\"]; limit = 16; dev_limit = 8; };\n"
+        "  loss = { plugin = \"cross_entropy\"; }; metrics = [ \"accuracy\" ]; } );\n"
+        "train = { batch = 4; max_steps = 2; lr = 1e-2; };\n",
+        getcwd(cwd, sizeof cwd) ? cwd : ".", cwd, cwd);
+    write_text(old, text);
+    args = str_printf("--quiet --threads 1 %s --out %s/old_head", old, tmpdir);
+    int rc = run(args, err, sizeof err);
+    is(rc, 0, "runner: a head plugin built for ABI 1.3 trains (its forward, not forward_keyed)");
+    if (rc != 0)
+        diag("%.600s", err);
+    free(args);
+    free(text);
+    free(old);
+
     free(garbage);
     free(cfg);
     free(good);
@@ -176,5 +201,5 @@ int main(void)
     if (system(rm) != 0)
         diag("could not remove %s", tmpdir);
     free(rm);
-    return done_testing(52);
+    return done_testing(53);
 }

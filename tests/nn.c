@@ -407,6 +407,88 @@ static void test_attention(void)
     free(dqkv);
 }
 
+/* Keyed dropout: a row's mask follows its key, wherever the row is. */
+static void test_keyed_dropout(void)
+{
+    enum { KN = 4, KC = 5000 };
+    float *x = rand_vec(KN * KC, 1), *x2 = malloc(KN * KC * sizeof *x2);
+    float *y1 = malloc(KN * KC * sizeof *y1), *y2 = malloc(KN * KC * sizeof *y2);
+    float *ones = malloc(KN * KC * sizeof *ones), *dx = calloc(KN * KC, sizeof *dx);
+    const uint64_t k1[KN] = {10, 11, 12, 13}, k2[KN] = {20, 21, 22, 10};
+    for (int i = 0; i < KN * KC; i++) {
+        ones[i] = 1;
+        x2[i] = x[i] + 1;
+    }
+    memcpy(x2 + 3 * KC, x, KC * sizeof *x); /* row 3 of the second batch = row 0 of the first */
+    dropout_rows_forward(y1, x, KN, KC, 0.3f, 42, k1);
+    dropout_rows_forward(y2, x2, KN, KC, 0.3f, 42, k2);
+    ok(memcmp(y1, y2 + 3 * KC, KC * sizeof *y1) == 0, "keyed dropout: key 10 at row 0 and at row 3, same output");
+    int kept = 0, same01 = 0;
+    for (int i = 0; i < KN * KC; i++)
+        kept += y1[i] != 0;
+    for (int c = 0; c < KC; c++)
+        same01 += (y1[c] != 0) == (y1[KC + c] != 0);
+    ok(fabs(kept / (double)(KN * KC) - 0.7) < 0.01 && same01 < KC * 0.7,
+       "keyed dropout keeps %.3f (p = 0.3); rows of other keys get other masks (%d of %d agree)",
+       kept / (double)(KN * KC), same01, KC);
+    dropout_rows_forward(y2, x, KN, KC, 0.3f, 43, k1);
+    ok(memcmp(y1, y2, KN * KC * sizeof *y1) != 0, "keyed dropout: another seed, another mask");
+    dropout_rows_backward(dx, ones, KN, KC, 0.3f, 42, k1);
+    int same = 1;
+    for (int i = 0; i < KN * KC; i++)
+        same = same && ((y1[i] != 0) == (dx[i] != 0)) && (dx[i] == 0 || fabsf(dx[i] - 1 / 0.7f) < 1e-6f);
+    ok(same, "keyed dropout backward regenerates the forward's mask");
+    free(x);
+    free(x2);
+    free(y1);
+    free(y2);
+    free(ones);
+    free(dx);
+}
+
+static const uint64_t akeys[AS] = {100, 101, 102};
+
+static void att_fwd_keyed(fd_case *c)
+{
+    float scratch[4096];
+    attention_forward_keyed(c->out, aprobs, aqkv, aoff, apoff, AS, AC, ANH, 0.25f, 7, akeys, scratch);
+}
+
+/* Keyed attention dropout: sequence 2 alone (key 102) gets the outputs
+ * and gradients it gets packed after two others; backward vs finite
+ * differences with the masks on. */
+static void test_keyed_attention(void)
+{
+    const int N = aoff[AS], n2 = aoff[3] - aoff[2];
+    aqkv = rand_vec(N * 3 * AC, 1.5f);
+    aprobs = malloc((size_t)attention_probs_size(aoff, AS, ANH, apoff) * sizeof *aprobs);
+    float out[14 * AC], R[14 * AC], scratch[4096], one[6 * AC], probs1[2 * 36];
+    float *dqkv = calloc((size_t)N * 3 * AC, sizeof *dqkv), dq1[6 * 3 * AC] = {0};
+    for (int i = 0; i < N * AC; i++)
+        R[i] = frand();
+    attention_forward_keyed(out, aprobs, aqkv, aoff, apoff, AS, AC, ANH, 0.25f, 7, akeys, scratch);
+    attention_backward_keyed(dqkv, R, aqkv, aprobs, aoff, apoff, AS, AC, ANH, 0.25f, 7, akeys, scratch);
+    const int off1[2] = {0, n2};
+    int64_t poff1[1];
+    attention_probs_size(off1, 1, ANH, poff1);
+    const float *q2 = aqkv + aoff[2] * 3 * AC;
+    attention_forward_keyed(one, probs1, q2, off1, poff1, 1, AC, ANH, 0.25f, 7, akeys + 2, scratch);
+    attention_backward_keyed(dq1, R + aoff[2] * AC, q2, probs1, off1, poff1, 1, AC, ANH, 0.25f, 7, akeys + 2,
+                             scratch);
+    ok(memcmp(one, out + aoff[2] * AC, sizeof one) == 0 &&
+           memcmp(dq1, dqkv + aoff[2] * 3 * AC, sizeof dq1) == 0,
+       "keyed attention dropout: a sequence alone = the same sequence packed third (forward and backward)");
+    float plain[14 * AC];
+    attention_forward(plain, aprobs, aqkv, aoff, apoff, AS, AC, ANH, 0, 0, scratch);
+    ok(memcmp(plain, out, sizeof out) != 0, "keyed attention dropout changes the output");
+    fd_case c = {att_fwd_keyed, out, R, N * AC, NULL};
+    cmp_ok(fd_check(&c, aqkv, dqkv, N * 3 * AC, 1e-2f), <, 5e-3,
+           "keyed attention dropout: backward vs finite differences");
+    free(aqkv);
+    free(aprobs);
+    free(dqkv);
+}
+
 /* ---- pooling ----------------------------------------------------------------------------------- */
 
 enum { PL = 2, PB = 3, PT = 5, PC = 6 };
@@ -493,6 +575,8 @@ int main(void)
     test_gelu();
     test_embeddings();
     test_attention();
+    test_keyed_dropout();
+    test_keyed_attention();
     test_pool();
-    return done_testing(48);
+    return done_testing(55);
 }

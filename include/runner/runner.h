@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #define RUNNER_ABI_MAJOR 1
-#define RUNNER_ABI_MINOR 4
+#define RUNNER_ABI_MINOR 5
 
 #define RUNNER_ENTRY runner_plugin_v1
 #define RUNNER_ENTRY_NAME "runner_plugin_v1"
@@ -192,7 +192,7 @@ struct runner_host {
     int (*layer_groups)(const runner_host *h);
     int (*layer_group)(const runner_host *h, int g, char *buf, size_t size);
 
-    /* ABI 1.4: mixed-precision training (train.precision = "bf16"): the
+    /* ABI 1.5: mixed-precision training (train.precision = "bf16"): the
      * bfloat16 copy of parameter id's values (same shape), refreshed once
      * after each optimizer step, for the matmuls of a training forward and
      * backward (float32 sums; the float32 values stay the master copy).
@@ -211,6 +211,11 @@ typedef struct runner_batch {
     const int32_t *word;       /* (B,T) whitespace-word index of each piece,
                                   -1 for [CLS]/[SEP]/padding; NULL if unknown */
     const int *len;            /* (B) tokens including [CLS] and [SEP] */
+    /* ABI 1.4: the index of row 0 in the step's global batch (this
+     * rank's first example of the micro-batch; 0 with one rank and outside
+     * training). Row r is example row0 + r: per-example randomness
+     * (dropout) keyed by it does not depend on ranks or padding. */
+    int64_t row0;
 } runner_batch;
 
 /* What a backbone exposes after forward(). hidden[0] is the embedding
@@ -283,6 +288,16 @@ typedef struct runner_head_ops {
     /* dx may be NULL (nothing below trains); else dx += d loss / d x. */
     int (*backward)(void *self, int N, const float *x, const float *dlogits,
                     float *dx);
+    /* ABI 1.4: forward with each row's key (N of them; copy them, backward
+     * needs them too): a sentence head's row is example
+     * runner_batch.row0 + r, a token head's row dropout_key(example,
+     * position) (runner/kit/nn.h). Dropout keyed by them gives each example
+     * the same mask whichever rank, micro-batch row or padding holds it.
+     * NULL: forward() is called (masks then follow the row). N may be 0 in
+     * training (draw the step's seeds all the same: the ranks' RNGs stay
+     * equal). */
+    int (*forward_keyed)(void *self, int N, const float *x, float *logits, int train,
+                         const uint64_t *keys);
 } runner_head_ops;
 
 typedef struct runner_loss_ops {

@@ -84,6 +84,8 @@ typedef struct bert {
     int B, T, N;
     int32_t *ids, *pos, *types;
     int64_t *rowmap; /* packed row -> b*T + t */
+    uint64_t *tkey;  /* packed row -> dropout_key(example, t): keyed dropout */
+    uint64_t *skey;  /* (B) sentence -> its example index in the global batch */
     int *off;        /* (B+1) */
     int *group;      /* (B+1) sentence groups of the eval forward */
     int64_t *poff;   /* (B) */
@@ -260,6 +262,8 @@ static void bert_destroy(void *self)
     free(m->pos);
     free(m->types);
     free(m->rowmap);
+    free(m->tkey);
+    free(m->skey);
     free(m->off);
     free(m->group);
     free(m->poff);
@@ -638,7 +642,8 @@ static int ensure_batch(bert *m, int train)
         if (grow_raw(m, (void **)&m->ids, cap, sizeof *m->ids) ||
             grow_raw(m, (void **)&m->pos, cap, sizeof *m->pos) ||
             grow_raw(m, (void **)&m->types, cap, sizeof *m->types) ||
-            grow_raw(m, (void **)&m->rowmap, cap, sizeof *m->rowmap))
+            grow_raw(m, (void **)&m->rowmap, cap, sizeof *m->rowmap) ||
+            grow_raw(m, (void **)&m->tkey, cap, sizeof *m->tkey))
             return -1;
         m->cap_bt = cap;
     }
@@ -646,7 +651,8 @@ static int ensure_batch(bert *m, int train)
         m->cap_b = 0;
         if (grow_raw(m, (void **)&m->off, B + 1, sizeof *m->off) ||
             grow_raw(m, (void **)&m->group, B + 1, sizeof *m->group) ||
-            grow_raw(m, (void **)&m->poff, B + 1, sizeof *m->poff))
+            grow_raw(m, (void **)&m->poff, B + 1, sizeof *m->poff) ||
+            grow_raw(m, (void **)&m->skey, B + 1, sizeof *m->skey))
             return -1;
         m->cap_b = B + 1;
     }
@@ -736,7 +742,7 @@ static int layer_forward(bert *m, int l, const acts *a, float *out, int train, i
                          float *scratch, int f32_only)
 {
     const int C = m->C, FF = m->FF, r0 = m->off[s0], N = m->off[s1] - r0;
-    const int64_t NC = (int64_t)N * C, o = (int64_t)r0 * C;
+    const int64_t o = (int64_t)r0 * C;
     float ph = train ? m->p_hidden : 0, pa = train ? m->p_attn : 0;
     float *x = a->x + o, *qkv = a->qkv + 3 * o, *att = a->att + o, *r1 = a->r1 + o;
     float *x1 = a->x1 + o, *h = a->h + (int64_t)r0 * FF, *g = a->g + (int64_t)r0 * FF;
@@ -745,11 +751,11 @@ static int layer_forward(bert *m, int l, const acts *a, float *out, int train, i
     float *mean2 = train ? a->mean2 : NULL, *rstd2 = train ? a->rstd2 : NULL;
     const int tp = f32_only; /* a training forward: every GEMM in float32 */
     int rc = layer_linear(m, l, 0, lt(m, l, QW), m->bqkv + 3 * l * C, qkv, x, N, tp);  // (N,3C)
-    attention_forward(a->att, train ? a->probs : NULL, a->qkv, m->off + s0, m->poff + s0,
-                      s1 - s0, C, m->NH, pa, site_seed(m, l, 0), scratch);         // (N,C)
+    attention_forward_keyed(a->att, train ? a->probs : NULL, a->qkv, m->off + s0, m->poff + s0,
+                            s1 - s0, C, m->NH, pa, site_seed(m, l, 0), m->skey + s0, scratch);
     rc |= layer_linear(m, l, 1, lt(m, l, AOW), lt(m, l, AOB)->data, r1, att, N, tp);
     if (ph > 0)
-        dropout_forward(r1, r1, NC, ph, site_seed(m, l, 1));
+        dropout_rows_forward(r1, r1, N, C, ph, site_seed(m, l, 1), m->tkey + r0);
     residual_layernorm_forward(x1, train ? r1 : NULL, mean1, rstd1, r1, x, lt(m, l, LN1W)->data,
                                lt(m, l, LN1B)->data, N, C, m->eps);
     if (train) { /* h kept for backward */
@@ -760,7 +766,7 @@ static int layer_forward(bert *m, int l, const acts *a, float *out, int train, i
     }
     rc |= layer_linear(m, l, 3, lt(m, l, OW), lt(m, l, OB)->data, r2, g, N, tp);     // (N,C)
     if (ph > 0)
-        dropout_forward(r2, r2, NC, ph, site_seed(m, l, 2));
+        dropout_rows_forward(r2, r2, N, C, ph, site_seed(m, l, 2), m->tkey + r0);
     residual_layernorm_forward(y, train ? r2 : NULL, mean2, rstd2, r2, x1, lt(m, l, LN2W)->data,
                                lt(m, l, LN2B)->data, N, C, m->eps);
     return rc;
@@ -797,7 +803,8 @@ static int forward_slice(bert *m, int train, int lo, int s0, int s1, float *scra
     layernorm_forward(a0->x + o, train ? m->emb_mean : NULL, train ? m->emb_rstd : NULL,
                       m->emb + o, m->t[ELNW].data, m->t[ELNB].data, N, C, m->eps);
     if (train && lo < 0 && m->p_hidden > 0)
-        dropout_forward(a0->x + o, a0->x + o, (int64_t)N * C, m->p_hidden, site_seed(m, -1, 0));
+        dropout_rows_forward(a0->x + o, a0->x + o, N, C, m->p_hidden, site_seed(m, -1, 0),
+                             m->tkey + r0);
     scatter(m, m->hidden[0], a0->x, s0, s1);
     int rc = 0;
     for (int l = 0; l < m->L && !rc; l++) {
@@ -844,6 +851,7 @@ static int pack(bert *m, const runner_batch *b)
     int N = 0, maxlen = 0;
     for (int s = 0; s < b->B; s++) {
         m->off[s] = N;
+        m->skey[s] = (uint64_t)(b->row0 + s);
         for (int t = 0; t < b->T; t++) {
             int64_t k = (int64_t)s * b->T + t;
             if (!b->mask[k])
@@ -862,6 +870,7 @@ static int pack(bert *m, const runner_batch *b)
             m->types[N] = ty;
             m->pos[N] = t;
             m->rowmap[N] = k;
+            m->tkey[N] = dropout_key(b->row0 + s, t);
             N++;
         }
         if (N - m->off[s] > maxlen)
@@ -900,7 +909,7 @@ static int bert_forward(void *self, const runner_batch *b, int train, const runn
     if (train)
         m->wp_stale = 1;
     /* bf16 training: the trainer's bfloat16 copies of the weights */
-    const int bf = train && m->h->abi_minor >= 4 && m->h->param_bf16;
+    const int bf = train && m->h->abi_minor >= 5 && m->h->param_bf16;
     for (int i = 0; i < m->nt; i++)
         m->t[i].bf = bf && m->t[i].ndim == 2 ? m->h->param_bf16(m->h, m->t[i].id) : NULL;
     if (ensure_linears(m, train))
@@ -987,7 +996,7 @@ static int layer_backward(bert *m, int l, float *dy, int want_dx)
     memcpy(m->gx1, m->gr, (size_t)NC * sizeof(float));
     if (m->p_hidden > 0) {
         memset(dy, 0, (size_t)NC * sizeof(float));
-        dropout_backward(dy, m->gr, NC, m->p_hidden, site_seed(m, l, 2));
+        dropout_rows_backward(dy, m->gr, N, C, m->p_hidden, site_seed(m, l, 2), m->tkey);
         memcpy(m->gr, dy, (size_t)NC * sizeof(float));
     }
     memset(m->gg, 0, (size_t)N * FF * sizeof(float));
@@ -1005,15 +1014,15 @@ static int layer_backward(bert *m, int l, float *dy, int want_dx)
         memcpy(m->gx, m->gr, (size_t)NC * sizeof(float));
     if (m->p_hidden > 0) {
         memset(dy, 0, (size_t)NC * sizeof(float));
-        dropout_backward(dy, m->gr, NC, m->p_hidden, site_seed(m, l, 1));
+        dropout_rows_backward(dy, m->gr, N, C, m->p_hidden, site_seed(m, l, 1), m->tkey);
         memcpy(m->gr, dy, (size_t)NC * sizeof(float));
     }
     memset(m->gatt, 0, (size_t)NC * sizeof(float));
     rc = rc ? rc : linear_back(m, 1, m->gatt, grad_of(m, lt(m, l, AOW)), grad_of(m, lt(m, l, AOB)),
                                m->gr, a->att, lt(m, l, AOW));
     memset(m->gqkv, 0, (size_t)NC * 3 * sizeof(float));
-    attention_backward(m->gqkv, m->gatt, a->qkv, a->probs, m->off, m->poff, m->B, C, m->NH,
-                       m->p_attn, site_seed(m, l, 0), m->scratch);
+    attention_backward_keyed(m->gqkv, m->gatt, a->qkv, a->probs, m->off, m->poff, m->B, C, m->NH,
+                             m->p_attn, site_seed(m, l, 0), m->skey, m->scratch);
     /* fused q/k/v: their gradients are adjacent in the store like their values */
     int any_w = trainable(m, lt(m, l, QW)) || trainable(m, lt(m, l, KW)) || trainable(m, lt(m, l, VW));
     int any_b = trainable(m, lt(m, l, QB)) || trainable(m, lt(m, l, KB)) || trainable(m, lt(m, l, VB));
@@ -1068,7 +1077,7 @@ static int bert_backward(void *self, const runner_batch *b)
     if (lo < 0) { /* x0 = drop(LN(emb)) */
         memset(m->gr, 0, (size_t)NC * sizeof(float));
         if (m->p_hidden > 0)
-            dropout_backward(m->gr, m->gx, NC, m->p_hidden, site_seed(m, -1, 0));
+            dropout_rows_backward(m->gr, m->gx, N, C, m->p_hidden, site_seed(m, -1, 0), m->tkey);
         else
             memcpy(m->gr, m->gx, (size_t)NC * sizeof(float));
         memset(m->gx1, 0, (size_t)NC * sizeof(float));

@@ -18,6 +18,7 @@ static const runner_head_ops ops = {
     .bind = head_bind,
     .forward = head_forward,
     .backward = head_backward,
+    .forward_keyed = head_forward_keyed,
 };
 
 RUNNER_DEFINE_PLUGIN(head, linear,

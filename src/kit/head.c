@@ -42,6 +42,7 @@ typedef struct head {
     fc_layer *L;          /* (nl = nhidden + 1), fixed once bound */
     int cap;              /* rows every buffer holds */
     float *xd;            /* (cap,in_dim) input after dropout */
+    uint64_t *keys;       /* (cap) row keys of the last forward (keyed dropout) */
     uint64_t in_seed;
     int dropped;          /* the last forward applied dropout */
     int last_N;           /* rows of the last forward, -1 before any */
@@ -135,6 +136,8 @@ static void free_buffers(head *hd)
         l->z = l->u = l->mean = l->rstd = l->g = l->a = NULL;
     }
     h->free(hd->xd);
+    h->free(hd->keys);
+    hd->keys = NULL;
     h->free(hd->dA);
     h->free(hd->dG);
     h->free(hd->dP);
@@ -243,6 +246,8 @@ static int reserve(head *hd, int N)
     }
     if (hd->p_in > 0)
         hd->xd = rows(h, N, hd->in_dim, &fail);
+    hd->keys = h->alloc((size_t)N * sizeof *hd->keys + 1);
+    fail |= hd->keys == NULL;
     hd->dA = rows(h, N, hd->width, &fail);
     hd->dG = rows(h, N, hd->width, &fail);
     hd->dP = rows(h, N, hd->width, &fail);
@@ -307,21 +312,39 @@ static const float *layer_input(const head *hd, int i, const float *x)
     return hd->dropped && hd->p_hid > 0 ? p->a : p->g;
 }
 
-// x (N,in_dim) -> logits (N,n_out)
+/* This forward's dropout seeds, one per site in stack order, drawn even
+ * for 0 rows (every rank draws the same). */
+static void draw_seeds(head *hd)
+{
+    const runner_host *h = hd->h;
+    if (hd->p_in > 0)
+        hd->in_seed = h->rng_u64(h);
+    for (int i = 0; hd->p_hid > 0 && i < hd->nhidden; i++)
+        hd->L[i].seed = h->rng_u64(h);
+}
+
 int head_forward(void *self, int N, const float *x, float *logits, int train)
 {
+    return head_forward_keyed(self, N, x, logits, train, NULL);
+}
+
+// x (N,in_dim) -> logits (N,n_out); keys (N) or NULL (row i: key i)
+int head_forward_keyed(void *self, int N, const float *x, float *logits, int train,
+                       const uint64_t *keys)
+{
     head *hd = self;
-    const runner_host *h = hd->h;
     if (check_ready(hd, N) != 0 || reserve(hd, N) != 0)
         return -1;
     hd->last_N = N;
     hd->dropped = train && (hd->p_in > 0 || hd->p_hid > 0);
+    if (hd->dropped)
+        draw_seeds(hd);
     if (N == 0)
         return 0;
-    if (hd->dropped && hd->p_in > 0) {
-        hd->in_seed = h->rng_u64(h);
-        dropout_forward(hd->xd, x, (int64_t)N * hd->in_dim, hd->p_in, hd->in_seed); // (N,D)
-    }
+    for (int i = 0; i < N; i++)
+        hd->keys[i] = keys ? keys[i] : (uint64_t)i;
+    if (hd->dropped && hd->p_in > 0)
+        dropout_rows_forward(hd->xd, x, N, hd->in_dim, hd->p_in, hd->in_seed, hd->keys); // (N,D)
     for (int i = 0; i < hd->nl; i++) {
         fc_layer *l = &hd->L[i];
         const float *in = layer_input(hd, i, x);
@@ -338,10 +361,8 @@ int head_forward(void *self, int N, const float *x, float *logits, int train)
             pre = l->u;
         }
         act_forward(hd->act, l->g, pre, n); // (N,H)
-        if (hd->dropped && hd->p_hid > 0) {
-            l->seed = h->rng_u64(h);
-            dropout_forward(l->a, l->g, n, hd->p_hid, l->seed); // (N,H)
-        }
+        if (hd->dropped && hd->p_hid > 0)
+            dropout_rows_forward(l->a, l->g, N, l->out, hd->p_hid, l->seed, hd->keys); // (N,H)
     }
     return 0;
 }
@@ -372,7 +393,7 @@ int head_backward(void *self, int N, const float *x, const float *dlogits, float
                         layer_input(hd, i, x), l->W, N, l->in, l->out);
         if (i == 0) {
             if (dx && in_dropped)
-                dropout_backward(dx, hd->dA, (int64_t)N * l->in, hd->p_in, hd->in_seed);
+                dropout_rows_backward(dx, hd->dA, N, l->in, hd->p_in, hd->in_seed, hd->keys);
             break;
         }
         /* back through hidden layer i-1: d a -> d g -> d pre -> d z */
@@ -381,7 +402,7 @@ int head_backward(void *self, int N, const float *x, const float *dlogits, float
         const float *dg = hd->dA;
         if (hd->dropped && hd->p_hid > 0) {
             zero(hd->dG, n);
-            dropout_backward(hd->dG, hd->dA, n, hd->p_hid, p->seed);
+            dropout_rows_backward(hd->dG, hd->dA, N, p->out, hd->p_hid, p->seed, hd->keys);
             dg = hd->dG;
         }
         zero(hd->dP, n);

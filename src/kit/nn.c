@@ -428,6 +428,45 @@ void dropout_backward(float *dx, const float *dy, int64_t n, float p, uint64_t s
             dx[i] += dy[i] * scale;
 }
 
+/* the seed of a keyed row or sequence: splitmix64 of (seed, key) */
+static inline uint64_t drop_seed(uint64_t seed, uint64_t key)
+{
+    uint64_t z = seed ^ (key + 1) * 0xD1B54A32D192ED03ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* keyed dropout of N rows of C into y (add: y +=, the backward) */
+static void dropout_rows(float *y, const float *x, int64_t N, int C, float p, uint64_t seed,
+                         const uint64_t *keys, int add)
+{
+    uint32_t thr = drop_threshold(p);
+    float scale = 1.0f / (1.0f - p);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N; i++) {
+        uint64_t s = drop_seed(seed, keys ? keys[i] : (uint64_t)i);
+        const float *xi = x + i * C;
+        float *yi = y + i * C;
+        for (int c = 0; c < C; c++) {
+            float v = drop_bits(s, (uint64_t)c) >= thr ? xi[c] * scale : 0.0f;
+            yi[c] = add ? yi[c] + v : v;
+        }
+    }
+}
+
+void dropout_rows_forward(float *y, const float *x, int64_t N, int C, float p, uint64_t seed,
+                          const uint64_t *keys)
+{
+    dropout_rows(y, x, N, C, p, seed, keys, 0);
+}
+
+void dropout_rows_backward(float *dx, const float *dy, int64_t N, int C, float p, uint64_t seed,
+                           const uint64_t *keys)
+{
+    dropout_rows(dx, dy, N, C, p, seed, keys, 1);
+}
+
 /* ---- attention -------------------------------------------------------------------------- */
 
 int64_t attention_probs_size(const int *off, int S, int NH, int64_t *poff)
@@ -619,6 +658,15 @@ void attention_forward(float *out, float *probs, const float *qkv, const int *of
                        const int64_t *poff, int S, int C, int NH, float p_drop, uint64_t seed,
                        float *scratch)
 {
+    attention_forward_keyed(out, probs, qkv, off, poff, S, C, NH, p_drop, seed, NULL, scratch);
+}
+
+/* Unkeyed, the dropout index of a probability is its place in probs;
+ * keyed, its place in its sequence's block, under the sequence's seed. */
+void attention_forward_keyed(float *out, float *probs, const float *qkv, const int *off,
+                             const int64_t *poff, int S, int C, int NH, float p_drop,
+                             uint64_t seed, const uint64_t *keys, float *scratch)
+{
     const int hd = C / NH, C3 = 3 * C;
     const float scale = 1.0f / sqrtf((float)hd);
     int maxlen = 0;
@@ -665,9 +713,10 @@ void attention_forward(float *out, float *probs, const float *qkv, const int *of
                     for (int j = 0; j < n; j++)
                         pr[j] = row[j] * inv[r];
                     if (p_drop > 0) {
-                        uint64_t first = (uint64_t)(pr - probs);
+                        uint64_t first = (uint64_t)(pr - (keys ? probs + poff[s] : probs));
+                        uint64_t sd = keys ? drop_seed(seed, keys[s]) : seed;
                         for (int j = 0; j < n; j++)
-                            row[j] = drop_bits(seed, first + (uint64_t)j) >= thr ? row[j] * keep_scale : 0;
+                            row[j] = drop_bits(sd, first + (uint64_t)j) >= thr ? row[j] * keep_scale : 0;
                     }
                 }
             }
@@ -751,6 +800,17 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
                         const int *off, const int64_t *poff, int S, int C, int NH,
                         float p_drop, uint64_t seed, float *scratch)
 {
+    attention_backward_keyed(dqkv, dout, qkv, probs, off, poff, S, C, NH, p_drop, seed, NULL,
+                             scratch);
+}
+
+/* keyed: each sequence's task sees its own block of probs (index from 0)
+ * and its own seed */
+void attention_backward_keyed(float *dqkv, const float *dout, const float *qkv,
+                              const float *probs, const int *off, const int64_t *poff, int S,
+                              int C, int NH, float p_drop, uint64_t seed, const uint64_t *keys,
+                              float *scratch)
+{
     const int hd = C / NH, C3 = 3 * C;
     const float scale = 1.0f / sqrtf((float)hd);
     int maxlen = 0;
@@ -764,6 +824,7 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
         float *dp = scratch + per * omp_get_thread_num(), *pd = dp + maxlen;
         (fast ? attention_backward_task_avx512 : attention_backward_task_generic)(
             dqkv + (int64_t)off[s] * C3, qkv + (int64_t)off[s] * C3, dout + (int64_t)off[s] * C,
-            probs, poff[s], n, h, C, hd, scale, p_drop, seed, dp, pd);
+            keys ? probs + poff[s] : probs, keys ? 0 : poff[s], n, h, C, hd, scale, p_drop,
+            keys ? drop_seed(seed, keys[s]) : seed, dp, pd);
     }
 }

@@ -1,5 +1,5 @@
 /* collect.c — a sweep folder's tables (see sweep.h): the points' best dev
- * values (metrics.json), wall time (run.json) and trainable parameters,
+ * values and test values (metrics.json), wall time (run.json) and trainable parameters,
  * grouped by every axis except `seed`, as mean ± sample standard
  * deviation over the seeds; the best group of each metric marked (losses
  * lowest, scores highest). */
@@ -29,6 +29,7 @@ typedef struct table {
     int ng;
     char **metric; /* "task.metric" */
     int nm;
+    json_t *columns; /* sweep.json's "columns" (the summary's), or NULL: every metric */
 } table;
 
 static int is_seed(json_t *axis) { return strcmp(json_string_value(json_object_get(axis, "set")), "seed") == 0; }
@@ -73,10 +74,36 @@ static int add_metric(table *t, const char *name)
     return 0;
 }
 
+/* The metrics of one task's "best" (prefix "") or "test" (prefix "test.")
+ * values, named task.metric or test.task.metric (metrics with a dot in
+ * their own name, such as per-class F1s, are left out of the tables). */
+static int add_metrics(table *t, const char *task, json_t *values, const char *prefix)
+{
+    const char *metric;
+    json_t *v;
+    json_object_foreach(values, metric, v) {
+        if (!json_is_number(v) || !strcmp(metric, "examples") || !strcmp(metric, "step"))
+            continue; /* the test split's size and the checkpoint's step: not metrics */
+        char *name = strchr(metric, '.') ? NULL : str_printf("%s%s.%s", prefix, task, metric);
+        int bad = name && add_metric(t, name) != 0;
+        free(name);
+        if (bad)
+            return -1;
+    }
+    return 0;
+}
+
 /* Every point folder's files; the groups; the metrics (tasks' best values
  * without a dot in their name: per-class values stay in metrics.json). */
 static int table_read(table *t, const char *dir)
 {
+    json_t *sj = load(dir, ".", "sweep.json"), *cols = sj ? json_object_get(sj, "columns") : NULL;
+    if (json_is_array(cols) && json_array_size(cols) > 0)
+        t->columns = json_incref(cols);
+    json_decref(sj);
+    for (size_t i = 0; t->columns && i < json_array_size(t->columns); i++)
+        if (!json_is_string(json_array_get(t->columns, i)))
+            return err_set("%s/sweep.json: columns[%zu] is not a metric name", dir, i);
     DIR *d = opendir(dir);
     struct dirent *e;
     if (!d)
@@ -116,16 +143,14 @@ static int table_read(table *t, const char *dir)
         if (g == t->ng)
             t->first[t->ng++] = i;
         t->p[i].group = g;
-        const char *task, *metric;
-        json_t *tv, *v;
+        const char *task;
+        json_t *tv;
         json_object_foreach(json_object_get(t->p[i].metrics, "tasks"), task, tv)
-            json_object_foreach(json_object_get(tv, "best"), metric, v) {
-                char *name = strchr(metric, '.') ? NULL : str_printf("%s.%s", task, metric);
-                int bad = name && add_metric(t, name) != 0;
-                free(name);
-                if (bad)
-                    return -1;
-            }
+            if (add_metrics(t, task, json_object_get(tv, "best"), "") != 0)
+                return -1;
+        json_object_foreach(json_object_get(t->p[i].metrics, "tasks"), task, tv)
+            if (add_metrics(t, task, json_object_get(tv, "test"), "test.") != 0)
+                return -1;
     }
     return 0;
 }
@@ -138,17 +163,23 @@ static void table_free(table *t)
     }
     for (int i = 0; i < t->nm; i++)
         free(t->metric[i]);
+    json_decref(t->columns);
     free(t->p);
     free(t->first);
     free(t->metric);
 }
 
-/* A point's value of "task.metric" (NAN when missing). */
+/* A point's value of "task.metric" (its best dev value) or
+ * "test.task.metric" (its test value), NAN when missing. */
 static double value_of(const point *p, const char *name)
 {
-    const char *dot = strrchr(name, '.');
+    const char *dot = strrchr(name, '.'), *which = "best";
+    if (strncmp(name, "test.", 5) == 0 && strchr(name + 5, '.')) {
+        name += 5;
+        which = "test";
+    }
     char *task = strndup(name, (size_t)(dot - name));
-    json_t *v = json_object_get(json_object_get(json_object_get(json_object_get(p->metrics, "tasks"), task), "best"),
+    json_t *v = json_object_get(json_object_get(json_object_get(json_object_get(p->metrics, "tasks"), task), which),
                                 dot + 1);
     free(task);
     return json_is_number(v) ? json_number_value(v) : NAN;
@@ -260,21 +291,28 @@ static int write_text(const char *dir, const char *file, sbuf *b)
 
 /* summary.md: one row per group, every metric as mean ± std (x100 for
  * scores in [0, 1] is not applied: values as the runs wrote them). */
+/* The summary's column m: sweep.columns' name, or the m-th metric. */
+static const char *column(const table *t, int m)
+{
+    return t->columns ? json_string_value(json_array_get(t->columns, (size_t)m)) : t->metric[m];
+}
+
 static int write_summary(const table *t, const char *dir)
 {
     sbuf b = {0};
+    int nc = t->columns ? (int)json_array_size(t->columns) : t->nm;
     sb_printf(&b, "# Sweep %s\n\n%d finished run%s in %d group%s; values: the best dev evaluation of each run, "
                   "mean ± sample standard deviation over the runs of a group (seeds); **bold**: the best group "
                   "(lowest loss, highest score). Per metric: tables/<metric>.md, .csv, .json, .png.\n\n",
               dir, t->np, t->np == 1 ? "" : "s", t->ng, t->ng == 1 ? "" : "s");
     md_axes(&b, t, 0, 1);
     sb_printf(&b, "| runs ");
-    for (int m = 0; m < t->nm; m++)
-        sb_printf(&b, "| %s ", t->metric[m]);
+    for (int m = 0; m < nc; m++)
+        sb_printf(&b, "| %s ", column(t, m));
     sb_printf(&b, "| trainable params | wall s |\n");
     for (size_t i = 0; i < json_array_size(t->p[0].axes); i++)
         sb_printf(&b, "%s", is_seed(json_array_get(t->p[0].axes, i)) ? "" : "|---");
-    for (int m = 0; m < t->nm + 3; m++)
+    for (int m = 0; m < nc + 3; m++)
         sb_printf(&b, "|---");
     sb_printf(&b, "|\n");
     for (int g = 0; g < t->ng; g++) {
@@ -284,9 +322,9 @@ static int write_summary(const table *t, const char *dir)
             runs += t->p[i].group == g;
         md_axes(&b, t, g, 0);
         sb_printf(&b, "| %d ", runs);
-        for (int m = 0; m < t->nm; m++) {
-            stat s = group_stat(t, g, t->metric[m]);
-            const char *bold = best_group(t, t->metric[m]) == g ? "**" : "";
+        for (int m = 0; m < nc; m++) {
+            stat s = group_stat(t, g, column(t, m));
+            const char *bold = best_group(t, column(t, m)) == g ? "**" : "";
             if (s.n)
                 sb_printf(&b, "| %s%.4f ± %.4f%s ", bold, s.mean, s.std, bold);
             else

@@ -32,7 +32,7 @@ typedef struct spec {
     const runner_dataset_ops *ops;
     const config_setting_t *labels, *files, *sources;
     char *train, *dev, *test; /* resolved sources; dev NULL: split train; test NULL: none */
-    double dev_ratio;
+    double dev_ratio, test_ratio; /* shares carved from the training source when dev/test has none */
     unsigned long seed;
     long long limit, dev_limit;
     int skip;
@@ -235,6 +235,12 @@ static int spec_check(spec *S, const char *on_error)
     if (!(S->dev_ratio >= 0 && S->dev_ratio < 1))
         return cfg_fail(config_setting_get_member(S->ds, "dev_ratio"), "is %g, expected 0 <= dev_ratio < 1",
                         S->dev_ratio);
+    if (!(S->test_ratio >= 0 && S->test_ratio < 1 && S->dev_ratio + S->test_ratio < 1))
+        return cfg_fail(config_setting_get_member(S->ds, "test_ratio"),
+                        "is %g, expected 0 <= test_ratio and dev_ratio + test_ratio < 1", S->test_ratio);
+    if (text && S->test_ratio > 0)
+        return cfg_fail(config_setting_get_member(S->ds, "test_ratio"),
+                        "unlabeled text has no test split (set `test` to a file instead)");
     if (S->limit < 0 || S->limit > INT_MAX || S->dev_limit < 0 || S->dev_limit > INT_MAX)
         return cfg_fail(config_setting_get_member(S->ds, S->limit < 0 || S->limit > INT_MAX ? "limit" : "dev_limit"),
                         "expected 0 (all) or a positive count");
@@ -256,7 +262,7 @@ static int spec_read(pipeline *pl, const char *slot, config_setting_t *ds, spec 
         get_str(ds, "train", &train) < 0 || get_str(ds, "dev", &dev) < 0 || get_str(ds, "test", &test) < 0 ||
         get_list(ds, "labels", 0, &S->labels) < 0 || get_list(ds, "files", 0, &S->files) < 0 ||
         get_list(ds, "train_text_from", 1, &S->sources) < 0 || get_num(ds, "dev_ratio", 0.1, &S->dev_ratio) < 0 ||
-        get_int(ds, "split_seed", 1234, &seed) < 0 || get_int(ds, "limit", 0, &S->limit) < 0 ||
+        get_num(ds, "test_ratio", 0, &S->test_ratio) < 0 || get_int(ds, "split_seed", 1234, &seed) < 0 || get_int(ds, "limit", 0, &S->limit) < 0 ||
         get_int(ds, "dev_limit", 0, &S->dev_limit) < 0)
         return -1;
     if (seed < 0)
@@ -289,9 +295,12 @@ static int by_int(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Which of m good rows this split keeps, in file order. Without a dev
- * source the rows are shuffled with the seed: the first round(m*ratio) are
- * dev, the rest train. `limit` keeps the first rows of the (shuffled) part. */
+/* Which of m good rows this split keeps, in file order. When R is the
+ * training source, the rows are shuffled with the seed and split in this
+ * order: round(m*dev_ratio) dev rows (unless dev has its own source), then
+ * round(m*test_ratio) test rows (unless test has its own source), the rest
+ * train. `separate`: R is the split's own source, kept whole. `limit`
+ * keeps the first rows of the (shuffled) part. */
 static int *split_rows(const spec *S, data_split split, int m, int separate, int *count)
 {
     long long limit = split == SPLIT_TRAIN ? S->limit : S->dev_limit;
@@ -304,11 +313,16 @@ static int *split_rows(const spec *S, data_split split, int m, int separate, int
         idx[i] = i;
     int from = 0, n = m;
     if (!separate) {
-        int n_dev = (int)((double)m * S->dev_ratio + 0.5);
+        int n_dev = S->dev ? 0 : (int)((double)m * S->dev_ratio + 0.5);
+        int n_test = S->test ? 0 : (int)((double)m * S->test_ratio + 0.5);
+        if (n_dev + n_test > m)
+            n_test = m - n_dev;
         if (split == SPLIT_DEV)
             n = n_dev;
+        else if (split == SPLIT_TEST)
+            from = n_dev, n = n_test;
         else
-            from = n_dev, n = m - n_dev;
+            from = n_dev + n_test, n = m - n_dev - n_test;
     }
     if (m > 0 && (!separate || (limit > 0 && limit < n))) {
         gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
@@ -520,7 +534,7 @@ static int load_labeled(const spec *S, data_split split, dataset *out)
     if ((K->what & ROWS_TAGS) && make_map(S, K, 1, tag_target, &TM) != 0)
         goto done;
     if (select_rows(S, split, R, (K->what & ROWS_LABELS) ? &LM : NULL, (K->what & ROWS_TAGS) ? &TM : NULL,
-                    S->dev != NULL || split == SPLIT_TEST, &sel, &n) != 0)
+                    own != NULL, &sel, &n) != 0)
         goto done;
     if (build(R, sel, n, (K->what & ROWS_LABELS) && !tag_target, tag_target, out) != 0)
         goto done;
@@ -701,7 +715,7 @@ int dataset_load(pipeline *pl, const char *slot, config_setting_t *ds, data_spli
     spec S;
     memset(out, 0, sizeof *out);
     int rc = spec_read(pl, slot, ds, &S);
-    if (rc == 0 && split == SPLIT_TEST && !S.test)
+    if (rc == 0 && split == SPLIT_TEST && !S.test && !(S.test_ratio > 0))
         rc = 1;
     else if (rc == 0)
         rc = (S.ops->flags & RUNNER_DATASET_TEXT) ? load_text(&S, split, out) : load_labeled(&S, split, out);

@@ -54,6 +54,7 @@ static const schema loss_extra[] = {
     {"path", RUNNER_T_STRING, NULL, "one file (or folder) split into train/dev by dev_ratio", 0, 0, 0, NULL}, \
     {"train", RUNNER_T_STRING, NULL, "training file or folder", 0, 0, 0, NULL}, \
     {"dev_ratio", RUNNER_T_FLOAT, "0.1", "share held out as dev when there is no dev source", 0, 0, 0, "[0, 1)"}, \
+    {"test_ratio", RUNNER_T_FLOAT, "0", "share of the training source held out as test when there is no test source", 0, 0, 0, "[0, 1)"}, \
     {"split_seed", RUNNER_T_INT, "1234", "seed of the deterministic train/dev split", 0, 0, 0, "[0, 4294967295]"}, \
     {"limit", RUNNER_T_INT, "0", "use at most this many training rows (0: all)", 0, 0, 0, "[0, 2147483647]"}, \
     {"on_error", RUNNER_T_STRING, "\"stop\"", "bad rows: stop | skip (skipped rows are counted)", 0, 0, 0, "stop|skip"}
@@ -109,6 +110,12 @@ static const schema train_schema[] = {
      0, 0, 0, "f32|bf16"},
     {"eval_every", RUNNER_T_INT, "0", "evaluate every N steps (0: each epoch)", 0, 0, 0, "[0, inf)"},
     {"combine", RUNNER_T_STRING, "\"fixed\"", "loss combination: fixed | uncertainty", 0, 0, 0, "fixed|uncertainty"},
+    {"loss_weight_lr_scale", RUNNER_T_FLOAT, "1.0",
+     "combine = \"uncertainty\": learning-rate multiplier of the learned s_t = log sigma_t^2 (they see few steps)",
+     0, 0, 0, "(0, inf)"},
+    {"grad_cosine_every", RUNNER_T_INT, "0",
+     "every N steps (and at step 1) the cosine between each pair of tasks' loss gradients on the shared backbone "
+     "(one extra batch per task, training unchanged; 0: off)", 0, 0, 0, "[0, inf)"},
     {"early_stop", RUNNER_T_INT, "0", "stop after N evaluations without improvement (0: off)", 0, 0, 0, "[0, inf)"},
     {"select", RUNNER_T_STRING, NULL,
      "metric choosing the best checkpoint and early stop, \"task.metric\" (default: mean of headlines)", 0, 0, 0, NULL},

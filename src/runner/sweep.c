@@ -26,11 +26,15 @@ static char *setting_text(const config_setting_t *e)
         config_write(&t, m);
         fclose(m);
         m = NULL;
-        if (buf && strncmp(buf, "v = ", 4) == 0) {
-            size_t n = strlen(buf + 4);
-            while (n && (buf[4 + n - 1] == '\n' || buf[4 + n - 1] == ';'))
+        /* libconfig writes "v = VALUE;" and, for a group, "v : \n{ ... };" */
+        if (buf && (strncmp(buf, "v = ", 4) == 0 || strncmp(buf, "v : ", 4) == 0)) {
+            const char *at = buf + 4;
+            while (*at == ' ' || *at == '\n')
+                at++;
+            size_t n = strlen(at);
+            while (n && (at[n - 1] == '\n' || at[n - 1] == ';'))
                 n--;
-            text = strndup(buf + 4, n);
+            text = strndup(at, n);
         }
     }
     if (m)
@@ -44,7 +48,12 @@ static char *setting_label(const config_setting_t *e, int index)
 {
     switch (config_setting_type(e)) {
     case CONFIG_TYPE_STRING: return str_dup(config_setting_get_string(e));
-    case CONFIG_TYPE_GROUP:
+    case CONFIG_TYPE_GROUP: { /* a stage: its plugin's name */
+        const char *plugin = NULL;
+        if (config_setting_lookup_string(e, "plugin", &plugin))
+            return str_dup(plugin);
+        return str_printf("#%d", index);
+    }
     case CONFIG_TYPE_LIST:
     case CONFIG_TYPE_ARRAY: return str_printf("#%d", index);
     default: return setting_text(e);
@@ -73,6 +82,13 @@ static int axis_add_value(sweep_axis *a, const config_setting_t *e, const char *
         if (label && str_ends_with(label, ".cfg"))
             label[strlen(label) - 4] = 0;
     }
+    for (int i = 0; label && i < a->n; i++)
+        if (strcmp(a->labels[i], label) == 0) { /* two stages of one plugin: tell them apart */
+            char *numbered = str_printf("%s#%d", label, a->n + 1);
+            free(label);
+            label = numbered;
+            break;
+        }
     if (!value || !label) {
         free(value);
         free(label);
@@ -104,6 +120,23 @@ static sweep_axis *sweep_new_axis(sweep *s, const char *path)
     }
     s->naxes++;
     return a;
+}
+
+/* A list of strings from the sweep section (absent: nothing added). */
+static int take_strings(const config_setting_t *list, const char *key, const char *what, char ***out, int *n)
+{
+    char where[512];
+    for (int i = 0; list && i < config_setting_length(list); i++) {
+        const char *a = config_setting_get_string_elem(list, i);
+        char **g = a ? realloc(*out, (size_t)(*n + 1) * sizeof *g) : NULL;
+        if (!a || !g)
+            return err_set("%s: %s: expected a list of %s", setting_where(list, where, sizeof where), key, what);
+        *out = g;
+        if (!((*out)[*n] = str_dup(a)))
+            return -1;
+        (*n)++;
+    }
+    return 0;
 }
 
 /* Parse "[v1, v2]" (or one value) into the axis; bare words are strings. */
@@ -182,22 +215,16 @@ int sweep_take_section(sweep *s, config_t *cfg, const char *file)
     if (config_setting_lookup_string(sec, "name", &name) && !(s->name = str_dup(name)))
         goto done;
     config_setting_t *axes = config_setting_get_member(sec, "axes"), *sets = config_setting_get_member(sec, "set");
-    for (int i = 0; sets && i < config_setting_length(sets); i++) {
-        const char *a = config_setting_get_string_elem(sets, i);
-        char **g = a ? realloc(s->sets, (size_t)(s->nsets + 1) * sizeof *g) : NULL;
-        if (!a || !g) {
-            err_set("%s: sweep.set: expected a list of \"PATH=VALUE\" strings", setting_where(sets, where, sizeof where));
-            goto done;
-        }
-        s->sets = g;
-        if (!(s->sets[s->nsets] = str_dup(a)))
-            goto done;
-        s->nsets++;
-    }
+    if (take_strings(sets, "sweep.set", "\"PATH=VALUE\" strings", &s->sets, &s->nsets) != 0)
+        goto done;
+    if (take_strings(config_setting_get_member(sec, "columns"), "sweep.columns", "metric names", &s->columns,
+                     &s->ncolumns) != 0)
+        goto done;
     for (int i = 0; i < config_setting_length(sec); i++) {
         const char *key = config_setting_name(config_setting_get_elem(sec, (unsigned)i));
-        if (strcmp(key, "axes") != 0 && strcmp(key, "name") != 0 && strcmp(key, "set") != 0) {
-            err_set("%s: sweep.%s: unknown key (known here: name, set, axes)",
+        if (strcmp(key, "axes") != 0 && strcmp(key, "name") != 0 && strcmp(key, "set") != 0 &&
+            strcmp(key, "columns") != 0) {
+            err_set("%s: sweep.%s: unknown key (known here: name, set, axes, columns)",
                     setting_where(config_setting_get_elem(sec, (unsigned)i), where, sizeof where), key);
             goto done;
         }
@@ -249,6 +276,9 @@ void sweep_free(sweep *s)
     for (int i = 0; i < s->nsets; i++)
         free(s->sets[i]);
     free(s->sets);
+    for (int i = 0; i < s->ncolumns; i++)
+        free(s->columns[i]);
+    free(s->columns);
     free(s->axes);
     free(s->name);
     memset(s, 0, sizeof *s);
@@ -388,6 +418,23 @@ typedef struct slot {
     char *name;
 } slot;
 
+/* sweep.json: what --collect needs of the sweep file (the summary's
+ * columns), so that the tables come out the same when collected again. */
+static int sweep_write_json(const sweep *s, const char *dir)
+{
+    json_t *root = json_object(), *cols = json_array();
+    for (int i = 0; i < s->ncolumns; i++)
+        json_array_append_new(cols, json_string(s->columns[i]));
+    json_object_set_new(root, "columns", cols);
+    char *text = json_dumps(root, JSON_INDENT(2));
+    json_decref(root);
+    char *path = str_printf("%s/sweep.json", dir);
+    int rc = text && path ? file_write_atomic(path, text, strlen(text)) : err_set("out of memory");
+    free(text);
+    free(path);
+    return rc;
+}
+
 /* Start point p in slot sl unless it is finished: 1 started, 0 skipped. */
 static int point_start(const sweep *s, const sweep_opts *o, const char *dir, long p, int threads, slot *sl)
 {
@@ -513,6 +560,8 @@ int sweep_run(const sweep *s, const sweep_opts *o)
         }
     }
     printf("sweep: %d run, %d already finished (skipped), %d failed\n", ran, skipped, failed);
+    if (sweep_write_json(s, dir) != 0)
+        fprintf(stderr, "runner: sweep: %s\n", err_get());
     int rc = sweep_collect(dir, o->quiet) != 0 || failed ? 1 : 0;
     free(dir);
     free(slots);

@@ -27,6 +27,8 @@ typedef struct sweep {
     char *name; /* sweep.name, or NULL */
     char **sets; /* sweep.set: "PATH=VALUE" overrides of every point */
     int nsets;
+    char **columns; /* sweep.columns: the summary's metric columns, in order (NULL: all) */
+    int ncolumns;
 } sweep;
 
 /* Add one --sweep PATH=[v1,v2,...] axis (bare words are strings). */
@@ -51,8 +53,9 @@ int sweep_run(const sweep *s, const sweep_opts *o);
 void sweep_list(const sweep *s);
 
 /* collect.c: read the points of sweep folder dir and write its tables
- * (summary.md; tables/<metric>.md, .csv, .json, .png). 0, or 1 with a
- * message on stderr. */
+ * (summary.md; tables/<metric>.md, .csv, .json, .png). summary.md shows
+ * the columns named in dir/sweep.json (written by sweep_run from
+ * sweep.columns), else every metric. 0, or 1 with a message on stderr. */
 int sweep_collect(const char *dir, int quiet);
 
 #endif

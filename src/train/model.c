@@ -10,6 +10,7 @@
 #include "ddp.h"
 #include "shard.h"
 #include "world.h"
+#include "runner/kit/nn.h"
 #include "runner/kit/util.h"
 
 void eval_values_free(eval_values *v)
@@ -350,6 +351,7 @@ void model_close(model *m)
     free(m->sel);
     free(m->sel_label);
     free(m->xsel);
+    free(m->keys);
     free(m->dxsel);
     memset(m, 0, sizeof *m);
 }
@@ -563,6 +565,20 @@ static int encoder_forward(model *m, const task_data *d, int need_states, int ne
     return pops->forward(m->pooler->self, b, *s, m->pooled);
 }
 
+/* The dropout keys of the rows head t sees in training: a sentence's
+ * index in the step's global batch, or (that index, position) for the
+ * selected tokens of a per-token head, whichever rank holds them. */
+static int row_keys(model *m, const task *t, int rows)
+{
+    const runner_batch *b = &m->bt.b;
+    if (grow((void **)&m->keys, &m->cap_keys, (size_t)rows + 1, sizeof *m->keys) != 0)
+        return -1;
+    for (int i = 0; i < rows; i++)
+        m->keys[i] = t->per_token ? dropout_key(b->row0 + m->sel[i] / b->T, m->sel[i] % b->T)
+                                  : (uint64_t)(b->row0 + i);
+    return 0;
+}
+
 /* Head and loss of task t on the current batch (labels in t->labels,
  * B or B*T of them): the rows the head sees, their logits, and with_loss
  * the mean loss over labelled rows and (dlogits != NULL) its gradient.
@@ -585,13 +601,16 @@ static int head_loss(model *m, task *t, const runner_states *s, int train, int w
     *x_out = x;
     *labels_out = labels;
     *loss = 0;
-    if (rows == 0)
-        return 0;
     const runner_head_ops *hops = t->head->desc->ops;
     const runner_loss_ops *lops = t->loss->desc->ops;
-    if (hops->forward(t->head->self, rows, x, t->logits, train) != 0)
+    int keyed = train && t->head->desc->abi_minor >= 4 && hops->forward_keyed;
+    if (rows == 0 && !keyed)
+        return 0;
+    if (keyed ? row_keys(m, t, rows) != 0 ||
+                    hops->forward_keyed(t->head->self, rows, x, t->logits, train, m->keys) != 0
+              : hops->forward(t->head->self, rows, x, t->logits, train) != 0)
         return -1;
-    if (!with_loss)
+    if (!with_loss || rows == 0)
         return 0;
     return lops->forward(t->loss->self, rows, t->n_out, t->logits, labels, loss, dlogits);
 }
@@ -638,6 +657,7 @@ int model_train_batch(model *m, int which, const int *rows, int n, int accumulat
     task_data *d = &m->t[first].train;
     if (batch_fill(&m->bt, &d->enc, rows, n) != 0)
         return -1;
+    m->bt.b.row0 = m->row0; /* keyed dropout: examples by their global index */
     const runner_batch *b = &m->bt.b;
     int need_states = 0, need_pooled = 0;
     for (int k = first; k <= last; k++) {
@@ -679,7 +699,9 @@ int model_train_batch(model *m, int which, const int *rows, int n, int accumulat
         if (N == 0)
             continue;
         double scale;
-        if (m->uncertainty) {
+        if (m->measure) /* gradient measurements: the raw task loss, weight 1 */
+            scale = 1.0;
+        else if (m->uncertainty) {
             double e = exp(-(double)m->log_var[k]);
             *total += e * loss + 0.5 * m->log_var[k];
             scale = e;
@@ -866,11 +888,11 @@ int model_evaluate(model *m, int k, eval_values *out, int32_t *pred, float *prob
     return evaluate_data(m, &m->t[k], &m->t[k].dev, out, pred, prob);
 }
 
-int model_evaluate_test(model *m, int k, eval_values *out)
+int model_evaluate_test(model *m, int k, eval_values *out, int32_t *pred, float *prob)
 {
     if (!m->t[k].has_test)
         return err_set("task %s has no test source", m->t[k].name);
-    return evaluate_data(m, &m->t[k], &m->t[k].test, out, NULL, NULL);
+    return evaluate_data(m, &m->t[k], &m->t[k].test, out, pred, prob);
 }
 
 static int evaluate_data(model *m, task *t, task_data *d, eval_values *out, int32_t *pred, float *prob)

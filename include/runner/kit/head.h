@@ -12,8 +12,10 @@
  * largest N seen, reused); backward adds into the parameters' gradients
  * (trainable ones only) and into dx. Dropout masks come from seeds drawn
  * with h->rng_u64 at each training forward (one per dropout site, in
- * stack order), so a run that restores the host RNG repeats them. Each
- * plugin file only supplies its key table and its ops (docs/heads.md). */
+ * stack order), so a run that restores the host RNG repeats them, and
+ * from each row's key (forward_keyed), so an example gets the same mask
+ * whichever rank or row holds it. Each plugin file only supplies its key
+ * table and its ops (docs/heads.md). */
 #ifndef HEAD_H
 #define HEAD_H
 
@@ -33,5 +35,9 @@ void head_destroy(void *self);
 int head_bind(void *self, int in_dim, int n_out);
 int head_forward(void *self, int N, const float *x, float *logits, int train);
 int head_backward(void *self, int N, const float *x, const float *dlogits, float *dx);
+/* ABI 1.4 forward_keyed: dropout masks keyed by each row's key (see
+ * runner_head_ops), so they follow the example; keys NULL: row i is key i. */
+int head_forward_keyed(void *self, int N, const float *x, float *logits, int train,
+                       const uint64_t *keys);
 
 #endif

@@ -64,6 +64,20 @@ void residual_backward(float *da, float *db, const float *dy, int64_t n);
  * pass regenerates the mask instead of storing it. y may be x. */
 void dropout_forward(float *y, const float *x, int64_t n, float p, uint64_t seed);
 void dropout_backward(float *dx, const float *dy, int64_t n, float p, uint64_t seed);
+/* Keyed dropout over N rows of C: element c of row i is kept by
+ * hash(hash(seed, keys[i]), c), so a row's mask follows its key — the
+ * example's index in the step's global batch, or dropout_key(example,
+ * position) for a token — not its place in this buffer (rank, micro-batch,
+ * padding, packing). keys NULL: key i. y may be x. */
+void dropout_rows_forward(float *y, const float *x, int64_t N, int C, float p, uint64_t seed,
+                          const uint64_t *keys);
+void dropout_rows_backward(float *dx, const float *dy, int64_t N, int C, float p, uint64_t seed,
+                           const uint64_t *keys);
+/* The key of the token at position (0-based, < 2^24) of an example. */
+static inline uint64_t dropout_key(int64_t example, int position)
+{
+    return ((uint64_t)example << 24) | (uint64_t)(uint32_t)position;
+}
 
 /* ---- multi-head self-attention over S packed sequences -------------------- */
 /* qkv (N,3C): row = [q (C) | k (C) | v (C)], head h in columns h*hd..(h+1)*hd
@@ -86,6 +100,17 @@ void attention_forward(float *out, float *probs, const float *qkv, const int *of
 void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *probs,
                         const int *off, const int64_t *poff, int S, int C, int NH,
                         float p_drop, uint64_t seed, float *scratch);
+/* The same with keyed attention dropout: keys[s] (S entries, the slice's
+ * own) is sequence s's example key, and the mask of its probability
+ * (head, query, key) hashes (seed, keys[s], that triple) — independent of
+ * the other sequences packed with it. keys NULL: as above. */
+void attention_forward_keyed(float *out, float *probs, const float *qkv, const int *off,
+                             const int64_t *poff, int S, int C, int NH, float p_drop,
+                             uint64_t seed, const uint64_t *keys, float *scratch);
+void attention_backward_keyed(float *dqkv, const float *dout, const float *qkv,
+                              const float *probs, const int *off, const int64_t *poff, int S,
+                              int C, int NH, float p_drop, uint64_t seed, const uint64_t *keys,
+                              float *scratch);
 
 /* 1 when the AVX-512 paths are in use (for logs and tests) */
 int nn_avx512(void);
