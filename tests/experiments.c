@@ -91,6 +91,14 @@ static void test_sweep(void)
     md = (free(md), slurp_in("%s/%s", "sweep/summary.md"));
     like(md, "| pooler.plugin | runs | sentiment.accuracy | topic.accuracy | topic.nosuch | trainable params | wall s |",
          "... the summary shows those columns, in that order (an unknown one empty)");
+    write_file("groupsweep.cfg", "name = \"g\";\nsweep = { axes = ( { set = \"pooler\"; values = ( { plugin = \"mean\"; },"
+                                 " { plugin = \"max\"; }, { plugin = \"mean\"; layer = -2; } ); } ); };\n");
+    is(sh("%s/runner %s/groupsweep.cfg --check >%s/groupsweep.out 2>&1", RUNNER_BUILD_DIR, dir, dir), 0,
+       "a sweep over whole stages (groups) checks");
+    out = slurp_in("%s/%s", "groupsweep.out");
+    ok(out && strstr(out, "point 1/3: pooler=mean") && strstr(out, "point 2/3: pooler=max") &&
+           strstr(out, "point 3/3: pooler=mean_3"), "... its points named by plugin, a repeated one numbered");
+    free(out);
     write_file("colsweep.cfg", "name = \"c\";\nsweep = { columns = [ 1 ];\n axes = ( { set = \"seed\"; values = [1]; } ); };\n");
     is(sh("%s/runner %s/colsweep.cfg --check >/dev/null 2>%s/colsweep.err", RUNNER_BUILD_DIR, dir, dir), 2,
        "sweep.columns not a list of strings: exit 2");
@@ -306,7 +314,7 @@ int main(void)
 {
     if (!mkdtemp(dir) || !getcwd(cwd, sizeof cwd)) {
         ok(0, "temporary folder");
-        return done_testing(65);
+        return done_testing(67);
     }
     test_sweep();
     test_metrics_csv();
@@ -317,5 +325,5 @@ int main(void)
     test_resume_history();
     if (!tap_failed && sh("rm -rf %s", dir) != 0)
         diag("could not remove %s", dir);
-    return done_testing(65);
+    return done_testing(67);
 }

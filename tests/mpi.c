@@ -208,6 +208,47 @@ static void test_dropout(void)
     cmp_ok(same_metrics("da1", "da2"), ==, 7, "... the 6 per-step losses and both evaluations equal 1 rank's");
 }
 
+/* The last column of name/metrics.csv when the header ends with col: its
+ * non-empty values into v (at most 16); the count, -1 without it. */
+static int last_column(const char *name, const char *col, double *v)
+{
+    char *csv = slurp(name, "metrics.csv"), *save = NULL;
+    int n = -1;
+    for (char *line = csv ? strtok_r(csv, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
+        char *last = strrchr(line, ',');
+        if (n < 0 && (!last || strcmp(last + 1, col) != 0))
+            break;
+        if (n >= 0 && last && last[1] && n < 16)
+            v[n++] = atof(last + 1);
+        else if (n < 0)
+            n = 0;
+    }
+    free(csv);
+    return n;
+}
+
+/* train.grad_cosine_every under 2 ranks: every rank measures the same
+ * batches (no gradient sums), nothing waits, training is unchanged. */
+static void test_grad_cosine(void)
+{
+    double one[16], two[16];
+    is(run(0, "t4.cfg", "gc1", "--set train.grad_cosine_every=4"), 0, "grad_cosine_every = 4: one process");
+    is(run(2, "t4.cfg", "gc2", "--set train.grad_cosine_every=4"), 0, "grad_cosine_every = 4: 2 ranks, no deadlock");
+    int n1 = last_column("gc1", "grad_cosine.topic.sentiment", one), n2 = last_column("gc2", "grad_cosine.topic.sentiment", two);
+    is(n2, 4, "2 ranks: grad_cosine.topic.sentiment at steps 1, 4, 8, 12");
+    ok(n1 == 4 && n2 == 4 && fabs(one[0] - two[0]) < 1e-4, "2 ranks: step 1's cosine is 1 rank's (%g, %g)",
+       n1 > 0 ? one[0] : NAN, n2 > 0 ? two[0] : NAN);
+    char *a = str_printf("%s/two/last/model.safetensors", dir), *b = str_printf("%s/gc2/last/model.safetensors", dir);
+    char *x = NULL, *y = NULL;
+    size_t lx = 0, ly = 0;
+    ok(file_read(a, &x, &lx) == 0 && file_read(b, &y, &ly) == 0 && lx == ly && memcmp(x, y, lx) == 0,
+       "2 ranks: the weights bit-identical to the run without the measurement");
+    free(x);
+    free(y);
+    free(a);
+    free(b);
+}
+
 static void test_frozen(void)
 {
     ok(write_cfg("frozen.cfg", "backbone", "max_steps = 10; eval_every = 5;") == 0, "frozen pipeline written");
@@ -516,10 +557,11 @@ int main(void)
     int have = system("command -v mpirun >/dev/null 2>&1") == 0;
     ok(have, "mpirun is installed (scripts/install-deps.sh: openmpi-bin)");
     if (!have)
-        return done_testing(65);
+        return done_testing(70);
     test_buckets();
     test_task4();
     test_dropout();
+    test_grad_cosine();
     test_frozen();
     test_embed();
     test_sts();
@@ -531,5 +573,5 @@ int main(void)
     if (system(rm) != 0)
         diag("could not remove %s", dir);
     free(rm);
-    return done_testing(65);
+    return done_testing(70);
 }

@@ -105,6 +105,12 @@ static const schema train_schema[] = {
     {"accumulate", RUNNER_T_INT, "1", "batches per optimizer step", 0, 0, 0, "[1, 65536]"},
     {"eval_every", RUNNER_T_INT, "0", "evaluate every N steps (0: each epoch)", 0, 0, 0, "[0, inf)"},
     {"combine", RUNNER_T_STRING, "\"fixed\"", "loss combination: fixed | uncertainty", 0, 0, 0, "fixed|uncertainty"},
+    {"loss_weight_lr_scale", RUNNER_T_FLOAT, "1.0",
+     "combine = \"uncertainty\": learning-rate multiplier of the learned s_t = log sigma_t^2 (they see few steps)",
+     0, 0, 0, "(0, inf)"},
+    {"grad_cosine_every", RUNNER_T_INT, "0",
+     "every N steps (and at step 1) the cosine between each pair of tasks' loss gradients on the shared backbone "
+     "(one extra batch per task, training unchanged; 0: off)", 0, 0, 0, "[0, inf)"},
     {"early_stop", RUNNER_T_INT, "0", "stop after N evaluations without improvement (0: off)", 0, 0, 0, "[0, inf)"},
     {"select", RUNNER_T_STRING, NULL,
      "metric choosing the best checkpoint and early stop, \"task.metric\" (default: mean of headlines)", 0, 0, 0, NULL},

@@ -26,11 +26,15 @@ static char *setting_text(const config_setting_t *e)
         config_write(&t, m);
         fclose(m);
         m = NULL;
-        if (buf && strncmp(buf, "v = ", 4) == 0) {
-            size_t n = strlen(buf + 4);
-            while (n && (buf[4 + n - 1] == '\n' || buf[4 + n - 1] == ';'))
+        /* libconfig writes "v = VALUE;" and, for a group, "v : \n{ ... };" */
+        if (buf && (strncmp(buf, "v = ", 4) == 0 || strncmp(buf, "v : ", 4) == 0)) {
+            const char *at = buf + 4;
+            while (*at == ' ' || *at == '\n')
+                at++;
+            size_t n = strlen(at);
+            while (n && (at[n - 1] == '\n' || at[n - 1] == ';'))
                 n--;
-            text = strndup(buf + 4, n);
+            text = strndup(at, n);
         }
     }
     if (m)
@@ -44,7 +48,12 @@ static char *setting_label(const config_setting_t *e, int index)
 {
     switch (config_setting_type(e)) {
     case CONFIG_TYPE_STRING: return str_dup(config_setting_get_string(e));
-    case CONFIG_TYPE_GROUP:
+    case CONFIG_TYPE_GROUP: { /* a stage: its plugin's name */
+        const char *plugin = NULL;
+        if (config_setting_lookup_string(e, "plugin", &plugin))
+            return str_dup(plugin);
+        return str_printf("#%d", index);
+    }
     case CONFIG_TYPE_LIST:
     case CONFIG_TYPE_ARRAY: return str_printf("#%d", index);
     default: return setting_text(e);
@@ -73,6 +82,13 @@ static int axis_add_value(sweep_axis *a, const config_setting_t *e, const char *
         if (label && str_ends_with(label, ".cfg"))
             label[strlen(label) - 4] = 0;
     }
+    for (int i = 0; label && i < a->n; i++)
+        if (strcmp(a->labels[i], label) == 0) { /* two stages of one plugin: tell them apart */
+            char *numbered = str_printf("%s#%d", label, a->n + 1);
+            free(label);
+            label = numbered;
+            break;
+        }
     if (!value || !label) {
         free(value);
         free(label);

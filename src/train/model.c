@@ -699,7 +699,9 @@ int model_train_batch(model *m, int which, const int *rows, int n, int accumulat
         if (N == 0)
             continue;
         double scale;
-        if (m->uncertainty) {
+        if (m->measure) /* gradient measurements: the raw task loss, weight 1 */
+            scale = 1.0;
+        else if (m->uncertainty) {
             double e = exp(-(double)m->log_var[k]);
             *total += e * loss + 0.5 * m->log_var[k];
             scale = e;

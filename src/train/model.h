@@ -83,6 +83,7 @@ typedef struct model {
     struct ddp *ddp;
     int sync;
     int64_t row0;
+    int measure; /* a gradient measurement (study.c): raw losses (weight 1), no loss-weight gradient */
 } model;
 
 /* MLM: the share of word pieces selected, and of those the shares
@@ -113,6 +114,13 @@ int model_train_batch(model *m, int which, const int *rows, int n, int accumulat
 int model_evaluate(model *m, int k, eval_values *out, int32_t *pred, float *prob);
 /* Evaluate task k once on its test source (has_test): as model_evaluate. */
 int model_evaluate_test(model *m, int k, eval_values *out);
+/* study.c: per pair of tasks (a < b, in order) the cosine between the
+ * tasks' raw-loss gradients on the backbone's trainable tensors, each on
+ * up to B rows of its training data drawn from a stream seeded by seed;
+ * NAN where a gradient is zero. The run's gradient block, random stream
+ * and data-parallel state are restored: training is unaffected. Every
+ * rank computes the same (no gradient sums). */
+int model_grad_cosines(model *m, int B, uint64_t seed, double *cos);
 /* Fill the frozen-backbone cache of every sentence task (eval mode). */
 int model_build_cache(model *m);
 void model_drop_cache(model *m);

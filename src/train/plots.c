@@ -6,6 +6,10 @@
  *   confusion_<t>.png   the best evaluation's confusion matrix: gold top to
  *                       bottom, predicted left to right, same class order,
  *                       counts in the cells, colour = row-normalised share
+ *   grad_cosine.png     per pair of tasks: the gradient cosine on the
+ *                       backbone (train.grad_cosine_every), connected with
+ *                       markers; zero line, y in [-1, 1]
+ *   loss_weights.png    per task: exp(-s_t) of uncertainty weighting
  * Every name placed in a script goes through sb_quote. */
 #include <math.h>
 #include <stdlib.h>
@@ -136,6 +140,72 @@ static void tr_metric_script(const trainer *tr, sbuf *s, double *x, double *y, i
     sb_free(&plot);
 }
 
+/* The run rows' (step, value) pairs of one named value. */
+static int tr_run_series(const trainer *tr, const char *name, double *x, double *y)
+{
+    int n = 0;
+    for (int i = 0; i < tr->nrows; i++)
+        for (int j = 0; tr->rows[i].task < 0 && j < tr->rows[i].v.n; j++)
+            if (strcmp(tr->rows[i].v.name[j], name) == 0 && isfinite(tr->rows[i].v.value[j])) {
+                x[n] = (double)tr->rows[i].step;
+                y[n++] = tr->rows[i].v.value[j];
+            }
+    return n;
+}
+
+/* One picture of the run rows' values named prefix*: a series each
+ * (titled by the rest of the name), connected with markers. cosine: a zero
+ * line and y in [-1, 1]. */
+static void tr_run_script(const trainer *tr, sbuf *s, const char *prefix, int cosine, double *x, double *y,
+                          int *plotted)
+{
+    sbuf plot = {0};
+    size_t lp = strlen(prefix);
+    int nn;
+    const char **names = tr_run_names(tr, &nn);
+    if (nn < 0) {
+        s->failed = 1;
+        return;
+    }
+    sb_printf(s, "%s%s", head, cosine ? "set ylabel 'cosine'\nset yrange [-1:1]\n"
+                                        "set title 'gradient cosine between tasks on the shared backbone (raw task losses)'\n"
+                                        "set arrow from graph 0, first 0 to graph 1, first 0 nohead lw 1.5 lc rgb '#444444'\n"
+                                      : "set ylabel 'exp(-s_t)'\nset title 'learned loss weights exp(-s_t) (uncertainty)'\n");
+    for (int c = 0; c < nn; c++) {
+        int n = strncmp(names[c], prefix, lp) == 0 ? tr_run_series(tr, names[c], x, y) : 0;
+        if (n == 0)
+            continue;
+        char blk[32];
+        snprintf(blk, sizeof blk, "r%d", *plotted);
+        plot_datablock(s, blk, x, y, n);
+        sb_printf(&plot, "%s$r%d with linespoints lw 2 pt 7 ps 1.0 lc rgb '#%s' title ", *plotted ? ", " : "",
+                  *plotted, colors[*plotted % NCOLORS]);
+        sb_quote(&plot, names[c] + lp, NAME_CHARS * 2 + 1);
+        (*plotted)++;
+    }
+    free(names);
+    sb_printf(s, "plot %s\n", plot.s ? plot.s : "");
+    s->failed |= plot.failed;
+    sb_free(&plot);
+}
+
+/* grad_cosine.png and loss_weights.png, when the run has their values. */
+static int tr_run_plots(trainer *tr, double *x, double *y)
+{
+    static const char *const prefix[2] = {"grad_cosine.", "loss_weight."}, *const png[2] = {"grad_cosine.png",
+                                                                                           "loss_weights.png"};
+    for (int p = 0; p < 2; p++) {
+        sbuf s = {0};
+        int plotted = 0;
+        tr_run_script(tr, &s, prefix[p], p == 0, x, y, &plotted);
+        int rc = s.failed ? err_set("out of memory") : plotted ? plot_script(tr->pl, png[p], 1100, 700, s.s) : 0;
+        sb_free(&s);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int tr_confusion_plot(trainer *tr, int k)
 {
     const task *t = &tr->m.t[k];
@@ -201,6 +271,8 @@ int tr_draw_plots(trainer *tr)
     for (int k = 0; k < tr->m.ntasks; k++)
         if (tr_confusion_plot(tr, k) != 0)
             goto done;
+    if (tr_run_plots(tr, x, y) != 0)
+        goto done;
     rc = 0;
 done:
     sb_free(&a);

@@ -56,6 +56,33 @@ static const char **tr_metric_names(const trainer *tr, int k, int *n)
     return names;
 }
 
+/* The value names of the run rows (task -1: grad_cosine.*, loss_weight.*),
+ * in order of first appearance; *n of them (-1: out of memory). */
+const char **tr_run_names(const trainer *tr, int *n)
+{
+    const char **names = NULL;
+    *n = 0;
+    for (int i = 0; i < tr->nrows; i++) {
+        const log_row *r = &tr->rows[i];
+        for (int j = 0; r->task < 0 && j < r->v.n; j++) {
+            int seen = 0;
+            for (int c = 0; c < *n && !seen; c++)
+                seen = strcmp(names[c], r->v.name[j]) == 0;
+            if (seen)
+                continue;
+            const char **g = realloc(names, (size_t)(*n + 1) * sizeof *g);
+            if (!g) {
+                free(names);
+                *n = -1;
+                return NULL;
+            }
+            names = g;
+            names[(*n)++] = r->v.name[j];
+        }
+    }
+    return names;
+}
+
 /* ",<task>.<col>" as one CSV field (quoted when it holds , " or a newline). */
 static void csv_head(FILE *f, const char *tname, const char *col)
 {
@@ -84,7 +111,7 @@ static void tr_csv_row(FILE *f, const trainer *tr, int first, int last, const ch
     double lr = NAN, sps = NAN;
     for (int i = first; i < last; i++) {
         lr = tr->rows[i].lr;
-        if (!tr->rows[i].dev)
+        if (!tr->rows[i].dev && tr->rows[i].task >= 0)
             sps = tr->rows[i].sps;
     }
     fprintf(f, "%lld", (long long)tr->rows[first].step);
@@ -111,19 +138,28 @@ static void tr_csv_row(FILE *f, const trainer *tr, int first, int last, const ch
             csv_num(f, v);
         }
     }
+    for (int c = 0; c < nn[tr->m.ntasks]; c++) { /* the run rows' values */
+        double v = NAN;
+        for (int i = first; i < last; i++)
+            for (int j = 0; tr->rows[i].task < 0 && j < tr->rows[i].v.n; j++)
+                if (strcmp(tr->rows[i].v.name[j], names[tr->m.ntasks][c]) == 0)
+                    v = tr->rows[i].v.value[j];
+        csv_num(f, v);
+    }
     fputc('\n', f);
 }
 
 /* metrics.csv: one row per logged step; every cell one number (or empty);
  * columns step, epoch (fractional), lr, train_sentences_per_s, then per
  * task <task>.train_loss, <task>.dev_loss, <task>.dev_sentences_per_s and
- * <task>.<metric> for each dev metric. */
+ * <task>.<metric> for each dev metric, then the run rows' values
+ * (grad_cosine.<a>.<b>, loss_weight.<task>; empty on other steps). */
 int tr_write_metrics_csv(FILE *f, void *ctx)
 {
     trainer *tr = ctx;
     int K = tr->m.ntasks, rc = 0;
-    const char ***names = calloc((size_t)K, sizeof *names);
-    int *nn = calloc((size_t)K, sizeof *nn);
+    const char ***names = calloc((size_t)K + 1, sizeof *names);
+    int *nn = calloc((size_t)K + 1, sizeof *nn);
     if (!names || !nn) {
         rc = err_set("out of memory");
         goto done;
@@ -142,6 +178,15 @@ int tr_write_metrics_csv(FILE *f, void *ctx)
         for (int c = 0; c < nn[k]; c++)
             csv_head(f, t, names[k][c]);
     }
+    names[K] = tr_run_names(tr, &nn[K]);
+    if (nn[K] < 0) {
+        rc = err_set("out of memory");
+        goto done;
+    }
+    for (int c = 0; c < nn[K]; c++) {
+        fputc(',', f);
+        csv_field(f, names[K][c], strlen(names[K][c]));
+    }
     fputc('\n', f);
     for (int i = 0; i < tr->nrows;) {
         int j = i + 1;
@@ -152,7 +197,7 @@ int tr_write_metrics_csv(FILE *f, void *ctx)
     }
     rc = ferror(f) ? err_set("write error") : 0;
 done:
-    for (int k = 0; names && k < K; k++)
+    for (int k = 0; names && k <= K; k++)
         free((void *)names[k]);
     free(names);
     free(nn);
@@ -201,7 +246,7 @@ int tr_history_load(trainer *tr, blob *b)
             blob_get(b, &r->task, sizeof r->task) || blob_get(b, &r->dev, sizeof r->dev) ||
             blob_get(b, &r->loss, sizeof r->loss) || blob_get(b, &r->lr, sizeof r->lr) ||
             blob_get(b, &r->sps, sizeof r->sps) || blob_get(b, &nv, sizeof nv) || nv < 0 ||
-            r->task < 0 || r->task >= tr->m.ntasks)
+            r->task < -1 || r->task >= tr->m.ntasks) /* -1: a run row (study.c) */
             return err_set("log history: row %d is damaged", i);
         for (int j = 0; j < nv; j++) {
             uint32_t len;

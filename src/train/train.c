@@ -56,7 +56,7 @@ static void tr_log_groups(trainer *tr)
 
 /* Log rows of the training loss (every log_every steps): one per task
  * that had batches since the last one. */
-static void tr_log_losses(trainer *tr, double lr)
+static int tr_log_losses(trainer *tr, double lr)
 {
     double now = time_now();
     double sps = (double)(tr->sentences - tr->sentences_log) / (now - tr->t_log + 1e-9);
@@ -77,6 +77,7 @@ static void tr_log_losses(trainer *tr, double lr)
     memset(tr->loss_n, 0, (size_t)tr->m.ntasks * sizeof *tr->loss_n);
     tr->t_log = now;
     tr->sentences_log = tr->sentences;
+    return tr_loss_weights(tr, lr);
 }
 
 /* The epoch the last finished step belongs to (1-based), and how many
@@ -158,6 +159,10 @@ static int tr_setup(trainer *tr)
     tr->clip = cfg_num(pl, "train.clip", 1.0);
     tr->select = cfg_str(pl, "train.select");
     tr->stop_after = cfg_int(pl, "train.stop_after", 0);
+    tr->grad_cosine_every = (int)cfg_int(pl, "train.grad_cosine_every", 0);
+    tr->lw_scale = cfg_num(pl, "train.loss_weight_lr_scale", 1.0);
+    if (tr->grad_cosine_every > 0 && tr->m.ntasks < 2)
+        pipeline_log(pl, RUNNER_LOG_INFO, "train.grad_cosine_every: one task, no pair to compare");
     if (tr->B < 1 || tr->accumulate < 1 || tr->epochs < 1 || tr->log_every < 1)
         return err_set("%s: train.batch, accumulate, epochs and log_every must be at least 1", pl->file);
     if (sched_parse(cfg_str(pl, "train.schedule") ? cfg_str(pl, "train.schedule") : "linear", &tr->sched) != 0)
@@ -217,6 +222,10 @@ static int tr_apply_freeze(trainer *tr, int force_log)
     }
     if (changed && tr->pl->P.grad) /* frozen tensors may hold stale sums: none may reach an update */
         params_zero_grad(&tr->pl->P);
+    /* the learned loss weights' own learning-rate scale, after any policy
+     * that resets every tensor's (freeze none sets "*" to 1) */
+    if (tr->m.uncertainty && params_set(&tr->pl->P, "combiner.log_var", -1, tr->lw_scale) != 1)
+        return err_set("%s: combiner.log_var is not in the parameter store", tr->pl->file);
     if (changed || force_log)
         tr_log_groups(tr);
     return 0;
@@ -371,8 +380,8 @@ static int tr_after_step(trainer *tr, ddp *dp, double lr)
     pipeline *pl = tr->pl;
     if (tr->step == tr->step0 + 1)
         tr_ddp_log(tr, dp, 0);
-    if (tr->step % tr->log_every == 0 || tr->step == tr->total)
-        tr_log_losses(tr, lr);
+    if ((tr->step % tr->log_every == 0 || tr->step == tr->total) && tr_log_losses(tr, lr) != 0)
+        return -1;
     tr_show(tr, lr);
     int epoch_end = tr->step % tr->steps_per_epoch == 0;
     if (!((tr->eval_every > 0 ? tr->step % tr->eval_every == 0 : epoch_end) || tr->step == tr->total))
@@ -412,6 +421,8 @@ static int tr_loop(trainer *tr, ddp *dp, int *rows)
             return -1;
         if (bb)
             model_drop_cache(&tr->m);
+        if (tr_grad_cosine(tr) != 0)
+            return -1;
         if ((tr->m.ddp && ddp_plan(dp) != 0) || tr_micro_batches(tr, rows) != 0)
             return -1;
         double lr = sched_lr(tr->sched, tr->lr, tr->step, tr->total, tr->warmup);

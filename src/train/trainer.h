@@ -49,6 +49,9 @@ typedef struct trainer {
     int tty, bar_shown;
     double *show_loss, t_show; /* progress display: smoothed loss per task */
     int *show_n;
+    /* study instruments (study.c) */
+    int grad_cosine_every, grad_cosine_said;
+    double lw_scale; /* learning-rate scale of the learned loss weights */
 } trainer;
 
 /* A task's dev predictions, for the predictions and confusion files. */
@@ -76,6 +79,9 @@ void tr_copy_values(eval_values *dst, const eval_values *src);
 int tr_history_save(const trainer *tr, blob *b);
 int tr_history_load(trainer *tr, blob *b);
 int tr_write_metrics_csv(FILE *f, void *ctx);
+/* The run rows' value names in order of first appearance (-1 in *n: out
+ * of memory); free the array, not the names. */
+const char **tr_run_names(const trainer *tr, int *n);
 int tr_write_predictions(FILE *f, void *ctx);
 int tr_write_confusion(FILE *f, void *ctx);
 void tr_confusion_counts(const struct pred_out *o, int64_t *cm);
@@ -87,6 +93,12 @@ int tr_evaluate(trainer *tr, double lr);
 /* evaltest.c: the best checkpoint on each task's test source, once */
 int tr_evaluate_test(trainer *tr);
 void tr_print_test(const trainer *tr); /* stdout, after the best evaluation's lines */
+/* study.c: run rows (task -1) of the log. At step 1 and every
+ * grad_cosine_every steps, before the step's update: the gradient cosine
+ * of every pair of tasks (grad_cosine.<a>.<b>). */
+int tr_grad_cosine(trainer *tr);
+/* Uncertainty weighting: exp(-s_t) per task (loss_weight.<task>). */
+int tr_loss_weights(trainer *tr, double lr);
 /* plots.c */
 int tr_draw_plots(trainer *tr);
 
