@@ -5,7 +5,8 @@
  * bit-identical with it on or off, the column and picture, single task
  * and frozen backbone without it, a resumed run keeps its history), and
  * uncertainty weighting (loss_weight.<task>, train.loss_weight_lr_scale
- * moving s_t, no weight decay on s_t), both keys' bounds at --check. */
+ * moving s_t, no weight decay on s_t), both keys' bounds at --check; and
+ * predictions_<task>_test.csv (the best checkpoint on the test source). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@ static char *task_of(const char *name, int agnews)
     return str_printf(task_text, name, agnews ? "agnews_csv" : "tsv",
                       agnews ? "path = \"" DATA "/ag_news/test.csv\"; dev_ratio = 0.1;"
                              : "train = \"" DATA "/sst2/train.tsv\"; dev = \"" DATA "/sst2/dev.tsv\"; "
+                               "test = \"" DATA "/sst2/dev.tsv\"; "
                                "text_field = \"sentence\"; label_field = \"label\"; labels = [\"neg\", \"pos\"];");
 }
 
@@ -268,6 +270,22 @@ static void loss_weights(void)
     free(x100);
 }
 
+/* The test source's predictions: sentiment's test file is its dev file,
+ * so the best checkpoint's test predictions are its dev predictions. */
+static void test_predictions(void)
+{
+    char *dev = slurp(dir, "off/predictions_sentiment.csv"), *test = slurp(dir, "off/predictions_sentiment_test.csv");
+    int nl = 0;
+    for (const char *c = test; c && *c; c++)
+        nl += *c == '\n';
+    ok(test && strncmp(test, "id,text,gold,predicted,probability\r\n", 36) == 0 && nl == 25,
+       "predictions_sentiment_test.csv: the dev file's header and one row per test example (%d lines)", nl);
+    ok(dev && test && strcmp(dev, test) == 0, "... test source = dev source: the same predictions as the dev file");
+    ok(!exists("off", "predictions_topic_test.csv"), "a task without a test source: no test predictions");
+    free(dev);
+    free(test);
+}
+
 /* Out-of-range values: exit 2 at --check, naming the key. */
 static void bounds(void)
 {
@@ -296,10 +314,11 @@ int main(void)
     identical_tasks();
     no_decay();
     grad_cosine_runs();
+    test_predictions();
     grad_cosine_without_pairs();
     loss_weights();
     bounds();
     if (!getenv("STUDY_KEEP") && sh("rm -rf %s", dir) != 0)
         diag("could not remove %s", dir);
-    return done_testing(43);
+    return done_testing(46);
 }

@@ -1,11 +1,15 @@
 /* evaltest.c — after training, the best checkpoint evaluated once on each
  * task's test source (dataset `test`), reported apart from dev: a log
- * line, a line on stdout, and a `test` section in metrics.json. Test rows
- * never take part in selection or early stopping. */
+ * line, a line on stdout, a `test` section in metrics.json, and the
+ * predictions in predictions_<task>_test.csv (or .jsonl: the dev file's
+ * format, for paired comparisons). Test rows never take part in
+ * selection or early stopping. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "textout.h"
 #include "trainer.h"
+#include "world.h"
 #include "runner/kit/util.h"
 
 /* The best checkpoint's parameters into the store; 0 when there is none
@@ -48,6 +52,37 @@ void tr_print_test(const trainer *tr)
     }
 }
 
+/* Task k on its test source: values, and (rank 0) the predictions file. */
+static int test_task(trainer *tr, int k)
+{
+    task *t = &tr->m.t[k];
+    const dataset *d = &t->test.ds;
+    int64_t npred = t->mlm ? 0 : t->per_token ? d->tag_off[d->n] : d->n;
+    int32_t *pred = malloc(((size_t)npred + 1) * sizeof *pred);
+    float *prob = malloc(((size_t)npred + 1) * sizeof *prob);
+    char *path = NULL;
+    int rc = -1;
+    if (!pred || !prob) {
+        err_set("out of memory");
+        goto done;
+    }
+    if (model_evaluate_test(&tr->m, k, &tr->test_v[k], pred, prob) != 0) {
+        err_set("task %s, test %s: %s", t->name, d->source, err_get());
+        goto done;
+    }
+    rc = 0;
+    if (t->mlm || !world_is_root()) /* rank 0 writes; MLM predicts no labels */
+        goto done;
+    struct pred_out o = {t, pred, prob, output_jsonl(tr->pl), d};
+    path = str_printf("%s/predictions_%s_test.%s", tr->pl->out_dir, t->name, o.jsonl ? "jsonl" : "csv");
+    rc = !path ? err_set("out of memory") : file_write_atomic_with(path, tr_write_predictions, &o);
+done:
+    free(path);
+    free(pred);
+    free(prob);
+    return rc;
+}
+
 int tr_evaluate_test(trainer *tr)
 {
     int any = 0, from_best;
@@ -68,8 +103,8 @@ int tr_evaluate_test(trainer *tr)
     for (int k = 0; k < tr->m.ntasks; k++) {
         if (!tr->m.t[k].has_test)
             continue;
-        if (model_evaluate_test(&tr->m, k, &tr->test_v[k]) != 0)
-            return err_set("task %s, test %s: %s", tr->m.t[k].name, tr->m.t[k].test.ds.source, err_get());
+        if (test_task(tr, k) != 0)
+            return -1;
         test_line(tr, k, from);
     }
     return 0;

@@ -888,11 +888,11 @@ int model_evaluate(model *m, int k, eval_values *out, int32_t *pred, float *prob
     return evaluate_data(m, &m->t[k], &m->t[k].dev, out, pred, prob);
 }
 
-int model_evaluate_test(model *m, int k, eval_values *out)
+int model_evaluate_test(model *m, int k, eval_values *out, int32_t *pred, float *prob)
 {
     if (!m->t[k].has_test)
         return err_set("task %s has no test source", m->t[k].name);
-    return evaluate_data(m, &m->t[k], &m->t[k].test, out, NULL, NULL);
+    return evaluate_data(m, &m->t[k], &m->t[k].test, out, pred, prob);
 }
 
 static int evaluate_data(model *m, task *t, task_data *d, eval_values *out, int32_t *pred, float *prob)

@@ -113,7 +113,7 @@ int model_train_batch(model *m, int which, const int *rows, int n, int accumulat
  * token tasks: per word, flat as ds.tag_off) and its probability. */
 int model_evaluate(model *m, int k, eval_values *out, int32_t *pred, float *prob);
 /* Evaluate task k once on its test source (has_test): as model_evaluate. */
-int model_evaluate_test(model *m, int k, eval_values *out);
+int model_evaluate_test(model *m, int k, eval_values *out, int32_t *pred, float *prob);
 /* study.c: per pair of tasks (a < b, in order) the cosine between the
  * tasks' raw-loss gradients on the backbone's trainable tensors, each on
  * up to B rows of its training data drawn from a stream seeded by seed;

@@ -42,12 +42,21 @@ static int tr_series(const trainer *tr, int k, const char *metric, double *x, do
     return n;
 }
 
-/* Exponential moving average, debiased (as TensorBoard's smoothing). */
+/* Exponential moving average, debiased (as TensorBoard's smoothing), run
+ * forward and then backward over the result: a zero-phase smoother, so
+ * the line does not lag behind a falling loss (a one-sided average sits
+ * above the raw values all along a decreasing curve). */
 static void smooth(const double *y, double *s, int n)
 {
     double w = n > 200 ? 0.95 : n > 40 ? 0.85 : 0.6, ema = 0, norm = 0;
     for (int i = 0; i < n; i++) {
         ema = w * ema + (1 - w) * y[i];
+        norm = w * norm + (1 - w);
+        s[i] = ema / norm;
+    }
+    ema = norm = 0;
+    for (int i = n - 1; i >= 0; i--) {
+        ema = w * ema + (1 - w) * s[i];
         norm = w * norm + (1 - w);
         s[i] = ema / norm;
     }

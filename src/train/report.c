@@ -305,14 +305,14 @@ static void tr_field(FILE *f, int jsonl, const char *key, const char *value)
     }
 }
 
-/* Dev predictions: CSV (RFC 4180; id, text, gold, predicted, probability)
+/* Dev (or test: o->d) predictions: CSV (RFC 4180; id, text, gold, predicted, probability)
  * or JSON Lines with the same keys. Token tasks: tags space-separated,
  * probability the mean over words. */
 int tr_write_predictions(FILE *f, void *ctx)
 {
     const struct pred_out *o = ctx;
     const task *t = o->t;
-    const dataset *d = &t->dev.ds;
+    const dataset *d = o->d ? o->d : &t->dev.ds;
     if (!o->jsonl)
         fprintf(f, "id,text,gold,predicted,probability\r\n");
     for (int i = 0; i < d->n; i++) {

@@ -94,7 +94,7 @@ static int keep_best(trainer *tr, eval_values *vals, int32_t **pred, float **pro
         tr_copy_values(&tr->best_v[k], &vals[k]);
         if (tr->m.t[k].mlm || !world_is_root()) /* rank 0 writes */
             continue;
-        struct pred_out o = {&tr->m.t[k], pred[k], prob[k], output_jsonl(tr->pl)};
+        struct pred_out o = {&tr->m.t[k], pred[k], prob[k], output_jsonl(tr->pl), NULL};
         size_t nl = (size_t)tr->m.t[k].n_labels;
         if (!tr->best_cm[k] && !(tr->best_cm[k] = malloc(nl * nl * sizeof **tr->best_cm)))
             return err_set("out of memory");

@@ -54,12 +54,13 @@ typedef struct trainer {
     double lw_scale; /* learning-rate scale of the learned loss weights */
 } trainer;
 
-/* A task's dev predictions, for the predictions and confusion files. */
+/* A task's dev (or test) predictions, for the predictions and confusion files. */
 struct pred_out {
     const task *t;
     const int32_t *pred;
     const float *prob;
     int jsonl; /* tr_write_predictions: JSON Lines, else CSV */
+    const dataset *d; /* the examples predicted: NULL for the task's dev set */
 };
 
 /* train.c */
