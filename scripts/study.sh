@@ -15,7 +15,7 @@ R=./runner
 PY=/usr/bin/python3
 
 ok() { [ -f "$1/run.json" ] && grep -q '"status": "ok"' "$1/run.json"; }
-sweep() { $R "pipelines/sweeps/$1.cfg" --jobs "$J" --threads "$T" --quiet; }
+sweep() { $R "pipelines/sweeps/$1.cfg" --jobs "$J" --threads "$T" --quiet || echo "study: sweep $1 had failed points"; }
 
 # 1. the pre-trained backbone (Wikipedia only) -> models/mini-bert-mlm
 [ -f models/mini-bert-mlm/config.json ] || $R pipelines/pretrain_mlm.cfg --threads "$T" --out results/study/pretrain_mlm
@@ -37,6 +37,7 @@ sweep study_scenario3
 # 5. transfer schedules at one learning rate; forgetting = STS-B of each best/ encoder
 sweep study_schedules
 for d in results/study_schedules/sweep/*/; do
+    [ -f "$d/point.json" ] || continue
     ok "$d/sts" || $R pipelines/study/sts.cfg --set "model=\"${d}best\"" --set 'poolers=({ plugin = "mean"; })' \
         --threads "$T" --quiet --out "$d/sts"
 done
