@@ -366,8 +366,9 @@ static int write_metric(const table *t, const char *dir, const char *metric)
     sb_printf(&csv, "runs,mean,std,best,trainable_parameters,wall_s\n");
     sb_printf(&plot, "set grid ytics\nset title ");
     sb_quote(&plot, metric, 0);
-    sb_printf(&plot, "\nset ylabel 'best dev value: mean and std over seeds'\nset xrange [-0.5:%d.5]\n"
-                     "set xtics rotate by 30 right\nset bmargin 12\nset lmargin 24\nset xtics (", t->ng - 1);
+    sb_printf(&plot, "\nset ylabel '%s: mean and std over seeds'\nset xrange [-0.5:%d.5]\n"
+                     "set xtics rotate by 30 right\nset bmargin 12\nset lmargin 24\nset xtics (",
+              strncmp(metric, "test.", 5) == 0 ? "test value of the selected checkpoint" : "best dev value", t->ng - 1);
     for (int g = 0; g < t->ng; g++) {
         stat s = group_stat(t, g, metric);
         json_t *axes = json_object();
