@@ -37,7 +37,7 @@ measure() {
     $cmd $cfg $extra --out "$OUT/$1-$2" >"$OUT/$1-$2.out" 2>"$OUT/$1-$2.err" ||
         { echo "scale.sh: $1 $2 failed, see $OUT/$1-$2.err" >&2; exit 1; }
     case $2 in
-    train) sed -n 's/^trained on .*: \([0-9.]*\) sentences\/s$/\1/p' "$OUT/$1-$2.out" ;;
+    train) sed -n 's/^trained .*, \([0-9.]*\) sentences\/s$/\1/p' "$OUT/$1-$2.out" ;;
     encode) sed -n 's/.*encoded at \([0-9.]*\) sentences\/s$/\1/p' "$OUT/$1-$2.out" ;;
     esac
 }
