@@ -141,8 +141,12 @@ static void training(void)
     ok(pid > 0 && appears(state, pid), "train: under way, a first last/ written");
     if (pid > 0)
         kill(pid, SIGTERM);
-    is(pid > 0 ? exit_code(pid) : -1, 143, "SIGTERM while training: exit 143");
+    int code = pid > 0 ? exit_code(pid) : -1;
+    is(code, 143, "SIGTERM while training: exit 143");
     char *err = slurp(dir, "err.train");
+    if (code != 143) /* to stderr, which prove shows: why it ended otherwise */
+        fprintf(stderr, "# training run ended with %d (1000 + n: killed by signal n); its stderr:\n%s\n", code,
+                err ? err : "(none)");
     like(err, "stopped by SIGTERM after step ", "it names the signal and the step");
     like(err, "last written: continue with: runner ", "... and how to resume");
     long long step = -1;
