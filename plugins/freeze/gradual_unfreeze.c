@@ -16,11 +16,8 @@ static int create(const runner_host *h, const runner_cfg *cfg, void **self)
     if (freeze_policy_create(h, self) != 0)
         return -1;
     freeze_policy *p = *self;
-    if (h->cfg_int(cfg, "every_epochs", &p->every_epochs) != 0 || h->cfg_int(cfg, "every_steps", &p->every_steps) != 0 ||
-        h->cfg_float(cfg, "decay", &p->decay) != 0)
+    if (freeze_read_period(p, cfg) != 0 || h->cfg_float(cfg, "decay", &p->decay) != 0)
         return freeze_policy_fail(self);
-    if (p->every_epochs < 1 && p->every_steps < 1)
-        return h->error(h, "every_epochs or every_steps must be at least 1"), freeze_policy_fail(self);
     if (p->decay <= 0 || p->decay > 1)
         return h->error(h, "decay %g: expected 0 < decay <= 1", p->decay), freeze_policy_fail(self);
     return 0;
@@ -32,7 +29,7 @@ static int apply(void *self, const runner_train_pos *pos, int *changed)
     const runner_host *h = p->h;
     /* stage s: the heads and the top s backbone groups (layers from the
      * top, then the embeddings) train */
-    long long s = p->every_steps > 0 ? pos->step / p->every_steps : pos->epoch / p->every_epochs;
+    long long s = freeze_periods(p, pos);
     int stage = s > p->L + 1 ? p->L + 1 : (int)s;
     if (freeze_stage(p, stage, changed))
         return 0;

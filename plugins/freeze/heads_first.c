@@ -14,12 +14,7 @@ static int create(const runner_host *h, const runner_cfg *cfg, void **self)
 {
     if (freeze_policy_create(h, self) != 0)
         return -1;
-    freeze_policy *p = *self;
-    if (h->cfg_int(cfg, "every_epochs", &p->every_epochs) != 0 || h->cfg_int(cfg, "every_steps", &p->every_steps) != 0)
-        return freeze_policy_fail(self);
-    if (p->every_epochs < 1 && p->every_steps < 1)
-        return h->error(h, "every_epochs or every_steps must be at least 1"), freeze_policy_fail(self);
-    return 0;
+    return freeze_read_period(*self, cfg) != 0 ? freeze_policy_fail(self) : 0;
 }
 
 static int apply(void *self, const runner_train_pos *pos, int *changed)
@@ -27,7 +22,7 @@ static int apply(void *self, const runner_train_pos *pos, int *changed)
     freeze_policy *p = self;
     const runner_host *h = p->h;
     /* stage 0: heads only; stage 1: every group, embeddings included */
-    int stage = (p->every_steps > 0 ? pos->step / p->every_steps : pos->epoch / p->every_epochs) > 0;
+    int stage = freeze_periods(p, pos) > 0;
     if (freeze_stage(p, stage, changed))
         return 0;
     return h->param_set(h, "*", 1, 1.0) < 0 || (!stage && h->param_set(h, "backbone.*", 0, -1) < 0) ? -1 : 0;

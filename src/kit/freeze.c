@@ -101,3 +101,18 @@ int freeze_stage(freeze_policy *p, int stage, int *changed)
     p->stage = stage;
     return 0;
 }
+
+int freeze_read_period(freeze_policy *p, const runner_cfg *cfg)
+{
+    const runner_host *h = p->h;
+    if (h->cfg_int(cfg, "every_epochs", &p->every_epochs) != 0 || h->cfg_int(cfg, "every_steps", &p->every_steps) != 0)
+        return -1;
+    if (p->every_epochs < 1 && p->every_steps < 1)
+        return h->error(h, "every_epochs or every_steps must be at least 1");
+    return 0;
+}
+
+long long freeze_periods(const freeze_policy *p, const runner_train_pos *pos)
+{
+    return p->every_steps > 0 ? pos->step / p->every_steps : pos->epoch / p->every_epochs;
+}

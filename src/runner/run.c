@@ -188,11 +188,10 @@ int run_end(pipeline *pl, int status, double seconds)
     return run_write_json(pl, "run.json", j, JSON_INDENT(2));
 }
 
-int run_write_json(const pipeline *pl, const char *file, json_t *j, size_t flags)
+int json_write_atomic(const char *path, json_t *j, size_t flags)
 {
     char *text = j ? json_dumps(j, flags) : NULL;
     json_decref(j);
-    char *path = run_path(pl, file);
     int rc = text && path ? 0 : err_set("out of memory");
     if (rc == 0) {
         size_t n = strlen(text);
@@ -200,6 +199,13 @@ int run_write_json(const pipeline *pl, const char *file, json_t *j, size_t flags
         rc = file_write_atomic(path, text, n + 1);
     }
     free(text);
+    return rc;
+}
+
+int run_write_json(const pipeline *pl, const char *file, json_t *j, size_t flags)
+{
+    char *path = run_path(pl, file);
+    int rc = json_write_atomic(path, j, flags);
     free(path);
     return rc;
 }

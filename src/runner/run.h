@@ -26,6 +26,8 @@ char *run_path(const pipeline *pl, const char *file);
 /* j (consumed) as file in the run folder, written atomically, with a final
  * newline; flags are jansson's dump flags. */
 int run_write_json(const pipeline *pl, const char *file, json_t *j, size_t flags);
+/* j (consumed) written atomically to path (NULL: out of memory), final newline. */
+int json_write_atomic(const char *path, json_t *j, size_t flags);
 /* The CPU model from /proc/cpuinfo (static buffer). */
 const char *host_cpu(void);
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "proc.h"
+#include "run.h"
 #include "sbuf.h"
 #include "runner/kit/util.h"
 
@@ -342,11 +343,8 @@ static int point_write_json(const sweep *s, const int *idx, long p, const char *
                                               s->axes[i].labels[idx[i]], "value", s->axes[i].values[idx[i]]));
     json_object_set_new(root, "index", json_integer(p));
     json_object_set_new(root, "axes", axes);
-    char *text = json_dumps(root, JSON_INDENT(2));
-    json_decref(root);
     char *path = str_printf("%s/point.json", pdir);
-    int rc = text && path ? file_write_atomic(path, text, strlen(text)) : err_set("out of memory");
-    free(text);
+    int rc = json_write_atomic(path, root, JSON_INDENT(2));
     free(path);
     return rc;
 }
@@ -426,11 +424,8 @@ static int sweep_write_json(const sweep *s, const char *dir)
     for (int i = 0; i < s->ncolumns; i++)
         json_array_append_new(cols, json_string(s->columns[i]));
     json_object_set_new(root, "columns", cols);
-    char *text = json_dumps(root, JSON_INDENT(2));
-    json_decref(root);
     char *path = str_printf("%s/sweep.json", dir);
-    int rc = text && path ? file_write_atomic(path, text, strlen(text)) : err_set("out of memory");
-    free(text);
+    int rc = json_write_atomic(path, root, JSON_INDENT(2));
     free(path);
     return rc;
 }

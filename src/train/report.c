@@ -29,16 +29,18 @@ log_row *tr_add_row(trainer *tr)
     return r;
 }
 
-/* The metric names (other than loss) of task k's dev rows, in order of
- * first appearance; *n of them. Caller frees the array (not the names). */
-static const char **tr_metric_names(const trainer *tr, int k, int *n)
+/* The value names of the rows of task k (-1: the run rows, grad_cosine.*
+ * and loss_weight.*), without "loss" when skip_loss, in order of first
+ * appearance; *n of them (-1: out of memory). Caller frees the array (not
+ * the names). */
+static const char **tr_row_names(const trainer *tr, int k, int skip_loss, int *n)
 {
     const char **names = NULL;
     *n = 0;
     for (int i = 0; i < tr->nrows; i++) {
         const log_row *r = &tr->rows[i];
         for (int j = 0; r->task == k && j < r->v.n; j++) {
-            int seen = strcmp(r->v.name[j], "loss") == 0;
+            int seen = skip_loss && strcmp(r->v.name[j], "loss") == 0;
             for (int c = 0; c < *n && !seen; c++)
                 seen = strcmp(names[c], r->v.name[j]) == 0;
             if (seen)
@@ -56,32 +58,11 @@ static const char **tr_metric_names(const trainer *tr, int k, int *n)
     return names;
 }
 
-/* The value names of the run rows (task -1: grad_cosine.*, loss_weight.*),
- * in order of first appearance; *n of them (-1: out of memory). */
-const char **tr_run_names(const trainer *tr, int *n)
-{
-    const char **names = NULL;
-    *n = 0;
-    for (int i = 0; i < tr->nrows; i++) {
-        const log_row *r = &tr->rows[i];
-        for (int j = 0; r->task < 0 && j < r->v.n; j++) {
-            int seen = 0;
-            for (int c = 0; c < *n && !seen; c++)
-                seen = strcmp(names[c], r->v.name[j]) == 0;
-            if (seen)
-                continue;
-            const char **g = realloc(names, (size_t)(*n + 1) * sizeof *g);
-            if (!g) {
-                free(names);
-                *n = -1;
-                return NULL;
-            }
-            names = g;
-            names[(*n)++] = r->v.name[j];
-        }
-    }
-    return names;
-}
+/* The metric names (other than loss) of task k's dev rows. */
+static const char **tr_metric_names(const trainer *tr, int k, int *n) { return tr_row_names(tr, k, 1, n); }
+
+/* The value names of the run rows. */
+const char **tr_run_names(const trainer *tr, int *n) { return tr_row_names(tr, -1, 0, n); }
 
 /* ",<task>.<col>" as one CSV field (quoted when it holds , " or a newline). */
 static void csv_head(FILE *f, const char *tname, const char *col)

@@ -42,5 +42,11 @@ int freeze_read_globs(freeze_policy *p, const runner_cfg *cfg, const char *key, 
 /* Record stage; *changed = 1 if it differs from the last one. Returns 1
  * when there is nothing new to apply. */
 int freeze_stage(freeze_policy *p, int stage, int *changed);
+/* Read every_epochs and every_steps (the period of a staged policy; one of
+ * them at least 1). */
+int freeze_read_period(freeze_policy *p, const runner_cfg *cfg);
+/* How many whole periods lie before pos: every_steps when > 0, else
+ * every_epochs. */
+long long freeze_periods(const freeze_policy *p, const runner_train_pos *pos);
 
 #endif
