@@ -2,6 +2,9 @@
  * Task 4 under 2 ranks gives 1 rank's per-step training losses and dev
  * metrics (within 1e-5 relative), with dropout off and on (masks keyed by
  * each example's index in the global batch; also with accumulate = 2);
+ * by default through the node's shared-memory window, and with
+ * train.allreduce = "mpi" (overlapping backward or after it); on two
+ * (simulated) nodes auto picks MPI and "shared" is refused naming the hosts;
  * with the backbone frozen too, and only the heads'
  * gradients are sent; gradient buckets leave frozen tensors out; `embed`
  * under 2 ranks writes the 1-rank file bit for bit, `sts` the same
@@ -173,20 +176,53 @@ static int started_early(const char *name)
     return n;
 }
 
+static int json_has(const char *name, const char *needle)
+{
+    char *j = slurp(name, "run.json");
+    int found = j && strstr(j, needle);
+    free(j);
+    return found;
+}
+
+/* Default (auto, one node): the sum through the shared-memory window;
+ * train.allreduce = "mpi": the bucketed all-reduce, overlapping backward
+ * or after it; both give 1 rank's losses. */
 static void test_task4(void)
 {
     ok(write_cfg("t4.cfg", "none", "max_steps = 12; eval_every = 6;") == 0, "task 4 pipeline written");
     is(run(0, "t4.cfg", "one", ""), 0, "task 4: one process");
     is(run(2, "t4.cfg", "two", ""), 0, "task 4: mpirun -np 2");
     cmp_ok(same_metrics("one", "two"), ==, 13, "2 ranks: the 12 per-step losses and both evaluations equal 1 rank's");
-    cmp_ok(started_early("two"), >=, 2, "the heads' and the top layer's buckets are released before backward ends");
-    is(run(2, "t4.cfg", "serial", "--set train.overlap=false"), 0, "task 4: 2 ranks, all-reduce after backward");
+    ok(err_has("two", "gradient sum: shared") && json_has("two", "\"grad_sum\": \"shared\""),
+       "auto on one node: the log and run.json say the shared-memory sum ran");
+    is(run(2, "t4.cfg", "mpi", "--set train.allreduce=\\\"mpi\\\""), 0, "task 4: 2 ranks, train.allreduce = \"mpi\"");
+    cmp_ok(same_metrics("one", "mpi"), ==, 13, "... the same losses and metrics");
+    ok(err_has("mpi", "gradient sum: mpi (all-reduce overlapping") && json_has("mpi", "\"grad_sum\": \"mpi\""),
+       "... the log and run.json say the MPI all-reduce ran");
+    cmp_ok(started_early("mpi"), >=, 2, "the heads' and the top layer's buckets are released before backward ends");
+    is(run(2, "t4.cfg", "serial", "--set train.allreduce=\\\"mpi\\\" --set train.overlap=false"), 0,
+       "task 4: 2 ranks, all-reduce after backward");
     cmp_ok(same_metrics("one", "serial"), ==, 13, "... the same losses and metrics");
     is(started_early("serial"), 0, "... no bucket started during backward");
     is(json_int("two", "\"size\""), 2, "run.json names a world of 2");
-    char *j = slurp("two", "run.json");
-    ok(j && strstr(j, "\"hosts\""), "run.json names each rank's host");
-    free(j);
+    ok(json_has("two", "\"hosts\""), "run.json names each rank's host");
+    is(run(2, "t4.cfg", "badsum", "--set train.allreduce=\\\"nccl\\\""), 2, "train.allreduce = \"nccl\": exit 2");
+    ok(err_has("badsum", "train.allreduce"), "... naming the key");
+}
+
+/* Ranks on several nodes (every rank a node of its own, by the test
+ * switch): auto falls back to MPI, "shared" is refused naming the hosts. */
+static void test_nodes(void)
+{
+    setenv("RUNNER_TEST_SPLIT_NODES", "1", 1);
+    is(run(2, "t4.cfg", "nodes", ""), 0, "2 ranks on 2 nodes: auto");
+    ok(err_has("nodes", "gradient sum: mpi") && same_metrics("one", "nodes") == 13,
+       "... sums with the MPI all-reduce, the same losses and metrics");
+    is(run(2, "t4.cfg", "nodes-shm", "--set train.allreduce=\\\"shared\\\""), 1,
+       "train.allreduce = \"shared\" on 2 nodes: exit 1");
+    ok(err_has("nodes-shm", "span several (rank 0 on ") && err_has("nodes-shm", "rank 1 on "),
+       "... naming every rank's host");
+    unsetenv("RUNNER_TEST_SPLIT_NODES");
 }
 
 /* Dropout on (0.1: the backbone's hidden states and attention, both
@@ -557,9 +593,10 @@ int main(void)
     int have = system("command -v mpirun >/dev/null 2>&1") == 0;
     ok(have, "mpirun is installed (scripts/install-deps.sh: openmpi-bin)");
     if (!have)
-        return done_testing(70);
+        return done_testing(80);
     test_buckets();
     test_task4();
+    test_nodes();
     test_dropout();
     test_grad_cosine();
     test_frozen();
@@ -573,5 +610,5 @@ int main(void)
     if (system(rm) != 0)
         diag("could not remove %s", dir);
     free(rm);
-    return done_testing(70);
+    return done_testing(80);
 }

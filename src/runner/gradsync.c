@@ -28,13 +28,16 @@ struct grad_thread {
 };
 
 static int64_t grad_bytes;
+static const char *grad_method; /* of the last sum: "shared" or "mpi" */
 
 int64_t world_grad_bytes(void) { return grad_bytes; }
+const char *world_grad_method(void) { return grad_method; }
 
 void world_grad_reset(world_grad *g, float *base)
 {
     g->base = base;
     g->n = g->next = 0;
+    g->rows = 0;
 }
 
 int world_grad_add(world_grad *g, int64_t lo, int64_t hi)
@@ -122,7 +125,7 @@ static int mpi_error(int rc, const char *what)
 
 int world_grad_begin(world_grad *g)
 {
-    if (world_size() <= 1 || !world_threads_ok())
+    if (world_size() <= 1 || !world_threads_ok() || g->shm)
         return 0;
     if (!g->th) {
         struct grad_thread *t = calloc(1, sizeof *t);
@@ -151,7 +154,7 @@ int world_grad_begin(world_grad *g)
 
 int world_grad_start(world_grad *g, int upto)
 {
-    if (world_size() <= 1) {
+    if (world_size() <= 1 || g->shm) { /* shared mode: all summed in finish */
         g->next = upto > g->next ? upto : g->next;
         return 0;
     }
@@ -173,7 +176,7 @@ int world_grad_released(const world_grad *g)
 
 void world_grad_poll(world_grad *g)
 {
-    if (world_size() <= 1 || (g->th && g->th->active) || g->next == 0) /* next is the helper's meanwhile */
+    if (world_size() <= 1 || g->shm || (g->th && g->th->active) || g->next == 0) /* next is the helper's meanwhile */
         return;
     int done;
     MPI_Testall(g->next, g->req, &done, MPI_STATUSES_IGNORE);
@@ -183,6 +186,11 @@ int world_grad_finish(world_grad *g)
 {
     if (world_size() <= 1)
         return 0;
+    grad_method = g->shm ? "shared" : "mpi";
+    if (g->shm) {
+        g->next = g->n;
+        return world_grad_shm_sum(g, &grad_bytes);
+    }
     struct grad_thread *t = g->th;
     if (t && t->active) {
         atomic_store(&t->ready, g->n);

@@ -401,12 +401,14 @@ int main(int argc, char **argv)
     if (status < 0) /* --help, --version */
         status = 0;
     plot_list_print(pictures); /* the last line names every picture drawn */
+    /* several ranks: end them all (MPI_Finalize, and freeing a shared
+     * window in pipeline_close, would wait for the others) */
+    if (status != 0)
+        world_fail("see the message above", status);
     sweep_free(&c.sw);
     diag_free(&d);
     pipeline_close(&pl);
     free(c.sets);
-    if (status != 0) /* several ranks: end them all (MPI_Finalize would wait for the others) */
-        world_fail("see the message above", status);
     world_finalize();
     return status;
 }

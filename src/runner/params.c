@@ -9,6 +9,7 @@
 
 #include "runner/kit/compute.h"
 #include "runner/kit/util.h"
+#include "world.h"
 
 void params_init(params *s) { memset(s, 0, sizeof *s); }
 
@@ -21,7 +22,10 @@ void params_free(params *s)
     free(s->p);
     free(s->slot);
     mem_free(s->data);
-    mem_free(s->grad);
+    if (s->grad_win)
+        world_shm_free(s->grad_win);
+    else
+        mem_free(s->grad);
     mem_free(s->m);
     mem_free(s->v);
     mem_free(s->bf16);
@@ -135,8 +139,13 @@ int params_alloc(params *s, int with_grad, gsl_rng *rng)
         return err_set("parameter store allocated twice");
     size_t bytes = (size_t)(s->total ? s->total : 16) * sizeof(float);
     s->data = mem_calloc(1, bytes);
-    if (with_grad)
+    if (with_grad && s->grad_shared) {
+        if (world_shm_alloc((int64_t)(bytes / sizeof(float)), &s->grad_win) != 0)
+            return -1;
+        s->grad = world_shm_mine(s->grad_win);
+    } else if (with_grad) {
         s->grad = mem_calloc(1, bytes);
+    }
     if (!s->data || (with_grad && !s->grad))
         return err_set("out of memory allocating %zu bytes of parameters", bytes);
     for (int i = 0; i < s->n; i++) {

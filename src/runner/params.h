@@ -41,6 +41,11 @@ typedef struct params {
      * values' offsets; refreshed by the optimizer's pass (trainable
      * tensors) and by params_refresh_bf16 (all). NULL: float32 training. */
     uint16_t *bf16;
+    /* Set before params_alloc: the gradient block is this rank's segment of
+     * a shared-memory window over the node's ranks (train.allreduce =
+     * "shared", src/train/ddp.c); grad_win is that window. */
+    int grad_shared;
+    struct world_shm *grad_win;
 } params;
 
 /* At most 2^40 floats (4 TiB) in one store: sizes stay far from overflow. */
@@ -53,7 +58,8 @@ int params_add(params *s, const char *name, int ndim, const int64_t *shape,
                unsigned flags, runner_init init, float std, float **data,
                float **grad);
 /* Allocate the value block (and gradients when with_grad), initialise
- * every tensor from rng, and fill the owners' pointers. */
+ * every tensor from rng, and fill the owners' pointers. With grad_shared
+ * it is collective over the node's ranks, and so is params_free. */
 int params_alloc(params *s, int with_grad, gsl_rng *rng);
 /* Allocate AdamW's moments (zeroed). */
 int params_alloc_moments(params *s);

@@ -131,6 +131,10 @@ static const schema train_schema[] = {
      "several ranks: start each gradient bucket's all-reduce as soon as its layer's backward is done "
      "(false: all after backward)", 0, 0, 0, NULL},
     {"bucket_mb", RUNNER_T_FLOAT, "4", "several ranks: gradient all-reduce bucket size in MB", 0, 0, 0, "(0, 4096]"},
+    {"allreduce", RUNNER_T_STRING, "\"auto\"",
+     "several ranks: how gradients are summed: shared (through an MPI shared-memory window, every rank on one "
+     "node; no overlap) | mpi (bucketed MPI all-reduce, train.overlap) | auto (shared on one node, else mpi)",
+     0, 0, 0, "auto|shared|mpi"},
     {0},
 };
 

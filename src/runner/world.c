@@ -17,7 +17,9 @@ static struct {
     int rank, size;
     char (*hosts)[HOST_LEN];
     int64_t other_bytes;
-} W = {0, 0, 0, 1, NULL, 0};
+    MPI_Comm node;  /* the ranks sharing this rank's node (memory) */
+    int node_size, node_rank;
+} W = {0, 0, 0, 1, NULL, 0, MPI_COMM_NULL, 1, 0};
 
 static char self_host[HOST_LEN];
 
@@ -37,6 +39,26 @@ static int mpi_error(int rc, const char *what)
     int len = 0;
     MPI_Error_string(rc, msg, &len);
     return err_set("%s: %.*s", what, len, msg);
+}
+
+/* The node communicator: ranks that can share memory, in world order.
+ * RUNNER_TEST_SPLIT_NODES=1 makes every rank a node of its own (the
+ * several-node paths, tested on one machine). */
+static int node_open(void)
+{
+    const char *split = getenv("RUNNER_TEST_SPLIT_NODES");
+    int rc = split && strcmp(split, "1") == 0
+                 ? MPI_Comm_split(MPI_COMM_WORLD, W.rank, 0, &W.node)
+                 : MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, W.rank, MPI_INFO_NULL, &W.node);
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Comm_size(W.node, &W.node_size);
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Comm_rank(W.node, &W.node_rank);
+    if (rc != MPI_SUCCESS) {
+        world_fail("cannot find the ranks sharing this node", 1);
+        return -1;
+    }
+    return 0;
 }
 
 int world_init(int *argc, char ***argv)
@@ -65,11 +87,13 @@ int world_init(int *argc, char ***argv)
         world_fail("cannot gather host names", 1);
         return -1;
     }
-    return 0;
+    return node_open();
 }
 
 void world_finalize(void)
 {
+    if (W.node != MPI_COMM_NULL)
+        MPI_Comm_free(&W.node);
     if (W.on)
         MPI_Finalize();
     W.on = 0;
@@ -81,6 +105,19 @@ int world_rank(void) { return W.rank; }
 int world_size(void) { return W.size; }
 int world_is_root(void) { return W.rank == 0; }
 int world_threads_ok(void) { return W.serialized; }
+int world_one_node(void) { return W.size <= 1 || W.node_size == W.size; }
+
+char *world_hosts_text(void)
+{
+    size_t n = (size_t)W.size * (HOST_LEN + 16) + 1;
+    char *s = malloc(n);
+    if (!s)
+        return NULL;
+    s[0] = 0;
+    for (int r = 0, at = 0; r < W.size && at >= 0 && (size_t)at < n; r++)
+        at += snprintf(s + at, n - (size_t)at, "%srank %d on %s", r ? ", " : "", r, world_host(r));
+    return s;
+}
 
 const char *world_host(int rank)
 {
@@ -217,3 +254,104 @@ int world_check_same(uint64_t sum, const char *what)
 }
 
 int64_t world_other_bytes(void) { return W.other_bytes; }
+
+/* ---- shared-memory blocks on the node (MPI-3 windows) ------------------- */
+
+struct world_shm {
+    MPI_Win win;
+    int ranks;   /* on the node: its communicator's size */
+    int locked;  /* in the lock_all epoch */
+    float **seg; /* every rank's segment, mapped here, 64-byte aligned */
+};
+
+/* The segment of node rank r as mapped in this process; 64-byte aligned
+ * (the offset within a page is the same in every process). */
+static int shm_query(world_shm *s, int r)
+{
+    MPI_Aint size;
+    int unit;
+    char *base;
+    int rc = MPI_Win_shared_query(s->win, r, &size, &unit, &base);
+    if (rc != MPI_SUCCESS)
+        return rc;
+    s->seg[r] = (float *)(base + ((64 - (uintptr_t)base % 64) % 64));
+    return MPI_SUCCESS;
+}
+
+/* Window, segments, the passive-target epoch of every rank (MPI status). */
+static int shm_open(world_shm *s, int64_t floats)
+{
+    MPI_Info info;
+    int rc = MPI_Info_create(&info);
+    if (rc != MPI_SUCCESS)
+        return rc;
+    rc = MPI_Info_set(info, "alloc_shared_noncontig", "true");
+    char *base = NULL;
+    MPI_Aint bytes = (MPI_Aint)((size_t)floats * sizeof(float) + 64);
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Win_allocate_shared(bytes, sizeof(float), info, W.node, &base, &s->win);
+    MPI_Info_free(&info);
+    if (rc != MPI_SUCCESS)
+        return rc;
+    MPI_Win_set_errhandler(s->win, MPI_ERRORS_RETURN);
+    s->ranks = W.node_size;
+    if (!(s->seg = calloc((size_t)s->ranks, sizeof *s->seg)))
+        return MPI_ERR_NO_MEM;
+    for (int r = 0; rc == MPI_SUCCESS && r < s->ranks; r++)
+        rc = shm_query(s, r);
+    if (rc != MPI_SUCCESS)
+        return rc;
+    memset(s->seg[W.node_rank], 0, (size_t)floats * sizeof(float));
+    rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, s->win);
+    s->locked = rc == MPI_SUCCESS;
+    return rc;
+}
+
+int world_shm_alloc(int64_t floats, world_shm **out)
+{
+    *out = NULL;
+    if (W.size <= 1)
+        return err_set("a shared-memory block needs several ranks");
+    world_shm *s = calloc(1, sizeof *s);
+    if (!s)
+        return err_set("out of memory");
+    s->win = MPI_WIN_NULL;
+    int rc = shm_open(s, floats);
+    if (rc != MPI_SUCCESS) {
+        world_shm_free(s);
+        return mpi_error(rc, "allocating a shared-memory window of the gradients");
+    }
+    if (world_shm_sync(s) != 0) { /* every rank's zeros visible */
+        world_shm_free(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+float *world_shm_mine(const world_shm *s) { return s->seg[W.node_rank]; }
+float *world_shm_seg(const world_shm *s, int r) { return s->seg[r]; }
+int world_shm_ranks(const world_shm *s) { return s->ranks; }
+
+/* MPI-3 unified model: a memory barrier, the node's barrier, another. */
+int world_shm_sync(world_shm *s)
+{
+    int rc = MPI_Win_sync(s->win);
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Barrier(W.node);
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Win_sync(s->win);
+    return rc == MPI_SUCCESS ? 0 : mpi_error(rc, "synchronising the shared-memory window");
+}
+
+void world_shm_free(world_shm *s)
+{
+    if (!s)
+        return;
+    if (s->locked)
+        MPI_Win_unlock_all(s->win);
+    if (s->win != MPI_WIN_NULL)
+        MPI_Win_free(&s->win);
+    free(s->seg);
+    free(s);
+}

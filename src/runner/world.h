@@ -52,6 +52,24 @@ int world_check_same(uint64_t sum, const char *what);
 
 /* May a helper thread make MPI calls (one thread at a time)? */
 int world_threads_ok(void);
+/* Do all ranks share one node (memory)? 1 in a world of one. */
+int world_one_node(void);
+/* "rank 0 on HOST, rank 1 on HOST, ..." (malloc'd; NULL: out of memory). */
+char *world_hosts_text(void);
+
+/* Float blocks in an MPI-3 shared-memory window over the node's ranks:
+ * every rank has a segment of its own (zeroed), and sees every other's.
+ * Alloc and free are collective over the node (free(NULL) is a no-op);
+ * world_shm_sync is the point after which every rank sees what every rank
+ * wrote before it (MPI_Win_sync, node barrier, MPI_Win_sync). */
+typedef struct world_shm world_shm;
+int world_shm_alloc(int64_t floats, world_shm **out);
+void world_shm_free(world_shm *s);
+int world_shm_sync(world_shm *s);
+float *world_shm_mine(const world_shm *s);
+/* Segment of node rank r (0 .. world_shm_ranks - 1). */
+float *world_shm_seg(const world_shm *s, int r);
+int world_shm_ranks(const world_shm *s);
 
 /* Gradient buckets over one contiguous float block (gradsync.c). Ranges
  * are added in the order they will be started (the same on every rank).
@@ -64,9 +82,20 @@ typedef struct world_grad {
     int n, cap, next; /* buckets; next: first not yet started */
     void *req;        /* MPI_Request per bucket */
     struct grad_thread *th; /* the helper (NULL: progress from the caller's calls) */
+    /* Shared mode: base is this rank's segment of shm; finish sums the
+     * buckets (and the rows table, if any) through the window. NULL: MPI. */
+    world_shm *shm;
+    int64_t rows_at, rows, cols; /* the rows table in the block (rows 0: none) */
 } world_grad;
 
 void world_grad_reset(world_grad *g, float *base);
+/* Sum through shm (every rank's block a segment of it; NULL: MPI). */
+void world_grad_shared(world_grad *g, world_shm *shm);
+/* Shared mode: the (rows, cols) table at float offset at is summed by the
+ * rows some rank touched, in world_grad_finish (rows 0: no such table);
+ * each rank sums the touched rows of its share of the table and counts
+ * their bytes in world_grad_bytes. */
+void world_grad_rows(world_grad *g, int64_t at, int64_t rows, int64_t cols);
 int world_grad_add(world_grad *g, int64_t lo, int64_t hi);
 /* A step's all-reduces begin (the helper thread takes over MPI). */
 int world_grad_begin(world_grad *g);
@@ -76,8 +105,16 @@ int world_grad_start(world_grad *g, int upto);
 int world_grad_released(const world_grad *g);
 /* Let started buckets progress (without the helper; cheap). */
 void world_grad_poll(world_grad *g);
-/* Start the rest and wait for all; MPI is the caller's again. */
+/* Start the rest and wait for all; MPI is the caller's again. Shared mode:
+ * synchronise, this rank sums its share of the buckets' floats over the
+ * segments (ranks in order 0..n-1: every rank gets the same bits) and
+ * writes the sum into every segment, synchronise. */
 int world_grad_finish(world_grad *g);
+/* Shared mode's finish (gradshm.c); adds the bytes summed to *bytes. */
+int world_grad_shm_sum(world_grad *g, int64_t *bytes);
+/* Seconds spent in shared-mode sums after the first synchronisation (the
+ * wait for the slowest rank's backward excluded). */
+double world_grad_shm_seconds(void);
 void world_grad_free(world_grad *g);
 /* Sum an embedding table's gradient (rows, cols) over ranks, sending only
  * the rows some rank touched (any bit set): the result is the dense sum. */
@@ -86,6 +123,8 @@ int world_grad_sum_rows(float *x, int64_t rows, int64_t cols);
 /* Payload bytes this rank handed to gradient all-reduces, and to every
  * other collective. */
 int64_t world_grad_bytes(void);
+/* How the last gradient sum ran: "shared" or "mpi" (NULL: none ran). */
+const char *world_grad_method(void);
 int64_t world_other_bytes(void);
 
 #endif

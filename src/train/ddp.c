@@ -32,12 +32,33 @@ static int tensor_levels(ddp *d, const runner_host *h)
     return 0;
 }
 
+int ddp_shared(const char *choice, const char *file, int *shared)
+{
+    *shared = 0;
+    if (world_size() == 1)
+        return 0;
+    int one = world_one_node();
+    if (choice && strcmp(choice, "shared") == 0 && !one) {
+        char *hosts = world_hosts_text();
+        err_set("%s: train.allreduce = \"shared\" needs every rank on one node, but they span several (%s): "
+                "use \"auto\" or \"mpi\"", file, hosts ? hosts : "host names: out of memory");
+        free(hosts);
+        return -1;
+    }
+    *shared = one && !(choice && strcmp(choice, "mpi") == 0);
+    return 0;
+}
+
 int ddp_open(ddp *d, params *P, int overlap, double bucket_mb, int layered, const runner_host *h)
 {
     memset(d, 0, sizeof *d);
     d->P = P;
     d->overlap = overlap;
     d->layered = layered;
+    if (P->grad_win) { /* shared mode: the whole sum after backward takes a few ms */
+        world_grad_shared(&d->g, P->grad_win);
+        d->overlap = 0;
+    }
     d->bucket_floats = (int64_t)(bucket_mb * 1024 * 1024 / sizeof(float));
     if (d->bucket_floats < 1024)
         d->bucket_floats = 1024;
@@ -110,6 +131,10 @@ int ddp_plan(ddp *d)
         }
         lo = p->offset;
     }
+    if (d->rows_id >= 0) {
+        const param *e = &P->p[d->rows_id];
+        world_grad_rows(&d->g, e->offset, e->shape[0], e->shape[1]);
+    }
     return lo >= 0 ? add_bucket(d, lo, hi, level) : 0;
 }
 
@@ -166,7 +191,7 @@ int ddp_backward_end(ddp *d)
         return -1;
     double t = time_now();
     int rc = world_grad_finish(&d->g);
-    const param *e = d->rows_id >= 0 ? &d->P->p[d->rows_id] : NULL;
+    const param *e = d->rows_id >= 0 && !d->g.shm ? &d->P->p[d->rows_id] : NULL; /* shared: in finish */
     if (rc == 0 && e)
         rc = world_grad_sum_rows(d->P->grad + e->offset, e->shape[0], e->shape[1]);
     d->t_backward += t - d->t_begin;

@@ -6,7 +6,10 @@
  * is past its layer — the backbone asks the host whether each tensor
  * trains right before writing its gradient, and a question about a lower
  * layer means the layer above is done — so communication overlaps the rest
- * of backward. Ranks stay identical; ddp_check compares checksums. */
+ * of backward. On one node the gradient block can instead be each rank's
+ * segment of an MPI shared-memory window (train.allreduce, gradshm.c):
+ * after backward every rank sums its share of the buckets over the
+ * segments. Ranks stay identical; ddp_check compares checksums. */
 #ifndef DDP_H
 #define DDP_H
 
@@ -34,7 +37,14 @@ typedef struct ddp {
     int64_t steps;
 } ddp;
 
-/* h: the backbone's host (its layer groups give each tensor's layer). */
+/* train.allreduce (choice; NULL: "auto"): *shared = 1 to keep the gradient
+ * block in a shared-memory window (P->grad_shared, before params_alloc) —
+ * "shared", or "auto" with every rank on one node; 0 for "mpi", several
+ * nodes under "auto", or a world of one. "shared" over several nodes: -1,
+ * naming the hosts. */
+int ddp_shared(const char *choice, const char *file, int *shared);
+/* h: the backbone's host (its layer groups give each tensor's layer).
+ * P->grad_win set: sums through it after backward (no overlap). */
 int ddp_open(ddp *d, params *P, int overlap, double bucket_mb, int layered, const runner_host *h);
 void ddp_close(ddp *d);
 /* Buckets of the tensors that train now (call whenever that may change). */

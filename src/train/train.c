@@ -252,8 +252,9 @@ static int tr_ddp_open(trainer *tr, ddp *d)
         return -1;
     tr->m.ddp = d;
     pipeline_log(pl, RUNNER_LOG_INFO, "data parallel over %d ranks: global batch %d, %d threads each, "
-                 "gradient all-reduce %s backward", world_size(), tr->B, pl->threads,
-                 d->overlap ? "overlapping" : "after");
+                 "gradient sum: %s", world_size(), tr->B, pl->threads,
+                 d->g.shm ? "shared (through a shared-memory window on the node, after backward)"
+                 : d->overlap ? "mpi (all-reduce overlapping backward)" : "mpi (all-reduce after backward)");
     return 0;
 }
 
@@ -299,14 +300,17 @@ static void tr_ddp_log(trainer *tr, const ddp *d, int end)
 {
     if (!tr->m.ddp)
         return;
+    char sum_text[128];
+    snprintf(sum_text, sizeof sum_text, "sum (%.1f ms of it summing in shared memory, the rest waiting for the "
+             "slowest rank)", d->steps ? 1e3 * world_grad_shm_seconds() / (double)d->steps : 0.0);
     if (!end)
         pipeline_log(tr->pl, RUNNER_LOG_INFO, "gradient all-reduce: %d buckets, %lld bytes per step (+ the touched "
                      "rows of the word embeddings), %d released before backward ended", d->g.n,
                      (long long)d->floats * 4, d->early);
     else if (d->steps)
         pipeline_log(tr->pl, RUNNER_LOG_INFO, "data parallel: per step %.1f ms of backbone backward (%d sentences a "
-                     "rank), then %.1f ms waiting for the gradient all-reduce", 1e3 * d->t_backward / (double)d->steps,
-                     tr->B / world_size(), 1e3 * d->t_wait / (double)d->steps);
+                     "rank), then %.1f ms waiting for the gradient %s", 1e3 * d->t_backward / (double)d->steps,
+                     tr->B / world_size(), 1e3 * d->t_wait / (double)d->steps, d->g.shm ? sum_text : "all-reduce");
 }
 
 /* train.precision: "bf16" keeps a bfloat16 copy of the weights for the
@@ -532,7 +536,8 @@ int drive_train(pipeline *pl)
     if (tr_setup(&tr) != 0 || tr_apply_freeze(&tr, 0) != 0)
         goto done;
     int with_grad = params_count(&pl->P, "*", 1) > 0;
-    if (encoder_load(pl, &tr.m.enc, with_grad) != 0 || tr_start(&tr) != 0)
+    if (ddp_shared(cfg_str(pl, "train.allreduce"), pl->file, &pl->P.grad_shared) != 0 ||
+        encoder_load(pl, &tr.m.enc, with_grad) != 0 || tr_start(&tr) != 0)
         goto done;
     if (!tr.freeze)
         tr_log_groups(&tr);

@@ -1,0 +1,116 @@
+/* gradshm.c — gradient sums through the node's MPI-3 shared-memory window
+ * (see world.h): every rank's gradient block is its segment of one window,
+ * so a sum over ranks is a pass over memory, not a transfer. Rank r takes
+ * the r-th share of the buckets' floats, adds the segments in rank order
+ * 0..n-1 (so the sums are the same bits whichever rank computed them) and
+ * writes the sum into every segment; a synchronisation before (everyone's
+ * backward written) and after (everyone's sums written). */
+#include <string.h>
+
+#include "runner/kit/util.h"
+#include "world.h"
+
+enum { CHUNK = 2048 }; /* floats summed at once (8 KB: stays in L1) */
+
+void world_grad_shared(world_grad *g, world_shm *shm) { g->shm = shm; }
+
+void world_grad_rows(world_grad *g, int64_t at, int64_t rows, int64_t cols)
+{
+    g->rows_at = at;
+    g->rows = rows;
+    g->cols = cols;
+}
+
+/* Floats [off, off + n) of every segment := their sum over the segments
+ * (two ranks: one pass; more: through a chunk that stays in L1). */
+static void sum_range(const world_shm *s, int64_t off, int64_t n)
+{
+    int ranks = world_shm_ranks(s);
+    if (ranks == 2) {
+        float *a = world_shm_seg(s, 0) + off, *b = world_shm_seg(s, 1) + off;
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) {
+            float x = a[j] + b[j];
+            a[j] = x;
+            b[j] = x;
+        }
+        return;
+    }
+    float acc[CHUNK];
+    for (int64_t c = 0; c < n; c += CHUNK) {
+        int k = (int)(n - c < CHUNK ? n - c : CHUNK);
+        memcpy(acc, world_shm_seg(s, 0) + off + c, (size_t)k * sizeof *acc);
+        for (int r = 1; r < ranks; r++) {
+            const float *x = world_shm_seg(s, r) + off + c;
+#pragma omp simd
+            for (int j = 0; j < k; j++)
+                acc[j] += x[j];
+        }
+        for (int r = 0; r < ranks; r++)
+            memcpy(world_shm_seg(s, r) + off + c, acc, (size_t)k * sizeof *acc);
+    }
+}
+
+/* This rank's share of the buckets' floats (taken in bucket order). */
+static int64_t sum_buckets(const world_grad *g)
+{
+    int64_t total = 0, lo, hi, at = 0;
+    for (int b = 0; b < g->n; b++)
+        total += g->hi[b] - g->lo[b];
+    world_share(total, &lo, &hi);
+    for (int b = 0; b < g->n && at < hi; b++) {
+        int64_t n = g->hi[b] - g->lo[b];
+        int64_t from = lo > at ? lo : at, to = hi < at + n ? hi : at + n;
+        if (from < to)
+            sum_range(g->shm, g->lo[b] + from - at, to - from);
+        at += n;
+    }
+    return total * (int64_t)sizeof(float);
+}
+
+/* Does any segment have a bit set in floats [off, off + n)? */
+static int touched(const world_shm *s, int64_t off, int64_t n)
+{
+    for (int r = 0; r < world_shm_ranks(s); r++) {
+        const uint32_t *w = (const uint32_t *)(world_shm_seg(s, r) + off);
+        uint32_t any = 0;
+#pragma omp simd reduction(| : any)
+        for (int64_t j = 0; j < n; j++)
+            any |= w[j];
+        if (any)
+            return 1;
+    }
+    return 0;
+}
+
+/* This rank's share of the rows table: the rows some rank touched. */
+static int64_t sum_rows(const world_grad *g)
+{
+    int64_t lo, hi, bytes = 0;
+    world_share(g->rows, &lo, &hi);
+    for (int64_t r = lo; r < hi; r++) {
+        int64_t off = g->rows_at + r * g->cols;
+        if (touched(g->shm, off, g->cols)) {
+            sum_range(g->shm, off, g->cols);
+            bytes += g->cols * (int64_t)sizeof(float);
+        }
+    }
+    return bytes;
+}
+
+static double summing; /* seconds in the sums, after the first synchronisation */
+
+double world_grad_shm_seconds(void) { return summing; }
+
+int world_grad_shm_sum(world_grad *g, int64_t *bytes)
+{
+    if (world_shm_sync(g->shm) != 0)
+        return -1;
+    double t = time_now();
+    *bytes += sum_buckets(g);
+    if (g->rows > 0)
+        *bytes += sum_rows(g);
+    int rc = world_shm_sync(g->shm);
+    summing += time_now() - t;
+    return rc;
+}
