@@ -41,11 +41,14 @@ typedef struct params {
      * values' offsets; refreshed by the optimizer's pass (trainable
      * tensors) and by params_refresh_bf16 (all). NULL: float32 training. */
     uint16_t *bf16;
-    /* Set before params_alloc: the gradient block is this rank's segment of
-     * a shared-memory window over the node's ranks (train.allreduce =
-     * "shared", src/train/ddp.c); grad_win is that window. */
+    /* Set before params_alloc: the gradient block — and with it the
+     * values and AdamW's moments — are this rank's segments of
+     * shared-memory windows over the node's ranks (train.allreduce =
+     * "shared", src/train/ddp.c): the gradients are summed through the
+     * window, and each rank's AdamW pass updates its share of every rank's
+     * copy (src/train/optim.c). Every rank still holds the whole store. */
     int grad_shared;
-    struct world_shm *grad_win;
+    struct world_shm *grad_win, *data_win, *m_win, *v_win;
 } params;
 
 /* At most 2^40 floats (4 TiB) in one store: sizes stay far from overflow. */
@@ -61,7 +64,8 @@ int params_add(params *s, const char *name, int ndim, const int64_t *shape,
  * every tensor from rng, and fill the owners' pointers. With grad_shared
  * it is collective over the node's ranks, and so is params_free. */
 int params_alloc(params *s, int with_grad, gsl_rng *rng);
-/* Allocate AdamW's moments (zeroed). */
+/* Allocate AdamW's moments (zeroed; with grad_win, collective over the
+ * node's ranks like params_alloc). */
 int params_alloc_moments(params *s);
 int params_find(const params *s, const char *name);
 /* trainable: 0/1 or -1 keep; lr_scale < 0 keeps. Returns matches. */

@@ -319,7 +319,7 @@ int world_shm_alloc(int64_t floats, world_shm **out)
     int rc = shm_open(s, floats);
     if (rc != MPI_SUCCESS) {
         world_shm_free(s);
-        return mpi_error(rc, "allocating a shared-memory window of the gradients");
+        return mpi_error(rc, "allocating a shared-memory window");
     }
     if (world_shm_sync(s) != 0) { /* every rank's zeros visible */
         world_shm_free(s);
@@ -333,16 +333,29 @@ float *world_shm_mine(const world_shm *s) { return s->seg[W.node_rank]; }
 float *world_shm_seg(const world_shm *s, int r) { return s->seg[r]; }
 int world_shm_ranks(const world_shm *s) { return s->ranks; }
 
-/* MPI-3 unified model: a memory barrier, the node's barrier, another. */
-int world_shm_sync(world_shm *s)
+float *world_shm_at(const world_shm *s, int r, const float *mine)
 {
-    int rc = MPI_Win_sync(s->win);
+    return s->seg[r] + (mine - s->seg[W.node_rank]);
+}
+
+int world_node_rank(void) { return W.node_rank; }
+
+/* MPI-3 unified model: a memory barrier, the node's barrier, another. */
+int world_shm_sync_n(world_shm *const *s, int n)
+{
+    int rc = MPI_SUCCESS;
+    for (int i = 0; i < n && rc == MPI_SUCCESS; i++)
+        if (s[i])
+            rc = MPI_Win_sync(s[i]->win);
     if (rc == MPI_SUCCESS)
         rc = MPI_Barrier(W.node);
-    if (rc == MPI_SUCCESS)
-        rc = MPI_Win_sync(s->win);
-    return rc == MPI_SUCCESS ? 0 : mpi_error(rc, "synchronising the shared-memory window");
+    for (int i = 0; i < n && rc == MPI_SUCCESS; i++)
+        if (s[i])
+            rc = MPI_Win_sync(s[i]->win);
+    return rc == MPI_SUCCESS ? 0 : mpi_error(rc, "synchronising the shared-memory windows");
 }
+
+int world_shm_sync(world_shm *s) { return world_shm_sync_n(&s, 1); }
 
 void world_shm_free(world_shm *s)
 {

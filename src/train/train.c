@@ -449,8 +449,8 @@ static int tr_loop(trainer *tr, ddp *dp, int *rows)
         if ((tr->m.ddp && ddp_plan(dp) != 0) || tr_micro_batches(tr, rows) != 0)
             return -1;
         double lr = sched_lr(tr->sched, tr->lr, tr->step, tr->total, tr->warmup);
-        double scale = clip_scale(grad_norm(&pl->P), tr->clip);
-        if (adamw_step(&tr->opt, &pl->P, lr, scale) != 0)
+        double norm;
+        if (grad_norm(&pl->P, &norm) != 0 || adamw_step(&tr->opt, &pl->P, lr, clip_scale(norm, tr->clip)) != 0)
             return -1;
         tr->step++;
         int after = tr_after_step(tr, dp, lr);
