@@ -261,6 +261,7 @@ struct world_shm {
     MPI_Win win;
     int ranks;   /* on the node: its communicator's size */
     int locked;  /* in the lock_all epoch */
+    int one;     /* one copy on the node (node rank 0's segment) */
     float **seg; /* every rank's segment, mapped here, 64-byte aligned */
 };
 
@@ -279,7 +280,7 @@ static int shm_query(world_shm *s, int r)
 }
 
 /* Window, segments, the passive-target epoch of every rank (MPI status). */
-static int shm_open(world_shm *s, int64_t floats)
+static int shm_open(world_shm *s, int64_t floats, int one)
 {
     MPI_Info info;
     int rc = MPI_Info_create(&info);
@@ -287,7 +288,8 @@ static int shm_open(world_shm *s, int64_t floats)
         return rc;
     rc = MPI_Info_set(info, "alloc_shared_noncontig", "true");
     char *base = NULL;
-    MPI_Aint bytes = (MPI_Aint)((size_t)floats * sizeof(float) + 64);
+    MPI_Aint bytes = one && W.node_rank != 0 ? 0 : (MPI_Aint)((size_t)floats * sizeof(float) + 64);
+    s->one = one;
     if (rc == MPI_SUCCESS)
         rc = MPI_Win_allocate_shared(bytes, sizeof(float), info, W.node, &base, &s->win);
     MPI_Info_free(&info);
@@ -297,17 +299,18 @@ static int shm_open(world_shm *s, int64_t floats)
     s->ranks = W.node_size;
     if (!(s->seg = calloc((size_t)s->ranks, sizeof *s->seg)))
         return MPI_ERR_NO_MEM;
-    for (int r = 0; rc == MPI_SUCCESS && r < s->ranks; r++)
+    for (int r = 0; rc == MPI_SUCCESS && r < (one ? 1 : s->ranks); r++)
         rc = shm_query(s, r);
     if (rc != MPI_SUCCESS)
         return rc;
-    memset(s->seg[W.node_rank], 0, (size_t)floats * sizeof(float));
+    if (!one || W.node_rank == 0)
+        memset(s->seg[one ? 0 : W.node_rank], 0, (size_t)floats * sizeof(float));
     rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, s->win);
     s->locked = rc == MPI_SUCCESS;
     return rc;
 }
 
-int world_shm_alloc(int64_t floats, world_shm **out)
+int world_shm_alloc(int64_t floats, int one, world_shm **out)
 {
     *out = NULL;
     if (W.size <= 1)
@@ -316,7 +319,7 @@ int world_shm_alloc(int64_t floats, world_shm **out)
     if (!s)
         return err_set("out of memory");
     s->win = MPI_WIN_NULL;
-    int rc = shm_open(s, floats);
+    int rc = shm_open(s, floats, one);
     if (rc != MPI_SUCCESS) {
         world_shm_free(s);
         return mpi_error(rc, "allocating a shared-memory window");
@@ -329,7 +332,7 @@ int world_shm_alloc(int64_t floats, world_shm **out)
     return 0;
 }
 
-float *world_shm_mine(const world_shm *s) { return s->seg[W.node_rank]; }
+float *world_shm_mine(const world_shm *s) { return s->seg[s->one ? 0 : W.node_rank]; }
 float *world_shm_seg(const world_shm *s, int r) { return s->seg[r]; }
 int world_shm_ranks(const world_shm *s) { return s->ranks; }
 

@@ -220,7 +220,8 @@ static void adam_range(params *P, const segment *sg, const adam_consts *k, float
 }
 
 /* A shared store: elements [from, to) of a segment, just updated in this
- * rank's copy, into every other rank's (values, moments; gradients zeroed). */
+ * rank's copy, into every other rank's: values, and zeroed gradients (the
+ * moments are one copy for the node). */
 static void spread(const params *P, const segment *sg, int64_t from, int64_t to)
 {
     size_t bytes = (size_t)(to - from) * sizeof(float);
@@ -229,8 +230,6 @@ static void spread(const params *P, const segment *sg, int64_t from, int64_t to)
         if (r == world_node_rank())
             continue;
         memcpy(world_shm_at(P->data_win, r, P->data + at), P->data + at, bytes);
-        memcpy(world_shm_at(P->m_win, r, P->m + at), P->m + at, bytes);
-        memcpy(world_shm_at(P->v_win, r, P->v + at), P->v + at, bytes);
         memset(world_shm_at(P->grad_win, r, P->grad + at), 0, bytes);
     }
 }
@@ -292,8 +291,7 @@ int adamw_step(adamw *o, params *P, double lr, double scale)
     adam_share(P, sg, k, &c, o, lr);
     int rc = 0;
     if (P->grad_win) { /* every rank's share in every copy before anyone goes on */
-        world_shm *const win[4] = {P->data_win, P->grad_win, P->m_win, P->v_win};
-        rc = world_shm_sync_n(win, 4);
+        rc = params_shared_sync(P);
         if (rc == 0 && P->bf16)
             bf16_others(P, sg, k);
     }
