@@ -210,6 +210,17 @@ static void test_task4(void)
     ok(err_has("badsum", "train.allreduce"), "... naming the key");
 }
 
+/* train.precision = "bf16" (where oneDNN has bf16 matmuls): the sharded
+ * AdamW of the shared path refreshes every rank's bfloat16 copy of the
+ * other ranks' shares, so it trains as the MPI path does. */
+static void test_bf16(void)
+{
+    is(run(2, "t4.cfg", "bf-shm", "--set train.precision=\\\"bf16\\\""), 0, "bf16: 2 ranks, shared");
+    is(run(2, "t4.cfg", "bf-mpi", "--set train.precision=\\\"bf16\\\" --set train.allreduce=\\\"mpi\\\""), 0,
+       "bf16: 2 ranks, mpi");
+    cmp_ok(same_metrics("bf-shm", "bf-mpi"), ==, 13, "bf16: the shared path's losses and metrics are the MPI path's");
+}
+
 /* Ranks on several nodes (every rank a node of its own, by the test
  * switch): auto falls back to MPI, "shared" is refused naming the hosts. */
 static void test_nodes(void)
@@ -593,10 +604,11 @@ int main(void)
     int have = system("command -v mpirun >/dev/null 2>&1") == 0;
     ok(have, "mpirun is installed (scripts/install-deps.sh: openmpi-bin)");
     if (!have)
-        return done_testing(80);
+        return done_testing(83);
     test_buckets();
     test_task4();
     test_nodes();
+    test_bf16();
     test_dropout();
     test_grad_cosine();
     test_frozen();
@@ -610,5 +622,5 @@ int main(void)
     if (system(rm) != 0)
         diag("could not remove %s", dir);
     free(rm);
-    return done_testing(80);
+    return done_testing(83);
 }
