@@ -56,8 +56,7 @@ int main(void)
     params_zero_grad(&P);
     gw[0] = 3;
     gw[1] = 4;
-    double norm = -1;
-    grad_norm(&P, &norm);
+    double norm = grad_norm(&P);
     cmp_ok(fabs(norm - 5), <, 1e-9, "global norm over trainable tensors only (frozen ones excluded)");
     cmp_ok(fabs(clip_scale(norm, 1.0) - 0.2), <, 1e-6, "clip to 1: scale 1/5");
     cmp_ok(clip_scale(norm, 10.0), ==, 1.0, "below the limit: no clipping");

@@ -13,23 +13,6 @@
 
 void params_init(params *s) { memset(s, 0, sizeof *s); }
 
-/* A zeroed block of the store: this rank's segment of a new shared window
- * when win (collective over the node), else aligned memory. NULL: failed. */
-static float *block_alloc(size_t bytes, struct world_shm **win, int one)
-{
-    if (!win)
-        return mem_calloc(1, bytes);
-    return world_shm_alloc((int64_t)(bytes / sizeof(float)), one, win) == 0 ? world_shm_mine(*win) : NULL;
-}
-
-static void block_free(float *x, struct world_shm *win)
-{
-    if (win)
-        world_shm_free(win);
-    else
-        mem_free(x);
-}
-
 void params_free(params *s)
 {
     if (!s)
@@ -38,10 +21,13 @@ void params_free(params *s)
         free(s->p[i].name);
     free(s->p);
     free(s->slot);
-    block_free(s->data, s->data_win);
-    block_free(s->grad, s->grad_win);
-    block_free(s->m, s->m_win);
-    block_free(s->v, s->v_win);
+    mem_free(s->data);
+    if (s->grad_win)
+        world_shm_free(s->grad_win);
+    else
+        mem_free(s->grad);
+    mem_free(s->m);
+    mem_free(s->v);
     mem_free(s->bf16);
     params_init(s);
 }
@@ -152,12 +138,16 @@ int params_alloc(params *s, int with_grad, gsl_rng *rng)
     if (s->allocated)
         return err_set("parameter store allocated twice");
     size_t bytes = (size_t)(s->total ? s->total : 16) * sizeof(float);
-    int shared = with_grad && s->grad_shared;
-    s->data = block_alloc(bytes, shared ? &s->data_win : NULL, 0);
-    if (s->data && with_grad)
-        s->grad = block_alloc(bytes, shared ? &s->grad_win : NULL, 0);
+    s->data = mem_calloc(1, bytes);
+    if (with_grad && s->grad_shared) {
+        if (world_shm_alloc((int64_t)(bytes / sizeof(float)), &s->grad_win) != 0)
+            return -1;
+        s->grad = world_shm_mine(s->grad_win);
+    } else if (with_grad) {
+        s->grad = mem_calloc(1, bytes);
+    }
     if (!s->data || (with_grad && !s->grad))
-        return shared ? -1 : err_set("out of memory allocating %zu bytes of parameters", bytes);
+        return err_set("out of memory allocating %zu bytes of parameters", bytes);
     for (int i = 0; i < s->n; i++) {
         param *p = &s->p[i];
         float *x = s->data + p->offset;
@@ -181,24 +171,13 @@ int params_alloc(params *s, int with_grad, gsl_rng *rng)
 int params_alloc_moments(params *s)
 {
     size_t bytes = (size_t)(s->total ? s->total : 16) * sizeof(float);
-    int shared = s->grad_win != NULL; /* collective: every rank allocates its moments together */
     if (!s->m)
-        s->m = block_alloc(bytes, shared ? &s->m_win : NULL, 1);
-    if (s->m && !s->v)
-        s->v = block_alloc(bytes, shared ? &s->v_win : NULL, 1);
+        s->m = mem_calloc(1, bytes);
+    if (!s->v)
+        s->v = mem_calloc(1, bytes);
     if (!s->m || !s->v)
-        return shared ? -1 : err_set("out of memory allocating optimizer state (%zu bytes)", 2 * bytes);
+        return err_set("out of memory allocating optimizer state (%zu bytes)", 2 * bytes);
     return 0;
-}
-
-int params_moments_writer(const params *s) { return !s->grad_win || world_node_rank() == 0; }
-
-int params_shared_sync(params *s)
-{
-    if (!s->grad_win)
-        return 0;
-    world_shm *const win[4] = {s->data_win, s->grad_win, s->m_win, s->v_win};
-    return world_shm_sync_n(win, 4);
 }
 
 int params_refresh_bf16(params *s)

@@ -41,14 +41,11 @@ typedef struct params {
      * values' offsets; refreshed by the optimizer's pass (trainable
      * tensors) and by params_refresh_bf16 (all). NULL: float32 training. */
     uint16_t *bf16;
-    /* Set before params_alloc: the gradient and value blocks are this
-     * rank's segments of shared-memory windows over the node's ranks, and
-     * AdamW's moments one block for the whole node (train.allreduce =
-     * "shared", src/train/ddp.c): the gradients are summed through the
-     * window, and each rank's AdamW pass updates its share of the moments
-     * and of every rank's values (src/train/optim.c). */
+    /* Set before params_alloc: the gradient block is this rank's segment of
+     * a shared-memory window over the node's ranks (train.allreduce =
+     * "shared", src/train/ddp.c); grad_win is that window. */
     int grad_shared;
-    struct world_shm *grad_win, *data_win, *m_win, *v_win;
+    struct world_shm *grad_win;
 } params;
 
 /* At most 2^40 floats (4 TiB) in one store: sizes stay far from overflow. */
@@ -64,15 +61,8 @@ int params_add(params *s, const char *name, int ndim, const int64_t *shape,
  * every tensor from rng, and fill the owners' pointers. With grad_shared
  * it is collective over the node's ranks, and so is params_free. */
 int params_alloc(params *s, int with_grad, gsl_rng *rng);
-/* Allocate AdamW's moments (zeroed; with grad_win, collective over the
- * node's ranks like params_alloc, one copy for the node). */
+/* Allocate AdamW's moments (zeroed). */
 int params_alloc_moments(params *s);
-/* With grad_win: does this rank write the node's one copy of the moments
- * when they are loaded (node rank 0)? 1 without shared windows. */
-int params_moments_writer(const params *s);
-/* With grad_win: every rank sees what every rank wrote into the shared
- * blocks so far (collective over the node); 0 at once without. */
-int params_shared_sync(params *s);
 int params_find(const params *s, const char *name);
 /* trainable: 0/1 or -1 keep; lr_scale < 0 keeps. Returns matches. */
 int params_set(params *s, const char *glob, int trainable, double lr_scale);

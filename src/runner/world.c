@@ -261,7 +261,6 @@ struct world_shm {
     MPI_Win win;
     int ranks;   /* on the node: its communicator's size */
     int locked;  /* in the lock_all epoch */
-    int one;     /* one copy on the node (node rank 0's segment) */
     float **seg; /* every rank's segment, mapped here, 64-byte aligned */
 };
 
@@ -280,7 +279,7 @@ static int shm_query(world_shm *s, int r)
 }
 
 /* Window, segments, the passive-target epoch of every rank (MPI status). */
-static int shm_open(world_shm *s, int64_t floats, int one)
+static int shm_open(world_shm *s, int64_t floats)
 {
     MPI_Info info;
     int rc = MPI_Info_create(&info);
@@ -288,8 +287,7 @@ static int shm_open(world_shm *s, int64_t floats, int one)
         return rc;
     rc = MPI_Info_set(info, "alloc_shared_noncontig", "true");
     char *base = NULL;
-    MPI_Aint bytes = one && W.node_rank != 0 ? 0 : (MPI_Aint)((size_t)floats * sizeof(float) + 64);
-    s->one = one;
+    MPI_Aint bytes = (MPI_Aint)((size_t)floats * sizeof(float) + 64);
     if (rc == MPI_SUCCESS)
         rc = MPI_Win_allocate_shared(bytes, sizeof(float), info, W.node, &base, &s->win);
     MPI_Info_free(&info);
@@ -299,18 +297,17 @@ static int shm_open(world_shm *s, int64_t floats, int one)
     s->ranks = W.node_size;
     if (!(s->seg = calloc((size_t)s->ranks, sizeof *s->seg)))
         return MPI_ERR_NO_MEM;
-    for (int r = 0; rc == MPI_SUCCESS && r < (one ? 1 : s->ranks); r++)
+    for (int r = 0; rc == MPI_SUCCESS && r < s->ranks; r++)
         rc = shm_query(s, r);
     if (rc != MPI_SUCCESS)
         return rc;
-    if (!one || W.node_rank == 0)
-        memset(s->seg[one ? 0 : W.node_rank], 0, (size_t)floats * sizeof(float));
+    memset(s->seg[W.node_rank], 0, (size_t)floats * sizeof(float));
     rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, s->win);
     s->locked = rc == MPI_SUCCESS;
     return rc;
 }
 
-int world_shm_alloc(int64_t floats, int one, world_shm **out)
+int world_shm_alloc(int64_t floats, world_shm **out)
 {
     *out = NULL;
     if (W.size <= 1)
@@ -319,10 +316,10 @@ int world_shm_alloc(int64_t floats, int one, world_shm **out)
     if (!s)
         return err_set("out of memory");
     s->win = MPI_WIN_NULL;
-    int rc = shm_open(s, floats, one);
+    int rc = shm_open(s, floats);
     if (rc != MPI_SUCCESS) {
         world_shm_free(s);
-        return mpi_error(rc, "allocating a shared-memory window");
+        return mpi_error(rc, "allocating a shared-memory window of the gradients");
     }
     if (world_shm_sync(s) != 0) { /* every rank's zeros visible */
         world_shm_free(s);
@@ -332,33 +329,20 @@ int world_shm_alloc(int64_t floats, int one, world_shm **out)
     return 0;
 }
 
-float *world_shm_mine(const world_shm *s) { return s->seg[s->one ? 0 : W.node_rank]; }
+float *world_shm_mine(const world_shm *s) { return s->seg[W.node_rank]; }
 float *world_shm_seg(const world_shm *s, int r) { return s->seg[r]; }
 int world_shm_ranks(const world_shm *s) { return s->ranks; }
 
-float *world_shm_at(const world_shm *s, int r, const float *mine)
-{
-    return s->seg[r] + (mine - s->seg[W.node_rank]);
-}
-
-int world_node_rank(void) { return W.node_rank; }
-
 /* MPI-3 unified model: a memory barrier, the node's barrier, another. */
-int world_shm_sync_n(world_shm *const *s, int n)
+int world_shm_sync(world_shm *s)
 {
-    int rc = MPI_SUCCESS;
-    for (int i = 0; i < n && rc == MPI_SUCCESS; i++)
-        if (s[i])
-            rc = MPI_Win_sync(s[i]->win);
+    int rc = MPI_Win_sync(s->win);
     if (rc == MPI_SUCCESS)
         rc = MPI_Barrier(W.node);
-    for (int i = 0; i < n && rc == MPI_SUCCESS; i++)
-        if (s[i])
-            rc = MPI_Win_sync(s[i]->win);
-    return rc == MPI_SUCCESS ? 0 : mpi_error(rc, "synchronising the shared-memory windows");
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Win_sync(s->win);
+    return rc == MPI_SUCCESS ? 0 : mpi_error(rc, "synchronising the shared-memory window");
 }
-
-int world_shm_sync(world_shm *s) { return world_shm_sync_n(&s, 1); }
 
 void world_shm_free(world_shm *s)
 {

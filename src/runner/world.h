@@ -58,22 +58,14 @@ int world_one_node(void);
 char *world_hosts_text(void);
 
 /* Float blocks in an MPI-3 shared-memory window over the node's ranks:
- * every rank has a segment of its own (zeroed), and sees every other's;
- * or, with one, a single block for the node (node rank 0's segment, which
- * world_shm_mine returns on every rank). Alloc and free are collective
- * over the node (free(NULL) is a no-op);
+ * every rank has a segment of its own (zeroed), and sees every other's.
+ * Alloc and free are collective over the node (free(NULL) is a no-op);
  * world_shm_sync is the point after which every rank sees what every rank
  * wrote before it (MPI_Win_sync, node barrier, MPI_Win_sync). */
 typedef struct world_shm world_shm;
-int world_shm_alloc(int64_t floats, int one, world_shm **out);
+int world_shm_alloc(int64_t floats, world_shm **out);
 void world_shm_free(world_shm *s);
 int world_shm_sync(world_shm *s);
-/* The same over several windows at once (NULL entries skipped). */
-int world_shm_sync_n(world_shm *const *s, int n);
-/* This rank's place on its node (0 .. node ranks - 1). */
-int world_node_rank(void);
-/* In segment r, the float at the offset mine has in this rank's segment. */
-float *world_shm_at(const world_shm *s, int r, const float *mine);
 float *world_shm_mine(const world_shm *s);
 /* Segment of node rank r (0 .. world_shm_ranks - 1). */
 float *world_shm_seg(const world_shm *s, int r);

@@ -39,8 +39,7 @@ int blob_get(blob *b, void *data, size_t n)
 {
     if (b->at + n > b->n)
         return err_set("trainer state ends early (needed %zu more bytes at %zu of %zu)", n, b->at, b->n);
-    if (data) /* NULL: skipped */
-        memcpy(data, b->p + b->at, n);
+    memcpy(data, b->p + b->at, n);
     b->at += n;
     return 0;
 }

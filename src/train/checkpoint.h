@@ -27,7 +27,7 @@ typedef struct blob {
 } blob;
 
 int blob_put(blob *b, const void *data, size_t n);
-int blob_get(blob *b, void *data, size_t n); /* -1 when short; data NULL: skip n bytes */
+int blob_get(blob *b, void *data, size_t n); /* -1 when short */
 void blob_free(blob *b);
 
 /* Save the store (and state, if not NULL) to dir: model.safetensors

@@ -34,6 +34,7 @@ typedef struct ddp {
     /* seconds over the steps: backbone backward (with the buckets started
      * during it), then waiting for the all-reduces after it */
     double t_begin, t_backward, t_wait;
+    double t_step; /* the optimizer step (gradient norm and AdamW), timed by the trainer */
     int64_t steps;
 } ddp;
 

@@ -13,7 +13,6 @@
 
 #include "runner/kit/compute.h"
 #include "runner/kit/util.h"
-#include "world.h"
 
 int sched_parse(const char *name, sched_kind *out)
 {
@@ -80,58 +79,39 @@ static int segments(const params *P, segment **out)
     return k;
 }
 
-/* Part i of parts of n elements: [*lo, *hi), whole 64-byte lines. */
-static void split(int64_t n, int i, int parts, int64_t *lo, int64_t *hi)
-{
-    int64_t per = (n + parts - 1) / parts;
-    per = (per + 15) & ~(int64_t)15;
-    *lo = per * i < n ? per * i : n;
-    *hi = *lo + per < n ? *lo + per : n;
-}
-
-/* The elements this rank updates: all, or with a shared store (several
- * ranks on one node, params.h) its share of them. */
-static void rank_share(const params *P, const segment *sg, int k, int64_t *lo, int64_t *hi)
+/* This thread's share [*lo, *hi) of the total elements, and the segment
+ * holding *lo */
+static int share(const segment *sg, int k, int64_t *lo, int64_t *hi)
 {
     int64_t total = k ? sg[k - 1].end : 0;
-    *lo = 0;
-    *hi = total;
-    if (P->grad_win)
-        split(total, world_node_rank(), world_shm_ranks(P->grad_win), lo, hi);
-}
-
-/* This thread's share [*lo, *hi) of this rank's elements, and the segment
- * it starts in. */
-static int share(const params *P, const segment *sg, int k, int64_t *lo, int64_t *hi)
-{
-    int64_t a, b;
-    rank_share(P, sg, k, &a, &b);
-    split(b - a, omp_get_thread_num(), omp_get_num_threads(), lo, hi);
-    *lo += a;
-    *hi += a;
-    int x = 0, y = k; /* first segment whose end > lo */
-    while (x < y) {
-        int mid = (x + y) / 2;
+    int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    int64_t per = (total + nt - 1) / nt;
+    per = (per + 15) & ~(int64_t)15; /* whole 64-byte lines */
+    *lo = per * t < total ? per * t : total;
+    *hi = *lo + per < total ? *lo + per : total;
+    int a = 0, b = k; /* first segment whose end > lo */
+    while (a < b) {
+        int mid = (a + b) / 2;
         if (sg[mid].end > *lo)
-            y = mid;
+            b = mid;
         else
-            x = mid + 1;
+            a = mid + 1;
     }
-    return x;
+    return a;
 }
 
 /* ---- gradient norm ---------------------------------------------------------------- */
 
-static double sum_squares(const params *P, const segment *sg, int k)
+static double sum_squares(const segment *sg, int k, const float *grad)
 {
     double sum = 0;
 #pragma omp parallel reduction(+ : sum)
     {
         int64_t lo, hi;
-        for (int i = share(P, sg, k, &lo, &hi); i < k && lo < hi; i++) {
+        for (int i = share(sg, k, &lo, &hi); i < k && lo < hi; i++) {
             int64_t start = sg[i].end - sg[i].n, from = lo - start;
             int64_t to = (hi < sg[i].end ? hi : sg[i].end) - start;
-            const float *g = P->grad + sg[i].off;
+            const float *g = grad + sg[i].off;
             float s = 0; /* float lanes per segment share, summed in double */
 #pragma omp simd reduction(+ : s)
             for (int64_t j = from; j < to; j++)
@@ -143,38 +123,15 @@ static double sum_squares(const params *P, const segment *sg, int k)
     return sum;
 }
 
-/* A shared store: the ranks' partial sums, added in rank order (the same
- * bits on every rank). */
-static int rank_sum(const params *P, double *x)
-{
-    int n = world_shm_ranks(P->grad_win);
-    double *all = calloc((size_t)n, sizeof *all);
-    if (!all)
-        return err_set("out of memory");
-    all[world_node_rank()] = *x;
-    int rc = world_sum_f64(all, n);
-    *x = 0;
-    for (int r = 0; r < n; r++)
-        *x += all[r];
-    free(all);
-    return rc;
-}
-
-int grad_norm(const params *P, double *norm)
+double grad_norm(const params *P)
 {
     segment *sg = NULL;
-    *norm = 0;
     if (!P->grad)
         return 0;
     int k = segments(P, &sg);
-    if (k < 0)
-        return err_set("out of memory in the gradient norm");
-    double sum = sum_squares(P, sg, k);
+    double sum = k > 0 ? sum_squares(sg, k, P->grad) : 0;
     free(sg);
-    if (P->grad_win && rank_sum(P, &sum) != 0)
-        return -1;
-    *norm = sqrt(sum);
-    return 0;
+    return sqrt(sum);
 }
 
 double clip_scale(double norm, double max_norm)
@@ -219,60 +176,6 @@ static void adam_range(params *P, const segment *sg, const adam_consts *k, float
     }
 }
 
-/* A shared store: elements [from, to) of a segment, just updated in this
- * rank's copy, into every other rank's: values, and zeroed gradients (the
- * moments are one copy for the node). */
-static void spread(const params *P, const segment *sg, int64_t from, int64_t to)
-{
-    size_t bytes = (size_t)(to - from) * sizeof(float);
-    int64_t at = sg->off + from;
-    for (int r = 0; r < world_shm_ranks(P->grad_win); r++) {
-        if (r == world_node_rank())
-            continue;
-        memcpy(world_shm_at(P->data_win, r, P->data + at), P->data + at, bytes);
-        memset(world_shm_at(P->grad_win, r, P->grad + at), 0, bytes);
-    }
-}
-
-/* A shared store, after every rank's pass: the bfloat16 copy of the
- * elements the other ranks updated (this rank refreshed its own share). */
-static void bf16_others(params *P, const segment *sg, int k)
-{
-    int64_t lo, hi;
-    rank_share(P, sg, k, &lo, &hi);
-    for (int i = 0; i < k; i++) {
-        int64_t start = sg[i].end - sg[i].n, a = lo > start ? lo : start, b = hi < sg[i].end ? hi : sg[i].end;
-        float *w = P->data + sg[i].off;
-        uint16_t *wb = P->bf16 + sg[i].off;
-        if (a >= b) /* no overlap with this rank's share: all of it */
-            a = b = sg[i].end;
-        compute_to_bf16(wb, w, a - start);
-        compute_to_bf16(wb + (b - start), w + (b - start), sg[i].end - b);
-    }
-}
-
-enum { SPREAD_CHUNK = 4096 }; /* floats updated, then copied while in cache */
-
-/* This thread's share of the pass; with a shared store, chunk by chunk,
- * each copied into the other ranks' blocks right after its update. */
-static void adam_share(params *P, const segment *sg, int k, const adam_consts *c, const adamw *o, double lr)
-{
-    int64_t lo, hi;
-    for (int i = share(P, sg, k, &lo, &hi); i < k && lo < hi; i++) {
-        int64_t start = sg[i].end - sg[i].n, to = (hi < sg[i].end ? hi : sg[i].end) - start;
-        float a = (float)(lr * sg[i].lr_scale);
-        float decay = sg[i].decay ? (float)(1.0 - lr * sg[i].lr_scale * o->weight_decay) : 1.0f;
-        int64_t step = P->grad_win ? SPREAD_CHUNK : to;
-        for (int64_t at = lo - start; at < to; at += step) {
-            int64_t end = at + step < to ? at + step : to;
-            adam_range(P, &sg[i], c, a, decay, at, end);
-            if (P->grad_win)
-                spread(P, &sg[i], at, end);
-        }
-        lo = start + to;
-    }
-}
-
 int adamw_step(adamw *o, params *P, double lr, double scale)
 {
     if (!P->grad)
@@ -288,15 +191,18 @@ int adamw_step(adamw *o, params *P, double lr, double scale)
     const adam_consts c = {(float)o->beta1, (float)o->beta2, (float)o->eps, (float)(1.0 / bc1),
                            (float)(1.0 / sqrt(bc2)), (float)scale};
 #pragma omp parallel
-    adam_share(P, sg, k, &c, o, lr);
-    int rc = 0;
-    if (P->grad_win) { /* every rank's share in every copy before anyone goes on */
-        rc = params_shared_sync(P);
-        if (rc == 0 && P->bf16)
-            bf16_others(P, sg, k);
+    {
+        int64_t lo, hi;
+        for (int i = share(sg, k, &lo, &hi); i < k && lo < hi; i++) {
+            int64_t start = sg[i].end - sg[i].n, to = (hi < sg[i].end ? hi : sg[i].end) - start;
+            float a = (float)(lr * sg[i].lr_scale);
+            float decay = sg[i].decay ? (float)(1.0 - lr * sg[i].lr_scale * o->weight_decay) : 1.0f;
+            adam_range(P, &sg[i], &c, a, decay, lo - start, to);
+            lo = start + to;
+        }
     }
     free(sg);
-    return rc;
+    return 0;
 }
 
 int optim_precision(params *P, const char *precision)

@@ -19,10 +19,8 @@ typedef enum { SCHED_LINEAR, SCHED_COSINE, SCHED_CONSTANT } sched_kind;
 int sched_parse(const char *name, sched_kind *out);
 /* Learning rate at step (0-based) of total, warmup steps of linear rise. */
 double sched_lr(sched_kind k, double peak, int64_t step, int64_t total, int64_t warmup);
-/* Global L2 norm of the trainable gradients into *norm. With a shared
- * store (P->grad_win: several ranks on one node) each rank sums the squares
- * of its share and the partial sums are added over the ranks (MPI). */
-int grad_norm(const params *P, double *norm);
+/* Global L2 norm of the trainable gradients. */
+double grad_norm(const params *P);
 /* The factor that brings a gradient of this norm to at most max_norm
  * (1 when max_norm <= 0 or the norm is below it). */
 double clip_scale(double norm, double max_norm);
@@ -32,11 +30,6 @@ double clip_scale(double norm, double max_norm);
  * not touched (their gradients are cleared when the freeze policy changes
  * what trains: params_zero_grad). */
 int adamw_step(adamw *o, params *P, double lr, double scale);
-/* With a shared store (P->grad_win) the step is sharded (ZeRO-1 like):
- * each rank updates its share of the trainable elements and writes the
- * new values and moments (and zeroed gradients) into every rank's copy,
- * then the ranks synchronise; every rank ends with the whole, identical
- * store (and refreshes the bfloat16 copy of the other ranks' shares). */
 
 /* train.precision: "bf16" gives P a bfloat16 copy of its values (filled
  * now, refreshed by each adamw_step) for the backbone's matmuls, when

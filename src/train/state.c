@@ -220,14 +220,12 @@ int tr_state_load(trainer *tr, blob *b, const char *dir)
         goto done;
     }
     if (has_m) {
-        /* several ranks on a node share one copy: node rank 0 fills it */
-        int mine = params_moments_writer(P);
-        if (params_alloc_moments(P) != 0 || blob_get(b, mine ? P->m : NULL, (size_t)total * sizeof(float)) ||
-            blob_get(b, mine ? P->v : NULL, (size_t)total * sizeof(float))) {
+        if (params_alloc_moments(P) != 0 || blob_get(b, P->m, (size_t)total * sizeof(float)) ||
+            blob_get(b, P->v, (size_t)total * sizeof(float))) {
             err_set("%s: %s", dir, err_get());
             goto done;
         }
-        if ((mine && check_moments(P->m, P->v, total, dir) != 0) || params_shared_sync(P) != 0)
+        if (check_moments(P->m, P->v, total, dir) != 0)
             goto done;
     }
     if (b->at < b->n && tr_history_load(tr, b) != 0) { /* older checkpoints have no history */
