@@ -33,6 +33,7 @@
 
 static char dir[] = "/tmp/runner-mpi-XXXXXX";
 static int quiet_diff; /* same_metrics: no diagnostics (a difference is expected) */
+static double tolerance = 1e-5; /* same_metrics: relative */
 
 /* mpirun with its flags (bounded in time), or the plain runner for np 0 */
 static char *launcher(int np)
@@ -103,7 +104,7 @@ static int write_cfg(const char *name, const char *freeze, const char *train_ext
     return write_cfg_p(name, freeze, train_extra, 0.0);
 }
 
-/* metrics.csv of two runs: same rows, numbers within 1e-5 relative (the
+/* metrics.csv of two runs: same rows, numbers within tolerance (1e-5) relative (the
  * sentences/s columns aside). Returns the rows compared, or -1. */
 static int same_metrics(const char *a, const char *b)
 {
@@ -128,7 +129,7 @@ static int same_metrics(const char *a, const char *b)
             if (fx == cx || fy == cy)
                 ok = strcmp(cx, cy) == 0;
             else
-                ok = fabs(vx - vy) <= 1e-5 * fmax(fabs(vx), fabs(vy)) + 1e-12;
+                ok = fabs(vx - vy) <= tolerance * fmax(fabs(vx), fabs(vy)) + 1e-12;
             if (!ok && !quiet_diff)
                 diag("row %d column %d: %s vs %s", rows, col, cx, cy);
         }
@@ -210,15 +211,20 @@ static void test_task4(void)
     ok(err_has("badsum", "train.allreduce"), "... naming the key");
 }
 
-/* train.precision = "bf16" (where oneDNN has bf16 matmuls), where small
- * differences in the summed gradients would grow: the shared path trains
- * as the MPI path does. */
+/* train.precision = "bf16" (where oneDNN has bf16 matmuls): the shared
+ * path trains as the MPI path does. Within 1e-3: the paths sum the
+ * clipping norm's squares in different orders, and bfloat16 rounding
+ * widens that last-bit difference to ~2e-5 over 12 steps; a real fault
+ * (tried: half of the bfloat16 copy left stale) differs by ~1e-2. */
 static void test_bf16(void)
 {
     is(run(2, "t4.cfg", "bf-shm", "--set train.precision=\\\"bf16\\\""), 0, "bf16: 2 ranks, shared");
     is(run(2, "t4.cfg", "bf-mpi", "--set train.precision=\\\"bf16\\\" --set train.allreduce=\\\"mpi\\\""), 0,
        "bf16: 2 ranks, mpi");
-    cmp_ok(same_metrics("bf-shm", "bf-mpi"), ==, 13, "bf16: the shared path's losses and metrics are the MPI path's");
+    tolerance = 1e-3;
+    cmp_ok(same_metrics("bf-shm", "bf-mpi"), ==, 13,
+           "bf16: the shared path's losses and metrics are the MPI path's (within 1e-3)");
+    tolerance = 1e-5;
 }
 
 /* Ranks on several nodes (every rank a node of its own, by the test

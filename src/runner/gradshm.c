@@ -4,7 +4,10 @@
  * the r-th share of the buckets' floats, adds the segments in rank order
  * 0..n-1 (so the sums are the same bits whichever rank computed them) and
  * writes the sum into every segment; a synchronisation before (everyone's
- * backward written) and after (everyone's sums written). */
+ * backward written) and after (everyone's sums written). The same pass
+ * gives the summed gradient's sum of squares (each rank's share left in
+ * its segment's note), so the optimizer's clipping norm needs no pass of
+ * its own. */
 #include <string.h>
 
 #include "runner/kit/util.h"
@@ -22,22 +25,26 @@ void world_grad_rows(world_grad *g, int64_t at, int64_t rows, int64_t cols)
 }
 
 /* Floats [off, off + n) of every segment := their sum over the segments
- * (two ranks: one pass; more: through a chunk that stays in L1). */
-static void sum_range(const world_shm *s, int64_t off, int64_t n)
+ * (two ranks: one pass; more: through a chunk that stays in L1); returns
+ * the sum's sum of squares (float lanes, as grad_norm). */
+static double sum_range(const world_shm *s, int64_t off, int64_t n)
 {
     int ranks = world_shm_ranks(s);
+    float sq = 0;
     if (ranks == 2) {
         float *a = world_shm_seg(s, 0) + off, *b = world_shm_seg(s, 1) + off;
-#pragma omp simd
+#pragma omp simd reduction(+ : sq)
         for (int64_t j = 0; j < n; j++) {
             float x = a[j] + b[j];
             a[j] = x;
             b[j] = x;
+            sq += x * x;
         }
-        return;
+        return sq;
     }
+    double total = 0;
     float acc[CHUNK];
-    for (int64_t c = 0; c < n; c += CHUNK) {
+    for (int64_t c = 0; c < n; c += CHUNK, total += sq) {
         int k = (int)(n - c < CHUNK ? n - c : CHUNK);
         memcpy(acc, world_shm_seg(s, 0) + off + c, (size_t)k * sizeof *acc);
         for (int r = 1; r < ranks; r++) {
@@ -46,13 +53,19 @@ static void sum_range(const world_shm *s, int64_t off, int64_t n)
             for (int j = 0; j < k; j++)
                 acc[j] += x[j];
         }
+        sq = 0;
+#pragma omp simd reduction(+ : sq)
+        for (int j = 0; j < k; j++)
+            sq += acc[j] * acc[j];
         for (int r = 0; r < ranks; r++)
             memcpy(world_shm_seg(s, r) + off + c, acc, (size_t)k * sizeof *acc);
     }
+    return total;
 }
 
-/* This rank's share of the buckets' floats (taken in bucket order). */
-static int64_t sum_buckets(const world_grad *g)
+/* This rank's share of the buckets' floats (taken in bucket order); its
+ * sum of squares added to *sq. Returns the bytes summed. */
+static int64_t sum_buckets(const world_grad *g, double *sq)
 {
     int64_t total = 0, lo, hi, at = 0;
     for (int b = 0; b < g->n; b++)
@@ -62,7 +75,7 @@ static int64_t sum_buckets(const world_grad *g)
         int64_t n = g->hi[b] - g->lo[b];
         int64_t from = lo > at ? lo : at, to = hi < at + n ? hi : at + n;
         if (from < to)
-            sum_range(g->shm, g->lo[b] + from - at, to - from);
+            *sq += sum_range(g->shm, g->lo[b] + from - at, to - from);
         at += n;
     }
     return total * (int64_t)sizeof(float);
@@ -83,15 +96,16 @@ static int touched(const world_shm *s, int64_t off, int64_t n)
     return 0;
 }
 
-/* This rank's share of the rows table: the rows some rank touched. */
-static int64_t sum_rows(const world_grad *g)
+/* This rank's share of the rows table: the rows some rank touched (their
+ * sum of squares added to *sq). Returns the bytes summed. */
+static int64_t sum_rows(const world_grad *g, double *sq)
 {
     int64_t lo, hi, bytes = 0;
     world_share(g->rows, &lo, &hi);
     for (int64_t r = lo; r < hi; r++) {
         int64_t off = g->rows_at + r * g->cols;
         if (touched(g->shm, off, g->cols)) {
-            sum_range(g->shm, off, g->cols);
+            *sq += sum_range(g->shm, off, g->cols);
             bytes += g->cols * (int64_t)sizeof(float);
         }
     }
@@ -106,11 +120,16 @@ int world_grad_shm_sum(world_grad *g, int64_t *bytes)
 {
     if (world_shm_sync(g->shm) != 0)
         return -1;
-    double t = time_now();
-    *bytes += sum_buckets(g);
+    double t = time_now(), sq = 0;
+    *bytes += sum_buckets(g, &sq);
     if (g->rows > 0)
-        *bytes += sum_rows(g);
+        *bytes += sum_rows(g, &sq);
+    world_shm_note(g->shm, world_rank())[0] = sq;
     int rc = world_shm_sync(g->shm);
+    g->sumsq = 0; /* every rank adds the same numbers in the same order */
+    for (int r = 0; rc == 0 && r < world_shm_ranks(g->shm); r++)
+        g->sumsq += world_shm_note(g->shm, r)[0];
+    g->have_sumsq = rc == 0;
     summing += time_now() - t;
     return rc;
 }

@@ -38,6 +38,7 @@ void world_grad_reset(world_grad *g, float *base)
     g->base = base;
     g->n = g->next = 0;
     g->rows = 0;
+    g->have_sumsq = 0;
 }
 
 int world_grad_add(world_grad *g, int64_t lo, int64_t hi)

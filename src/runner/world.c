@@ -261,6 +261,7 @@ struct world_shm {
     MPI_Win win;
     int ranks;   /* on the node: its communicator's size */
     int locked;  /* in the lock_all epoch */
+    int64_t floats; /* per segment, before its note */
     float **seg; /* every rank's segment, mapped here, 64-byte aligned */
 };
 
@@ -287,7 +288,8 @@ static int shm_open(world_shm *s, int64_t floats)
         return rc;
     rc = MPI_Info_set(info, "alloc_shared_noncontig", "true");
     char *base = NULL;
-    MPI_Aint bytes = (MPI_Aint)((size_t)floats * sizeof(float) + 64);
+    s->floats = (floats + 15) & ~(int64_t)15; /* the note on its own cache line */
+    MPI_Aint bytes = (MPI_Aint)((size_t)s->floats * sizeof(float) + 64 + sizeof(double) * WORLD_SHM_NOTE);
     if (rc == MPI_SUCCESS)
         rc = MPI_Win_allocate_shared(bytes, sizeof(float), info, W.node, &base, &s->win);
     MPI_Info_free(&info);
@@ -301,7 +303,7 @@ static int shm_open(world_shm *s, int64_t floats)
         rc = shm_query(s, r);
     if (rc != MPI_SUCCESS)
         return rc;
-    memset(s->seg[W.node_rank], 0, (size_t)floats * sizeof(float));
+    memset(s->seg[W.node_rank], 0, (size_t)s->floats * sizeof(float) + sizeof(double) * WORLD_SHM_NOTE);
     rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, s->win);
     s->locked = rc == MPI_SUCCESS;
     return rc;
@@ -332,6 +334,7 @@ int world_shm_alloc(int64_t floats, world_shm **out)
 float *world_shm_mine(const world_shm *s) { return s->seg[W.node_rank]; }
 float *world_shm_seg(const world_shm *s, int r) { return s->seg[r]; }
 int world_shm_ranks(const world_shm *s) { return s->ranks; }
+double *world_shm_note(const world_shm *s, int r) { return (double *)(s->seg[r] + s->floats); }
 
 /* MPI-3 unified model: a memory barrier, the node's barrier, another. */
 int world_shm_sync(world_shm *s)

@@ -70,6 +70,10 @@ float *world_shm_mine(const world_shm *s);
 /* Segment of node rank r (0 .. world_shm_ranks - 1). */
 float *world_shm_seg(const world_shm *s, int r);
 int world_shm_ranks(const world_shm *s);
+/* A few doubles after segment r's floats (zeroed): small results a rank
+ * leaves for the others, read after a world_shm_sync. */
+enum { WORLD_SHM_NOTE = 8 };
+double *world_shm_note(const world_shm *s, int r);
 
 /* Gradient buckets over one contiguous float block (gradsync.c). Ranges
  * are added in the order they will be started (the same on every rank).
@@ -86,6 +90,10 @@ typedef struct world_grad {
      * buckets (and the rows table, if any) through the window. NULL: MPI. */
     world_shm *shm;
     int64_t rows_at, rows, cols; /* the rows table in the block (rows 0: none) */
+    /* shared mode: the summed gradient's sum of squares (the ranks' shares
+     * added in rank order), set by world_grad_finish, cleared by reset */
+    double sumsq;
+    int have_sumsq;
 } world_grad;
 
 void world_grad_reset(world_grad *g, float *base);

@@ -3,10 +3,12 @@
 
 #include <fnmatch.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 
+#include "optim.h"
 #include "runner/kit/util.h"
 
 enum { LEVEL_TOP = INT_MAX, LEVEL_BOTTOM = INT_MIN, LEVEL_NONE = INT_MIN + 1 };
@@ -198,6 +200,13 @@ int ddp_backward_end(ddp *d)
     d->t_wait += time_now() - t;
     d->steps++;
     return rc;
+}
+
+double ddp_grad_norm(const ddp *d, const params *P)
+{
+    if (d->P == P && d->g.shm && d->g.have_sumsq)
+        return sqrt(d->g.sumsq);
+    return grad_norm(P);
 }
 
 static uint64_t crc_block(uint64_t h, const void *p, size_t bytes)

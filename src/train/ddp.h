@@ -55,6 +55,9 @@ int ddp_plan(ddp *d);
 int ddp_backward_begin(ddp *d);
 /* Backward is over: start what is left, wait for every bucket. */
 int ddp_backward_end(ddp *d);
+/* The global norm of P's trainable gradients: in shared mode from the
+ * step's sum (ddp_backward_end computed it), else grad_norm(P). */
+double ddp_grad_norm(const ddp *d, const params *P);
 /* Same parameters, moments and RNG on every rank? -1 naming the rank
  * that differs. */
 int ddp_check(const ddp *d, const gsl_rng *rng, const char *when);

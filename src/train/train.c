@@ -452,7 +452,7 @@ static int tr_loop(trainer *tr, ddp *dp, int *rows)
             return -1;
         double lr = sched_lr(tr->sched, tr->lr, tr->step, tr->total, tr->warmup);
         double t = time_now();
-        if (adamw_step(&tr->opt, &pl->P, lr, clip_scale(grad_norm(&pl->P), tr->clip)) != 0)
+        if (adamw_step(&tr->opt, &pl->P, lr, clip_scale(ddp_grad_norm(dp, &pl->P), tr->clip)) != 0)
             return -1;
         dp->t_step += time_now() - t;
         tr->step++;
