@@ -312,16 +312,24 @@ static void quantize_weights(int8_t *q, float *scale, int32_t *sum, const float 
 #pragma omp parallel for schedule(static)
     for (int o = 0; o < out; o++) {
         const float *w = W + (int64_t)o * in;
+        int8_t *qo = q + (int64_t)o * in;
         float mx = 0;
-        for (int k = 0; k < in; k++)
-            mx = fabsf(w[k]) > mx ? fabsf(w[k]) : mx;
+#pragma omp simd reduction(max : mx)
+        for (int k = 0; k < in; k++) {
+            float a = w[k] < 0 ? -w[k] : w[k];
+            mx = a > mx ? a : mx;
+        }
         float s = mx > 0 ? mx / qmax : 1.0f, inv = 1.0f / s;
         int32_t t = 0;
         scale[o] = s;
+        /* comparisons and rintf (ties to even, as lrintf): they vectorise */
+#pragma omp simd reduction(+ : t)
         for (int k = 0; k < in; k++) {
-            int8_t v = (int8_t)lrintf(fminf(qmax, fmaxf(-qmax, w[k] * inv)));
-            q[(int64_t)o * in + k] = v;
-            t += v;
+            float v = w[k] * inv;
+            v = v > qmax ? qmax : v < -qmax ? -qmax : v;
+            int8_t r = (int8_t)(int32_t)rintf(v);
+            qo[k] = r;
+            t += r;
         }
         sum[o] = t;
     }
