@@ -438,6 +438,16 @@ static void test_keyed_dropout(void)
     for (int i = 0; i < KN * KC; i++)
         same = same && ((y1[i] != 0) == (dx[i] != 0)) && (dx[i] == 0 || fabsf(dx[i] - 1 / 0.7f) < 1e-6f);
     ok(same, "keyed dropout backward regenerates the forward's mask");
+    /* the AVX-512 rows and the portable loop draw the same bits */
+    float *y3 = malloc(KN * KC * sizeof *y3), *dx3 = calloc(KN * KC, sizeof *dx3);
+    nn_use_avx512(0);
+    dropout_rows_forward(y3, x, KN, KC, 0.3f, 42, k1);
+    dropout_rows_backward(dx3, ones, KN, KC, 0.3f, 42, k1);
+    nn_use_avx512(1);
+    ok(y3 && dx3 && memcmp(y1, y3, KN * KC * sizeof *y1) == 0 && memcmp(dx, dx3, KN * KC * sizeof *dx) == 0,
+       "keyed dropout: the portable loop gives the vector path's bits (forward and backward)");
+    free(y3);
+    free(dx3);
     free(x);
     free(x2);
     free(y1);
@@ -578,5 +588,5 @@ int main(void)
     test_keyed_dropout();
     test_keyed_attention();
     test_pool();
-    return done_testing(55);
+    return done_testing(56);
 }
