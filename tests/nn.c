@@ -577,6 +577,26 @@ static void test_pool(void)
     }
 }
 
+/* The first NaN or infinity, across the scan's block boundaries. */
+static void test_first_nonfinite(void)
+{
+    enum { FN = 10000 };
+    float *x = calloc(FN, sizeof *x);
+    int good = x != NULL && nn_first_nonfinite(x, FN) == -1 && nn_first_nonfinite(x, 0) == -1;
+    const int64_t at[] = {0, 4095, 4096, 9999};
+    const float bad[] = {NAN, INFINITY, -INFINITY, NAN};
+    for (int k = 0; good && k < 4; k++) {
+        x[at[k]] = bad[k];
+        x[FN - 1] = k < 3 ? -INFINITY : x[FN - 1]; /* a later one does not win */
+        good = nn_first_nonfinite(x, FN) == at[k] && nn_first_nonfinite(x, at[k]) == -1;
+        memset(x, 0, FN * sizeof *x);
+    }
+    x[17] = 3.4e38f; /* large but finite */
+    ok(good && nn_first_nonfinite(x, FN) == -1,
+       "first non-finite: NaN, +inf, -inf found at 0, 4095, 4096, 9999; finite extremes pass");
+    free(x);
+}
+
 int main(void)
 {
     diag("AVX-512 paths %s", nn_avx512() ? "on" : "off (CPU lacks AVX-512F)");
@@ -588,5 +608,6 @@ int main(void)
     test_keyed_dropout();
     test_keyed_attention();
     test_pool();
-    return done_testing(56);
+    test_first_nonfinite();
+    return done_testing(57);
 }

@@ -448,10 +448,10 @@ static int load_tensor(bert *m, const safetensors *st, tensor *t)
     if (st_to_f32(st, s, t->data) != 0)
         return m->h->error(m->h, "%s", err_get());
     st_release(st, s);
-    for (int64_t i = 0; i < s->numel; i++)
-        if (!isfinite(t->data[i]))
-            return m->h->error(m->h, "%s: tensor %s: element %lld is %g: non-finite weights", st->path,
-                               s->name, (long long)i, (double)t->data[i]);
+    int64_t i = nn_first_nonfinite(t->data, s->numel);
+    if (i >= 0)
+        return m->h->error(m->h, "%s: tensor %s: element %lld is %g: non-finite weights", st->path,
+                           s->name, (long long)i, (double)t->data[i]);
     return 0;
 }
 

@@ -24,6 +24,24 @@ int nn_avx512(void)
     return use_avx512;
 }
 
+int64_t nn_first_nonfinite(const float *x, int64_t n)
+{
+    enum { BLOCK = 4096 };
+    for (int64_t at = 0; at < n; at += BLOCK) {
+        int64_t k = n - at < BLOCK ? n - at : BLOCK;
+        uint32_t any = 0;
+        for (int64_t i = 0; i < k; i++) { /* exponent all ones: NaN or infinity */
+            uint32_t u;
+            memcpy(&u, x + at + i, sizeof u);
+            any |= (u & 0x7f800000u) == 0x7f800000u;
+        }
+        for (int64_t i = 0; any && i < k; i++)
+            if (!isfinite(x[at + i]))
+                return at + i;
+    }
+    return -1;
+}
+
 void nn_use_avx512(int on)
 {
     use_avx512 = -1;
