@@ -192,6 +192,32 @@ static void test_int8(const float *x, const float *W, const float *b)
     compute_linear_free(l);
 }
 
+/* A row's result does not depend on how many rows share the call: the
+ * packed precisions run blocks of 256 .. 16 rows, a last block that
+ * overlaps the one before it, and fewer than 16 rows padded to 16. */
+static void test_row_blocks(compute_precision p, const float *W, const float *b)
+{
+    enum { BIG = 300 };
+    const int counts[] = {1, 15, 16, 17, 45, 299};
+    float *x = rand_vec(BIG * IN), *all = malloc(BIG * OUT * sizeof *all), *y = malloc(BIG * OUT * sizeof *y);
+    compute_linear *l = NULL;
+    int rc = !x || !all || !y || compute_linear_create(&l, "blocks", IN, OUT, p, COMPUTE_POST_GELU) ||
+             compute_linear_pack(l, W) || compute_linear_forward(l, all, x, NULL, b, BIG);
+    double d = rc ? 1 : 0;
+    for (size_t k = 0; !rc && k < sizeof counts / sizeof *counts; k++) {
+        int n = counts[k];
+        rc = compute_linear_forward(l, y, x + (BIG - n) * IN, NULL, b, n); /* the last n rows */
+        for (int i = 0; i < n * OUT; i++)
+            d = fmax(d, fabs(y[i] - all[(BIG - n) * OUT + i]));
+    }
+    ok(rc == 0 && d <= 1e-6, "%s (%s): 1, 15, 16, 17, 45 or 299 rows give the rows of one 300-row call (%.1e)",
+       compute_precision_name(p), l ? compute_linear_impl(l) : "?", d);
+    compute_linear_free(l);
+    free(x);
+    free(all);
+    free(y);
+}
+
 int main(void)
 {
     diag("%s", compute_describe());
@@ -205,6 +231,8 @@ int main(void)
     test_f32(x, W, b);
     test_bf16(x, W, b);
     test_int8(x, W, b);
+    test_row_blocks(COMPUTE_BF16, W, b);
+    test_row_blocks(COMPUTE_INT8, W, b);
     compute_linear *bad = (compute_linear *)1;
     ok(compute_linear_create(&bad, "encoder.layer.0.bad", -3, OUT, COMPUTE_F32, 0) == -1 && !bad &&
            strstr(err_get(), "encoder.layer.0.bad"),
@@ -214,5 +242,5 @@ int main(void)
     free(x);
     free(W);
     free(b);
-    return done_testing(22);
+    return done_testing(24);
 }

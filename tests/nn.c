@@ -438,6 +438,16 @@ static void test_keyed_dropout(void)
     for (int i = 0; i < KN * KC; i++)
         same = same && ((y1[i] != 0) == (dx[i] != 0)) && (dx[i] == 0 || fabsf(dx[i] - 1 / 0.7f) < 1e-6f);
     ok(same, "keyed dropout backward regenerates the forward's mask");
+    /* the AVX-512 rows and the portable loop draw the same bits */
+    float *y3 = malloc(KN * KC * sizeof *y3), *dx3 = calloc(KN * KC, sizeof *dx3);
+    nn_use_avx512(0);
+    dropout_rows_forward(y3, x, KN, KC, 0.3f, 42, k1);
+    dropout_rows_backward(dx3, ones, KN, KC, 0.3f, 42, k1);
+    nn_use_avx512(1);
+    ok(y3 && dx3 && memcmp(y1, y3, KN * KC * sizeof *y1) == 0 && memcmp(dx, dx3, KN * KC * sizeof *dx) == 0,
+       "keyed dropout: the portable loop gives the vector path's bits (forward and backward)");
+    free(y3);
+    free(dx3);
     free(x);
     free(x2);
     free(y1);
@@ -567,6 +577,26 @@ static void test_pool(void)
     }
 }
 
+/* The first NaN or infinity, across the scan's block boundaries. */
+static void test_first_nonfinite(void)
+{
+    enum { FN = 10000 };
+    float *x = calloc(FN, sizeof *x);
+    int good = x != NULL && nn_first_nonfinite(x, FN) == -1 && nn_first_nonfinite(x, 0) == -1;
+    const int64_t at[] = {0, 4095, 4096, 9999};
+    const float bad[] = {NAN, INFINITY, -INFINITY, NAN};
+    for (int k = 0; good && k < 4; k++) {
+        x[at[k]] = bad[k];
+        x[FN - 1] = k < 3 ? -INFINITY : x[FN - 1]; /* a later one does not win */
+        good = nn_first_nonfinite(x, FN) == at[k] && nn_first_nonfinite(x, at[k]) == -1;
+        memset(x, 0, FN * sizeof *x);
+    }
+    x[17] = 3.4e38f; /* large but finite */
+    ok(good && nn_first_nonfinite(x, FN) == -1,
+       "first non-finite: NaN, +inf, -inf found at 0, 4095, 4096, 9999; finite extremes pass");
+    free(x);
+}
+
 int main(void)
 {
     diag("AVX-512 paths %s", nn_avx512() ? "on" : "off (CPU lacks AVX-512F)");
@@ -578,5 +608,6 @@ int main(void)
     test_keyed_dropout();
     test_keyed_attention();
     test_pool();
-    return done_testing(55);
+    test_first_nonfinite();
+    return done_testing(57);
 }

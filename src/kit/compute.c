@@ -28,7 +28,18 @@ struct compute_linear {
     float *wscale; /* int8: per output channel */
     int32_t *wsum; /* int8: sum of each output channel's int8 weights */
     float *zeros;  /* the bias when none is given */
+    /* bf16, int8: oneDNN's brgemm kernels want the rows at creation; they
+     * fuse bias and GELU into the kernel and read the packed weights
+     * without copying them. One primitive per row count of FIXED_M, all
+     * with the same weights layout (else the run-time-rows one, prim). */
+    int fixed_mode;
+    dnnl_primitive_desc_t fixed_pd[5];
+    dnnl_primitive_t fixed[5];
+    size_t fixed_pad[5]; /* bytes of scratchpad each (per calling thread) */
 };
+
+enum { NFIXED = 5 };
+static const int FIXED_M[NFIXED] = {256, 128, 64, 32, 16};
 
 static dnnl_engine_t engine;
 static dnnl_status_t engine_status = dnnl_runtime_error;
@@ -39,8 +50,10 @@ static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
  * the ones of pool threads that have ended. */
 typedef struct {
     dnnl_stream_t stream;
-    void *scratch;
+    void *scratch; /* converted activations */
     size_t cap;
+    void *pad; /* oneDNN's scratchpad, and the padded rows of a short batch */
+    size_t padcap;
 } thread_slot;
 enum { MAX_SLOTS = 1024 };
 static thread_slot slots[MAX_SLOTS];
@@ -78,19 +91,23 @@ static dnnl_stream_t stream_get(void)
     return t->stream;
 }
 
-/* this thread's scratch, at least bytes long (after stream_get) */
-static void *scratch_get(size_t bytes)
+static void *grow_buffer(void **p, size_t *cap, size_t bytes)
 {
-    thread_slot *t = tl_slot;
-    if (bytes <= t->cap)
-        return t->scratch;
-    mem_free(t->scratch);
-    t->cap = 0;
-    t->scratch = mem_alloc(bytes + bytes / 4);
-    if (t->scratch)
-        t->cap = bytes + bytes / 4;
-    return t->scratch;
+    if (bytes <= *cap)
+        return *p;
+    mem_free(*p);
+    *cap = 0;
+    *p = mem_alloc(bytes + bytes / 4);
+    if (*p)
+        *cap = bytes + bytes / 4;
+    return *p;
 }
+
+/* this thread's scratch, at least bytes long (after stream_get) */
+static void *scratch_get(size_t bytes) { return grow_buffer(&tl_slot->scratch, &tl_slot->cap, bytes); }
+
+/* this thread's second buffer (oneDNN's scratchpad, padded rows) */
+static void *pad_get(size_t bytes) { return grow_buffer(&tl_slot->pad, &tl_slot->padcap, bytes); }
 
 int compute_precision_parse(const char *name)
 {
@@ -150,9 +167,10 @@ static dnnl_status_t make_attr(dnnl_primitive_attr_t *attr, compute_precision p,
 
 /* src (runtime rows, in), weights (in,out), bias (1,out), dst (rows,out);
  * int8: dst int32 sums of u8 x s8 products, no bias (int8_epilogue) */
-static dnnl_status_t make_primitive(compute_linear *l)
+/* the matmul of l with R rows (DNNL_RUNTIME_DIM_VAL: given at run time;
+ * fixed rows: the scratchpad is the caller's) */
+static dnnl_status_t make_pd(const compute_linear *l, int64_t R, dnnl_primitive_desc_t *pd)
 {
-    const int64_t R = DNNL_RUNTIME_DIM_VAL;
     dnnl_dims_t sd = {R, l->in}, wd = {l->in, l->out}, bd = {1, l->out}, dd = {R, l->out};
     dnnl_dims_t wstr = {1, l->in}; /* W (out,in) row-major is W^T with these strides */
     dnnl_memory_desc_t smd, wmd, bmd, dmd;
@@ -172,14 +190,59 @@ static dnnl_status_t make_primitive(compute_linear *l)
     dnnl_primitive_attr_t attr = NULL;
     if (s == dnnl_success)
         s = make_attr(&attr, l->p, l->post);
+    if (s == dnnl_success && R != DNNL_RUNTIME_DIM_VAL)
+        s = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
     if (s == dnnl_success)
-        s = dnnl_primitive_desc_create(&l->pd, &desc, attr, engine, NULL);
+        s = dnnl_primitive_desc_create(pd, &desc, attr, engine, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    return s;
+}
+
+static dnnl_status_t make_primitive(compute_linear *l)
+{
+    dnnl_status_t s = make_pd(l, DNNL_RUNTIME_DIM_VAL, &l->pd);
     if (s == dnnl_success)
         s = dnnl_primitive_create(&l->prim, l->pd);
     if (s == dnnl_success)
         l->wmd = *dnnl_primitive_desc_query_md(l->pd, dnnl_query_weights_md, 0);
-    dnnl_primitive_attr_destroy(attr);
     return s;
+}
+
+static void free_fixed(compute_linear *l)
+{
+    for (int i = 0; i < NFIXED; i++) {
+        dnnl_primitive_destroy(l->fixed[i]);
+        dnnl_primitive_desc_destroy(l->fixed_pd[i]);
+        l->fixed[i] = NULL;
+        l->fixed_pd[i] = NULL;
+    }
+    l->fixed_mode = 0;
+}
+
+/* bf16, int8: the fixed-rows primitives, when oneDNN has brgemm kernels for
+ * them here and they agree on the weights layout (then the weights are
+ * packed in it); otherwise the run-time-rows primitive alone */
+static void make_fixed(compute_linear *l)
+{
+    const char *impl = NULL;
+    int ok = 1;
+    for (int i = 0; ok && i < NFIXED; i++) {
+        ok = make_pd(l, FIXED_M[i], &l->fixed_pd[i]) == dnnl_success &&
+             dnnl_primitive_create(&l->fixed[i], l->fixed_pd[i]) == dnnl_success;
+        if (ok)
+            ok = dnnl_memory_desc_equal(dnnl_primitive_desc_query_md(l->fixed_pd[i], dnnl_query_weights_md, 0),
+                                        dnnl_primitive_desc_query_md(l->fixed_pd[0], dnnl_query_weights_md, 0));
+        if (ok)
+            l->fixed_pad[i] = dnnl_memory_desc_get_size(
+                dnnl_primitive_desc_query_md(l->fixed_pd[i], dnnl_query_scratchpad_md, 0));
+    }
+    if (ok && dnnl_primitive_desc_query(l->fixed_pd[0], dnnl_query_impl_info_str, 0, &impl) == dnnl_success &&
+        strncmp(impl, "brg", 3) == 0) {
+        l->fixed_mode = 1;
+        l->wmd = *dnnl_primitive_desc_query_md(l->fixed_pd[0], dnnl_query_weights_md, 0);
+    } else {
+        free_fixed(l);
+    }
 }
 
 int compute_linear_create(compute_linear **out, const char *name, int in, int outs,
@@ -209,6 +272,8 @@ int compute_linear_create(compute_linear **out, const char *name, int in, int ou
         compute_linear_free(l);
         return dnnl_fail("matmul primitive", name, s);
     }
+    if (l->p != COMPUTE_F32)
+        make_fixed(l);
     *out = l;
     return 0;
 }
@@ -219,6 +284,7 @@ void compute_linear_free(compute_linear *l)
         return;
     dnnl_primitive_destroy(l->prim);
     dnnl_primitive_desc_destroy(l->pd);
+    free_fixed(l);
     mem_free(l->wpacked);
     mem_free(l->wscale);
     mem_free(l->wsum);
@@ -229,7 +295,8 @@ void compute_linear_free(compute_linear *l)
 const char *compute_linear_impl(const compute_linear *l)
 {
     const char *impl = NULL;
-    if (!l || dnnl_primitive_desc_query(l->pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success)
+    if (!l || dnnl_primitive_desc_query(l->fixed_mode ? l->fixed_pd[0] : l->pd, dnnl_query_impl_info_str, 0,
+                                        &impl) != dnnl_success)
         return "?";
     return impl;
 }
@@ -312,16 +379,24 @@ static void quantize_weights(int8_t *q, float *scale, int32_t *sum, const float 
 #pragma omp parallel for schedule(static)
     for (int o = 0; o < out; o++) {
         const float *w = W + (int64_t)o * in;
+        int8_t *qo = q + (int64_t)o * in;
         float mx = 0;
-        for (int k = 0; k < in; k++)
-            mx = fabsf(w[k]) > mx ? fabsf(w[k]) : mx;
+#pragma omp simd reduction(max : mx)
+        for (int k = 0; k < in; k++) {
+            float a = w[k] < 0 ? -w[k] : w[k];
+            mx = a > mx ? a : mx;
+        }
         float s = mx > 0 ? mx / qmax : 1.0f, inv = 1.0f / s;
         int32_t t = 0;
         scale[o] = s;
+        /* comparisons and rintf (ties to even, as lrintf): they vectorise */
+#pragma omp simd reduction(+ : t)
         for (int k = 0; k < in; k++) {
-            int8_t v = (int8_t)lrintf(fminf(qmax, fmaxf(-qmax, w[k] * inv)));
-            q[(int64_t)o * in + k] = v;
-            t += v;
+            float v = w[k] * inv;
+            v = v > qmax ? qmax : v < -qmax ? -qmax : v;
+            int8_t r = (int8_t)(int32_t)rintf(v);
+            qo[k] = r;
+            t += r;
         }
         sum[o] = t;
     }
@@ -486,29 +561,19 @@ static dnnl_status_t add_arg(exec_args *e, int arg, dnnl_data_type_t dt, int64_t
     return s;
 }
 
-int compute_linear_forward(const compute_linear *l, float *y, const float *x, const float *W,
-                           const float *b, int N)
+/* One matmul call: rows [0, M) of src (converted activations, or x in
+ * f32) and of y; pad: the scratchpad of a fixed-rows primitive. */
+static dnnl_status_t run_rows(const compute_linear *l, dnnl_primitive_t prim, dnnl_stream_t st,
+                              const void *src, void *y, const float *W, const float *bias, int64_t M,
+                              void *pad, size_t padbytes)
 {
-    if (N == 0)
-        return 0;
-    dnnl_stream_t st = stream_get();
-    if (!st)
-        return err_set("oneDNN: no stream for %s", l->name);
-    const int64_t nx = (int64_t)N * l->in;
-    size_t need = l->p == COMPUTE_BF16 ? (size_t)nx * 2
-                  : l->p == COMPUTE_INT8 ? (size_t)nx + 64 + 2 * (size_t)N * sizeof(float) : 0;
-    void *scr = need ? scratch_get(need) : NULL;
-    if (need && !scr)
-        return err_set("out of memory for the activations of %s (%d rows)", l->name, N);
     exec_args e = {.n = 0};
-    const void *src = x;
-    const float *bias = b ? b : l->zeros;
-    dnnl_status_t s = dnnl_success;
+    dnnl_status_t s;
     if (l->p == COMPUTE_F32) {
         dnnl_dims_t wd = {l->in, l->out}, wstr = {1, l->in};
         dnnl_memory_desc_t wmd;
-        dnnl_memory_t wm = NULL;
         s = dnnl_memory_desc_init_by_strides(&wmd, 2, wd, dnnl_f32, wstr);
+        dnnl_memory_t wm = NULL;
         if (s == dnnl_success)
             s = dnnl_memory_create(&wm, &wmd, engine, (void *)(W ? W : l->wref));
         if (s == dnnl_success)
@@ -519,29 +584,93 @@ int compute_linear_forward(const compute_linear *l, float *y, const float *x, co
         if (s == dnnl_success)
             e.a[e.n++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, wm};
     }
-    float *xs = NULL;
-    int32_t *zp = NULL;
-    if (l->p == COMPUTE_BF16) {
-        to_bf16(scr, x, nx);
-        src = scr;
-    } else if (l->p == COMPUTE_INT8) {
-        xs = (float *)((char *)scr + ((nx + 63) & ~(int64_t)63));
-        zp = (int32_t *)(xs + N);
-        to_u8_rows(scr, xs, zp, x, N, l->in);
-        src = scr;
-    }
     if (s == dnnl_success)
-        s = add_arg(&e, DNNL_ARG_SRC, src_type(l->p), N, l->in, src);
+        s = add_arg(&e, DNNL_ARG_SRC, src_type(l->p), M, l->in, src);
     if (s == dnnl_success && l->p != COMPUTE_INT8)
         s = add_arg(&e, DNNL_ARG_BIAS, dnnl_f32, 1, l->out, bias);
     if (s == dnnl_success)
-        s = add_arg(&e, DNNL_ARG_DST, l->p == COMPUTE_INT8 ? dnnl_s32 : dnnl_f32, N, l->out, y);
+        s = add_arg(&e, DNNL_ARG_DST, l->p == COMPUTE_INT8 ? dnnl_s32 : dnnl_f32, M, l->out, y);
+    if (s == dnnl_success && padbytes)
+        s = add_arg(&e, DNNL_ARG_SCRATCHPAD, dnnl_u8, (int64_t)padbytes, 0, pad);
     if (s == dnnl_success)
-        s = dnnl_primitive_execute(l->prim, st, e.n, e.a);
+        s = dnnl_primitive_execute(prim, st, e.n, e.a);
     if (s == dnnl_success)
         s = dnnl_stream_wait(st);
     for (int i = 0; i < e.n; i++)
         dnnl_memory_destroy(e.a[i].memory);
+    return s;
+}
+
+static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* The fixed-rows primitives over N rows: blocks of 256 while they last,
+ * then at most one each of 128 .. 16, and a last block of 16 ending at row
+ * N (it recomputes up to 15 rows: same inputs, same sums). Fewer than 16
+ * rows go through a zero-padded block of 16. */
+static dnnl_status_t fixed_forward(const compute_linear *l, dnnl_stream_t st, const char *src, char *y,
+                                   const float *bias, int64_t N)
+{
+    const size_t es = l->p == COMPUTE_BF16 ? 2 : 1, xrow = (size_t)l->in * es, yrow = (size_t)l->out * 4;
+    size_t maxpad = 0;
+    for (int i = 0; i < NFIXED; i++)
+        maxpad = l->fixed_pad[i] > maxpad ? l->fixed_pad[i] : maxpad;
+    maxpad = round64(maxpad);
+    char *pad = pad_get(maxpad + round64(16 * xrow) + 16 * yrow);
+    if (!pad)
+        return dnnl_out_of_memory;
+    if (N < 16) {
+        char *x16 = pad + maxpad, *y16 = x16 + round64(16 * xrow);
+        memcpy(x16, src, (size_t)N * xrow);
+        memset(x16 + N * xrow, 0, (size_t)(16 - N) * xrow);
+        dnnl_status_t s = run_rows(l, l->fixed[NFIXED - 1], st, x16, y16, NULL, bias, 16, pad, l->fixed_pad[NFIXED - 1]);
+        memcpy(y, y16, (size_t)N * yrow);
+        return s;
+    }
+    dnnl_status_t s = dnnl_success;
+    int64_t r = 0;
+    for (int i = 0; i < NFIXED && s == dnnl_success; i++)
+        while (s == dnnl_success && N - r >= FIXED_M[i]) {
+            s = run_rows(l, l->fixed[i], st, src + r * xrow, y + r * yrow, NULL, bias, FIXED_M[i], pad,
+                         l->fixed_pad[i]);
+            r += FIXED_M[i];
+            if (i > 0)
+                break; /* below 256: at most one block of each size */
+        }
+    if (s == dnnl_success && r < N)
+        s = run_rows(l, l->fixed[NFIXED - 1], st, src + (N - 16) * xrow, y + (N - 16) * yrow, NULL, bias, 16,
+                     pad, l->fixed_pad[NFIXED - 1]);
+    return s;
+}
+
+int compute_linear_forward(const compute_linear *l, float *y, const float *x, const float *W,
+                           const float *b, int N)
+{
+    if (N == 0)
+        return 0;
+    dnnl_stream_t st = stream_get();
+    if (!st)
+        return err_set("oneDNN: no stream for %s", l->name);
+    const float *bias = b ? b : l->zeros;
+    if (l->p == COMPUTE_F32) {
+        dnnl_status_t s = run_rows(l, l->prim, st, x, y, W, bias, N, NULL, 0);
+        return s == dnnl_success ? 0 : dnnl_fail("matmul", l->name, s);
+    }
+    const int64_t nx = (int64_t)N * l->in;
+    size_t need = l->p == COMPUTE_BF16 ? (size_t)nx * 2 : (size_t)nx + 64 + 2 * (size_t)N * sizeof(float);
+    void *scr = scratch_get(need);
+    if (!scr)
+        return err_set("out of memory for the activations of %s (%d rows)", l->name, N);
+    float *xs = NULL;
+    int32_t *zp = NULL;
+    if (l->p == COMPUTE_BF16) {
+        to_bf16(scr, x, nx);
+    } else {
+        xs = (float *)((char *)scr + ((nx + 63) & ~(int64_t)63));
+        zp = (int32_t *)(xs + N);
+        to_u8_rows(scr, xs, zp, x, N, l->in);
+    }
+    dnnl_status_t s = l->fixed_mode ? fixed_forward(l, st, scr, (char *)y, bias, N)
+                                    : run_rows(l, l->prim, st, scr, y, NULL, bias, N, NULL, 0);
     if (s != dnnl_success)
         return dnnl_fail("matmul", l->name, s);
     if (l->p == COMPUTE_INT8)

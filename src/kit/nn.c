@@ -24,6 +24,24 @@ int nn_avx512(void)
     return use_avx512;
 }
 
+int64_t nn_first_nonfinite(const float *x, int64_t n)
+{
+    enum { BLOCK = 4096 };
+    for (int64_t at = 0; at < n; at += BLOCK) {
+        int64_t k = n - at < BLOCK ? n - at : BLOCK;
+        uint32_t any = 0;
+        for (int64_t i = 0; i < k; i++) { /* exponent all ones: NaN or infinity */
+            uint32_t u;
+            memcpy(&u, x + at + i, sizeof u);
+            any |= (u & 0x7f800000u) == 0x7f800000u;
+        }
+        for (int64_t i = 0; any && i < k; i++)
+            if (!isfinite(x[at + i]))
+                return at + i;
+    }
+    return -1;
+}
+
 void nn_use_avx512(int on)
 {
     use_avx512 = -1;
@@ -437,17 +455,63 @@ static inline uint64_t drop_seed(uint64_t seed, uint64_t key)
     return z ^ (z >> 31);
 }
 
+/* drop_bits(s, c) >= thr for c = c0 .. c0+7, as a mask (64-bit lanes:
+ * vpmullq needs AVX512DQ) */
+__attribute__((target("avx512f,avx512dq"))) static inline __mmask8 keep8(uint64_t s, uint64_t c0,
+                                                                       uint32_t thr)
+{
+    const __m512i step = _mm512_set1_epi64((long long)0x9E3779B97F4A7C15ull);
+    __m512i i = _mm512_add_epi64(_mm512_set1_epi64((long long)(c0 + 1)), _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0));
+    __m512i z = _mm512_add_epi64(_mm512_set1_epi64((long long)s), _mm512_mullo_epi64(i, step));
+    z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)),
+                           _mm512_set1_epi64((long long)0xBF58476D1CE4E5B9ull));
+    z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)),
+                           _mm512_set1_epi64((long long)0x94D049BB133111EBull));
+    z = _mm512_srli_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 31)), 32);
+    return _mm512_cmpge_epu64_mask(z, _mm512_set1_epi64(thr));
+}
+
+/* one row of dropout_rows, 16 values a step: the same bits as the loop */
+__attribute__((target("avx512f,avx512dq"))) static void dropout_row_avx512(float *y, const float *x,
+                                                                         int C, uint64_t s,
+                                                                         uint32_t thr, float scale,
+                                                                         int add)
+{
+    const __m512 vs = _mm512_set1_ps(scale);
+    for (int c = 0; c < C; c += 16) {
+        __mmask16 m = tail_mask(C - c);
+        __mmask16 keep = (__mmask16)(keep8(s, (uint64_t)c, thr) | (keep8(s, (uint64_t)c + 8, thr) << 8));
+        __m512 v = _mm512_maskz_mul_ps(keep & m, _mm512_maskz_loadu_ps(m, x + c), vs);
+        if (add)
+            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, y + c));
+        _mm512_mask_storeu_ps(y + c, m, v);
+    }
+}
+
+static int have_avx512dq(void)
+{
+    static int dq = -1;
+    if (dq < 0)
+        dq = __builtin_cpu_supports("avx512dq") ? 1 : 0;
+    return nn_avx512() && dq; /* nn_use_avx512(0) turns it off too */
+}
+
 /* keyed dropout of N rows of C into y (add: y +=, the backward) */
 static void dropout_rows(float *y, const float *x, int64_t N, int C, float p, uint64_t seed,
                          const uint64_t *keys, int add)
 {
     uint32_t thr = drop_threshold(p);
     float scale = 1.0f / (1.0f - p);
+    const int fast = have_avx512dq();
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < N; i++) {
         uint64_t s = drop_seed(seed, keys ? keys[i] : (uint64_t)i);
         const float *xi = x + i * C;
         float *yi = y + i * C;
+        if (fast) {
+            dropout_row_avx512(yi, xi, C, s, thr, scale, add);
+            continue;
+        }
         for (int c = 0; c < C; c++) {
             float v = drop_bits(s, (uint64_t)c) >= thr ? xi[c] * scale : 0.0f;
             yi[c] = add ? yi[c] + v : v;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runner/kit/nn.h"
 #include "runner/kit/util.h"
 #include "signals.h"
 
@@ -68,10 +69,8 @@ int pooler_dim(const encoder *enc, stage *pooler)
 static int row_nonfinite(const float *h, const runner_batch *b, int i, int C)
 {
     for (int t = 0; t < b->T; t++)
-        if (b->mask[(size_t)i * b->T + t])
-            for (int c = 0; c < C; c++)
-                if (!isfinite(h[((size_t)i * b->T + t) * C + c]))
-                    return 1;
+        if (b->mask[(size_t)i * b->T + t] && nn_first_nonfinite(h + ((size_t)i * b->T + t) * C, C) >= 0)
+            return 1;
     return 0;
 }
 
@@ -108,16 +107,17 @@ int encoder_embed(encoder *enc, const encoded *e, stage *const *poolers, int npo
         err_set("out of memory");
         goto done;
     }
+    int per = enc->batch_size;
     for (int k = 0; k < npoolers; k++) {
         dims[k] = pooler_dim(enc, poolers[k]);
-        tmp[k] = malloc((size_t)enc->batch_size * (size_t)dims[k] * sizeof(float));
+        tmp[k] = malloc((size_t)per * (size_t)dims[k] * sizeof(float));
         if (!tmp[k]) {
             err_set("out of memory");
             goto done;
         }
     }
-    for (int at = 0; at < e->n; at += enc->batch_size) {
-        int n = e->n - at < enc->batch_size ? e->n - at : enc->batch_size;
+    for (int at = 0; at < e->n; at += per) {
+        int n = e->n - at < per ? e->n - at : per;
         if (signals_caught()) {
             err_set("stopped by %s after %d of %d sentences; nothing written", signal_label(signals_caught()), at,
                     e->n);

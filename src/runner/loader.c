@@ -1,5 +1,6 @@
 /* loader.c — plugin discovery and checked loading with libdl. */
 #include "loader.h"
+#include "proc.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -61,10 +62,8 @@ int loader_add_dir(loader *L, const char *dir)
 static char *own_plugins_dir(void)
 {
     char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0)
+    if (proc_self_exe(exe, sizeof exe) != 0)
         return NULL;
-    exe[n] = 0;
     char *slash = strrchr(exe, '/');
     if (!slash)
         return NULL;

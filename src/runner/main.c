@@ -3,6 +3,7 @@
  * and hand it to the driver its `run` setting names. */
 #include <getopt.h>
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -375,8 +376,22 @@ static int run_pipeline(pipeline *pl, cli *c, int argc, char **argv, diags *d, F
     return execute(pl, c);
 }
 
+/* glibc adapts its mmap and trim thresholds as blocks come and go, and a
+ * run that frees and allocates buffers of 1-16 MiB call after call (oneDNN's
+ * GEMM workspaces, our activations) hands their pages back to the kernel
+ * and faults them in again: 125k page faults for an encode that needs 46k,
+ * 0.2 s of system time, and run to run it varies. Fixed thresholds (those
+ * glibc would adapt to at most) keep freed memory for reuse; blocks of
+ * 32 MiB and more still come from mmap and go back when freed. */
+static void malloc_policy(void)
+{
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+}
+
 int main(int argc, char **argv)
 {
+    malloc_policy();
     gsl_errors_return(); /* before anything can call GSL: no abort() from it */
     cli c;
     memset(&c, 0, sizeof c);

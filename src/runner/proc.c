@@ -137,3 +137,21 @@ int proc_wait_any(pid_t *pid, int *status)
     *status = exit_code(st);
     return 0;
 }
+
+int proc_self_exe(char *buf, size_t size)
+{
+    if (size < 2)
+        return -1;
+    ssize_t n = readlink("/proc/self/exe", buf, size - 1);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    const char *tail = " (deleted)";
+    size_t t = strlen(tail);
+    if ((size_t)n > t && strcmp(buf + n - t, tail) == 0) {
+        buf[n - t] = 0;
+        if (access(buf, X_OK) != 0)
+            buf[n - t] = tail[0]; /* nothing there now: keep the kernel's name */
+    }
+    return 0;
+}

@@ -20,6 +20,11 @@ int proc_read(const char *const *argv, char *buf, size_t cap, int *status);
 /* Start argv with stdout and stderr appended to log (stdin /dev/null);
  * do not wait. */
 int proc_start(const char *const *argv, const char *log, pid_t *pid);
+/* This executable's path into buf (NUL terminated): 0, or -1 when it
+ * cannot be read. When the file was replaced while we run (a rebuild), the
+ * kernel names it "PATH (deleted)": then PATH, the file that now stands
+ * there, with its plugins beside it. */
+int proc_self_exe(char *buf, size_t size);
 /* Wait for any started child: its pid and exit status (-1 killed). */
 int proc_wait_any(pid_t *pid, int *status);
 

@@ -365,15 +365,14 @@ static void argv_push(char ***argv, int *n, char *arg)
 static char **point_argv(const sweep *s, const sweep_opts *o, const int *idx, const char *pdir, int threads)
 {
     char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    int n = proc_self_exe(self, sizeof self) == 0;
     char **argv = NULL;
     int argc = 0, has_seed = 0;
-    self[n > 0 ? n : 0] = 0;
     const char *file = o->file;
     for (int i = 0; i < s->naxes; i++)
         if (strcmp(s->axes[i].path, "pipeline") == 0)
             file = s->axes[i].values[idx[i]];
-    argv_push(&argv, &argc, str_dup(n > 0 ? self : "runner"));
+    argv_push(&argv, &argc, str_dup(n ? self : "runner"));
     argv_push(&argv, &argc, str_dup(file));
     argv_push(&argv, &argc, str_dup("--sweep-point"));
     argv_push(&argv, &argc, str_printf("--out=%s", pdir));

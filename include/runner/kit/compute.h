@@ -6,11 +6,16 @@
  *
  *  - compute_sgemm: C = alpha op(A) op(B) + beta C, row-major, float32, for
  *    GEMMs whose operands change every call (training, heads, backward).
- *  - compute_linear: y = x W^T + b (then GELU when asked) as a oneDNN
- *    matmul primitive created once per layer shape with the number of rows
- *    given at run time, bias and GELU fused as post-ops. In "bf16" and
- *    "int8" the weights are converted and reordered into oneDNN's packed
- *    layout once (compute_linear_pack); "int8" is dynamic quantization as
+ *  - compute_linear: y = x W^T + b (then GELU when asked) as oneDNN
+ *    matmul primitives created once per layer shape, bias and GELU fused
+ *    as post-ops. In "f32" one primitive takes the number of rows at run
+ *    time and reads the weights in place. In "bf16" and "int8" the weights
+ *    are converted and reordered once (compute_linear_pack) into the layout
+ *    of oneDNN's brgemm kernels, which need the rows at creation: one
+ *    primitive each for blocks of 256, 128, 64, 32 and 16 rows, a call's
+ *    rows cut into such blocks (a row's result never depends on the
+ *    others'); where brgemm is missing, one run-time-rows primitive as in
+ *    f32. "int8" is dynamic quantization as
  *    ONNX Runtime's: per-channel symmetric int8 weights, uint8 activations
  *    with a scale and zero point per row computed at run time (int32 sums
  *    from oneDNN, dequantized with the bias and GELU in one pass).

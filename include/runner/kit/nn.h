@@ -114,6 +114,9 @@ void attention_backward_keyed(float *dqkv, const float *dout, const float *qkv,
 
 /* 1 when the AVX-512 paths are in use (for logs and tests) */
 int nn_avx512(void);
+/* index of the first NaN or infinity of x[0..n), or -1 (a branch-free
+ * scan of blocks, then the block that has one) */
+int64_t nn_first_nonfinite(const float *x, int64_t n);
 /* Tests: 0 forces the generic paths, 1 restores the CPU's best. */
 void nn_use_avx512(int on);
 
