@@ -258,14 +258,30 @@ static int tr_ddp_open(trainer *tr, ddp *d)
     return 0;
 }
 
-/* This rank's share of a global batch of n rows (rows[*lo .. *lo + *mine)). */
-static void tr_share(trainer *tr, int n, int *lo, int *mine)
+/* This rank's share of a global batch of n rows (rows[*lo .. *lo + *mine)):
+ * contiguous runs balanced by tokens (batches are drawn at random, so equal
+ * row counts leave one rank waiting for the other), at least one row each.
+ * Which rank takes which row changes nothing in the sums. */
+static int tr_share(trainer *tr, const encoded *e, const int *rows, int n, int *lo, int *mine)
 {
-    int64_t a, b;
-    world_share(n, &a, &b);
-    *lo = (int)a;
-    *mine = (int)(b - a);
-    tr->m.row0 = a;
+    int W = world_size(), r = world_rank();
+    int64_t *w = malloc(((size_t)n + (size_t)W + 1) * sizeof *w), *bounds = w ? w + n : NULL;
+    if (!w)
+        return err_set("out of memory");
+    for (int i = 0; i < n; i++)
+        w[i] = e->off[rows[i] + 1] - e->off[rows[i]];
+    world_share_weighted(w, n, bounds);
+    for (int k = 1; k < W; k++) { /* every rank a row (n >= W is checked at the start) */
+        if (bounds[k] < bounds[k - 1] + 1)
+            bounds[k] = bounds[k - 1] + 1;
+        if (bounds[k] > n - (W - k))
+            bounds[k] = n - (W - k);
+    }
+    *lo = (int)bounds[r];
+    *mine = (int)(bounds[r + 1] - bounds[r]);
+    tr->m.row0 = bounds[r];
+    free(w);
+    return 0;
 }
 
 /* Before an evaluation: are all ranks still the same? */
@@ -378,9 +394,12 @@ static int tr_micro_batches(trainer *tr, int *rows)
             if (so->next(tr->sampler->self, &pos, &which) != 0)
                 return -1;
         }
-        int n = tr_next_rows(tr, &tr->m.t[which < 0 ? 0 : which], rows), lo, mine;
+        task *t = &tr->m.t[which < 0 ? 0 : which];
+        int n = tr_next_rows(tr, t, rows), lo = 0, mine = n;
         double total;
-        tr_share(tr, n, &lo, &mine);
+        tr->m.row0 = 0;
+        if (world_size() > 1 && tr_share(tr, &t->train.enc, rows, n, &lo, &mine) != 0)
+            return -1;
         tr->m.sync = micro == tr->accumulate - 1;
         if (model_train_batch(&tr->m, which, rows + lo, mine, tr->accumulate, &total) != 0)
             return -1;
