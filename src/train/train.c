@@ -319,13 +319,16 @@ static void tr_ddp_log(trainer *tr, const ddp *d, int end)
     char sum_text[128];
     snprintf(sum_text, sizeof sum_text, "sum (%.1f ms of it summing in shared memory, the rest waiting for the "
              "slowest rank)", d->steps ? 1e3 * world_grad_shm_seconds() / (double)d->steps : 0.0);
-    if (!end)
+    if (!end && d->g.shm)
+        pipeline_log(tr->pl, RUNNER_LOG_INFO, "gradient sum in shared memory: %d ranges, %lld bytes per step (+ the "
+                     "touched rows of the word embeddings), after backward", d->g.n, (long long)d->floats * 4);
+    else if (!end)
         pipeline_log(tr->pl, RUNNER_LOG_INFO, "gradient all-reduce: %d buckets, %lld bytes per step (+ the touched "
                      "rows of the word embeddings), %d released before backward ended", d->g.n,
                      (long long)d->floats * 4, d->early);
     else if (d->steps)
-        pipeline_log(tr->pl, RUNNER_LOG_INFO, "data parallel: per step %.1f ms of backbone backward (%d sentences a "
-                     "rank), then %.1f ms waiting for the gradient %s; %.1f ms in the optimizer step (norm and AdamW, "
+        pipeline_log(tr->pl, RUNNER_LOG_INFO, "data parallel: per step %.1f ms of backbone backward (about %d sentences a "
+                     "rank, cut by tokens), then %.1f ms waiting for the gradient %s; %.1f ms in the optimizer step (norm and AdamW, "
                      "every rank the whole store)", 1e3 * d->t_backward / (double)d->steps, tr->B / world_size(),
                      1e3 * d->t_wait / (double)d->steps, d->g.shm ? sum_text : "all-reduce",
                      1e3 * d->t_step / (double)d->steps);
