@@ -149,13 +149,15 @@ static void test_bf16(const float *x, const float *W, const float *b)
     compute_linear *l = NULL;
     int rc = compute_linear_create(&l, "bf16", IN, OUT, COMPUTE_BF16, COMPUTE_POST_NONE);
     rc = rc || compute_linear_pack(l, W);
-    if (!ok(rc == 0 && compute_linear_bytes(l) >= IN * OUT * 2, "bf16 linear created, weights packed (%s)",
+    int packed = l && compute_linear_precision(l) == COMPUTE_BF16 ? compute_linear_bytes(l) >= IN * OUT * 2 : 1;
+    if (!ok(rc == 0 && packed, "bf16 linear created, weights packed where bf16 runs (%s)",
             rc ? err_get() : compute_linear_impl(l)))
         return;
-    reference(ref, x, W, b, 0, bf16_round);
+    int bf = compute_linear_precision(l) == COMPUTE_BF16; /* else f32 runs: exact inputs */
+    reference(ref, x, W, b, 0, bf ? bf16_round : same);
     rc = compute_linear_forward(l, y, x, NULL, b, N);
-    ok(rc == 0 && max_diff(y, ref, N * OUT) < 1e-4, "bf16 linear = bfloat16 inputs, float32 sums (%.1e)",
-       max_diff(y, ref, N * OUT));
+    ok(rc == 0 && max_diff(y, ref, N * OUT) < 1e-4, "bf16 linear = %s inputs, float32 sums (%.1e)",
+       bf ? "bfloat16" : "float32 (no bf16 kernel here)", max_diff(y, ref, N * OUT));
     compute_linear_free(l);
 }
 
@@ -210,7 +212,10 @@ static void test_row_blocks(compute_precision p, const float *W, const float *b)
         for (int i = 0; i < n * OUT; i++)
             d = fmax(d, fabs(y[i] - all[(BIG - n) * OUT + i]));
     }
-    ok(rc == 0 && d <= 1e-6, "%s (%s): 1, 15, 16, 17, 45 or 299 rows give the rows of one 300-row call (%.1e)",
+    /* bit for bit on the packed path; where this CPU (or valgrind's) has no
+     * kernel for p and f32 runs instead, its GEMM may order sums by rows */
+    double bound = l && compute_linear_precision(l) == p ? 0 : 1e-5;
+    ok(rc == 0 && d <= bound, "%s (%s): 1, 15, 16, 17, 45 or 299 rows give the rows of one 300-row call (%.1e)",
        compute_precision_name(p), l ? compute_linear_impl(l) : "?", d);
     compute_linear_free(l);
     free(x);
