@@ -15,6 +15,8 @@
 #include "runner/kit/nn.h"
 #include "runner/kit/util.h"
 
+enum { NFIXED = 5 }; /* row counts of the fixed-rows primitives (FIXED_M) */
+
 struct compute_linear {
     char name[96];
     compute_precision p, asked; /* p: what runs (f32 when oneDNN cannot do asked here) */
@@ -33,12 +35,11 @@ struct compute_linear {
      * without copying them. One primitive per row count of FIXED_M, all
      * with the same weights layout (else the run-time-rows one, prim). */
     int fixed_mode;
-    dnnl_primitive_desc_t fixed_pd[5];
-    dnnl_primitive_t fixed[5];
-    size_t fixed_pad[5]; /* bytes of scratchpad each (per calling thread) */
+    dnnl_primitive_desc_t fixed_pd[NFIXED];
+    dnnl_primitive_t fixed[NFIXED];
+    size_t fixed_pad[NFIXED]; /* bytes of scratchpad each (per calling thread) */
 };
 
-enum { NFIXED = 5 };
 static const int FIXED_M[NFIXED] = {256, 128, 64, 32, 16};
 
 static dnnl_engine_t engine;
@@ -165,10 +166,10 @@ static dnnl_status_t make_attr(dnnl_primitive_attr_t *attr, compute_precision p,
     return s;
 }
 
-/* src (runtime rows, in), weights (in,out), bias (1,out), dst (rows,out);
- * int8: dst int32 sums of u8 x s8 products, no bias (int8_epilogue) */
-/* the matmul of l with R rows (DNNL_RUNTIME_DIM_VAL: given at run time;
- * fixed rows: the scratchpad is the caller's) */
+/* The matmul of l over R rows (DNNL_RUNTIME_DIM_VAL: given at run time;
+ * fixed rows: the scratchpad is the caller's): src (R, in), weights
+ * (in, out), bias (1, out), dst (R, out); int8: dst int32 sums of u8 x s8
+ * products, no bias (int8_epilogue) */
 static dnnl_status_t make_pd(const compute_linear *l, int64_t R, dnnl_primitive_desc_t *pd)
 {
     dnnl_dims_t sd = {R, l->in}, wd = {l->in, l->out}, bd = {1, l->out}, dd = {R, l->out};
