@@ -3,8 +3,11 @@
  * generic paths against each other, and every backward against central
  * finite differences of loss = sum(out * R) for a fixed random R. */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "runner/kit/nn.h"
 #include "runner/kit/pool.h"
@@ -597,6 +600,71 @@ static void test_first_nonfinite(void)
     free(x);
 }
 
+/* n floats ending exactly where a PROT_NONE page begins (NULL on failure):
+ * a kernel writing past the end faults at the writing instruction, which
+ * neither ASan (blind to AVX-512 masked stores) nor valgrind (no AVX-512)
+ * would report. Kept mapped until the process ends. */
+static float *guarded(size_t n)
+{
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE), bytes = n * sizeof(float), span = (bytes + pg - 1) / pg * pg;
+    char *p = mmap(NULL, span + pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED || mprotect(p + span, pg, PROT_NONE) != 0)
+        return NULL;
+    float *f = (float *)(p + span - bytes);
+    for (size_t i = 0; i < n; i++)
+        f[i] = (float)((i * 7919) % 13) * 0.01f - 0.06f;
+    return f;
+}
+
+/* The training kernels at the tiny model's shapes (C 32, 4 heads of 8:
+ * narrower than a vector) on buffers that end at a guard page: 1-3
+ * sequences of 1-33 tokens. A fault here is an overrun. */
+static void test_guard_pages(void)
+{
+    const int C = 32, NH = 4, FF = 64;
+    int cases = 0, ok_all = 1;
+    for (int S = 1; S <= 3 && ok_all; S++)
+        for (int len = 1; len <= 33 && ok_all; len++) {
+            int off[4];
+            int64_t poff[4];
+            uint64_t keys[4];
+            off[0] = 0;
+            for (int s = 0; s < S; s++) {
+                off[s + 1] = off[s] + len + s;
+                keys[s] = 100 + (uint64_t)s;
+            }
+            const int N = off[S];
+            int64_t np = attention_probs_size(off, S, NH, poff);
+            float *qkv = guarded((size_t)N * 3 * C), *out = guarded((size_t)N * C), *probs = guarded((size_t)np);
+            float *dout = guarded((size_t)N * C), *dqkv = guarded((size_t)N * 3 * C);
+            float *scr = guarded((size_t)attention_scratch(len + S, C, NH) * (size_t)omp_get_max_threads());
+            float *x = guarded((size_t)N * C), *y = guarded((size_t)N * C), *s2 = guarded((size_t)N * C);
+            float *dx = guarded((size_t)N * C), *da = guarded((size_t)N * C), *ds = guarded((size_t)N * C);
+            float *w = guarded(C), *b = guarded(C), *dw = guarded(C), *db = guarded(C);
+            float *mean = guarded(N), *rstd = guarded(N), *h = guarded((size_t)N * FF), *g = guarded((size_t)N * FF);
+            float *W = guarded((size_t)FF * C), *dW = guarded((size_t)FF * C), *bf = guarded(FF), *dbf = guarded(FF);
+            float *all[] = {qkv, out, probs, dout, dqkv, scr, x, y, s2, dx, da, ds, w, b, dw, db, mean, rstd, h, g, W, dW, bf, dbf};
+            for (size_t k = 0; k < sizeof all / sizeof *all; k++)
+                ok_all = ok_all && all[k];
+            if (!ok_all)
+                break;
+            attention_forward_keyed(out, probs, qkv, off, poff, S, C, NH, 0.1f, 7, keys, scr);
+            attention_backward_keyed(dqkv, dout, qkv, probs, off, poff, S, C, NH, 0.1f, 7, keys, scr);
+            dropout_rows_forward(y, x, N, C, 0.1f, 3, NULL);
+            dropout_rows_backward(y, x, N, C, 0.1f, 3, NULL);
+            layernorm_forward(y, mean, rstd, x, w, b, N, C, 1e-12f);
+            layernorm_backward(dx, dw, db, dout, x, w, mean, rstd, N, C);
+            residual_layernorm_forward(y, s2, mean, rstd, x, dout, w, b, N, C, 1e-12f);
+            residual_layernorm_backward(da, dx, dw, db, ds, dout, s2, w, mean, rstd, N, C);
+            linear_forward(h, x, W, bf, N, C, FF);
+            gelu_forward(g, h, (int64_t)N * FF);
+            gelu_backward(h, g, h, (int64_t)N * FF);
+            linear_backward(dx, dW, dbf, h, x, W, N, C, FF);
+            cases++;
+        }
+    ok(ok_all && cases == 99, "AVX-512 kernels stay inside buffers that end at a guard page (%d shapes)", cases);
+}
+
 int main(void)
 {
     diag("AVX-512 paths %s", nn_avx512() ? "on" : "off (CPU lacks AVX-512F)");
@@ -609,5 +677,6 @@ int main(void)
     test_keyed_attention();
     test_pool();
     test_first_nonfinite();
-    return done_testing(57);
+    test_guard_pages();
+    return done_testing(58);
 }
