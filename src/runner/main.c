@@ -392,6 +392,7 @@ static void malloc_policy(void)
 int main(int argc, char **argv)
 {
     malloc_policy();
+    signals_block(); /* before any thread: every thread inherits the mask */
     gsl_errors_return(); /* before anything can call GSL: no abort() from it */
     cli c;
     memset(&c, 0, sizeof c);

@@ -59,7 +59,21 @@ static int spawn(const char *const *argv, int in_fd, int out_fd, const char *log
     else
         posix_spawn_file_actions_addopen(&fa, 1, log ? log : "/dev/null", log ? flags : O_WRONLY, 0644);
     posix_spawn_file_actions_addopen(&fa, 2, log ? log : "/dev/null", log ? flags : O_WRONLY, 0644);
-    int e = posix_spawnp(pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+    /* the child starts with no signal blocked (ours are, see signals.c) and
+     * SIGINT, SIGTERM and SIGPIPE at their default actions */
+    posix_spawnattr_t at;
+    sigset_t none, dflt;
+    sigemptyset(&none);
+    sigemptyset(&dflt);
+    sigaddset(&dflt, SIGINT);
+    sigaddset(&dflt, SIGTERM);
+    sigaddset(&dflt, SIGPIPE);
+    posix_spawnattr_init(&at);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &dflt);
+    int e = posix_spawnp(pid, argv[0], &fa, &at, (char *const *)argv, environ);
+    posix_spawnattr_destroy(&at);
     posix_spawn_file_actions_destroy(&fa);
     return e ? err_set("cannot start %s: %s", argv[0], strerror(e)) : 0;
 }

@@ -297,8 +297,8 @@ static int tr_ddp_check(trainer *tr, ddp *d)
 
 /* A signal caught by any rank, so that all stop after the same step (mpirun
  * forwards it to every rank, but they may see it at different steps); a
- * rank that did not catch it raises it to itself (the handler only records
- * it), so every rank exits 128 + signal. */
+ * rank that did not catch it records it as caught, so every rank exits
+ * 128 + signal. */
 static int tr_signal_agreed(void)
 {
     if (world_size() == 1)
@@ -306,8 +306,7 @@ static int tr_signal_agreed(void)
     int64_t sig = signals_caught();
     if (world_max_i64(&sig, 1) != 0 || sig == 0)
         return 0;
-    if (!signals_caught())
-        raise((int)sig);
+    signals_note((int)sig);
     return signals_caught();
 }
 
