@@ -562,6 +562,20 @@ static dnnl_status_t add_arg(exec_args *e, int arg, dnnl_data_type_t dt, int64_t
     return s;
 }
 
+/* Execute prim with e's arguments when s (the status so far) is success,
+ * wait for it, and destroy e's memory objects in every case. */
+static dnnl_status_t run_args(dnnl_primitive_t prim, dnnl_stream_t st, exec_args *e, dnnl_status_t s)
+{
+    if (s == dnnl_success)
+        s = dnnl_primitive_execute(prim, st, e->n, e->a);
+    if (s == dnnl_success)
+        s = dnnl_stream_wait(st);
+    for (int i = 0; i < e->n; i++)
+        dnnl_memory_destroy(e->a[i].memory);
+    e->n = 0;
+    return s;
+}
+
 /* One matmul call: rows [0, M) of src (converted activations, or x in
  * f32) and of y; pad: the scratchpad of a fixed-rows primitive. */
 static dnnl_status_t run_rows(const compute_linear *l, dnnl_primitive_t prim, dnnl_stream_t st,
@@ -593,13 +607,7 @@ static dnnl_status_t run_rows(const compute_linear *l, dnnl_primitive_t prim, dn
         s = add_arg(&e, DNNL_ARG_DST, l->p == COMPUTE_INT8 ? dnnl_s32 : dnnl_f32, M, l->out, y);
     if (s == dnnl_success && padbytes)
         s = add_arg(&e, DNNL_ARG_SCRATCHPAD, dnnl_u8, (int64_t)padbytes, 0, pad);
-    if (s == dnnl_success)
-        s = dnnl_primitive_execute(prim, st, e.n, e.a);
-    if (s == dnnl_success)
-        s = dnnl_stream_wait(st);
-    for (int i = 0; i < e.n; i++)
-        dnnl_memory_destroy(e.a[i].memory);
-    return s;
+    return run_args(prim, st, &e, s);
 }
 
 static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
@@ -789,12 +797,7 @@ int compute_gemm_bf16(char ta, char tb, int64_t M, int64_t N, int64_t K, const u
         s = gemm_arg(&e, DNNL_ARG_WEIGHTS, dnnl_bf16, K, N, tb, B);
     if (s == dnnl_success)
         s = gemm_arg(&e, DNNL_ARG_DST, dnnl_f32, M, N, 'N', C);
-    if (s == dnnl_success)
-        s = dnnl_primitive_execute(prim, st, e.n, e.a);
-    if (s == dnnl_success)
-        s = dnnl_stream_wait(st);
-    for (int i = 0; i < e.n; i++)
-        dnnl_memory_destroy(e.a[i].memory);
+    s = run_args(prim, st, &e, s);
     if (s != dnnl_success)
         return err_set("oneDNN: bf16 gemm %c%c of %lld x %lld x %lld failed (status %d)", ta, tb,
                        (long long)M, (long long)N, (long long)K, (int)s);

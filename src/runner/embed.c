@@ -107,17 +107,16 @@ int encoder_embed(encoder *enc, const encoded *e, stage *const *poolers, int npo
         err_set("out of memory");
         goto done;
     }
-    int per = enc->batch_size;
     for (int k = 0; k < npoolers; k++) {
         dims[k] = pooler_dim(enc, poolers[k]);
-        tmp[k] = malloc((size_t)per * (size_t)dims[k] * sizeof(float));
+        tmp[k] = malloc((size_t)enc->batch_size * (size_t)dims[k] * sizeof(float));
         if (!tmp[k]) {
             err_set("out of memory");
             goto done;
         }
     }
-    for (int at = 0; at < e->n; at += per) {
-        int n = e->n - at < per ? e->n - at : per;
+    for (int at = 0; at < e->n; at += enc->batch_size) {
+        int n = e->n - at < enc->batch_size ? e->n - at : enc->batch_size;
         if (signals_caught()) {
             err_set("stopped by %s after %d of %d sentences; nothing written", signal_label(signals_caught()), at,
                     e->n);

@@ -16,6 +16,13 @@
 #include <unistd.h>
 
 static volatile sig_atomic_t caught, armed;
+static int waiting; /* the waiter thread runs */
+
+void signals_note(int sig)
+{
+    if (!caught)
+        caught = sig;
+}
 
 static void *waiter(void *arg)
 {
@@ -26,8 +33,7 @@ static void *waiter(void *arg)
             continue;
         if (!armed) /* before a run begins: end at once, as the default action would */
             _exit(128 + sig);
-        if (!caught)
-            caught = sig;
+        signals_note(sig);
     }
     return NULL;
 }
@@ -46,22 +52,30 @@ int signals_block(void)
     pthread_attr_setstacksize(&attr, 64 * 1024);
     int rc = pthread_create(&tid, &attr, waiter, &set);
     pthread_attr_destroy(&attr);
-    if (rc != 0) { /* no waiter: back to the default actions */
+    if (rc != 0) { /* no waiter: signals_install falls back to a handler */
         pthread_sigmask(SIG_UNBLOCK, &set, NULL);
         return -1;
     }
+    waiting = 1;
     return 0;
 }
+
+static void on_signal(int sig) { signals_note(sig); }
 
 void signals_install(void)
 {
     armed = 1;
-}
-
-void signals_note(int sig)
-{
-    if (!caught)
-        caught = sig;
+    if (waiting)
+        return;
+    /* no waiter thread: a handler records the signal (the oneDNN hazard
+     * above returns, but a signal still ends the run cleanly) */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
 }
 
 int signals_caught(void)
