@@ -5,7 +5,11 @@
 # sentences) at
 #   1 rank  x 2 threads   (no mpirun)
 #   2 ranks x 1 thread    (mpirun -np 2, train.allreduce auto: on one node the
-#                         gradients are summed through a shared-memory window)
+#                         gradients are summed through a shared-memory window,
+#                         and each rank's AdamW updates its share of one
+#                         node-wide copy of the values and moments)
+#   2 ranks x 1 thread    the same with train.shard_optimizer=false (every
+#                         rank updates its whole copy; training only)
 #   2 ranks x 1 thread    with train.allreduce="mpi" (bucketed MPI all-reduce
 #                         overlapping backward; training only)
 #   2 ranks x 1 thread    with train.allreduce="mpi" and train.overlap=false
@@ -26,7 +30,7 @@ ROOT=""
 [ "$(id -u)" = 0 ] && ROOT="--allow-run-as-root"
 MPI="mpirun $ROOT --bind-to core -np 2"
 
-# one measurement: $1 set-up (1x2 | 2x1 | 2x1-mpi | 2x1-serial), $2 train|encode; prints sentences/s
+# one measurement: $1 set-up (1x2 | 2x1 | 2x1-repl | 2x1-mpi | 2x1-serial), $2 train|encode; prints sentences/s
 measure() {
     case $2 in
     train) cfg=pipelines/bench_train.cfg; extra="--set train.max_steps=$STEPS" ;;
@@ -35,6 +39,7 @@ measure() {
     case $1 in
     1x2) cmd="./runner --threads 2" ;;
     2x1) cmd="$MPI ./runner --threads 1" ;;
+    2x1-repl) cmd="$MPI ./runner --threads 1"; extra="$extra --set train.shard_optimizer=false" ;;
     2x1-mpi) cmd="$MPI ./runner --threads 1"; extra="$extra --set train.allreduce=\"mpi\"" ;;
     2x1-serial) cmd="$MPI ./runner --threads 1"; extra="$extra --set train.allreduce=\"mpi\" --set train.overlap=false" ;;
     esac
@@ -54,27 +59,28 @@ echo "load before: $(uptime | sed 's/.*load average: //')"
 : >"$OUT/samples"
 r=0
 while [ "$r" -lt "$ROUNDS" ]; do
-    for setup in 1x2 2x1 2x1-mpi 2x1-serial; do
+    for setup in 1x2 2x1 2x1-repl 2x1-mpi 2x1-serial; do
         echo "$setup train $(measure $setup train)" >>"$OUT/samples"
         case $setup in 1x2 | 2x1) echo "$setup encode $(measure $setup encode)" >>"$OUT/samples" ;; esac
     done
     r=$((r + 1))
 done
 echo "load after:  $(uptime | sed 's/.*load average: //')"
-printf '\n%-22s %14s %14s %18s %22s\n' "sentences/s (median)" "1 rank x 2 thr" "2 ranks x 1" "2 x 1, MPI all-red." "2 x 1, MPI, no overlap"
+printf '\n%-22s %14s %14s %20s %18s %22s\n' "sentences/s (median)" "1 rank x 2 thr" "2 ranks x 1" "2 x 1, AdamW replic." "2 x 1, MPI all-red." "2 x 1, MPI, no overlap"
 : >"$OUT/verdict"
 for what in train encode; do
     a=$(awk -v w=$what '$1 == "1x2" && $2 == w {print $3}' "$OUT/samples" | median)
     b=$(awk -v w=$what '$1 == "2x1" && $2 == w {print $3}' "$OUT/samples" | median)
     c=$(awk -v w=$what '$1 == "2x1-mpi" && $2 == w {print $3}' "$OUT/samples" | median)
     d=$(awk -v w=$what '$1 == "2x1-serial" && $2 == w {print $3}' "$OUT/samples" | median)
-    [ "$what" = encode ] && c="-" && d="-"
-    printf '%-22s %14s %14s %18s %22s\n' "$what" "$a" "$b" "$c" "$d"
+    e=$(awk -v w=$what '$1 == "2x1-repl" && $2 == w {print $3}' "$OUT/samples" | median)
+    [ "$what" = encode ] && c="-" && d="-" && e="-"
+    printf '%-22s %14s %14s %20s %18s %22s\n' "$what" "$a" "$b" "$e" "$c" "$d"
     awk -v a="$a" -v b="$b" -v w="$what" 'BEGIN { if (a > 0) printf "  %s: 2 x 1 vs 1 x 2: %+.0f %% (goal: within 10 %%)\n", w, 100 * (b - a) / a }' >>"$OUT/verdict"
 done
 cat "$OUT/verdict"
 rm -f "$OUT/verdict"
-for setup in 2x1 2x1-mpi 2x1-serial; do
+for setup in 2x1 2x1-repl 2x1-mpi 2x1-serial; do
     grep -h "data parallel: per step" "$OUT/$setup-train.err" 2>/dev/null | sed "s/^/  $setup: /" || true
 done
 echo "samples in $OUT/samples"

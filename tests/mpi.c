@@ -177,6 +177,19 @@ static int started_early(const char *name)
     return n;
 }
 
+static int same_file(const char *a, const char *b, const char *file, size_t *bytes);
+
+/* err_has without diagnostics (for text that must be absent) */
+static int err_has_quiet(const char *name, const char *needle)
+{
+    char *path = str_printf("%s/%s.err", dir, name), *data = NULL;
+    size_t len;
+    int found = file_read(path, &data, &len) == 0 && strstr(data, needle);
+    free(data);
+    free(path);
+    return found;
+}
+
 static int json_has(const char *name, const char *needle)
 {
     char *j = slurp(name, "run.json");
@@ -205,6 +218,20 @@ static void test_task4(void)
        "task 4: 2 ranks, all-reduce after backward");
     cmp_ok(same_metrics("one", "serial"), ==, 13, "... the same losses and metrics");
     is(started_early("serial"), 0, "... no bucket started during backward");
+    ok(err_has("two", "optimizer sharded over the 2 ranks") && json_has("two", "\"optimizer\": \"sharded\""),
+       "shared sum: the optimizer is sharded (the log and run.json say so)");
+    is(run(2, "t4.cfg", "repl", "--set train.shard_optimizer=false"), 0, "task 4: 2 ranks, train.shard_optimizer = false");
+    size_t bytes;
+    ok(json_has("repl", "\"optimizer\": \"replicated\"") && !err_has_quiet("repl", "optimizer sharded"),
+       "... every rank runs the whole optimizer (run.json says so)");
+    ok(same_file("two", "repl", "last/model.safetensors", &bytes) && bytes > 0,
+       "... and the sharded optimizer's weights are bit for bit the replicated one's");
+    setenv("RUNNER_TEST_SHARE_FAIL", "1", 1);
+    is(run(2, "t4.cfg", "nosh", ""), 0, "rank 1 cannot map the shared values: the run goes on");
+    ok(err_has("nosh", "every rank updates the whole store: the values could not be shared") &&
+       json_has("nosh", "\"optimizer\": \"replicated\""), "... with a warning, replicated");
+    ok(same_file("two", "nosh", "last/model.safetensors", &bytes) && bytes > 0, "... and the same weights");
+    unsetenv("RUNNER_TEST_SHARE_FAIL");
     is(json_int("two", "\"size\""), 2, "run.json names a world of 2");
     ok(json_has("two", "\"hosts\""), "run.json names each rank's host");
     is(run(2, "t4.cfg", "badsum", "--set train.allreduce=\\\"nccl\\\""), 2, "train.allreduce = \"nccl\": exit 2");
@@ -610,7 +637,7 @@ int main(void)
     int have = system("command -v mpirun >/dev/null 2>&1") == 0;
     ok(have, "mpirun is installed (scripts/install-deps.sh: openmpi-bin)");
     if (!have)
-        return done_testing(83);
+        return done_testing(90);
     test_buckets();
     test_task4();
     test_nodes();
@@ -628,5 +655,5 @@ int main(void)
     if (system(rm) != 0)
         diag("could not remove %s", dir);
     free(rm);
-    return done_testing(83);
+    return done_testing(90);
 }

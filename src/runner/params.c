@@ -4,6 +4,7 @@
 #include <fnmatch.h>
 #include <gsl/gsl_randist.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,10 @@
 
 void params_init(params *s) { memset(s, 0, sizeof *s); }
 
+/* Bytes of one block of elements of this size (values, moments: pages of
+ * their own, world_pages_alloc, so the ranks of a node can share them). */
+static size_t block_bytes(const params *s, size_t elem) { return (size_t)(s->total ? s->total : 16) * elem; }
+
 void params_free(params *s)
 {
     if (!s)
@@ -21,14 +26,15 @@ void params_free(params *s)
         free(s->p[i].name);
     free(s->p);
     free(s->slot);
-    mem_free(s->data);
+    size_t bytes = block_bytes(s, sizeof(float));
+    world_pages_free(s->data, bytes);
     if (s->grad_win)
         world_shm_free(s->grad_win);
     else
         mem_free(s->grad);
-    mem_free(s->m);
-    mem_free(s->v);
-    mem_free(s->bf16);
+    world_pages_free(s->m, bytes);
+    world_pages_free(s->v, bytes);
+    world_pages_free(s->bf16, block_bytes(s, sizeof *s->bf16));
     params_init(s);
 }
 
@@ -137,8 +143,8 @@ int params_alloc(params *s, int with_grad, gsl_rng *rng)
 {
     if (s->allocated)
         return err_set("parameter store allocated twice");
-    size_t bytes = (size_t)(s->total ? s->total : 16) * sizeof(float);
-    s->data = mem_calloc(1, bytes);
+    size_t bytes = block_bytes(s, sizeof(float));
+    s->data = world_pages_alloc(bytes);
     if (with_grad && s->grad_shared) {
         if (world_shm_alloc((int64_t)(bytes / sizeof(float)), &s->grad_win) != 0)
             return -1;
@@ -170,11 +176,11 @@ int params_alloc(params *s, int with_grad, gsl_rng *rng)
 
 int params_alloc_moments(params *s)
 {
-    size_t bytes = (size_t)(s->total ? s->total : 16) * sizeof(float);
+    size_t bytes = block_bytes(s, sizeof(float));
     if (!s->m)
-        s->m = mem_calloc(1, bytes);
+        s->m = world_pages_alloc(bytes);
     if (!s->v)
-        s->v = mem_calloc(1, bytes);
+        s->v = world_pages_alloc(bytes);
     if (!s->m || !s->v)
         return err_set("out of memory allocating optimizer state (%zu bytes)", 2 * bytes);
     return 0;
@@ -182,10 +188,9 @@ int params_alloc_moments(params *s)
 
 int params_refresh_bf16(params *s)
 {
-    size_t n = (size_t)(s->total ? s->total : 16);
-    if (!s->bf16 && !(s->bf16 = mem_alloc(n * sizeof *s->bf16)))
-        return err_set("out of memory allocating the bfloat16 copy of the weights (%zu bytes)",
-                       n * sizeof *s->bf16);
+    size_t bytes = block_bytes(s, sizeof *s->bf16);
+    if (!s->bf16 && !(s->bf16 = world_pages_alloc(bytes)))
+        return err_set("out of memory allocating the bfloat16 copy of the weights (%zu bytes)", bytes);
     if (s->data)
         compute_to_bf16(s->bf16, s->data, s->total);
     return 0;
@@ -219,4 +224,51 @@ void params_zero_grad(params *s)
 {
     if (s->grad)
         memset(s->grad, 0, (size_t)s->total * sizeof(float));
+}
+
+/* The blocks the ranks of a node can share: values, moments, bf16 copy. */
+static int value_blocks(params *s, void **block, size_t *bytes)
+{
+    void *b[4] = {s->data, s->m, s->v, s->bf16};
+    size_t n[4] = {block_bytes(s, sizeof(float)), block_bytes(s, sizeof(float)), block_bytes(s, sizeof(float)),
+                   block_bytes(s, sizeof *s->bf16)};
+    int k = 0;
+    for (int i = 0; i < 4; i++)
+        if (b[i]) {
+            block[k] = b[i];
+            bytes[k++] = n[i];
+        }
+    return k;
+}
+
+int params_share_values(params *s)
+{
+    void *block[4];
+    size_t bytes[4];
+    int n = value_blocks(s, block, bytes), i = 0;
+    while (i < n && world_pages_share(block[i], bytes[i]) == 0)
+        i++;
+    if (i == n) {
+        s->values_shared = 1;
+        return 0;
+    }
+    char why[256];
+    snprintf(why, sizeof why, "%s", err_get());
+    while (i-- > 0) /* the ones already shared: private again */
+        world_pages_private(block[i], bytes[i]);
+    return err_set("%s", why);
+}
+
+int params_private_values(params *s)
+{
+    if (!s->values_shared)
+        return 0;
+    void *block[4];
+    size_t bytes[4];
+    int n = value_blocks(s, block, bytes);
+    for (int i = 0; i < n; i++)
+        if (world_pages_private(block[i], bytes[i]) != 0)
+            return -1;
+    s->values_shared = 0;
+    return 0;
 }

@@ -46,6 +46,9 @@ typedef struct params {
      * "shared", src/train/ddp.c); grad_win is that window. */
     int grad_shared;
     struct world_shm *grad_win;
+    /* params_share_values: values, moments and bf16 copy are one copy for
+     * the node's ranks (each rank's optimizer updates its share). */
+    int values_shared;
 } params;
 
 /* At most 2^40 floats (4 TiB) in one store: sizes stay far from overflow. */
@@ -72,6 +75,15 @@ int64_t params_count(const params *s, const char *glob, int trainable_only);
  * the values: at the start of bf16 training, and after anything other
  * than the optimizer changed values. */
 int params_refresh_bf16(params *s);
+/* Make the values, moments (allocate them first) and bf16 copy one copy
+ * shared by the node's ranks, at the same addresses (world_pages_share):
+ * collective, for data-parallel training on one node, where each rank's
+ * optimizer then updates its own share of them. On failure (-1 on every
+ * rank) each rank keeps its own copy. params_private_values: back to a
+ * copy per rank (before anything other than the sharded optimizer writes
+ * values, e.g. loading the best checkpoint); no-op when not shared. */
+int params_share_values(params *s);
+int params_private_values(params *s);
 /* Zero every gradient. */
 void params_zero_grad(params *s);
 

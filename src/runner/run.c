@@ -182,8 +182,8 @@ int run_end(pipeline *pl, int status, double seconds)
     json_t *hosts = json_array();
     for (int r = 0; r < world_size(); r++)
         json_array_append_new(hosts, json_string(world_host(r)));
-    json_object_set_new(j, "world", json_pack("{s:i, s:o, s:s?, s:I, s:I}", "size", world_size(), "hosts", hosts,
-                                              "grad_sum", world_grad_method(),
+    json_object_set_new(j, "world", json_pack("{s:i, s:o, s:s?, s:s?, s:I, s:I}", "size", world_size(), "hosts", hosts,
+                                              "grad_sum", world_grad_method(), "optimizer", world_grad_optimizer(),
                                               "grad_allreduce_bytes", (json_int_t)world_grad_bytes(),
                                               "other_collective_bytes", (json_int_t)world_other_bytes()));
     return run_write_json(pl, "run.json", j, JSON_INDENT(2));

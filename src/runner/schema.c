@@ -135,6 +135,9 @@ static const schema train_schema[] = {
      "several ranks: how gradients are summed: shared (through an MPI shared-memory window, every rank on one "
      "node; no overlap) | mpi (bucketed MPI all-reduce, train.overlap) | auto (shared on one node, else mpi)",
      0, 0, 0, "auto|shared|mpi"},
+    {"shard_optimizer", RUNNER_T_BOOL, "true",
+     "several ranks summing through shared memory: one copy of the values and AdamW moments for the node, "
+     "each rank updating its share (false: every rank keeps a copy and updates all of it)", 0, 0, 0, NULL},
     {0},
 };
 

@@ -75,6 +75,18 @@ int world_shm_ranks(const world_shm *s);
 enum { WORLD_SHM_NOTE = 8 };
 double *world_shm_note(const world_shm *s, int r);
 
+/* One copy of a block for every rank of the node (nodepages.c). Blocks
+ * are whole pages of their own (world_pages_alloc: zeroed; free(NULL) a
+ * no-op). world_pages_share replaces this rank's pages of [addr, addr +
+ * bytes) by rank 0's, shared by all, at the same address (so pointers into
+ * the block stay valid): collective; every rank on one node; on failure
+ * (-1 on every rank) every rank has private pages as before. world_pages_private
+ * gives this rank private pages again, holding the shared contents. */
+void *world_pages_alloc(size_t bytes);
+void world_pages_free(void *p, size_t bytes);
+int world_pages_share(void *addr, size_t bytes);
+int world_pages_private(void *addr, size_t bytes);
+
 /* Gradient buckets over one contiguous float block (gradsync.c). Ranges
  * are added in the order they will be started (the same on every rank).
  * Between world_grad_begin and world_grad_finish a helper thread owns MPI:
@@ -94,6 +106,9 @@ typedef struct world_grad {
      * added in rank order), set by world_grad_finish, cleared by reset */
     double sumsq;
     int have_sumsq;
+    /* shared mode, optimizer sharded: a rank's sums go into its own segment
+     * only (zeros into the others'), for its optimizer's share */
+    int sharded;
 } world_grad;
 
 void world_grad_reset(world_grad *g, float *base);
@@ -120,6 +135,10 @@ void world_grad_poll(world_grad *g);
 int world_grad_finish(world_grad *g);
 /* Shared mode's finish (gradshm.c); adds the bytes summed to *bytes. */
 int world_grad_shm_sum(world_grad *g, int64_t *bytes);
+/* Shared mode: the floats of the block this rank sums, as sorted [lo, hi)
+ * pairs (malloc'd, *n of them): with g->sharded, the share its optimizer
+ * updates (the sums are there, in its segment). */
+int world_grad_shm_share(const world_grad *g, int64_t **ranges, int *n);
 /* Seconds spent in shared-mode sums after the first synchronisation (the
  * wait for the slowest rank's backward excluded). */
 double world_grad_shm_seconds(void);
@@ -133,6 +152,10 @@ int world_grad_sum_rows(float *x, int64_t rows, int64_t cols);
 int64_t world_grad_bytes(void);
 /* How the last gradient sum ran: "shared" or "mpi" (NULL: none ran). */
 const char *world_grad_method(void);
+/* Who ran the optimizer after the last gradient sum: "sharded" (each rank
+ * its share of one node-wide copy) or "replicated" (every rank all of its
+ * own copy); NULL: no sum ran. */
+const char *world_grad_optimizer(void);
 int64_t world_other_bytes(void);
 
 #endif

@@ -74,6 +74,7 @@ void ddp_close(ddp *d)
         d->P->watch_ctx = NULL;
     }
     world_grad_free(&d->g);
+    free(d->share);
     free(d->level);
     free(d->plevel);
     memset(d, 0, sizeof *d);
@@ -137,7 +138,27 @@ int ddp_plan(ddp *d)
         const param *e = &P->p[d->rows_id];
         world_grad_rows(&d->g, e->offset, e->shape[0], e->shape[1]);
     }
-    return lo >= 0 ? add_bucket(d, lo, hi, level) : 0;
+    if (lo >= 0 && add_bucket(d, lo, hi, level) != 0)
+        return -1;
+    free(d->share);
+    d->share = NULL;
+    d->nshare = 0;
+    return d->g.sharded ? world_grad_shm_share(&d->g, &d->share, &d->nshare) : 0;
+}
+
+int ddp_share_values(ddp *d)
+{
+    if (!d->g.shm)
+        return 0;
+    if (params_alloc_moments(d->P) != 0)
+        return -1;
+    d->g.sharded = params_share_values(d->P) == 0;
+    return d->g.sharded;
+}
+
+int ddp_step_done(ddp *d)
+{
+    return d->g.sharded ? world_shm_sync(d->g.shm) : 0;
 }
 
 /* Start, in bucket order, every bucket whose layer is done. */

@@ -36,6 +36,10 @@ typedef struct ddp {
     double t_begin, t_backward, t_wait;
     double t_step; /* the optimizer step (gradient norm and AdamW), timed by the trainer */
     int64_t steps;
+    /* values shared by the node's ranks (P->values_shared): the store
+     * offsets this rank sums and updates, sorted [lo, hi) pairs */
+    int64_t *share;
+    int nshare;
 } ddp;
 
 /* train.allreduce (choice; NULL: "auto"): *shared = 1 to keep the gradient
@@ -48,6 +52,16 @@ int ddp_shared(const char *choice, const char *file, int *shared);
  * P->grad_win set: sums through it after backward (no overlap). */
 int ddp_open(ddp *d, params *P, int overlap, double bucket_mb, int layered, const runner_host *h);
 void ddp_close(ddp *d);
+/* Shared mode: one copy of the values, moments and bf16 copy for the
+ * node's ranks (params_share_values), each rank's optimizer updating its
+ * share of the sum (ddp_plan lists it in d->share). 1: shared; 0: each
+ * rank keeps its copy and updates all of it (not shared mode, or sharing
+ * failed: said in the log by the caller from err_get); -1: a rank failed
+ * half-way (err_set). Collective. */
+int ddp_share_values(ddp *d);
+/* After the optimizer's step, before anything reads the values: every
+ * rank's share written (shared values; else nothing). */
+int ddp_step_done(ddp *d);
 /* Buckets of the tensors that train now (call whenever that may change). */
 int ddp_plan(ddp *d);
 /* The heads' (and pooler's) gradients are final; the backbone's backward

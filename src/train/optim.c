@@ -79,6 +79,34 @@ static int segments(const params *P, segment **out)
     return k;
 }
 
+/* The parts of the k segments *sg inside the n sorted [lo, hi) ranges only
+ * (store offsets): *sg replaced; their count, or -1 */
+static int segments_within(segment **sg, int k, const int64_t *only, int n)
+{
+    segment *in = *sg, *out = malloc((size_t)(k + n + 1) * sizeof *out);
+    if (!out)
+        return -1;
+    int m = 0;
+    for (int i = 0, r = 0; i < k && r < n;) {
+        int64_t lo = in[i].off > only[2 * r] ? in[i].off : only[2 * r];
+        int64_t hi = in[i].off + in[i].n < only[2 * r + 1] ? in[i].off + in[i].n : only[2 * r + 1];
+        if (lo < hi) {
+            out[m] = in[i];
+            out[m].off = lo;
+            out[m].n = hi - lo;
+            out[m].end = (m ? out[m - 1].end : 0) + hi - lo;
+            m++;
+        }
+        if (in[i].off + in[i].n < only[2 * r + 1])
+            i++;
+        else
+            r++;
+    }
+    free(in);
+    *sg = out;
+    return m;
+}
+
 /* This thread's share [*lo, *hi) of the total elements, and the segment
  * holding *lo */
 static int share(const segment *sg, int k, int64_t *lo, int64_t *hi)
@@ -184,8 +212,12 @@ int adamw_step(adamw *o, params *P, double lr, double scale)
         return -1;
     segment *sg = NULL;
     int k = segments(P, &sg);
-    if (k < 0)
+    if (k >= 0 && o->only)
+        k = segments_within(&sg, k, o->only, o->nonly);
+    if (k < 0) {
+        free(sg);
         return err_set("out of memory in the optimizer step");
+    }
     o->t++;
     double bc1 = 1.0 - pow(o->beta1, (double)o->t), bc2 = 1.0 - pow(o->beta2, (double)o->t);
     const adam_consts c = {(float)o->beta1, (float)o->beta2, (float)o->eps, (float)(1.0 / bc1),

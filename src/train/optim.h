@@ -12,6 +12,10 @@
 typedef struct adamw {
     double lr, beta1, beta2, eps, weight_decay;
     int64_t t; /* steps taken */
+    /* Data parallel with the values shared by the node's ranks: the sorted
+     * [lo, hi) store offsets (nonly pairs) this rank updates; NULL: all. */
+    const int64_t *only;
+    int nonly;
 } adamw;
 
 typedef enum { SCHED_LINEAR, SCHED_COSINE, SCHED_CONSTANT } sched_kind;

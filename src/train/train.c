@@ -295,6 +295,25 @@ static int tr_ddp_check(trainer *tr, ddp *d)
     return ddp_check(d, tr->pl->rng, when);
 }
 
+/* Shared gradient mode: one copy of the values and moments for the node,
+ * each rank's optimizer updating its share (else every rank updates the
+ * whole store: said once). */
+static int tr_share_values(trainer *tr, ddp *d)
+{
+    if (!tr->m.ddp || !d->g.shm || !cfg_bool(tr->pl, "train.shard_optimizer", 1))
+        return 0;
+    int shared = ddp_share_values(d);
+    if (shared < 0)
+        return -1;
+    if (shared)
+        pipeline_log(tr->pl, RUNNER_LOG_INFO, "optimizer sharded over the %d ranks: one copy of the values and "
+                     "moments on the node, each rank updates its share of the summed gradient", world_size());
+    else
+        pipeline_log(tr->pl, RUNNER_LOG_WARN, "every rank updates the whole store: the values could not be "
+                     "shared (%s)", err_get());
+    return 0;
+}
+
 /* A signal caught by any rank, so that all stop after the same step (mpirun
  * forwards it to every rank, but they may see it at different steps); a
  * rank that did not catch it records it as caught, so every rank exits
@@ -328,9 +347,10 @@ static void tr_ddp_log(trainer *tr, const ddp *d, int end)
     else if (d->steps)
         pipeline_log(tr->pl, RUNNER_LOG_INFO, "data parallel: per step %.1f ms of backbone backward (about %d sentences a "
                      "rank, cut by tokens), then %.1f ms waiting for the gradient %s; %.1f ms in the optimizer step (norm and AdamW, "
-                     "every rank the whole store)", 1e3 * d->t_backward / (double)d->steps, tr->B / world_size(),
+                     "%s)", 1e3 * d->t_backward / (double)d->steps, tr->B / world_size(),
                      1e3 * d->t_wait / (double)d->steps, d->g.shm ? sum_text : "all-reduce",
-                     1e3 * d->t_step / (double)d->steps);
+                     1e3 * d->t_step / (double)d->steps,
+                     d->g.sharded ? "each rank its share, then waiting for the others" : "every rank the whole store");
 }
 
 /* train.precision: "bf16" keeps a bfloat16 copy of the weights for the
@@ -471,9 +491,12 @@ static int tr_loop(trainer *tr, ddp *dp, int *rows)
             return -1;
         if ((tr->m.ddp && ddp_plan(dp) != 0) || tr_micro_batches(tr, rows) != 0)
             return -1;
+        tr->opt.only = dp->share; /* shared values: this rank's share */
+        tr->opt.nonly = dp->nshare;
         double lr = sched_lr(tr->sched, tr->lr, tr->step, tr->total, tr->warmup);
         double t = time_now();
-        if (adamw_step(&tr->opt, &pl->P, lr, clip_scale(ddp_grad_norm(dp, &pl->P), tr->clip)) != 0)
+        if (adamw_step(&tr->opt, &pl->P, lr, clip_scale(ddp_grad_norm(dp, &pl->P), tr->clip)) != 0 ||
+            ddp_step_done(dp) != 0)
             return -1;
         dp->t_step += time_now() - t;
         tr->step++;
@@ -579,7 +602,9 @@ int drive_train(pipeline *pl)
             err_set("out of memory");
             goto done;
         }
-        int loop = tr_loop(&tr, &dp, rows);
+        int loop = tr_share_values(&tr, &dp) != 0 ? -1 : tr_loop(&tr, &dp, rows);
+        if (loop >= 0 && params_private_values(&pl->P) != 0) /* loading the best checkpoint writes values */
+            loop = -1;
         if (loop != 0) {
             rc = loop == STEP_STOP_AFTER ? 0 : -1;
             goto done;
