@@ -157,9 +157,9 @@ int params_alloc(params *s, int with_grad, gsl_rng *rng)
     for (int i = 0; i < s->n; i++) {
         param *p = &s->p[i];
         float *x = s->data + p->offset;
-        for (int64_t j = 0; j < p->numel; j++) {
+        for (int64_t j = 0; p->init != RUNNER_INIT_ZERO && j < p->numel; j++) { /* the block is zeroed */
             switch (p->init) {
-            case RUNNER_INIT_ZERO: x[j] = 0; break;
+            case RUNNER_INIT_ZERO: break;
             case RUNNER_INIT_ONE: x[j] = 1; break;
             case RUNNER_INIT_NORMAL: x[j] = (float)gsl_ran_gaussian(rng, p->std); break;
             case RUNNER_INIT_UNIFORM: x[j] = (float)gsl_ran_flat(rng, -p->std, p->std); break;
