@@ -1,5 +1,6 @@
 /* safetensors.c — the safetensors reader and writer: round trip, F16/BF16
  * conversion, and every failure path names the file (and the tensor). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,10 @@ int main(void)
        "shape and dtype of layer.weight");
     float got[6] = {0};
     ok(w && st_to_f32(&st, w, got) == 0 && memcmp(got, a, sizeof a) == 0, "values of layer.weight");
+    float got2[6] = {0};
+    int64_t bad = 7;
+    ok(w && st_to_f32_finite(&st, w, got2, &bad) == 0 && bad == -1 && memcmp(got2, a, sizeof a) == 0,
+       "st_to_f32_finite: the values, and no non-finite one");
     const st_tensor *s = st_find(&st, "scalar");
     ok(s && s->ndim == 0 && s->numel == 1, "a scalar has no dimensions and one element");
     ok(st_find(&st, "absent") == NULL, "st_find of an absent name is NULL");
@@ -95,7 +100,31 @@ int main(void)
        "F16 -> float32");
     ok(st_to_f32(&st, st_find(&st, "b"), bff) == 0 && bff[0] == 1 && bff[1] == -5 && bff[2] == 0.25f,
        "BF16 -> float32");
+    int64_t bad2 = 7;
+    ok(st_to_f32_finite(&st, st_find(&st, "b"), bff, &bad2) == 0 && bad2 == -1 && bff[1] == -5,
+       "st_to_f32_finite of BF16: converted, all finite");
     st_close(&st);
+
+    /* a NaN past the first piece st_to_f32_finite checks, and an infinity in BF16 */
+    enum { BIG = 40000 };
+    float *big = calloc(BIG, sizeof *big), *back = calloc(BIG, sizeof *back);
+    uint16_t bfi[2] = {0x3f80, 0x7f80}; /* 1, +inf */
+    big[BIG - 3] = NAN;
+    st_out nan_out[] = {{"w", 1, {BIG}, big}};
+    const char *np = file_with("inf.safetensors", "{\"b\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[0,4]}}",
+                               (const uint8_t *)bfi, sizeof bfi);
+    char *nan_path = str_printf("%s/nan.safetensors", dir);
+    int64_t at = 0;
+    ok(big && back && st_write(nan_path, nan_out, 1, NULL, 0) == 0 && st_open(&st, nan_path) == 0 &&
+           st_to_f32_finite(&st, st_find(&st, "w"), back, &at) == 0 && at == BIG - 3,
+       "st_to_f32_finite: a NaN at element %d found (%lld)", BIG - 3, (long long)at);
+    st_close(&st);
+    ok(st_open(&st, np) == 0 && st_to_f32_finite(&st, st_find(&st, "b"), back, &at) == 0 && at == 1,
+       "st_to_f32_finite of BF16: the infinity at element 1 found");
+    st_close(&st);
+    free(nan_path);
+    free(big);
+    free(back);
 
     int64_t ids[2] = {1, 2};
     p = file_with("i64.safetensors", "{\"ids\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,16]}}",
@@ -162,5 +191,5 @@ int main(void)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
         diag("could not remove %s", dir);
-    return done_testing(45);
+    return done_testing(49);
 }

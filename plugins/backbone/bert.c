@@ -445,10 +445,10 @@ static int load_tensor(bert *m, const safetensors *st, tensor *t)
     if (strcmp(s->dtype, "F32") && strcmp(s->dtype, "F16") && strcmp(s->dtype, "BF16"))
         return m->h->error(m->h, "%s: tensor %s has dtype %s, expected F32, F16 or BF16",
                            st->path, s->name, s->dtype);
-    if (st_to_f32(st, s, t->data) != 0)
+    int64_t i;
+    if (st_to_f32_finite(st, s, t->data, &i) != 0)
         return m->h->error(m->h, "%s", err_get());
     st_release(st, s);
-    int64_t i = nn_first_nonfinite(t->data, s->numel);
     if (i >= 0)
         return m->h->error(m->h, "%s: tensor %s: element %lld is %g: non-finite weights", st->path,
                            s->name, (long long)i, (double)t->data[i]);

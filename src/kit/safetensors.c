@@ -1,6 +1,7 @@
 /* safetensors.c — reader (mmap + jansson, every offset checked) and atomic
  * writer of safetensors files (see safetensors.h). */
 #include "runner/kit/safetensors.h"
+#include "runner/kit/nn.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -258,6 +259,26 @@ int st_to_f32(const safetensors *st, const st_tensor *t, float *out)
     } else {
         return err_set("%s: tensor %s has dtype %s; only F32, F16 and BF16 can be read as "
                        "float32", st->path, t->name, t->dtype);
+    }
+    return 0;
+}
+
+int st_to_f32_finite(const safetensors *st, const st_tensor *t, float *out, int64_t *bad)
+{
+    enum { CHUNK = 16384 }; /* floats converted, then checked while in cache */
+    *bad = -1;
+    if (strcmp(t->dtype, "F32") != 0) { /* rare on the load path: whole, then checked */
+        if (st_to_f32(st, t, out) != 0)
+            return -1;
+        *bad = nn_first_nonfinite(out, t->numel);
+        return 0;
+    }
+    for (int64_t at = 0; at < t->numel && *bad < 0; at += CHUNK) {
+        int64_t k = t->numel - at < CHUNK ? t->numel - at : CHUNK;
+        memcpy(out + at, t->data + at * (int64_t)sizeof(float), (size_t)k * sizeof(float));
+        int64_t i = nn_first_nonfinite(out + at, k);
+        if (i >= 0)
+            *bad = at + i;
     }
     return 0;
 }

@@ -45,6 +45,10 @@ const char *st_meta(const safetensors *st, const char *key); /* NULL if absent *
 size_t st_dtype_size(const char *dtype);
 /* Tensor t (F32, F16 or BF16) as float32 into out (t->numel floats). */
 int st_to_f32(const safetensors *st, const st_tensor *t, float *out);
+/* st_to_f32, and *bad = the index of its first NaN or infinity (-1: none;
+ * the copy may stop there), checked piece by piece as it is copied (kit
+ * 1.5). */
+int st_to_f32_finite(const safetensors *st, const st_tensor *t, float *out, int64_t *bad);
 /* Drop the mapped pages of t from memory once it has been copied (they
  * are read again from the file if touched): keeps peak RSS near one copy
  * of the model instead of two. */
