@@ -748,6 +748,32 @@ static void mix_generic(float *o, const float *p, const float *v, int64_t stride
     }
 }
 
+/* kt (hd, n) = the transpose of the n keys k_j (hd floats at k + j*stride):
+ * on AVX-512, 16 keys of one dimension per gather */
+AVX512 static void key_columns_avx512(float *kt, const float *k, int n, int hd, int stride)
+{
+    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32(stride));
+    for (int j0 = 0; j0 < n; j0 += 16) {
+        __mmask16 m = tail_mask(n - j0);
+        const float *src = k + (int64_t)j0 * stride;
+        for (int d = 0; d < hd; d++)
+            _mm512_mask_storeu_ps(kt + (int64_t)d * n + j0, m,
+                                  _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, src + d, 4));
+    }
+}
+
+static void key_columns(float *kt, const float *k, int n, int hd, int stride, int fast)
+{
+    if (fast && (int64_t)15 * stride < INT32_MAX / 4) {
+        key_columns_avx512(kt, k, n, hd, stride);
+        return;
+    }
+    for (int j = 0; j < n; j++)
+        for (int d = 0; d < hd; d++)
+            kt[(int64_t)d * n + j] = k[(int64_t)j * stride + d];
+}
+
 /* Pairs (sequence, head) under a dynamic schedule: the work of a pair
  * grows with n^2. */
 void attention_forward(float *out, float *probs, const float *qkv, const int *off,
@@ -778,9 +804,7 @@ void attention_forward_keyed(float *out, float *probs, const float *qkv, const i
         const float *base = qkv + (int64_t)off[s] * C3;
         float *kt = scratch + per * omp_get_thread_num(), *rows = kt + (int64_t)hd * n;
         float *spare = rows + 4 * (int64_t)n; /* outputs of repeated rows */
-        for (int j = 0; j < n; j++) /* K^T of this head: (hd, n) */
-            for (int d = 0; d < hd; d++)
-                kt[(int64_t)d * n + j] = base[(int64_t)j * C3 + C + h * hd + d];
+        key_columns(kt, base + C + h * hd, n, hd, C3, fast); /* K^T of this head: (hd, n) */
         for (int i0 = 0; i0 < n; i0 += 4) {
             /* queries i0 .. i0+3 (the last block repeats its last row) */
             const int nr = n - i0 < 4 ? n - i0 : 4;
