@@ -232,6 +232,11 @@ static void test_task4(void)
        json_has("nosh", "\"optimizer\": \"replicated\""), "... with a warning, replicated");
     ok(same_file("two", "nosh", "last/model.safetensors", &bytes) && bytes > 0, "... and the same weights");
     unsetenv("RUNNER_TEST_SHARE_FAIL");
+    /* three ranks: the sum's general path (more than two segments) */
+    is(run(3, "t4.cfg", "three", ""), 0, "task 4: 3 ranks");
+    is(run(3, "t4.cfg", "three-r", "--set train.shard_optimizer=false"), 0, "task 4: 3 ranks, AdamW replicated");
+    ok(same_metrics("one", "three") == 13 && same_file("three", "three-r", "last/model.safetensors", &bytes),
+       "3 ranks: 1 rank's losses and metrics, and the sharded weights are the replicated ones bit for bit");
     is(json_int("two", "\"size\""), 2, "run.json names a world of 2");
     ok(json_has("two", "\"hosts\""), "run.json names each rank's host");
     is(run(2, "t4.cfg", "badsum", "--set train.allreduce=\\\"nccl\\\""), 2, "train.allreduce = \"nccl\": exit 2");
@@ -637,7 +642,7 @@ int main(void)
     int have = system("command -v mpirun >/dev/null 2>&1") == 0;
     ok(have, "mpirun is installed (scripts/install-deps.sh: openmpi-bin)");
     if (!have)
-        return done_testing(90);
+        return done_testing(93);
     test_buckets();
     test_task4();
     test_nodes();
@@ -655,5 +660,5 @@ int main(void)
     if (system(rm) != 0)
         diag("could not remove %s", dir);
     free(rm);
-    return done_testing(90);
+    return done_testing(93);
 }
