@@ -27,7 +27,7 @@ RUN make -j"$(nproc)" && make install PREFIX=/opt/runner
 FROM ${BASE}
 RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         libconfig9 libjansson4 libutf8proc2 libgsl27 libgslcblas0 zlib1g libdnnl2 libgomp1 libopenmpi3 \
-        gnuplot-nox tini make curl ca-certificates \
+        openmpi-bin gnuplot-nox tini make curl ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --uid 1000 --create-home runner
 COPY --from=build /opt/runner/bin /opt/runner/bin

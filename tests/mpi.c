@@ -232,6 +232,16 @@ static void test_task4(void)
        json_has("nosh", "\"optimizer\": \"replicated\""), "... with a warning, replicated");
     ok(same_file("two", "nosh", "last/model.safetensors", &bytes) && bytes > 0, "... and the same weights");
     unsetenv("RUNNER_TEST_SHARE_FAIL");
+    /* no room for the window where Open MPI keeps it (Docker's 64 MB /dev/shm, by the test switch) */
+    setenv("RUNNER_TEST_SHM_FREE", "1000000", 1);
+    is(run(2, "t4.cfg", "noroom", ""), 0, "no room in /dev/shm: auto still trains");
+    ok(err_has("noroom", "summing with the MPI all-reduce, not in shared memory: /dev/shm has 0 MB free") &&
+       err_has("noroom", "--shm-size") && json_has("noroom", "\"grad_sum\": \"mpi\"") &&
+       same_metrics("one", "noroom") == 13, "... with the MPI all-reduce, a warning naming the fix, 1 rank's losses");
+    is(run(2, "t4.cfg", "noroom-sh", "--set train.allreduce=\\\"shared\\\""), 1,
+       "no room and train.allreduce = \"shared\": exit 1");
+    ok(err_has("noroom-sh", "train.allreduce = \"shared\": /dev/shm has 0 MB free"), "... saying so");
+    unsetenv("RUNNER_TEST_SHM_FREE");
     /* three ranks: the sum's general path (more than two segments) */
     is(run(3, "t4.cfg", "three", ""), 0, "task 4: 3 ranks");
     is(run(3, "t4.cfg", "three-r", "--set train.shard_optimizer=false"), 0, "task 4: 3 ranks, AdamW replicated");
@@ -642,7 +652,7 @@ int main(void)
     int have = system("command -v mpirun >/dev/null 2>&1") == 0;
     ok(have, "mpirun is installed (scripts/install-deps.sh: openmpi-bin)");
     if (!have)
-        return done_testing(93);
+        return done_testing(97);
     test_buckets();
     test_task4();
     test_nodes();
@@ -660,5 +670,5 @@ int main(void)
     if (system(rm) != 0)
         diag("could not remove %s", dir);
     free(rm);
-    return done_testing(93);
+    return done_testing(97);
 }

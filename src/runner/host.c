@@ -18,15 +18,17 @@ void pipeline_log(const pipeline *pl, int level, const char *fmt, ...)
 {
     if (pl && pl->quiet && level > RUNNER_LOG_WARN)
         return;
+    /* one write per line, so the lines of several ranks do not interleave */
+    char line[4096];
+    int at = snprintf(line, sizeof line, "%s",
+                      level == RUNNER_LOG_ERROR ? "error: " : level == RUNNER_LOG_WARN ? "warning: " : "");
     va_list ap;
     va_start(ap, fmt);
-    if (level == RUNNER_LOG_ERROR)
-        fputs("error: ", stderr);
-    else if (level == RUNNER_LOG_WARN)
-        fputs("warning: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(line + at, sizeof line - (size_t)at - 1, fmt, ap);
     va_end(ap);
+    size_t n = strlen(line);
+    line[n] = '\n';
+    fwrite(line, 1, n + 1, stderr);
 }
 
 static void host_log(const runner_host *h, int level, const char *fmt, ...)

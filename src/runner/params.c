@@ -146,6 +146,12 @@ int params_alloc(params *s, int with_grad, gsl_rng *rng)
     size_t bytes = block_bytes(s, sizeof(float));
     s->data = world_pages_alloc(bytes);
     if (with_grad && s->grad_shared) {
+        int room = world_shm_room(s->total ? s->total : 16, s->grad_note, sizeof s->grad_note);
+        if (room < 0 || (room == 0 && s->grad_shared == 2))
+            return err_set("train.allreduce = \"shared\": %s", room < 0 ? err_get() : s->grad_note);
+        s->grad_shared = room; /* "auto" without room: the MPI all-reduce (grad_note says why) */
+    }
+    if (with_grad && s->grad_shared) {
         if (world_shm_alloc((int64_t)(bytes / sizeof(float)), &s->grad_win) != 0)
             return -1;
         s->grad = world_shm_mine(s->grad_win);

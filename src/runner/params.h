@@ -44,8 +44,9 @@ typedef struct params {
     /* Set before params_alloc: the gradient block is this rank's segment of
      * a shared-memory window over the node's ranks (train.allreduce =
      * "shared", src/train/ddp.c); grad_win is that window. */
-    int grad_shared;
+    int grad_shared; /* 1: if there is room (else grad_note says why); 2: required */
     struct world_shm *grad_win;
+    char grad_note[320];
     /* params_share_values: values, moments and bf16 copy are one copy for
      * the node's ranks (each rank's optimizer updates its share). */
     int values_shared;

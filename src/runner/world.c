@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "runner/kit/util.h"
@@ -307,6 +308,26 @@ static int shm_open(world_shm *s, int64_t floats)
     rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, s->win);
     s->locked = rc == MPI_SUCCESS;
     return rc;
+}
+
+int world_shm_room(int64_t floats, char *why, size_t len)
+{
+    const char *dir = getenv("OMPI_MCA_osc_sm_backing_directory");
+    dir = dir && *dir ? dir : "/dev/shm";
+    struct statvfs fs;
+    int64_t need = (int64_t)W.node_size * (floats * (int64_t)sizeof(float) + (1 << 20));
+    int64_t have = statvfs(dir, &fs) == 0 ? (int64_t)fs.f_bavail * (int64_t)fs.f_frsize : -1;
+    const char *test = getenv("RUNNER_TEST_SHM_FREE"); /* tests/mpi.c: Docker's small /dev/shm */
+    if (test)
+        have = atoll(test);
+    int64_t short_of = have >= 0 && have < need; /* unknown (no such folder): let MPI try */
+    if (world_max_i64(&short_of, 1) != 0)
+        return -1;
+    if (short_of)
+        snprintf(why, len, "%s has %lld MB free, and the shared-memory window of the gradients needs %lld MB "
+                 "(docker run --shm-size=%lldm, or OMPI_MCA_osc_sm_backing_directory=<a larger tmpfs>)",
+                 dir, (long long)(have >> 20), (long long)(need >> 20), (long long)((need >> 20) + 64));
+    return !short_of;
 }
 
 int world_shm_alloc(int64_t floats, world_shm **out)

@@ -63,6 +63,11 @@ char *world_hosts_text(void);
  * world_shm_sync is the point after which every rank sees what every rank
  * wrote before it (MPI_Win_sync, node barrier, MPI_Win_sync). */
 typedef struct world_shm world_shm;
+/* Is there room for a window of floats per rank where Open MPI keeps it
+ * (OMPI_MCA_osc_sm_backing_directory, else /dev/shm: Docker gives 64 MB)?
+ * 1 yes (or unknown); 0 no, with why (the folder, the sizes, the fixes);
+ * -1 error. Collective (every rank gets the same answer). */
+int world_shm_room(int64_t floats, char *why, size_t len);
 int world_shm_alloc(int64_t floats, world_shm **out);
 void world_shm_free(world_shm *s);
 int world_shm_sync(world_shm *s);

@@ -47,7 +47,7 @@ int ddp_shared(const char *choice, const char *file, int *shared)
         free(hosts);
         return -1;
     }
-    *shared = one && !(choice && strcmp(choice, "mpi") == 0);
+    *shared = !one || (choice && strcmp(choice, "mpi") == 0) ? 0 : choice && strcmp(choice, "shared") == 0 ? 2 : 1;
     return 0;
 }
 

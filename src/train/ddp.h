@@ -42,9 +42,11 @@ typedef struct ddp {
     int nshare;
 } ddp;
 
-/* train.allreduce (choice; NULL: "auto"): *shared = 1 to keep the gradient
- * block in a shared-memory window (P->grad_shared, before params_alloc) —
- * "shared", or "auto" with every rank on one node; 0 for "mpi", several
+/* train.allreduce (choice; NULL: "auto"): *shared (P->grad_shared, before
+ * params_alloc) = 2 to keep the gradient block in a shared-memory window
+ * ("shared": params_alloc fails if Open MPI's folder for it has no room),
+ * 1 to keep it there if there is room ("auto" with every rank on one node;
+ * else the MPI all-reduce, P->grad_note saying why); 0 for "mpi", several
  * nodes under "auto", or a world of one. "shared" over several nodes: -1,
  * naming the hosts. */
 int ddp_shared(const char *choice, const char *file, int *shared);

@@ -251,6 +251,9 @@ static int tr_ddp_open(trainer *tr, ddp *d)
                  strcmp(bb, "bert") == 0, &tr->m.enc.backbone->host) != 0)
         return -1;
     tr->m.ddp = d;
+    if (pl->P.grad_note[0] && world_is_root()) /* every rank decided the same */
+        pipeline_log(pl, RUNNER_LOG_WARN, "train.allreduce = \"auto\": summing with the MPI all-reduce, "
+                     "not in shared memory: %s", pl->P.grad_note);
     pipeline_log(pl, RUNNER_LOG_INFO, "data parallel over %d ranks: global batch %d, %d threads each, "
                  "gradient sum: %s", world_size(), tr->B, pl->threads,
                  d->g.shm ? "shared (through a shared-memory window on the node, after backward)"
@@ -308,9 +311,9 @@ static int tr_share_values(trainer *tr, ddp *d)
     if (shared)
         pipeline_log(tr->pl, RUNNER_LOG_INFO, "optimizer sharded over the %d ranks: one copy of the values and "
                      "moments on the node, each rank updates its share of the summed gradient", world_size());
-    else
+    else /* each rank says its own cause */
         pipeline_log(tr->pl, RUNNER_LOG_WARN, "every rank updates the whole store: the values could not be "
-                     "shared (%s)", err_get());
+                     "shared (rank %d: %s)", world_rank(), err_get());
     return 0;
 }
 
