@@ -37,7 +37,8 @@ COPY scripts/get-model.sh scripts/
 COPY pipelines pipelines
 COPY datasets datasets
 RUN printf 'model:\n\tscripts/get-model.sh\n' > Makefile && mkdir -p results models && chmod 1777 results models
-ENV PATH=/opt/runner/bin:$PATH HF_HOME=/app/models/.hf
+ENV PATH=/opt/runner/bin:$PATH HF_HOME=/app/models/.hf \
+    OMPI_MCA_btl_vader_single_copy_mechanism=none
 VOLUME ["/app/results"]
 USER runner
 ENTRYPOINT ["/usr/bin/tini", "--", "/opt/runner/bin/runner"]
