@@ -765,7 +765,7 @@ AVX512 static void key_columns_avx512(float *kt, const float *k, int n, int hd, 
 
 static void key_columns(float *kt, const float *k, int n, int hd, int stride, int fast)
 {
-    if (fast && (int64_t)15 * stride < INT32_MAX / 4) {
+    if (fast && (int64_t)15 * stride <= INT32_MAX) { /* the gather's int32 indices */
         key_columns_avx512(kt, k, n, hd, stride);
         return;
     }

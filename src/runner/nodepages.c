@@ -124,7 +124,7 @@ int world_pages_share(void *addr, size_t bytes)
     int64_t moved = move_over(map, addr, bytes) == 0, all = !moved;
     if (world_max_i64(&all, 1) != 0 || all) { /* a rank could not: everyone private again */
         char why[256];
-        snprintf(why, sizeof why, "%s", moved ? "another rank could not map the shared block" : err_get());
+        snprintf(why, sizeof why, "%s", moved ? "another rank could not move the shared block into place" : err_get());
         if (moved)
             world_pages_private(addr, bytes);
         return err_set("%s", why);

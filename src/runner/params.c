@@ -146,7 +146,7 @@ int params_alloc(params *s, int with_grad, gsl_rng *rng)
     size_t bytes = block_bytes(s, sizeof(float));
     s->data = world_pages_alloc(bytes);
     if (with_grad && s->grad_shared) {
-        int room = world_shm_room(s->total ? s->total : 16, s->grad_note, sizeof s->grad_note);
+        int room = world_shm_room((int64_t)(bytes / sizeof(float)), s->grad_note, sizeof s->grad_note);
         if (room < 0 || (room == 0 && s->grad_shared == 2))
             return err_set("train.allreduce = \"shared\": %s", room < 0 ? err_get() : s->grad_note);
         s->grad_shared = room; /* "auto" without room: the MPI all-reduce (grad_note says why) */
@@ -163,7 +163,7 @@ int params_alloc(params *s, int with_grad, gsl_rng *rng)
     for (int i = 0; i < s->n; i++) {
         param *p = &s->p[i];
         float *x = s->data + p->offset;
-        for (int64_t j = 0; p->init != RUNNER_INIT_ZERO && j < p->numel; j++) { /* the block is zeroed */
+        for (int64_t j = 0; p->init != RUNNER_INIT_ZERO && j < p->numel; j++) { /* zeros: the block comes zeroed */
             switch (p->init) {
             case RUNNER_INIT_ZERO: break;
             case RUNNER_INIT_ONE: x[j] = 1; break;

@@ -58,8 +58,8 @@ void ddp_close(ddp *d);
  * node's ranks (params_share_values), each rank's optimizer updating its
  * share of the sum (ddp_plan lists it in d->share). 1: shared; 0: each
  * rank keeps its copy and updates all of it (not shared mode, or sharing
- * failed: said in the log by the caller from err_get); -1: a rank failed
- * half-way (err_set). Collective. */
+ * failed: err_get says why, for the caller's log); -1: no memory for the
+ * moments (err_set). Collective. */
 int ddp_share_values(ddp *d);
 /* After the optimizer's step, before anything reads the values: every
  * rank's share written (shared values; else nothing). */
