@@ -665,6 +665,34 @@ static void test_guard_pages(void)
     ok(ok_all && cases == 99, "AVX-512 kernels stay inside buffers that end at a guard page (%d shapes)", cases);
 }
 
+/* The AVX-512 attention has three paths: inference with n <= 64 (one
+ * kernel, the probabilities kept on the stack), n <= 64 with the
+ * probabilities kept for the backward, and longer sequences (scores, then
+ * the softmax). Lengths on each side of the tile edges, a head of 32. */
+static void test_attention_lengths(void)
+{
+    enum { C = 64, NH = 2, S = 8 };
+    const int off[S + 1] = {0, 1, 16, 33, 50, 114, 179, 279, 283};
+    const int N = off[S];
+    int64_t poff[S], np = attention_probs_size(off, S, NH, poff);
+    float *qkv = rand_vec((int64_t)N * 3 * C, 2.0f), *probs = malloc((size_t)np * sizeof *probs);
+    float *a = malloc((size_t)N * C * sizeof *a), *b = malloc((size_t)N * C * sizeof *b);
+    float *g = malloc((size_t)N * C * sizeof *g);
+    float *scratch = malloc((size_t)(attention_scratch(100, C, NH) * omp_get_max_threads()) * sizeof *scratch);
+    attention_forward(a, NULL, qkv, off, poff, S, C, NH, 0, 0, scratch);
+    attention_forward(b, probs, qkv, off, poff, S, C, NH, 0, 0, scratch);
+    nn_use_avx512(0);
+    attention_forward(g, NULL, qkv, off, poff, S, C, NH, 0, 0, scratch);
+    nn_use_avx512(1);
+    ok(memcmp(a, b, (size_t)N * C * sizeof *a) == 0,
+       "attention, lengths 1-100: the same bits with and without the probabilities kept");
+    double d = 0;
+    for (int64_t i = 0; i < (int64_t)N * C; i++)
+        d = fmax(d, fabs((double)a[i] - g[i]));
+    cmp_ok(d, <, 1e-5, "attention, lengths 1-100: AVX-512 and generic paths agree");
+    free(qkv), free(probs), free(a), free(b), free(g), free(scratch);
+}
+
 int main(void)
 {
     diag("AVX-512 paths %s", nn_avx512() ? "on" : "off (CPU lacks AVX-512F)");
@@ -673,10 +701,11 @@ int main(void)
     test_gelu();
     test_embeddings();
     test_attention();
+    test_attention_lengths();
     test_keyed_dropout();
     test_keyed_attention();
     test_pool();
     test_first_nonfinite();
     test_guard_pages();
-    return done_testing(58);
+    return done_testing(60);
 }

@@ -666,6 +666,72 @@ INLINE_AVX512 void scores4_tile(float *out, const float *const q[4], const float
         }
 }
 
+/* For n <= 64 (one tile): the scores of 4 queries, exponentiated in
+ * registers: out rows r hold exp(score - row max), sum[r] their sums.
+ * Reading the scores back from memory right after their masked stores
+ * stalls (no store-to-load forwarding from masked stores); here they are
+ * written once. Same operations, in the same order, as scores4_avx512
+ * followed by softmax_exp_avx512, so the same bits. */
+INLINE_AVX512 void scores4_exp_tile(float *out, int ps, int whole, const float *const q[4],
+                                    const float *kt, int n, int hd, float scale, int U,
+                                    float sum[4])
+{
+    __m512 acc[4][4];
+    __mmask16 m[4];
+    #pragma GCC unroll 4
+    for (int u = 0; u < U; u++) {
+        m[u] = tail_mask(n - 16 * u);
+        #pragma GCC unroll 4
+        for (int r = 0; r < 4; r++)
+            acc[r][u] = _mm512_setzero_ps();
+    }
+    for (int d = 0; d < hd; d++) {
+        __m512 k[4];
+        #pragma GCC unroll 4
+        for (int u = 0; u < U; u++)
+            k[u] = _mm512_maskz_loadu_ps(m[u], kt + (int64_t)d * n + 16 * u);
+        #pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            __m512 qb = _mm512_set1_ps(q[r][d]);
+            #pragma GCC unroll 4
+            for (int u = 0; u < U; u++)
+                acc[r][u] = _mm512_fmadd_ps(qb, k[u], acc[r][u]);
+        }
+    }
+    __m512 sc = _mm512_set1_ps(scale);
+    #pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) {
+        __m512 rmax = _mm512_set1_ps(-INFINITY), s = _mm512_setzero_ps();
+        #pragma GCC unroll 4
+        for (int u = 0; u < U; u++) {
+            acc[r][u] = _mm512_mul_ps(acc[r][u], sc);
+            rmax = _mm512_mask_max_ps(rmax, m[u], rmax, acc[r][u]);
+        }
+        __m512 vmax = _mm512_set1_ps(_mm512_reduce_max_ps(rmax));
+        #pragma GCC unroll 4
+        for (int u = 0; u < U; u++) {
+            __m512 e = _mm512_maskz_mov_ps(m[u], exp16(_mm512_sub_ps(acc[r][u], vmax)));
+            s = _mm512_add_ps(s, e);
+            if (whole) /* out has 64 floats a row: whole vectors, which forward */
+                _mm512_store_ps(out + (int64_t)r * ps + 16 * u, e);
+            else
+                _mm512_mask_storeu_ps(out + (int64_t)r * ps + 16 * u, m[u], e);
+        }
+        sum[r] = _mm512_reduce_add_ps(s);
+    }
+}
+
+AVX512 static void scores4_exp_avx512(float *out, const float *const q[4], const float *kt, int n,
+                                      int hd, float scale, float sum[4])
+{
+    switch ((n + 15) / 16) {
+    case 1: scores4_exp_tile(out, n, 0, q, kt, n, hd, scale, 1, sum); break;
+    case 2: scores4_exp_tile(out, n, 0, q, kt, n, hd, scale, 2, sum); break;
+    case 3: scores4_exp_tile(out, n, 0, q, kt, n, hd, scale, 3, sum); break;
+    default: scores4_exp_tile(out, n, 0, q, kt, n, hd, scale, 4, sum); break;
+    }
+}
+
 /* scores of 4 queries against all n keys, and each row's maximum */
 AVX512 static void scores4_avx512(float *out, const float *const q[4], const float *kt, int n,
                                   int hd, float scale, float max[4])
@@ -687,8 +753,8 @@ AVX512 static void scores4_avx512(float *out, const float *const q[4], const flo
 }
 
 /* o[r] (dims d0 .. d0+16U) = sum_j p[r*n + j] v_j, for 4 rows at once */
-INLINE_AVX512 void mix4_tile(float *const o[4], const float *p, const float *v, int64_t stride,
-                             int n, int d0, int hd, int U, const float scale[4])
+INLINE_AVX512 void mix4_tile(float *const o[4], const float *p, int ps, const float *v,
+                             int64_t stride, int n, int d0, int hd, int U, const float scale[4])
 {
     __m512 acc[4][4];
     __mmask16 m[4];
@@ -706,7 +772,7 @@ INLINE_AVX512 void mix4_tile(float *const o[4], const float *p, const float *v, 
             vv[u] = _mm512_maskz_loadu_ps(m[u], v + j * stride + d0 + 16 * u);
         #pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
-            __m512 pb = _mm512_set1_ps(p[(int64_t)r * n + j]);
+            __m512 pb = _mm512_set1_ps(p[(int64_t)r * ps + j]);
             #pragma GCC unroll 4
             for (int u = 0; u < U; u++)
                 acc[r][u] = _mm512_fmadd_ps(pb, vv[u], acc[r][u]);
@@ -720,19 +786,42 @@ INLINE_AVX512 void mix4_tile(float *const o[4], const float *p, const float *v, 
                                   _mm512_mul_ps(acc[r][u], _mm512_set1_ps(scale[r])));
 }
 
-/* o[r] = scale[r] * sum_j p[r*n + j] v_j for 4 rows */
-AVX512 static void mix4_avx512(float *const o[4], const float *p, const float *v, int64_t stride,
-                               int n, int hd, const float scale[4])
+/* o[r] = scale[r] * sum_j p[r*ps + j] v_j for 4 rows */
+INLINE_AVX512 void mix4(float *const o[4], const float *p, int ps, const float *v, int64_t stride,
+                        int n, int hd, const float scale[4])
 {
     for (int d0 = 0; d0 < hd; d0 += 64) {
         int vecs = (hd - d0 + 15) / 16;
         switch (vecs > 4 ? 4 : vecs) {
-        case 1: mix4_tile(o, p, v, stride, n, d0, hd, 1, scale); break;
-        case 2: mix4_tile(o, p, v, stride, n, d0, hd, 2, scale); break;
-        case 3: mix4_tile(o, p, v, stride, n, d0, hd, 3, scale); break;
-        default: mix4_tile(o, p, v, stride, n, d0, hd, 4, scale); break;
+        case 1: mix4_tile(o, p, ps, v, stride, n, d0, hd, 1, scale); break;
+        case 2: mix4_tile(o, p, ps, v, stride, n, d0, hd, 2, scale); break;
+        case 3: mix4_tile(o, p, ps, v, stride, n, d0, hd, 3, scale); break;
+        default: mix4_tile(o, p, ps, v, stride, n, d0, hd, 4, scale); break;
         }
     }
+}
+
+AVX512 static void mix4_avx512(float *const o[4], const float *p, const float *v, int64_t stride,
+                               int n, int hd, const float scale[4])
+{
+    mix4(o, p, n, v, stride, n, hd, scale);
+}
+
+/* Inference, n <= 64: o[r] = softmax(scale q[r] . K^T) V for 4 queries,
+ * the probabilities never leaving a 64-byte-aligned buffer on the stack. */
+AVX512 static void attention4_avx512(float *const o[4], const float *const q[4], const float *kt,
+                                     const float *v, int64_t stride, int n, int hd, float scale)
+{
+    float p[4][64] __attribute__((aligned(64))), sum[4], inv[4];
+    switch ((n + 15) / 16) {
+    case 1: scores4_exp_tile(p[0], 64, 1, q, kt, n, hd, scale, 1, sum); break;
+    case 2: scores4_exp_tile(p[0], 64, 1, q, kt, n, hd, scale, 2, sum); break;
+    case 3: scores4_exp_tile(p[0], 64, 1, q, kt, n, hd, scale, 3, sum); break;
+    default: scores4_exp_tile(p[0], 64, 1, q, kt, n, hd, scale, 4, sum); break;
+    }
+    for (int r = 0; r < 4; r++)
+        inv[r] = 1.0f / sum[r];
+    mix4(o, p[0], 64, v, stride, n, hd, inv);
 }
 
 /* o (hd) = sum_j p_j v_j, v_j at v + j*stride */
@@ -815,14 +904,24 @@ void attention_forward_keyed(float *out, float *probs, const float *qkv, const i
                 q[r] = base + (int64_t)i * C3 + h * hd;
                 o[r] = r < nr ? out + ((int64_t)off[s] + i) * C + h * hd : spare + r * hd;
             }
+            const float *v = base + 2 * C + h * hd;
+            if (fast && n <= 64 && !probs) {
+                attention4_avx512(o, q, kt, v, C3, n, hd, scale);
+                continue;
+            }
             /* unnormalised probabilities in rows, 1/sum in inv: the
              * division happens once per output, in the mix */
-            float mx[4], inv[4] = {1, 1, 1, 1};
-            if (fast)
+            float mx[4], sum[4], inv[4] = {1, 1, 1, 1};
+            const int fused = fast && n <= 64;
+            if (fused)
+                scores4_exp_avx512(rows, q, kt, n, hd, scale, sum);
+            else if (fast)
                 scores4_avx512(rows, q, kt, n, hd, scale, mx);
             for (int r = 0; r < nr; r++) {
                 float *row = rows + (int64_t)r * n;
-                if (fast) {
+                if (fused) {
+                    inv[r] = 1.0f / sum[r];
+                } else if (fast) {
                     inv[r] = 1.0f / softmax_exp_avx512(row, n, mx[r]);
                 } else {
                     scores_generic(row, q[r], kt, n, hd, scale);
@@ -840,7 +939,6 @@ void attention_forward_keyed(float *out, float *probs, const float *qkv, const i
                     }
                 }
             }
-            const float *v = base + 2 * C + h * hd;
             if (fast)
                 mix4_avx512(o, rows, v, C3, n, hd, inv);
             else
