@@ -612,12 +612,36 @@ static dnnl_status_t run_rows(const compute_linear *l, dnnl_primitive_t prim, dn
 
 static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
 
+/* What a block of rows of an int8 call needs besides the GEMM: its rows
+ * of x quantized before, the sums dequantized after. Done block by block,
+ * the rows stay in the core's cache from one step to the next. */
+typedef struct {
+    const float *x; /* f32 input (N, in); NULL in bf16 */
+    uint8_t *q;     /* its rows in uint8 (the GEMM's src) */
+    float *xs;      /* per row: scale */
+    int32_t *zp;    /*          and zero point */
+    const float *bias;
+} int8_rows;
+
+static void block_before(const compute_linear *l, const int8_rows *io, int64_t r0, int64_t M)
+{
+    if (io->x)
+        to_u8_rows(io->q + r0 * l->in, io->xs + r0, io->zp + r0, io->x + r0 * l->in, (int)M, l->in);
+}
+
+static void block_after(const compute_linear *l, const int8_rows *io, char *y, int64_t r0, int64_t M)
+{
+    if (io->x)
+        int8_epilogue((float *)y + r0 * l->out, io->xs + r0, io->zp + r0, l->wscale, l->wsum, io->bias,
+                      (int)M, l->out, l->post == COMPUTE_POST_GELU);
+}
+
 /* The fixed-rows primitives over N rows: blocks of 256 while they last,
  * then at most one each of 128 .. 16, and a last block of 16 ending at row
  * N (it recomputes up to 15 rows: same inputs, same sums). Fewer than 16
  * rows go through a zero-padded block of 16. */
 static dnnl_status_t fixed_forward(const compute_linear *l, dnnl_stream_t st, const char *src, char *y,
-                                   const float *bias, int64_t N)
+                                   const float *bias, int64_t N, const int8_rows *io)
 {
     const size_t es = l->p == COMPUTE_BF16 ? 2 : 1, xrow = (size_t)l->in * es, yrow = (size_t)l->out * 4;
     size_t maxpad = 0;
@@ -629,25 +653,32 @@ static dnnl_status_t fixed_forward(const compute_linear *l, dnnl_stream_t st, co
         return dnnl_out_of_memory;
     if (N < 16) {
         char *x16 = pad + maxpad, *y16 = x16 + round64(16 * xrow);
+        block_before(l, io, 0, N);
         memcpy(x16, src, (size_t)N * xrow);
         memset(x16 + N * xrow, 0, (size_t)(16 - N) * xrow);
         dnnl_status_t s = run_rows(l, l->fixed[NFIXED - 1], st, x16, y16, NULL, bias, 16, pad, l->fixed_pad[NFIXED - 1]);
         memcpy(y, y16, (size_t)N * yrow);
+        block_after(l, io, y, 0, N);
         return s;
     }
     dnnl_status_t s = dnnl_success;
     int64_t r = 0;
     for (int i = 0; i < NFIXED && s == dnnl_success; i++)
         while (s == dnnl_success && N - r >= FIXED_M[i]) {
+            block_before(l, io, r, FIXED_M[i]);
             s = run_rows(l, l->fixed[i], st, src + r * xrow, y + r * yrow, NULL, bias, FIXED_M[i], pad,
                          l->fixed_pad[i]);
+            block_after(l, io, y, r, FIXED_M[i]);
             r += FIXED_M[i];
             if (i > 0)
                 break; /* below 256: at most one block of each size */
         }
-    if (s == dnnl_success && r < N)
+    if (s == dnnl_success && r < N) {
+        block_before(l, io, N - 16, 16); /* rows before r: quantized again, the same bytes */
         s = run_rows(l, l->fixed[NFIXED - 1], st, src + (N - 16) * xrow, y + (N - 16) * yrow, NULL, bias, 16,
                      pad, l->fixed_pad[NFIXED - 1]);
+        block_after(l, io, y, N - 16, 16); /* their sums were written again: dequantized again */
+    }
     return s;
 }
 
@@ -669,22 +700,25 @@ int compute_linear_forward(const compute_linear *l, float *y, const float *x, co
     void *scr = scratch_get(need);
     if (!scr)
         return err_set("out of memory for the activations of %s (%d rows)", l->name, N);
-    float *xs = NULL;
-    int32_t *zp = NULL;
+    int8_rows io = {.bias = bias};
     if (l->p == COMPUTE_BF16) {
         to_bf16(scr, x, nx);
     } else {
-        xs = (float *)((char *)scr + ((nx + 63) & ~(int64_t)63));
-        zp = (int32_t *)(xs + N);
-        to_u8_rows(scr, xs, zp, x, N, l->in);
+        io.x = x;
+        io.q = scr;
+        io.xs = (float *)((char *)scr + ((nx + 63) & ~(int64_t)63));
+        io.zp = (int32_t *)(io.xs + N);
     }
-    dnnl_status_t s = l->fixed_mode ? fixed_forward(l, st, scr, (char *)y, bias, N)
-                                    : run_rows(l, l->prim, st, scr, y, NULL, bias, N, NULL, 0);
-    if (s != dnnl_success)
-        return dnnl_fail("matmul", l->name, s);
-    if (l->p == COMPUTE_INT8)
-        int8_epilogue(y, xs, zp, l->wscale, l->wsum, bias, N, l->out, l->post == COMPUTE_POST_GELU);
-    return 0;
+    dnnl_status_t s;
+    if (l->fixed_mode) {
+        s = fixed_forward(l, st, scr, (char *)y, bias, N, &io);
+    } else {
+        block_before(l, &io, 0, N);
+        s = run_rows(l, l->prim, st, scr, y, NULL, bias, N, NULL, 0);
+        if (s == dnnl_success)
+            block_after(l, &io, (char *)y, 0, N);
+    }
+    return s == dnnl_success ? 0 : dnnl_fail("matmul", l->name, s);
 }
 
 /* ---- bf16 GEMMs (training) ------------------------------------------------------------ */
