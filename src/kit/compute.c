@@ -14,6 +14,7 @@
 
 #include "runner/kit/nn.h"
 #include "runner/kit/util.h"
+#include "vec512.h"
 
 enum { NFIXED = 5 }; /* row counts of the fixed-rows primitives (FIXED_M) */
 
@@ -478,7 +479,7 @@ static void row_to_u8(uint8_t *o, float *scale, int32_t *zp, const float *r, int
 }
 
 /* the same with AVX-512: 16 values per step, saturating narrow to bytes */
-__attribute__((target("avx512f"))) static void row_to_u8_avx512(uint8_t *o, float *scale,
+AVX512 static void row_to_u8_avx512(uint8_t *o, float *scale,
                                                                 int32_t *zp, const float *r, int K)
 {
     __m512 vlo = _mm512_setzero_ps(), vhi = _mm512_setzero_ps();
@@ -523,21 +524,51 @@ static void to_u8_rows(uint8_t *q, float *scale, int32_t *zp, const float *x, in
 /* y (N,out), holding the int32 sums, in place: y = sx[m] sw[n] (acc -
  * zp[m] sum_k qw[n,k]) + b[n], then GELU when gelu is set (each row while
  * it is in cache) */
+static void dequant_row(float *row, float s, int32_t z, const float *sw, const int32_t *wsum,
+                        const float *b, int out, int gelu)
+{
+    int32_t *acc = (int32_t *)row;
+#pragma omp simd
+    for (int n = 0; n < out; n++)
+        row[n] = s * sw[n] * (float)(acc[n] - z * wsum[n]) + b[n];
+    if (gelu)
+        gelu_row(row, row, out);
+}
+
+/* the same, 16 outputs at a time, GELU while they are in registers
+ * (GELU is a constant after inlining: one loop with it, one without) */
+AVX512 static inline __attribute__((always_inline)) void
+dequant16(float *row, __m512 vs, __m512i vz, const float *sw, const int32_t *wsum, const float *b,
+          int out, int gelu)
+{
+    for (int n = 0; n < out; n += 16) {
+        __mmask16 m = out - n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (out - n)) - 1);
+        __m512i acc = _mm512_maskz_loadu_epi32(m, row + n);
+        acc = _mm512_sub_epi32(acc, _mm512_mullo_epi32(vz, _mm512_maskz_loadu_epi32(m, wsum + n)));
+        __m512 v = _mm512_mul_ps(_mm512_mul_ps(vs, _mm512_maskz_loadu_ps(m, sw + n)), _mm512_cvtepi32_ps(acc));
+        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, b + n));
+        _mm512_mask_storeu_ps(row + n, m, gelu ? gelu16(v) : v);
+    }
+}
+
+AVX512 static void dequant_row_avx512(float *row, float s, int32_t z, const float *sw,
+                                      const int32_t *wsum, const float *b, int out, int gelu)
+{
+    const __m512 vs = _mm512_set1_ps(s);
+    const __m512i vz = _mm512_set1_epi32(z);
+    if (gelu)
+        dequant16(row, vs, vz, sw, wsum, b, out, 1);
+    else
+        dequant16(row, vs, vz, sw, wsum, b, out, 0);
+}
+
 static void int8_epilogue(float *y, const float *sx, const int32_t *zp, const float *sw,
                           const int32_t *wsum, const float *b, int N, int out, int gelu)
 {
+    const int fast = nn_avx512();
 #pragma omp parallel for schedule(static)
-    for (int m = 0; m < N; m++) {
-        float *row = y + (int64_t)m * out;
-        int32_t *acc = (int32_t *)row;
-        const float s = sx[m];
-        const int32_t z = zp[m];
-#pragma omp simd
-        for (int n = 0; n < out; n++)
-            row[n] = s * sw[n] * (float)(acc[n] - z * wsum[n]) + b[n];
-        if (gelu)
-            gelu_row(row, row, out);
-    }
+    for (int m = 0; m < N; m++)
+        (fast ? dequant_row_avx512 : dequant_row)(y + (int64_t)m * out, sx[m], zp[m], sw, wsum, b, out, gelu);
 }
 
 /* ---- forward ---------------------------------------------------------------------- */

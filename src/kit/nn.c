@@ -5,13 +5,13 @@
 #include "runner/kit/nn.h"
 
 #include "runner/kit/compute.h"
+#include "vec512.h"
 
 #include <immintrin.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
 
-#define AVX512 __attribute__((target("avx512f")))
 
 static int use_avx512 = -1;
 
@@ -104,12 +104,8 @@ AVX512 static inline __m512 erf16(__m512 x)
     return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(r), sign));
 }
 
-/* erf for the GELU forward, in half the operations of erf16: |x| in [0, 4)
- * cut into 16 pieces of 1/4, a degree-5 polynomial on each (fitted at
- * Chebyshev nodes; coefficients picked per lane from one register each by
- * vpermps), 1 from 4 on (erf(4) rounds to 1). Absolute error <= 7e-8
- * (about 1 ulp near 1). */
-static const float ERF_PIECES[6][16] __attribute__((aligned(64))) = {
+/* the pieces of erf16_pieces (vec512.h) */
+const float kit_erf_pieces[6][16] __attribute__((aligned(64))) = {
 {1.035279930e-01f, 4.532615095e-02f, -2.703504823e-02f, -6.670918316e-02f, -6.106119603e-02f, -3.064391576e-02f, -2.303251997e-03f, 1.132802200e-02f, 1.244421210e-02f, 8.360578679e-03f, 4.236414097e-03f, 1.727707335e-03f, 5.842621322e-04f, 1.665797608e-04f, 4.045955575e-05f, 8.430451089e-06f},
 {3.473329823e-03f, 1.370849609e-01f, 1.923905909e-01f, 1.538460255e-01f, 6.649812311e-02f, -1.083057746e-02f, -4.794173315e-02f, -4.924307019e-02f, -3.418055922e-02f, -1.843130775e-02f, -8.114697412e-03f, -2.988355467e-03f, -9.333863854e-04f, -2.494553046e-04f, -5.739088374e-05f, -1.141547727e-05f},
 {-3.766311705e-01f, -3.104997277e-01f, -1.476458609e-01f, 2.641994506e-02f, 1.387420297e-01f, 1.681413949e-01f, 1.391726881e-01f, 9.029367566e-02f, 4.818367958e-02f, 2.163982205e-02f, 8.285691030e-03f, 2.726646606e-03f, 7.753649843e-04f, 1.912605658e-04f, 4.104059190e-05f, 7.677233953e-06f},
@@ -118,23 +114,6 @@ static const float ERF_PIECES[6][16] __attribute__((aligned(64))) = {
 {2.500757823e-09f, 2.763263881e-01f, 5.204998851e-01f, 7.111556530e-01f, 8.427007794e-01f, 9.229001403e-01f, 9.661051631e-01f, 9.866716862e-01f, 9.953222871e-01f, 9.985373020e-01f, 9.995930195e-01f, 9.998993874e-01f, 9.999778867e-01f, 9.999957085e-01f, 9.999992847e-01f, 9.999998808e-01f},
 };
 
-AVX512 static inline __m512 erf16_pieces(__m512 x)
-{
-    const __m512i signbit = _mm512_set1_epi32((int)0x80000000u);
-    __m512i xi = _mm512_castps_si512(x);
-    __m512i sign = _mm512_and_si512(xi, signbit);
-    __m512 a = _mm512_castsi512_ps(_mm512_andnot_si512(signbit, xi));
-    __mmask16 one = _mm512_cmp_ps_mask(a, _mm512_set1_ps(4.0f), _CMP_GE_OQ);
-    __m512 piece = _mm512_roundscale_ps(_mm512_mul_ps(a, _mm512_set1_ps(4.0f)), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    piece = _mm512_min_ps(piece, _mm512_set1_ps(15.0f));
-    __m512i k = _mm512_cvttps_epi32(piece);
-    __m512 t = _mm512_fnmadd_ps(piece, _mm512_set1_ps(0.25f), a); /* exact: a - piece / 4 */
-    __m512 p = _mm512_permutexvar_ps(k, _mm512_load_ps(ERF_PIECES[0]));
-    for (int d = 1; d < 6; d++)
-        p = _mm512_fmadd_ps(p, t, _mm512_permutexvar_ps(k, _mm512_load_ps(ERF_PIECES[d])));
-    p = _mm512_mask_blend_ps(one, p, _mm512_set1_ps(1.0f));
-    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(p), sign));
-}
 
 /* ---- embeddings -------------------------------------------------------------- */
 
@@ -350,11 +329,7 @@ AVX512 static void gelu_forward_avx512(float *y, const float *x, int64_t n)
 {
     for (int64_t i = 0; i < n; i += 16) {
         __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
-        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-        __m512 e = erf16_pieces(_mm512_mul_ps(v, _mm512_set1_ps(INV_SQRT2)));
-        __m512 r = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), v),
-                                 _mm512_add_ps(_mm512_set1_ps(1.0f), e));
-        _mm512_mask_storeu_ps(y + i, m, r);
+        _mm512_mask_storeu_ps(y + i, m, gelu16(_mm512_maskz_loadu_ps(m, x + i)));
     }
 }
 

@@ -1,0 +1,43 @@
+/* vec512.h — AVX-512 pieces shared by the kit's kernels (nn.c, compute.c);
+ * kit-internal, not installed. Functions carry their own target attribute:
+ * callers choose them at run time (nn_avx512). */
+#ifndef RUNNER_KIT_VEC512_H
+#define RUNNER_KIT_VEC512_H
+
+#include <immintrin.h>
+
+#define AVX512 __attribute__((target("avx512f")))
+
+/* erf for the GELU forward, in half the operations of erf16: |x| in [0, 4)
+ * cut into 16 pieces of 1/4, a degree-5 polynomial on each (fitted at
+ * Chebyshev nodes; coefficients picked per lane from one register each by
+ * vpermps), 1 from 4 on (erf(4) rounds to 1). Absolute error <= 7e-8
+ * (about 1 ulp near 1). */
+extern const float kit_erf_pieces[6][16] __attribute__((visibility("hidden")));
+
+AVX512 static inline __m512 erf16_pieces(__m512 x)
+{
+    const __m512i signbit = _mm512_set1_epi32((int)0x80000000u);
+    __m512i xi = _mm512_castps_si512(x);
+    __m512i sign = _mm512_and_si512(xi, signbit);
+    __m512 a = _mm512_castsi512_ps(_mm512_andnot_si512(signbit, xi));
+    __mmask16 one = _mm512_cmp_ps_mask(a, _mm512_set1_ps(4.0f), _CMP_GE_OQ);
+    __m512 piece = _mm512_roundscale_ps(_mm512_mul_ps(a, _mm512_set1_ps(4.0f)), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    piece = _mm512_min_ps(piece, _mm512_set1_ps(15.0f));
+    __m512i k = _mm512_cvttps_epi32(piece);
+    __m512 t = _mm512_fnmadd_ps(piece, _mm512_set1_ps(0.25f), a); /* exact: a - piece / 4 */
+    __m512 p = _mm512_permutexvar_ps(k, _mm512_load_ps(kit_erf_pieces[0]));
+    for (int d = 1; d < 6; d++)
+        p = _mm512_fmadd_ps(p, t, _mm512_permutexvar_ps(k, _mm512_load_ps(kit_erf_pieces[d])));
+    p = _mm512_mask_blend_ps(one, p, _mm512_set1_ps(1.0f));
+    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(p), sign));
+}
+
+/* GELU(v) = v/2 (1 + erf(v / sqrt 2)), the forward's form */
+AVX512 static inline __m512 gelu16(__m512 v)
+{
+    __m512 e = erf16_pieces(_mm512_mul_ps(v, _mm512_set1_ps(0.70710678118654752440f)));
+    return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), v), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+#endif
