@@ -155,6 +155,14 @@ def ratio(a, b):
     return f"{a / b:.2f}x" if a and b else "n/a"
 
 
+def paired(xs, ys):
+    """Per-round ratios x/y (same rounds, in order): median (min-max)."""
+    rs = [x / y for x, y in zip(xs, ys) if x and y]
+    if not rs or len(xs) != len(ys):
+        return "n/a"
+    return f"{med(rs):.2f}x ({min(rs):.2f}-{max(rs):.2f})"
+
+
 def alternate(engines, rounds, warmup):
     os.makedirs(os.path.join(OUT, "logs"), exist_ok=True)
     live = [e for e in engines if e.argv]
@@ -312,10 +320,14 @@ def encode_pass(a, threads, n, ids, onnx, onnx_int8, have_ort, made_by):
                 print(f"  {e.key:<3}{e.name:<20} {cos[e.key][0]:.6f} / {cos[e.key][1]:.6f}")
     W = {k: med(e.whole_sps()) for k, e in by.items()}
     S = {k: med(e.steady()) for k, e in by.items()}
-    print(f"\nratios (medians)                        whole-process   steady-state")
+    print(f"\nratios (medians)                        whole-process   steady-state"
+          f"   paired by round, steady: median (min-max)")
     for x, y in (("A", "C"), ("A", "B"), ("A2", "D"), ("A3", "D"), ("D", "C")):
         label = f"{by[x].name} / {by[y].name}"
-        print(f"  {label:<38}{ratio(W[x], W[y]):>13}   {ratio(S[x], S[y]):>12}")
+        print(f"  {label:<38}{ratio(W[x], W[y]):>13}   {ratio(S[x], S[y]):>12}"
+              f"   {paired(by[x].steady(), by[y].steady()):>18}")
+    print("(paired: the two engines' ratio within each round, which ran them minutes apart at most;\n"
+          " it cancels the host's slower and faster spells that the medians of each engine keep)")
     return engines, cos
 
 
