@@ -218,6 +218,20 @@ static void test_long_names(void)
           dir, dir),
        0, "9 tasks with 220-character names: no crash");
     ok(exists("%s/%s", "long/run.json") && exists("%s/%s", "long/loss.png"), "... run.json and loss.png written");
+    /* git is started when the run begins and read when it ends */
+    char head[64] = "";
+    FILE *g = popen("git rev-parse HEAD 2>/dev/null", "r");
+    if (g && !fgets(head, sizeof head, g))
+        head[0] = 0;
+    if (g)
+        pclose(g);
+    head[strcspn(head, "\n")] = 0;
+    char *rj = slurp_in("%s/%s", "long/run.json");
+    if (head[0])
+        like(rj, head, "run.json: git_commit is the checkout's HEAD");
+    else
+        ok(rj && !strstr(rj, "git_commit"), "run.json: no git_commit outside a git checkout");
+    free(rj);
 }
 
 static void test_select(void)
@@ -314,7 +328,7 @@ int main(void)
 {
     if (!mkdtemp(dir) || !getcwd(cwd, sizeof cwd)) {
         ok(0, "temporary folder");
-        return done_testing(67);
+        return done_testing(68);
     }
     test_sweep();
     test_metrics_csv();
@@ -325,5 +339,5 @@ int main(void)
     test_resume_history();
     if (!tap_failed && sh("rm -rf %s", dir) != 0)
         diag("could not remove %s", dir);
-    return done_testing(67);
+    return done_testing(68);
 }

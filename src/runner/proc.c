@@ -106,22 +106,27 @@ int proc_feed(const char *const *argv, const char *input, size_t len, int *statu
     return wait_child(pid, status);
 }
 
-int proc_read(const char *const *argv, char *buf, size_t cap, int *status)
+int proc_open_read(const char *const *argv, pid_t *pid, int *fd)
 {
-    int fd[2];
-    pid_t pid;
-    size_t used = 0;
-    if (pipe2(fd, O_CLOEXEC) != 0)
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0)
         return err_set("pipe: %s", strerror(errno));
-    int rc = spawn(argv, -1, fd[1], NULL, &pid);
-    close(fd[1]);
+    int rc = spawn(argv, -1, p[1], NULL, pid);
+    close(p[1]);
     if (rc != 0) {
-        close(fd[0]);
+        close(p[0]);
         return -1;
     }
+    *fd = p[0];
+    return 0;
+}
+
+int proc_close_read(pid_t pid, int fd, char *buf, size_t cap, int *status)
+{
+    size_t used = 0;
     for (;;) {
         char tmp[4096];
-        ssize_t r = read(fd[0], tmp, sizeof tmp);
+        ssize_t r = read(fd, tmp, sizeof tmp);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
@@ -131,8 +136,17 @@ int proc_read(const char *const *argv, char *buf, size_t cap, int *status)
         used += take;
     }
     buf[used] = 0;
-    close(fd[0]);
+    close(fd);
     return wait_child(pid, status);
+}
+
+int proc_read(const char *const *argv, char *buf, size_t cap, int *status)
+{
+    pid_t pid;
+    int fd;
+    if (proc_open_read(argv, &pid, &fd) != 0)
+        return -1;
+    return proc_close_read(pid, fd, buf, cap, status);
 }
 
 int proc_start(const char *const *argv, const char *log, pid_t *pid)

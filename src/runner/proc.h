@@ -17,6 +17,10 @@ int proc_feed(const char *const *argv, const char *input, size_t len, int *statu
 /* Run argv, capture up to cap-1 bytes of its stdout into buf (NUL
  * terminated), stderr discarded; wait. */
 int proc_read(const char *const *argv, char *buf, size_t cap, int *status);
+/* proc_read in two halves: start argv with its stdout into a pipe (*fd,
+ * close-on-exec, the read end); later read it into buf, close fd and wait. */
+int proc_open_read(const char *const *argv, pid_t *pid, int *fd);
+int proc_close_read(pid_t pid, int fd, char *buf, size_t cap, int *status);
 /* Start argv with stdout and stderr appended to log (stdin /dev/null);
  * do not wait. */
 int proc_start(const char *const *argv, const char *log, pid_t *pid);

@@ -114,6 +114,35 @@ int run_lock(const char *out_dir)
     return rc;
 }
 
+/* HEAD of the git checkout we run in, for run.json: git is spawned with an
+ * argument vector (no shell) when the run begins, and its answer read when
+ * it ends, so its start-up (tens of ms) overlaps the run's. */
+static pid_t git_pid = -1;
+static int git_fd = -1;
+
+static void git_commit_start(void)
+{
+    static const char *const argv[] = {"git", "rev-parse", "HEAD", NULL};
+    if (!proc_in_path("git") || proc_open_read(argv, &git_pid, &git_fd) != 0)
+        git_pid = -1;
+}
+
+/* its answer, or NULL (no git, not a checkout, not started) */
+static char *git_commit(void)
+{
+    char buf[64] = "";
+    int status = -1;
+    if (git_pid < 0)
+        return NULL;
+    int rc = proc_close_read(git_pid, git_fd, buf, sizeof buf, &status);
+    git_pid = -1;
+    git_fd = -1;
+    if (rc != 0 || status != 0)
+        return NULL;
+    buf[strcspn(buf, "\n")] = 0;
+    return buf[0] ? str_dup(buf) : NULL;
+}
+
 int run_begin(pipeline *pl, const char *out)
 {
     started = time(NULL);
@@ -139,20 +168,9 @@ int run_begin(pipeline *pl, const char *out)
     char *path = run_path(pl, "config.cfg");
     int rc = path ? file_write_atomic_with(path, write_config, pl) : err_set("out of memory");
     free(path);
+    if (rc == 0)
+        git_commit_start();
     return rc;
-}
-
-/* HEAD of the git checkout we run in, or NULL: git spawned with an argument
- * vector (no shell), its stdout read through a pipe (proc.c). */
-static char *git_commit(void)
-{
-    static const char *const argv[] = {"git", "rev-parse", "HEAD", NULL};
-    char buf[64] = "";
-    int status = -1;
-    if (!proc_in_path("git") || proc_read(argv, buf, sizeof buf, &status) != 0 || status != 0)
-        return NULL;
-    buf[strcspn(buf, "\n")] = 0;
-    return buf[0] ? str_dup(buf) : NULL;
 }
 
 static void iso_time(time_t t, char *buf, size_t size)
