@@ -477,6 +477,11 @@ static void units_checkpoint(void)
     ok(!path_exists(ck), "checkpoint on a full disk: no half checkpoint");
     int saved = checkpoint_save(ck, &pl, NULL, NULL, NULL, 0);
     ok(saved == 0 && path_exists(ck), "with room, it saves%s%s", saved ? ": " : "", saved ? err_get() : "");
+    params_release(&pl.P, 0); /* as an eval-only run's packed weights do */
+    char *ck2 = in_dir("ck2");
+    ok(checkpoint_save(ck2, &pl, NULL, NULL, NULL, 0) != 0 && strstr(err_get(), "given back") && !path_exists(ck2),
+       "values given back (params_release): no checkpoint is saved (%s)", err_get());
+    free(ck2);
     free(ck);
     free(tmp);
     gsl_rng_free(r);
@@ -537,7 +542,7 @@ int main(void)
 {
     if (!mkdtemp(dir)) {
         ok(0, "mkdtemp: %s", strerror(errno));
-        return done_testing(49);
+        return done_testing(50);
     }
     header_only_tsv();
     nul_label();
@@ -551,5 +556,5 @@ int main(void)
     if (system(rm) != 0)
         diag("could not remove %s", dir);
     free(rm);
-    return done_testing(49);
+    return done_testing(50);
 }

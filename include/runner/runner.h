@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #define RUNNER_ABI_MAJOR 1
-#define RUNNER_ABI_MINOR 5
+#define RUNNER_ABI_MINOR 6
 
 #define RUNNER_ENTRY runner_plugin_v1
 #define RUNNER_ENTRY_NAME "runner_plugin_v1"
@@ -198,6 +198,16 @@ struct runner_host {
      * backward (float32 sums; the float32 values stay the master copy).
      * NULL when training runs in float32 (or not at all). */
     const uint16_t *(*param_bf16)(const runner_host *h, int id);
+
+    /* ABI 1.6: 1 when the run only evaluates (run = "embed", "sts" or
+     * "predict"): once the stages are loaded (and a checkpoint read),
+     * nothing trains, saves or exports a parameter. 0 otherwise. */
+    int (*eval_only)(const runner_host *h);
+    /* ABI 1.6: in an eval-only run, a stage that keeps its own copy of a
+     * parameter (weights packed for its kernels) gives back the memory of
+     * the float32 values, which read as zeros from then on. 0, or -1 with
+     * the message set (not an eval-only run, or no such parameter). */
+    int (*param_release)(const runner_host *h, int id);
 };
 
 /* ---------------------------------------------------------------------

@@ -667,10 +667,27 @@ static uint64_t site_seed(const bert *m, int layer, int site)
     return m->seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(4 * (layer + 1) + site + 1));
 }
 
+/* 1 in a run that only evaluates (ABI 1.6): the weights do not change */
+static int eval_only(const bert *m) { return m->h->abi_minor >= 6 && m->h->eval_only(m->h); }
+
+/* Once a layer weight's packed copy is made in an eval-only run, its
+ * float32 values are given back (QKV: the three tensors). */
+static int release_weight(bert *m, int l, int w)
+{
+    const int ids[3] = {w ? lt(m, l, w == 1 ? AOW : w == 2 ? IW : OW)->id : lt(m, l, QW)->id,
+                        lt(m, l, KW)->id, lt(m, l, VW)->id};
+    for (int i = 0; i < (w ? 1 : 3); i++)
+        if (m->h->param_release(m->h, ids[i]) != 0)
+            return -1;
+    return 0;
+}
+
 /* The matmuls, created at the first forward (with one info line naming
- * oneDNN's kernels): float32 ones for every precision (training, and eval
- * in f32), and in bf16 / int8 one per layer weight, packed again when
- * stale (after a training forward). */
+ * oneDNN's kernels): float32 ones reading the weights in place for every
+ * precision (training, and eval in f32 while a run trains), and one per
+ * layer weight in eval, packed (bf16, int8, and f32 when the run only
+ * evaluates), packed again when stale (after a training forward). In an
+ * eval-only run the packed weights are the only copy kept. */
 static int ensure_linears(bert *m, int train)
 {
     const int C = m->C, FF = m->FF;
@@ -682,23 +699,26 @@ static int ensure_linears(bert *m, int train)
                                                 shape[w][1], COMPUTE_F32,
                                                 w == 2 ? COMPUTE_POST_GELU : COMPUTE_POST_NONE))
             return m->h->error(m->h, "%s", err_get());
-    if (!train && m->prec != COMPUTE_F32) {
+    const int packed_eval = m->prec != COMPUTE_F32 || eval_only(m);
+    if (!train && packed_eval) {
         if (!m->lin && !(m->lin = calloc((size_t)4 * m->L, sizeof *m->lin)))
             return m->h->error(m->h, "out of memory");
         for (int l = 0; l < m->L; l++)
             for (int w = 0; w < 4; w++) {
                 compute_linear **p = &m->lin[4 * l + w];
-                if (!*p && compute_linear_create(p, lt(m, l, wk[w])->name, shape[w][0], shape[w][1],
-                                                 m->prec, w == 2 ? COMPUTE_POST_GELU : COMPUTE_POST_NONE))
+                int post = (w == 2 ? COMPUTE_POST_GELU : COMPUTE_POST_NONE) | COMPUTE_PACKED;
+                if (!*p && compute_linear_create(p, lt(m, l, wk[w])->name, shape[w][0], shape[w][1], m->prec, post))
                     return m->h->error(m->h, "%s", err_get());
                 if (m->wp_stale && compute_linear_pack(*p, lt(m, l, wk[w])->data))
                     return m->h->error(m->h, "%s", err_get());
+                if (m->wp_stale && eval_only(m) && compute_linear_bytes(*p) > 0 && release_weight(m, l, w))
+                    return -1;
             }
         m->wp_stale = 0;
     }
     /* once, at the first forward that uses the backbone's precision */
-    if (m->prec == COMPUTE_F32 ? fresh : fresh_lin && m->lin) {
-        compute_linear **k = m->prec != COMPUTE_F32 ? m->lin : m->f32;
+    if (packed_eval ? fresh_lin && m->lin : fresh) {
+        compute_linear **k = packed_eval ? m->lin : m->f32;
         compute_precision runs = compute_linear_precision(k[0]);
         m->h->log(m->h, RUNNER_LOG_INFO, "bert: precision %s%s%s on %s; kernels: QKV %s, FFN up "
                   "(+GELU) %s, FFN down %s; training f32 %s", compute_precision_name(m->prec),
@@ -731,7 +751,7 @@ static int layer_linear(const bert *m, int l, int which, const tensor *W, const 
         linear_dims(m, which, &in, &out);
         return compute_linear_bf16_forward(y, x, W->bf, b, N, in, out);
     }
-    const compute_linear *k = !tp && m->prec != COMPUTE_F32 ? m->lin[4 * l + which] : m->f32[which];
+    const compute_linear *k = !tp && m->lin ? m->lin[4 * l + which] : m->f32[which];
     return compute_linear_forward(k, y, x, W->data, b, N);
 }
 

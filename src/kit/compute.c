@@ -22,11 +22,12 @@ struct compute_linear {
     char name[96];
     compute_precision p, asked; /* p: what runs (f32 when oneDNN cannot do asked here) */
     int in, out, post;
+    int packed; /* weights packed by compute_linear_pack: bf16, int8, f32 with COMPUTE_PACKED */
     const float *wref; /* f32 fallback: the weights given to compute_linear_pack */
     dnnl_primitive_desc_t pd;
     dnnl_primitive_t prim;
     dnnl_memory_desc_t wmd; /* weights as the primitive wants them */
-    void *wpacked;          /* bf16 / int8 weights in that layout */
+    void *wpacked;          /* bf16 / int8 / packed f32 weights in that layout */
     size_t wbytes;
     float *wscale; /* int8: per output channel */
     int32_t *wsum; /* int8: sum of each output channel's int8 weights */
@@ -177,10 +178,11 @@ static dnnl_status_t make_pd(const compute_linear *l, int64_t R, dnnl_primitive_
     dnnl_dims_t wstr = {1, l->in}; /* W (out,in) row-major is W^T with these strides */
     dnnl_memory_desc_t smd, wmd, bmd, dmd;
     dnnl_status_t s = dnnl_memory_desc_init_by_tag(&smd, 2, sd, src_type(l->p), dnnl_ab);
+    /* f32 reads the weights in place, but for the fixed rows of packed f32 */
+    const int in_place = l->p == COMPUTE_F32 && !(l->packed && R != DNNL_RUNTIME_DIM_VAL);
     if (s == dnnl_success)
-        s = l->p == COMPUTE_F32 ? dnnl_memory_desc_init_by_strides(&wmd, 2, wd, dnnl_f32, wstr)
-                                : dnnl_memory_desc_init_by_tag(&wmd, 2, wd, wei_type(l->p),
-                                                               dnnl_format_tag_any);
+        s = in_place ? dnnl_memory_desc_init_by_strides(&wmd, 2, wd, dnnl_f32, wstr)
+                     : dnnl_memory_desc_init_by_tag(&wmd, 2, wd, wei_type(l->p), dnnl_format_tag_any);
     if (s == dnnl_success)
         s = dnnl_memory_desc_init_by_tag(&bmd, 2, bd, dnnl_f32, dnnl_ab);
     if (s == dnnl_success)
@@ -221,9 +223,10 @@ static void free_fixed(compute_linear *l)
     l->fixed_mode = 0;
 }
 
-/* bf16, int8: the fixed-rows primitives, when oneDNN has brgemm kernels for
- * them here and they agree on the weights layout (then the weights are
- * packed in it); otherwise the run-time-rows primitive alone */
+/* bf16, int8, packed f32: the fixed-rows primitives, when oneDNN has
+ * brgemm kernels for them here and they agree on the weights layout (then
+ * the weights are packed in it); otherwise the run-time-rows primitive
+ * alone (f32: then reading the weights in place, unpacked) */
 static void make_fixed(compute_linear *l)
 {
     const char *impl = NULL;
@@ -262,20 +265,24 @@ int compute_linear_create(compute_linear **out, const char *name, int in, int ou
     l->p = l->asked = p;
     l->in = in;
     l->out = outs;
-    l->post = post;
+    l->post = post & COMPUTE_POST_GELU;
+    l->packed = p != COMPUTE_F32 || (post & COMPUTE_PACKED);
     dnnl_status_t s = make_primitive(l);
     if (s == dnnl_unimplemented && p != COMPUTE_F32) {
         /* e.g. bf16 on a CPU without AVX-512: float32 instead, said by
          * compute_linear_precision */
         l->p = COMPUTE_F32;
+        l->packed = (post & COMPUTE_PACKED) != 0;
         s = make_primitive(l);
     }
     if (s != dnnl_success) {
         compute_linear_free(l);
         return dnnl_fail("matmul primitive", name, s);
     }
-    if (l->p != COMPUTE_F32)
+    if (l->packed)
         make_fixed(l);
+    if (l->p == COMPUTE_F32 && !l->fixed_mode)
+        l->packed = 0; /* f32 without brgemm kernels: the weights read in place */
     *out = l;
     return 0;
 }
@@ -407,7 +414,7 @@ static void quantize_weights(int8_t *q, float *scale, int32_t *sum, const float 
 int compute_linear_pack(compute_linear *l, const float *W)
 {
     l->wref = W;
-    if (l->p == COMPUTE_F32)
+    if (!l->packed)
         return 0;
     if (!stream_get())
         return err_set("oneDNN: no stream to pack %s", l->name);
@@ -425,7 +432,7 @@ int compute_linear_pack(compute_linear *l, const float *W)
     dnnl_dims_t wd = {l->in, l->out}, wstr = {1, l->in};
     dnnl_memory_desc_t md;
     dnnl_status_t s;
-    if (l->p == COMPUTE_BF16) {
+    if (l->p != COMPUTE_INT8) {
         s = dnnl_memory_desc_init_by_strides(&md, 2, wd, dnnl_f32, wstr);
         if (s == dnnl_success)
             s = reorder_weights(l, &md, (void *)W);
@@ -615,7 +622,7 @@ static dnnl_status_t run_rows(const compute_linear *l, dnnl_primitive_t prim, dn
 {
     exec_args e = {.n = 0};
     dnnl_status_t s;
-    if (l->p == COMPUTE_F32) {
+    if (!l->packed) {
         dnnl_dims_t wd = {l->in, l->out}, wstr = {1, l->in};
         dnnl_memory_desc_t wmd;
         s = dnnl_memory_desc_init_by_strides(&wmd, 2, wd, dnnl_f32, wstr);
@@ -674,7 +681,7 @@ static void block_after(const compute_linear *l, const int8_rows *io, char *y, i
 static dnnl_status_t fixed_forward(const compute_linear *l, dnnl_stream_t st, const char *src, char *y,
                                    const float *bias, int64_t N, const int8_rows *io)
 {
-    const size_t es = l->p == COMPUTE_BF16 ? 2 : 1, xrow = (size_t)l->in * es, yrow = (size_t)l->out * 4;
+    const size_t es = l->p == COMPUTE_F32 ? 4 : l->p == COMPUTE_BF16 ? 2 : 1, xrow = (size_t)l->in * es, yrow = (size_t)l->out * 4;
     size_t maxpad = 0;
     for (int i = 0; i < NFIXED; i++)
         maxpad = l->fixed_pad[i] > maxpad ? l->fixed_pad[i] : maxpad;
@@ -722,6 +729,11 @@ int compute_linear_forward(const compute_linear *l, float *y, const float *x, co
     if (!st)
         return err_set("oneDNN: no stream for %s", l->name);
     const float *bias = b ? b : l->zeros;
+    if (l->p == COMPUTE_F32 && l->packed) {
+        int8_rows io = {.bias = bias};
+        dnnl_status_t s = fixed_forward(l, st, (const char *)x, (char *)y, bias, N, &io);
+        return s == dnnl_success ? 0 : dnnl_fail("matmul", l->name, s);
+    }
     if (l->p == COMPUTE_F32) {
         dnnl_status_t s = run_rows(l, l->prim, st, x, y, W, bias, N, NULL, 0);
         return s == dnnl_success ? 0 : dnnl_fail("matmul", l->name, s);

@@ -217,6 +217,26 @@ static int host_param_ref(const runner_host *h, const char *name, float **data, 
     return id;
 }
 
+static int host_eval_only(const runner_host *h)
+{
+    const char *run = cfg_str(stage_of(h)->pl, "run");
+    static const char *const eval[] = {"embed", "sts", "predict"};
+    for (size_t i = 0; run && i < sizeof eval / sizeof *eval; i++)
+        if (strcmp(run, eval[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static int host_param_release(const runner_host *h, int id)
+{
+    params *P = &stage_of(h)->pl->P;
+    if (!host_eval_only(h))
+        return host_error(h, "param_release: only in a run that evaluates (embed, sts, predict)");
+    if (id < 0 || id >= P->n || !P->allocated)
+        return host_error(h, "param_release: no parameter %d", id);
+    return params_release(P, id) == 0 ? 0 : host_error(h, "%s", err_get());
+}
+
 /* The pipeline's backbone stage, or NULL. */
 static stage *backbone_stage(const pipeline *pl)
 {
@@ -295,4 +315,6 @@ const runner_host host_template = {
     .layer_groups = host_layer_groups,
     .layer_group = host_layer_group,
     .param_bf16 = host_param_bf16,
+    .eval_only = host_eval_only,
+    .param_release = host_param_release,
 };

@@ -1,12 +1,15 @@
 /* params.c — the parameter store (see params.h). */
 #include "params.h"
 
+#include <errno.h>
 #include <fnmatch.h>
 #include <gsl/gsl_randist.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "runner/kit/compute.h"
 #include "runner/kit/util.h"
@@ -276,5 +279,19 @@ int params_private_values(params *s)
         if (world_pages_private(block[i], bytes[i]) != 0)
             return -1;
     s->values_shared = 0;
+    return 0;
+}
+
+int params_release(params *s, int id)
+{
+    if (s->values_shared)
+        return err_set("%s: the values are shared by the node's ranks; not released", s->p[id].name);
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const float *v = s->data + s->p[id].offset;
+    uintptr_t lo = ((uintptr_t)v + page - 1) & ~(page - 1);
+    uintptr_t hi = ((uintptr_t)(v + s->p[id].numel)) & ~(page - 1);
+    if (hi > lo && madvise((void *)lo, hi - lo, MADV_DONTNEED) != 0)
+        return err_set("%s: madvise: %s", s->p[id].name, strerror(errno));
+    s->released++;
     return 0;
 }

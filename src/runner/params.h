@@ -50,6 +50,9 @@ typedef struct params {
     /* params_share_values: values, moments and bf16 copy are one copy for
      * the node's ranks (each rank's optimizer updates its share). */
     int values_shared;
+    /* tensors whose values were given back (params_release): they read as
+     * zeros, so nothing may save the store any more */
+    int released;
 } params;
 
 /* At most 2^40 floats (4 TiB) in one store: sizes stay far from overflow. */
@@ -76,6 +79,11 @@ int64_t params_count(const params *s, const char *glob, int trainable_only);
  * the values: at the start of bf16 training, and after anything other
  * than the optimizer changed values. */
 int params_refresh_bf16(params *s);
+/* Give the memory of tensor id's values back to the kernel (the whole
+ * pages inside it): its owner keeps its own copy and the run only
+ * evaluates. The values read as zeros afterwards. -1 with err_set when the
+ * values are shared by the node's ranks. */
+int params_release(params *s, int id);
 /* Make the values, moments (allocate them first) and bf16 copy one copy
  * shared by the node's ranks, at the same addresses (world_pages_share):
  * collective, for data-parallel training on one node, where each rank's

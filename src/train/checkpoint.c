@@ -217,6 +217,11 @@ int checkpoint_save(const char *dir, pipeline *pl, const blob *state, stage *bac
         err_set("out of memory");
         goto done;
     }
+    if (pl->P.released) {
+        err_set("%s: the values of %d tensors were given back by their stages (an eval-only run); not saved", dir,
+                pl->P.released);
+        goto done;
+    }
     if (remove_tree(tmp) != 0 || dir_make(tmp) != 0)
         goto done;
     made = 1;

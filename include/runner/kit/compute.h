@@ -9,7 +9,8 @@
  *  - compute_linear: y = x W^T + b (then GELU when asked) as oneDNN
  *    matmul primitives created once per layer shape, bias and GELU fused
  *    as post-ops. In "f32" one primitive takes the number of rows at run
- *    time and reads the weights in place. In "bf16" and "int8" the weights
+ *    time and reads the weights in place (unless COMPUTE_PACKED: then as
+ *    bf16 and int8, in f32). In "bf16" and "int8" the weights
  *    are converted and reordered once (compute_linear_pack) into the layout
  *    of oneDNN's brgemm kernels, which need the rows at creation: one
  *    primitive each for blocks of 256, 128, 64, 32 and 16 rows, a call's
@@ -31,6 +32,11 @@
 
 typedef enum { COMPUTE_F32 = 0, COMPUTE_BF16 = 1, COMPUTE_INT8 = 2 } compute_precision;
 enum { COMPUTE_POST_NONE = 0, COMPUTE_POST_GELU = 1 }; /* GELU: exact erf */
+/* kit 1.6: or'd into compute_linear_create's post: in f32 too, the weights
+ * are packed once by compute_linear_pack (into brgemm's layout, when oneDNN
+ * has those kernels here) and forward reads only that copy. For weights
+ * that do not change until they are packed again (inference). */
+enum { COMPUTE_PACKED = 1 << 4 };
 
 /* "f32", "bf16", "int8" -> precision; -1 when name is none of them */
 int compute_precision_parse(const char *name);
@@ -47,8 +53,10 @@ typedef struct compute_linear compute_linear;
  * post. name labels error messages (a tensor name). -1 with err_set. */
 int compute_linear_create(compute_linear **l, const char *name, int in, int out,
                           compute_precision p, int post);
-/* W (out,in) float32: converted and packed once (bf16, int8); in f32 the
- * weights are read in place at each forward and this does nothing. */
+/* W (out,in) float32: converted and packed once (bf16, int8, f32 with
+ * COMPUTE_PACKED); in f32 the weights are read in place at each forward and
+ * this does nothing. After it, compute_linear_bytes > 0 means forward no
+ * longer reads W. */
 int compute_linear_pack(compute_linear *l, const float *W);
 /* y (N,out) = post(x (N,in) W^T + b); b may be NULL; W is read in f32 only
  * (NULL otherwise: the fallback to f32 then reads the pack's W). -1 with
