@@ -100,8 +100,8 @@ def ensure_ort():
 
 
 class Engine:
-    def __init__(self, key, name, argv, env_extra=None, sentences=None):
-        self.key, self.name, self.argv = key, name, argv
+    def __init__(self, key, name, argv, env_extra=None, sentences=None, tag=""):
+        self.key, self.name, self.argv, self.tag = key, name, argv, tag
         self.env = dict(os.environ, **(env_extra or {}))
         self.env_extra = env_extra or {}
         self.sentences = sentences  # per run, for the whole-process rate (None: from its RESULT line)
@@ -109,7 +109,7 @@ class Engine:
         self.failed = None
 
     def run(self, label):
-        log = os.path.join(OUT, "logs", f"{self.key}.{label.replace(' ', '').replace('/', 'of')}.log")
+        log = os.path.join(OUT, "logs", f"{self.key}{self.tag}.{label.replace(' ', '').replace('/', 'of')}.log")
         with open(log, "w") as f:
             t0 = time.perf_counter()
             p = subprocess.Popen(self.argv, env=self.env, stdout=f, stderr=subprocess.STDOUT)
@@ -174,12 +174,12 @@ def alternate(engines, rounds, warmup):
                 continue
             e.run(label)
             if e.failed:
-                parts.append(f"{e.key} FAILED")
+                parts.append(f"{e.key}{e.tag} FAILED")
                 continue
             r = e.runs[-1]
             if rnd < 0:
                 e.runs.pop()
-            parts.append(f"{e.key} {r['wall']:.2f} s" + (f" ({r['steady_sps']:.0f}/s steady)" if r["steady_sps"] else ""))
+            parts.append(f"{e.key}{e.tag} {r['wall']:.2f} s" + (f" ({r['steady_sps']:.0f}/s steady)" if r["steady_sps"] else ""))
         print(f"{label}: " + ", ".join(parts), flush=True)
     for e in live:
         if e.failed:
@@ -264,10 +264,10 @@ def cosines(engines, ref_key="B"):
     return out, key
 
 
-def encode_engines(a, threads, n, ids, onnx, onnx_int8, have_ort):
+def encode_engines(a, threads, n, ids, onnx, onnx_int8, have_ort, tag=""):
     runners = []
     for key, prec, outdir in (("A", "f32", "run"), ("A2", "bf16", "run_bf16"), ("A3", "int8", "run_int8")):
-        e = Engine(key, f"runner {prec}", None, sentences=n)
+        e = Engine(key, f"runner {prec}", None, sentences=n, tag=tag)
         if not os.path.exists("runner"):
             e.failed = "./runner not built (make)"
         elif not os.path.exists(a.runner_pipeline):
@@ -279,25 +279,25 @@ def encode_engines(a, threads, n, ids, onnx, onnx_int8, have_ort):
     torch_env = dict(TORCH_ENV, OMP_NUM_THREADS=str(threads))
     pt = Engine("B", "PyTorch f32",
                 [PY, "bench/torch_bert.py", "--threads", str(threads), "encode", "--model", a.model,
-                 "--ids", ids, "--batch", str(a.batch), "--save", EMB["B"]], torch_env, sentences=n)
+                 "--ids", ids, "--batch", str(a.batch), "--save", EMB["B"]], torch_env, sentences=n, tag=tag)
     if a.no_torch:
         pt.argv, pt.failed = None, "--no-torch"
     orts = []
     for key, name, model in (("C", "ONNX Runtime f32", onnx), ("D", "ONNX Runtime int8", onnx_int8)):
         e = Engine(key, name, ["node", "bench/ort_encode.js", "--model", model, "--ids", ids, "--batch",
                                str(a.batch), "--threads", str(threads), "--save", EMB[key]]
-                   if have_ort and model else None, sentences=n)
+                   if have_ort and model else None, sentences=n, tag=tag)
         if not e.argv:
             e.failed = "onnxruntime-node not installed" if not have_ort else "no int8 model"
         orts.append(e)
     return runners + [pt] + orts, torch_env
 
 
-def encode_pass(a, threads, n, ids, onnx, onnx_int8, have_ort, made_by):
-    engines, torch_env = encode_engines(a, threads, n, ids, onnx, onnx_int8, have_ort)
+def encode_header(a, threads, n, ids, onnx, onnx_int8, have_ort, made_by, tag=""):
+    engines, torch_env = encode_engines(a, threads, n, ids, onnx, onnx_int8, have_ort, tag)
     print(f"bench/encode: {n} sentences of {a.dataset}, model {a.model}, batch {a.batch}, "
           f"{threads} threads, {a.rounds} rounds (+{a.warmup} warm-up) alternating "
-          f"{' '.join(e.key for e in engines)}")
+          f"{' '.join(e.key + e.tag for e in engines)}")
     print(f"  CPU: {cpu_name()}; load average {os.getloadavg()[0]:.2f} at the start")
     for e in engines:
         env = " ".join(f"{k}={v}" for k, v in e.env_extra.items())
@@ -306,10 +306,11 @@ def encode_pass(a, threads, n, ids, onnx, onnx_int8, have_ort, made_by):
     print(f"  peers get pre-tokenized ids ({ids}, made by {made_by}), length-sorted batches of {a.batch};")
     print(f"  ONNX models: {onnx} (torch.onnx.export) and {onnx_int8} (bench/quantize_onnx.py: "
           f"DynamicQuantizeLinear + MatMulInteger, per-channel int8 weights)\n", flush=True)
-    for path in EMB.values():
-        if os.path.exists(path):
-            os.remove(path)
-    alternate(engines, a.rounds, a.warmup)
+    return engines
+
+
+def encode_report(engines, threads):
+    print(f"\n{threads} threads:")
     print_table(engines, "whole-process sent/s")
     cos, ref = cosines(engines)
     by = {e.key: e for e in engines}
@@ -328,7 +329,13 @@ def encode_pass(a, threads, n, ids, onnx, onnx_int8, have_ort, made_by):
               f"   {paired(by[x].steady(), by[y].steady()):>18}")
     print("(paired: the two engines' ratio within each round, which ran them minutes apart at most;\n"
           " it cancels the host's slower and faster spells that the medians of each engine keep)")
-    return engines, cos
+    return cos
+
+
+def clear_embeddings():
+    for path in EMB.values():
+        if os.path.exists(path):
+            os.remove(path)
 
 
 def cmd_encode(a):
@@ -344,17 +351,22 @@ def cmd_encode(a):
         onnx_int8 = None
     have_ort = ensure_ort()
     threads = [int(t) for t in str(a.threads).split(",")]
-    results = {}
+    # every thread count's engines in each round, so the scaling ratios pair
+    # runs made minutes apart at most (the host's speed drifts between passes)
+    results = {t: encode_header(a, t, n, ids, onnx, onnx_int8, have_ort, made_by,
+                                f"@{t}t" if len(threads) > 1 else "") for t in threads}
+    clear_embeddings()
+    alternate([e for t in threads for e in results[t]], a.rounds, a.warmup)
     for t in threads:
-        engines, cos = encode_pass(a, t, n, ids, onnx, onnx_int8, have_ort, made_by)
-        results[t] = engines
-        save_json(f"encode_t{t}" if len(threads) > 1 else "encode", a, engines, cos)
+        cos = encode_report(results[t], t)
+        save_json(f"encode_t{t}" if len(threads) > 1 else "encode", a, results[t], cos)
         print()
     if len(threads) > 1:
         lo, hi = min(threads), max(threads)
-        print(f"scaling, steady-state sentences/s: {hi} threads / {lo} thread(s) (medians)")
+        print(f"scaling, steady-state sentences/s: {hi} threads / {lo} thread(s), medians; paired by round")
         for e_lo, e_hi in zip(results[lo], results[hi]):
             print(f"  {e_lo.key:<3}{e_lo.name:<20} {ratio(med(e_hi.steady()), med(e_lo.steady())):>8}"
+                  f"   paired {paired(e_hi.steady(), e_lo.steady()):>18}"
                   f"   (whole process {ratio(med(e_hi.whole_sps()), med(e_lo.whole_sps()))})")
 
 
