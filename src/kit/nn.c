@@ -602,14 +602,12 @@ static void scores_generic(float *row, const float *q, const float *kt, int n, i
 
 #define INLINE_AVX512 __attribute__((target("avx512f"), always_inline)) static inline
 
-/* Scores of 4 queries (q[r], hd each) against keys j0 .. j0+16U of kt
- * (hd, n): out rows r at out + r*n. U is a constant after inlining, so
- * the 4 x U accumulators live in registers. */
-INLINE_AVX512 void scores4_tile(float *out, const float *const q[4], const float *kt, int n,
-                                int j0, int hd, float scale, int U, __m512 rmax[4])
+/* acc[r][u] = q[r] . keys j0+16u .. j0+16u+15 (columns of kt (hd, n)),
+ * m[u] the lanes inside n. U is a constant after inlining, so the 4 x U
+ * accumulators live in registers. */
+INLINE_AVX512 void scores4_acc(__m512 acc[4][4], __mmask16 m[4], const float *const q[4], const float *kt,
+                               int n, int j0, int hd, int U)
 {
-    __m512 acc[4][4];
-    __mmask16 m[4];
     #pragma GCC unroll 4
     for (int u = 0; u < U; u++) {
         m[u] = tail_mask(n - j0 - 16 * u);
@@ -630,6 +628,17 @@ INLINE_AVX512 void scores4_tile(float *out, const float *const q[4], const float
                 acc[r][u] = _mm512_fmadd_ps(qb, k[u], acc[r][u]);
         }
     }
+}
+
+/* Scores of 4 queries (q[r], hd each) against keys j0 .. j0+16U of kt
+ * (hd, n): out rows r at out + r*n. U is a constant after inlining, so
+ * the 4 x U accumulators live in registers. */
+INLINE_AVX512 void scores4_tile(float *out, const float *const q[4], const float *kt, int n,
+                                int j0, int hd, float scale, int U, __m512 rmax[4])
+{
+    __m512 acc[4][4];
+    __mmask16 m[4];
+    scores4_acc(acc, m, q, kt, n, j0, hd, U);
     __m512 sc = _mm512_set1_ps(scale);
     #pragma GCC unroll 4
     for (int r = 0; r < 4; r++)
@@ -651,26 +660,7 @@ INLINE_AVX512 void scores4_exp_tile(float out[4][64], const float *const q[4], c
 {
     __m512 acc[4][4];
     __mmask16 m[4];
-    #pragma GCC unroll 4
-    for (int u = 0; u < U; u++) {
-        m[u] = tail_mask(n - 16 * u);
-        #pragma GCC unroll 4
-        for (int r = 0; r < 4; r++)
-            acc[r][u] = _mm512_setzero_ps();
-    }
-    for (int d = 0; d < hd; d++) {
-        __m512 k[4];
-        #pragma GCC unroll 4
-        for (int u = 0; u < U; u++)
-            k[u] = _mm512_maskz_loadu_ps(m[u], kt + (int64_t)d * n + 16 * u);
-        #pragma GCC unroll 4
-        for (int r = 0; r < 4; r++) {
-            __m512 qb = _mm512_set1_ps(q[r][d]);
-            #pragma GCC unroll 4
-            for (int u = 0; u < U; u++)
-                acc[r][u] = _mm512_fmadd_ps(qb, k[u], acc[r][u]);
-        }
-    }
+    scores4_acc(acc, m, q, kt, n, 0, hd, U);
     __m512 sc = _mm512_set1_ps(scale);
     #pragma GCC unroll 4
     for (int r = 0; r < 4; r++) {
