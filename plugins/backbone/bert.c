@@ -1182,7 +1182,8 @@ static const runner_key keys[] = {
      "(native on AVX512_BF16 or AMX, emulated on older AVX-512); \"int8\": dynamic "
      "quantization like ONNX Runtime's, per-channel symmetric int8 weights quantized at load, "
      "uint8 activations with a scale and zero point per row (VNNI or AMX when present). "
-     "Training: train.precision"},
+     "In runs that only evaluate (embed, sts, predict) every precision packs the weights once "
+     "and keeps only that copy. Training: train.precision"},
     {"hidden_dropout", RUNNER_T_FLOAT, NULL,
      "dropout after embeddings and each sub-layer when training; unset: config.json's "
      "hidden_dropout_prob"},
