@@ -486,8 +486,7 @@ static void row_to_u8(uint8_t *o, float *scale, int32_t *zp, const float *r, int
 }
 
 /* the same with AVX-512: 16 values per step, saturating narrow to bytes */
-AVX512 static void row_to_u8_avx512(uint8_t *o, float *scale,
-                                                                int32_t *zp, const float *r, int K)
+AVX512 static void row_to_u8_avx512(uint8_t *o, float *scale, int32_t *zp, const float *r, int K)
 {
     __m512 vlo = _mm512_setzero_ps(), vhi = _mm512_setzero_ps();
     int k = 0;
