@@ -670,14 +670,14 @@ static uint64_t site_seed(const bert *m, int layer, int site)
 /* 1 in a run that only evaluates (ABI 1.6): the weights do not change */
 static int eval_only(const bert *m) { return m->h->abi_minor >= 6 && m->h->eval_only(m->h); }
 
-/* Once a layer weight's packed copy is made in an eval-only run, its
- * float32 values are given back (QKV: the three tensors). */
-static int release_weight(bert *m, int l, int w)
+/* Once layer l's weight `kind` is packed in an eval-only run, its float32
+ * values are given back (QW: the query, key and value tensors it spans). */
+static int release_weight(bert *m, int l, int kind)
 {
-    const int ids[3] = {w ? lt(m, l, w == 1 ? AOW : w == 2 ? IW : OW)->id : lt(m, l, QW)->id,
-                        lt(m, l, KW)->id, lt(m, l, VW)->id};
-    for (int i = 0; i < (w ? 1 : 3); i++)
-        if (m->h->param_release(m->h, ids[i]) != 0)
+    const int qkv[3] = {QW, KW, VW};
+    const int *k = kind == QW ? qkv : &kind;
+    for (int i = 0; i < (kind == QW ? 3 : 1); i++)
+        if (m->h->param_release(m->h, lt(m, l, k[i])->id) != 0)
             return -1;
     return 0;
 }
@@ -711,7 +711,7 @@ static int ensure_linears(bert *m, int train)
                     return m->h->error(m->h, "%s", err_get());
                 if (m->wp_stale && compute_linear_pack(*p, lt(m, l, wk[w])->data))
                     return m->h->error(m->h, "%s", err_get());
-                if (m->wp_stale && eval_only(m) && compute_linear_bytes(*p) > 0 && release_weight(m, l, w))
+                if (m->wp_stale && eval_only(m) && compute_linear_bytes(*p) > 0 && release_weight(m, l, wk[w]))
                     return -1;
             }
         m->wp_stale = 0;

@@ -527,9 +527,7 @@ static void to_u8_rows(uint8_t *q, float *scale, int32_t *zp, const float *x, in
                                                x + (int64_t)m * K, K);
 }
 
-/* y (N,out), holding the int32 sums, in place: y = sx[m] sw[n] (acc -
- * zp[m] sum_k qw[n,k]) + b[n], then GELU when gelu is set (each row while
- * it is in cache) */
+/* one row of int8_epilogue */
 static void dequant_row(float *row, float s, int32_t z, const float *sw, const int32_t *wsum,
                         const float *b, int out, int gelu)
 {
@@ -568,6 +566,9 @@ AVX512 static void dequant_row_avx512(float *row, float s, int32_t z, const floa
         dequant16(row, vs, vz, sw, wsum, b, out, 0);
 }
 
+/* y (N,out), holding the int32 sums, in place: y = sx[m] sw[n] (acc -
+ * zp[m] sum_k qw[n,k]) + b[n], then GELU when gelu is set (each row while
+ * it is in cache) */
 static void int8_epilogue(float *y, const float *sx, const int32_t *zp, const float *sw,
                           const int32_t *wsum, const float *b, int N, int out, int gelu)
 {
@@ -653,7 +654,7 @@ static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
  * of x quantized before, the sums dequantized after. Done block by block,
  * the rows stay in the core's cache from one step to the next. */
 typedef struct {
-    const float *x; /* f32 input (N, in); NULL in bf16 */
+    const float *x; /* f32 input (N, in) of int8; NULL otherwise */
     uint8_t *q;     /* its rows in uint8 (the GEMM's src) */
     float *xs;      /* per row: scale */
     int32_t *zp;    /*          and zero point */
@@ -680,7 +681,8 @@ static void block_after(const compute_linear *l, const int8_rows *io, char *y, i
 static dnnl_status_t fixed_forward(const compute_linear *l, dnnl_stream_t st, const char *src, char *y,
                                    const float *bias, int64_t N, const int8_rows *io)
 {
-    const size_t es = l->p == COMPUTE_F32 ? 4 : l->p == COMPUTE_BF16 ? 2 : 1, xrow = (size_t)l->in * es, yrow = (size_t)l->out * 4;
+    const size_t es = l->p == COMPUTE_F32 ? 4 : l->p == COMPUTE_BF16 ? 2 : 1;
+    const size_t xrow = (size_t)l->in * es, yrow = (size_t)l->out * 4;
     size_t maxpad = 0;
     for (int i = 0; i < NFIXED; i++)
         maxpad = l->fixed_pad[i] > maxpad ? l->fixed_pad[i] : maxpad;
@@ -728,35 +730,35 @@ int compute_linear_forward(const compute_linear *l, float *y, const float *x, co
     if (!st)
         return err_set("oneDNN: no stream for %s", l->name);
     const float *bias = b ? b : l->zeros;
-    if (l->p == COMPUTE_F32 && l->packed) {
-        int8_rows io = {.bias = bias};
-        dnnl_status_t s = fixed_forward(l, st, (const char *)x, (char *)y, bias, N, &io);
-        return s == dnnl_success ? 0 : dnnl_fail("matmul", l->name, s);
-    }
-    if (l->p == COMPUTE_F32) {
+    if (!l->packed) {
         dnnl_status_t s = run_rows(l, l->prim, st, x, y, W, bias, N, NULL, 0);
         return s == dnnl_success ? 0 : dnnl_fail("matmul", l->name, s);
     }
-    const int64_t nx = (int64_t)N * l->in;
-    size_t need = l->p == COMPUTE_BF16 ? (size_t)nx * 2 : (size_t)nx + 64 + 2 * (size_t)N * sizeof(float);
-    void *scr = scratch_get(need);
-    if (!scr)
-        return err_set("out of memory for the activations of %s (%d rows)", l->name, N);
+    /* the GEMM's src: x itself (packed f32), or its rows converted */
+    const void *src = x;
     int8_rows io = {.bias = bias};
-    if (l->p == COMPUTE_BF16) {
-        to_bf16(scr, x, nx);
-    } else {
-        io.x = x;
-        io.q = scr;
-        io.xs = (float *)((char *)scr + ((nx + 63) & ~(int64_t)63));
-        io.zp = (int32_t *)(io.xs + N);
+    if (l->p != COMPUTE_F32) {
+        const int64_t nx = (int64_t)N * l->in;
+        size_t need = l->p == COMPUTE_BF16 ? (size_t)nx * 2 : (size_t)nx + 64 + 2 * (size_t)N * sizeof(float);
+        void *scr = scratch_get(need);
+        if (!scr)
+            return err_set("out of memory for the activations of %s (%d rows)", l->name, N);
+        src = scr;
+        if (l->p == COMPUTE_BF16) {
+            to_bf16(scr, x, nx);
+        } else {
+            io.x = x;
+            io.q = scr;
+            io.xs = (float *)((char *)scr + ((nx + 63) & ~(int64_t)63));
+            io.zp = (int32_t *)(io.xs + N);
+        }
     }
     dnnl_status_t s;
     if (l->fixed_mode) {
-        s = fixed_forward(l, st, scr, (char *)y, bias, N, &io);
+        s = fixed_forward(l, st, src, (char *)y, bias, N, &io);
     } else {
         block_before(l, &io, 0, N);
-        s = run_rows(l, l->prim, st, scr, y, NULL, bias, N, NULL, 0);
+        s = run_rows(l, l->prim, st, src, y, NULL, bias, N, NULL, 0);
         if (s == dnnl_success)
             block_after(l, &io, (char *)y, 0, N);
     }

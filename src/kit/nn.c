@@ -12,7 +12,6 @@
 #include <omp.h>
 #include <string.h>
 
-
 static int use_avx512 = -1;
 
 int nn_avx512(void)
@@ -113,7 +112,6 @@ const float kit_erf_pieces[6][16] __attribute__((aligned(64))) = {
 {1.128378510e+00f, 1.060012460e+00f, 8.787811399e-01f, 6.429306865e-01f, 4.151079953e-01f, 2.365218848e-01f, 1.189308017e-01f, 5.277515203e-02f, 2.066693082e-02f, 7.142212708e-03f, 2.178205177e-03f, 5.862363614e-04f, 1.392365957e-04f, 2.918362588e-05f, 5.397949735e-06f, 8.810908412e-07f},
 {2.500757823e-09f, 2.763263881e-01f, 5.204998851e-01f, 7.111556530e-01f, 8.427007794e-01f, 9.229001403e-01f, 9.661051631e-01f, 9.866716862e-01f, 9.953222871e-01f, 9.985373020e-01f, 9.995930195e-01f, 9.998993874e-01f, 9.999778867e-01f, 9.999957085e-01f, 9.999992847e-01f, 9.999998808e-01f},
 };
-
 
 /* ---- embeddings -------------------------------------------------------------- */
 
@@ -322,7 +320,6 @@ void residual_layernorm_backward(float *da, float *db, float *dw, float *dbias, 
 
 /* ---- GELU ---------------------------------------------------------------------------- */
 
-#define INV_SQRT2 0.70710678118654752440f
 #define INV_SQRT_2PI 0.39894228040143267794f
 
 AVX512 static void gelu_forward_avx512(float *y, const float *x, int64_t n)
@@ -681,8 +678,8 @@ INLINE_AVX512 void scores4_exp_tile(float out[4][64], const float *const q[4], c
     }
 }
 
-AVX512 static void scores4_exp_avx512(float out[4][64], const float *const q[4], const float *kt,
-                                      int n, int hd, float scale, float sum[4])
+INLINE_AVX512 void scores4_exp(float out[4][64], const float *const q[4], const float *kt, int n,
+                               int hd, float scale, float sum[4])
 {
     switch ((n + 15) / 16) {
     case 1: scores4_exp_tile(out, q, kt, n, hd, scale, 1, sum); break;
@@ -690,6 +687,12 @@ AVX512 static void scores4_exp_avx512(float out[4][64], const float *const q[4],
     case 3: scores4_exp_tile(out, q, kt, n, hd, scale, 3, sum); break;
     default: scores4_exp_tile(out, q, kt, n, hd, scale, 4, sum); break;
     }
+}
+
+AVX512 static void scores4_exp_avx512(float out[4][64], const float *const q[4], const float *kt,
+                                      int n, int hd, float scale, float sum[4])
+{
+    scores4_exp(out, q, kt, n, hd, scale, sum);
 }
 
 /* scores of 4 queries against all n keys, and each row's maximum */
@@ -773,12 +776,7 @@ AVX512 static void attention4_avx512(float *const o[4], const float *const q[4],
                                      const float *v, int64_t stride, int n, int hd, float scale)
 {
     float p[4][64] __attribute__((aligned(64))), sum[4], inv[4];
-    switch ((n + 15) / 16) {
-    case 1: scores4_exp_tile(p, q, kt, n, hd, scale, 1, sum); break;
-    case 2: scores4_exp_tile(p, q, kt, n, hd, scale, 2, sum); break;
-    case 3: scores4_exp_tile(p, q, kt, n, hd, scale, 3, sum); break;
-    default: scores4_exp_tile(p, q, kt, n, hd, scale, 4, sum); break;
-    }
+    scores4_exp(p, q, kt, n, hd, scale, sum);
     for (int r = 0; r < 4; r++)
         inv[r] = 1.0f / sum[r];
     mix4(o, p[0], 64, v, stride, n, hd, inv);

@@ -285,12 +285,8 @@ int st_to_f32_finite(const safetensors *st, const st_tensor *t, float *out, int6
 
 void st_release(const safetensors *st, const st_tensor *t)
 {
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t lo = ((uintptr_t)t->data + page - 1) & ~(page - 1);
-    uintptr_t hi = ((uintptr_t)t->data + t->nbytes) & ~(page - 1);
     (void)st;
-    if (hi > lo)
-        madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    mem_drop_pages(t->data, t->nbytes); /* advice: a failure changes nothing */
 }
 
 /* ---- writer ---------------------------------------------------------------- */

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,6 +58,14 @@ void *mem_calloc(size_t n, size_t size)
 }
 
 void mem_free(void *p) { free(p); }
+
+int mem_drop_pages(const void *p, size_t bytes)
+{
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1);
+    uintptr_t hi = ((uintptr_t)p + bytes) & ~(page - 1);
+    return hi > lo ? madvise((void *)lo, hi - lo, MADV_DONTNEED) : 0;
+}
 
 char *str_dup(const char *s)
 {

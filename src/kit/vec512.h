@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #define AVX512 __attribute__((target("avx512f")))
+#define INV_SQRT2 0.70710678118654752440f
 
 /* erf for the GELU forward, in half the operations of erf16: |x| in [0, 4)
  * cut into 16 pieces of 1/4, a degree-5 polynomial on each (fitted at
@@ -36,7 +37,7 @@ AVX512 static inline __m512 erf16_pieces(__m512 x)
 /* GELU(v) = v/2 (1 + erf(v / sqrt 2)), the forward's form */
 AVX512 static inline __m512 gelu16(__m512 v)
 {
-    __m512 e = erf16_pieces(_mm512_mul_ps(v, _mm512_set1_ps(0.70710678118654752440f)));
+    __m512 e = erf16_pieces(_mm512_mul_ps(v, _mm512_set1_ps(INV_SQRT2)));
     return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), v), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
 }
 

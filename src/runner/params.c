@@ -8,8 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "runner/kit/compute.h"
 #include "runner/kit/util.h"
@@ -286,11 +284,7 @@ int params_release(params *s, int id)
 {
     if (s->values_shared)
         return err_set("%s: the values are shared by the node's ranks; not released", s->p[id].name);
-    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    const float *v = s->data + s->p[id].offset;
-    uintptr_t lo = ((uintptr_t)v + page - 1) & ~(page - 1);
-    uintptr_t hi = ((uintptr_t)(v + s->p[id].numel)) & ~(page - 1);
-    if (hi > lo && madvise((void *)lo, hi - lo, MADV_DONTNEED) != 0)
+    if (mem_drop_pages(s->data + s->p[id].offset, (size_t)s->p[id].numel * sizeof(float)) != 0)
         return err_set("%s: madvise: %s", s->p[id].name, strerror(errno));
     s->released++;
     return 0;

@@ -140,15 +140,6 @@ int proc_close_read(pid_t pid, int fd, char *buf, size_t cap, int *status)
     return wait_child(pid, status);
 }
 
-int proc_read(const char *const *argv, char *buf, size_t cap, int *status)
-{
-    pid_t pid;
-    int fd;
-    if (proc_open_read(argv, &pid, &fd) != 0)
-        return -1;
-    return proc_close_read(pid, fd, buf, cap, status);
-}
-
 int proc_start(const char *const *argv, const char *log, pid_t *pid)
 {
     return spawn(argv, -1, -1, log, pid);

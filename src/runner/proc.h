@@ -14,11 +14,9 @@ int proc_in_path(const char *program);
  * start. SIGPIPE is ignored while writing (a child that dies early is an
  * exit status, not a dead runner). */
 int proc_feed(const char *const *argv, const char *input, size_t len, int *status);
-/* Run argv, capture up to cap-1 bytes of its stdout into buf (NUL
- * terminated), stderr discarded; wait. */
-int proc_read(const char *const *argv, char *buf, size_t cap, int *status);
-/* proc_read in two halves: start argv with its stdout into a pipe (*fd,
- * close-on-exec, the read end); later read it into buf, close fd and wait. */
+/* Start argv with its stdout into a pipe (*fd, close-on-exec, the read end),
+ * stderr discarded; proc_close_read later captures up to cap-1 bytes of it
+ * into buf (NUL terminated), closes fd and waits. */
 int proc_open_read(const char *const *argv, pid_t *pid, int *fd);
 int proc_close_read(pid_t pid, int fd, char *buf, size_t cap, int *status);
 /* Start argv with stdout and stderr appended to log (stdin /dev/null);

@@ -116,7 +116,7 @@ int run_lock(const char *out_dir)
 
 /* HEAD of the git checkout we run in, for run.json: git is spawned with an
  * argument vector (no shell) when the run begins, and its answer read when
- * it ends, so its start-up (tens of ms) overlaps the run's. */
+ * it ends, so its start-up overlaps the run's. */
 static pid_t git_pid = -1;
 static int git_fd = -1;
 

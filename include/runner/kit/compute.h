@@ -58,8 +58,9 @@ int compute_linear_create(compute_linear **l, const char *name, int in, int out,
  * this does nothing. After it, compute_linear_bytes > 0 means forward no
  * longer reads W. */
 int compute_linear_pack(compute_linear *l, const float *W);
-/* y (N,out) = post(x (N,in) W^T + b); b may be NULL; W is read in f32 only
- * (NULL otherwise: the fallback to f32 then reads the pack's W). -1 with
+/* y (N,out) = post(x (N,in) W^T + b); b may be NULL; W is read only when
+ * the weights are not packed (f32 without COMPUTE_PACKED; NULL otherwise:
+ * the fallback to f32 then reads the pack's W). -1 with
  * err_set. */
 int compute_linear_forward(const compute_linear *l, float *y, const float *x, const float *W,
                            const float *b, int N);

@@ -17,6 +17,10 @@ void err_clear(void);
 void *mem_alloc(size_t bytes);            /* 64-byte aligned; NULL on failure */
 void *mem_calloc(size_t n, size_t size);  /* aligned and zeroed */
 void mem_free(void *p);
+/* Give the whole pages inside [p, p + bytes) back to the kernel
+ * (MADV_DONTNEED): private anonymous memory reads as zeros afterwards, a
+ * file mapping is read again from its file. 0, or -1 with errno set. */
+int mem_drop_pages(const void *p, size_t bytes);
 
 char *str_dup(const char *s);             /* NULL on failure or NULL input */
 char *str_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
