@@ -16,7 +16,20 @@
  * (about 1 ulp near 1). */
 extern const float kit_erf_pieces[6][16] __attribute__((visibility("hidden")));
 
-AVX512 static inline __m512 erf16_pieces(__m512 x)
+/* the pieces' coefficients, loaded once per loop so that they stay in
+ * registers (6 of the 32) */
+typedef struct {
+    __m512 c0, c1, c2, c3, c4, c5;
+} erf_coefs;
+
+AVX512 static inline erf_coefs erf_coefs_load(void)
+{
+    return (erf_coefs){_mm512_load_ps(kit_erf_pieces[0]), _mm512_load_ps(kit_erf_pieces[1]),
+                       _mm512_load_ps(kit_erf_pieces[2]), _mm512_load_ps(kit_erf_pieces[3]),
+                       _mm512_load_ps(kit_erf_pieces[4]), _mm512_load_ps(kit_erf_pieces[5])};
+}
+
+AVX512 static inline __m512 erf16_pieces(const erf_coefs *e, __m512 x)
 {
     const __m512i signbit = _mm512_set1_epi32((int)0x80000000u);
     __m512i xi = _mm512_castps_si512(x);
@@ -27,18 +40,21 @@ AVX512 static inline __m512 erf16_pieces(__m512 x)
     piece = _mm512_min_ps(piece, _mm512_set1_ps(15.0f));
     __m512i k = _mm512_cvttps_epi32(piece);
     __m512 t = _mm512_fnmadd_ps(piece, _mm512_set1_ps(0.25f), a); /* exact: a - piece / 4 */
-    __m512 p = _mm512_permutexvar_ps(k, _mm512_load_ps(kit_erf_pieces[0]));
-    for (int d = 1; d < 6; d++)
-        p = _mm512_fmadd_ps(p, t, _mm512_permutexvar_ps(k, _mm512_load_ps(kit_erf_pieces[d])));
+    __m512 p = _mm512_permutexvar_ps(k, e->c0);
+    p = _mm512_fmadd_ps(p, t, _mm512_permutexvar_ps(k, e->c1));
+    p = _mm512_fmadd_ps(p, t, _mm512_permutexvar_ps(k, e->c2));
+    p = _mm512_fmadd_ps(p, t, _mm512_permutexvar_ps(k, e->c3));
+    p = _mm512_fmadd_ps(p, t, _mm512_permutexvar_ps(k, e->c4));
+    p = _mm512_fmadd_ps(p, t, _mm512_permutexvar_ps(k, e->c5));
     p = _mm512_mask_blend_ps(one, p, _mm512_set1_ps(1.0f));
     return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(p), sign));
 }
 
 /* GELU(v) = v/2 (1 + erf(v / sqrt 2)), the forward's form */
-AVX512 static inline __m512 gelu16(__m512 v)
+AVX512 static inline __m512 gelu16(const erf_coefs *e, __m512 v)
 {
-    __m512 e = erf16_pieces(_mm512_mul_ps(v, _mm512_set1_ps(INV_SQRT2)));
-    return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), v), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+    __m512 r = erf16_pieces(e, _mm512_mul_ps(v, _mm512_set1_ps(INV_SQRT2)));
+    return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), v), _mm512_add_ps(_mm512_set1_ps(1.0f), r));
 }
 
 #endif
