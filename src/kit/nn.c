@@ -325,7 +325,13 @@ void residual_layernorm_backward(float *da, float *db, float *dw, float *dbias, 
 AVX512 static void gelu_forward_avx512(float *y, const float *x, int64_t n)
 {
     const erf_coefs e = erf_coefs_load();
-    for (int64_t i = 0; i < n; i += 16) {
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) { /* two independent chains per step */
+        __m512 v0 = gelu16(&e, _mm512_loadu_ps(x + i)), v1 = gelu16(&e, _mm512_loadu_ps(x + i + 16));
+        _mm512_storeu_ps(y + i, v0);
+        _mm512_storeu_ps(y + i + 16, v1);
+    }
+    for (; i < n; i += 16) {
         __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
         _mm512_mask_storeu_ps(y + i, m, gelu16(&e, _mm512_maskz_loadu_ps(m, x + i)));
     }
