@@ -493,12 +493,22 @@ static void row_to_u8(uint8_t *o, float *scale, int32_t *zp, const float *r, int
 AVX512 static void row_to_u8_avx512(uint8_t *o, float *scale, int32_t *zp, const float *r, int K)
 {
     __m512 vlo = _mm512_setzero_ps(), vhi = _mm512_setzero_ps();
+    __m512 vlo1 = vlo, vhi1 = vhi;
     int k = 0;
+    for (; k + 32 <= K; k += 32) { /* two independent chains */
+        __m512 v = _mm512_loadu_ps(r + k), v1 = _mm512_loadu_ps(r + k + 16);
+        vlo = _mm512_min_ps(vlo, v);
+        vhi = _mm512_max_ps(vhi, v);
+        vlo1 = _mm512_min_ps(vlo1, v1);
+        vhi1 = _mm512_max_ps(vhi1, v1);
+    }
     for (; k + 16 <= K; k += 16) {
         __m512 v = _mm512_loadu_ps(r + k);
         vlo = _mm512_min_ps(vlo, v);
         vhi = _mm512_max_ps(vhi, v);
     }
+    vlo = _mm512_min_ps(vlo, vlo1);
+    vhi = _mm512_max_ps(vhi, vhi1);
     float lo = _mm512_reduce_min_ps(vlo), hi = _mm512_reduce_max_ps(vhi);
     for (int t = k; t < K; t++) {
         lo = r[t] < lo ? r[t] : lo;
