@@ -44,14 +44,6 @@ void *mem_alloc(size_t bytes)
     void *p = NULL;
     if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0)
         return NULL;
-#ifdef MADV_HUGEPAGE
-    /* large blocks (packed weights, activations): huge pages where the
-     * kernel offers them, for the whole 2 MiB pages inside the block */
-    const uintptr_t huge = (uintptr_t)2 << 20;
-    uintptr_t lo = ((uintptr_t)p + huge - 1) & ~(huge - 1), hi = ((uintptr_t)p + bytes) & ~(huge - 1);
-    if (hi > lo)
-        madvise((void *)lo, hi - lo, MADV_HUGEPAGE); /* advice: refused where THP is off */
-#endif
     return p;
 }
 
