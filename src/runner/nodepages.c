@@ -23,13 +23,16 @@ static size_t page_round(size_t bytes)
     return (bytes + page - 1) / page * page;
 }
 
-void *world_pages_alloc(size_t bytes)
+void *world_pages_alloc(size_t bytes, int huge)
 {
-    /* zeroed pages, in huge pages where the kernel has them (one fault
-     * and one TLB entry per 2 MiB), faulted in now in one call: faulting
-     * them in later, one by one in the optimizer's parallel pass, made a
-     * training 10 % slower */
     size_t n = page_round(bytes ? bytes : 1);
+    if (!huge) {
+        /* zeroed pages, faulted in now in one call (MAP_POPULATE):
+         * faulting them in later, one by one in the optimizer's parallel
+         * pass, made a training 10 % slower */
+        void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+        return p == MAP_FAILED ? NULL : p;
+    }
     void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
@@ -146,7 +149,7 @@ int world_pages_share(void *addr, size_t bytes)
 int world_pages_private(void *addr, size_t bytes)
 {
     bytes = page_round(bytes);
-    void *copy = world_pages_alloc(bytes);
+    void *copy = world_pages_alloc(bytes, 0);
     if (!copy)
         return err_set("out of memory copying a shared block of %zu bytes", bytes);
     memcpy(copy, addr, bytes);
