@@ -34,8 +34,9 @@ struct compute_linear {
     float *zeros;  /* the bias when none is given */
     /* bf16, int8, packed f32: oneDNN's brgemm kernels want the rows at
      * creation; they fuse the bias (GELU: block_after, see make_attr) and
-     * read the packed weights without copying them. One primitive per row count of FIXED_M, all
-     * with the same weights layout (else the run-time-rows one, prim). */
+     * read the packed weights without copying them. One primitive per row
+     * count of FIXED_M, all with the same weights layout (else the
+     * run-time-rows one, prim). */
     int fixed_mode;
     dnnl_primitive_desc_t fixed_pd[NFIXED];
     dnnl_primitive_t fixed[NFIXED];

@@ -817,7 +817,7 @@ AVX512 static inline void transpose16(__m512 r[16])
         u[k + 2] = _mm512_shuffle_ps(t[k + 1], t[k + 3], 0x44);
         u[k + 3] = _mm512_shuffle_ps(t[k + 1], t[k + 3], 0xEE);
     }
-    for (int c = 0; c < 4; c++) { /* column 4 lane + c: lane `lane` of u[c], u[4+c], u[8+c], u[12+c] */
+    for (int c = 0; c < 4; c++) { /* row 4 l + c of the result: lane l of u[c], u[4+c], u[8+c], u[12+c] */
         __m512 x0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44), x1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE);
         __m512 y0 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44);
         __m512 y1 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);

@@ -82,7 +82,8 @@ double *world_shm_note(const world_shm *s, int r);
 
 /* One copy of a block for every rank of the node (nodepages.c). Blocks
  * are whole pages of their own (world_pages_alloc: zeroed, faulted in;
- * huge: in 2 MiB pages where the kernel offers them; free(NULL) a no-op). world_pages_share replaces this rank's pages of [addr, addr +
+ * huge: in 2 MiB pages where the kernel offers them; free(NULL) a
+ * no-op). world_pages_share replaces this rank's pages of [addr, addr +
  * bytes) by rank 0's, shared by all, at the same address (so pointers into
  * the block stay valid): collective; every rank on one node; on failure
  * (-1 on every rank) every rank has private pages as before. world_pages_private
