@@ -288,10 +288,68 @@ void layernorm_backward(float *dx, float *dw, float *db, const float *dy, const 
     }
 }
 
+/* one row of residual_layernorm_forward in AVX-512: o = LN(ra + rb), the
+ * sum s kept when asked; two partial sums per pass */
+AVX512 static void residual_ln_row_avx512(float *o, float *rs, const float *ra, const float *rb,
+                                          const float *w, const float *bias, int C, float eps,
+                                          float *mean, float *rstd)
+{
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0;
+    int c = 0;
+    for (; c + 32 <= C; c += 32) {
+        __m512 x0 = _mm512_add_ps(_mm512_loadu_ps(ra + c), _mm512_loadu_ps(rb + c));
+        __m512 x1 = _mm512_add_ps(_mm512_loadu_ps(ra + c + 16), _mm512_loadu_ps(rb + c + 16));
+        _mm512_storeu_ps(o + c, x0);
+        _mm512_storeu_ps(o + c + 16, x1);
+        s0 = _mm512_add_ps(s0, x0);
+        s1 = _mm512_add_ps(s1, x1);
+    }
+    for (; c < C; c += 16) {
+        __mmask16 m = tail_mask(C - c);
+        __m512 x = _mm512_add_ps(_mm512_maskz_loadu_ps(m, ra + c), _mm512_maskz_loadu_ps(m, rb + c));
+        _mm512_mask_storeu_ps(o + c, m, x);
+        s0 = _mm512_add_ps(s0, x);
+    }
+    if (rs)
+        memcpy(rs, o, (size_t)C * sizeof *o);
+    const float mu = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1)) / (float)C;
+    const __m512 vm = _mm512_set1_ps(mu);
+    __m512 v0 = _mm512_setzero_ps(), v1 = v0;
+    for (c = 0; c + 32 <= C; c += 32) {
+        __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(o + c), vm), d1 = _mm512_sub_ps(_mm512_loadu_ps(o + c + 16), vm);
+        v0 = _mm512_fmadd_ps(d0, d0, v0);
+        v1 = _mm512_fmadd_ps(d1, d1, v1);
+    }
+    for (; c < C; c += 16) {
+        __mmask16 m = tail_mask(C - c);
+        __m512 d = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, o + c), vm);
+        v0 = _mm512_fmadd_ps(d, d, v0);
+    }
+    const float r = 1.0f / sqrtf(_mm512_reduce_add_ps(_mm512_add_ps(v0, v1)) / (float)C + eps);
+    const __m512 vr = _mm512_set1_ps(r);
+    for (c = 0; c < C; c += 16) {
+        __mmask16 m = tail_mask(C - c);
+        __m512 d = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, o + c), vm), vr);
+        _mm512_mask_storeu_ps(o + c, m, _mm512_fmadd_ps(d, _mm512_maskz_loadu_ps(m, w + c), _mm512_maskz_loadu_ps(m, bias + c)));
+    }
+    if (mean)
+        *mean = mu;
+    if (rstd)
+        *rstd = r;
+}
+
 void residual_layernorm_forward(float *y, float *s, float *mean, float *rstd, const float *a,
                                 const float *b, const float *w, const float *bias, int N, int C,
                                 float eps)
 {
+    if (nn_avx512()) {
+#pragma omp parallel for schedule(static)
+        for (int i = 0; i < N; i++)
+            residual_ln_row_avx512(y + (int64_t)i * C, s ? s + (int64_t)i * C : NULL, a + (int64_t)i * C,
+                                   b + (int64_t)i * C, w, bias, C, eps, mean ? mean + i : NULL,
+                                   rstd ? rstd + i : NULL);
+        return;
+    }
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < N; i++) {
         const float *ra = a + (int64_t)i * C, *rb = b + (int64_t)i * C;
