@@ -154,9 +154,9 @@ static dnnl_data_type_t wei_type(compute_precision p)
 /* attributes: the GELU post-op for the run-time-rows primitive of f32
  * and bf16. The fixed-rows primitives leave GELU to block_after, like
  * int8's dequantization: on the FFN up GEMM (256 x 384 x 1536, one
- * thread, AMD EPYC Zen 5) oneDNN's fused gelu_erf costs 4 % (f32) and
- * 10 % (bf16) of the call, the kit's own GELU on the block still in cache
- * half of that. */
+ * thread, AMD EPYC Zen 5) the call plus the kit's own GELU on the block
+ * still in cache took 3.7 % (f32) and 8.1 % (bf16) less time than the
+ * call with oneDNN's fused gelu_erf. */
 static dnnl_status_t make_attr(dnnl_primitive_attr_t *attr, compute_precision p, int post, int64_t R)
 {
     dnnl_status_t s = dnnl_primitive_attr_create(attr);
@@ -523,7 +523,7 @@ AVX512 static void row_to_u8_avx512(uint8_t *o, float *scale, int32_t *zp, const
     const __m512 vinv = _mm512_set1_ps(inv), vzh = _mm512_set1_ps(z + 0.5f);
     const __m512 zero = _mm512_setzero_ps(), top = _mm512_set1_ps(255.0f);
     for (k = 0; k < K; k += 16) {
-        __mmask16 m = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
+        __mmask16 m = tail_mask(K - k);
         __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, r + k), vinv), vzh);
         v = _mm512_min_ps(_mm512_max_ps(v, zero), top);
         _mm512_mask_cvtepi32_storeu_epi8(o + k, m, _mm512_cvttps_epi32(v));
@@ -579,7 +579,7 @@ dequant16(float *row, __m512 vs, __m512i vz, const float *sw, const int32_t *wsu
         _mm512_storeu_ps(row + n + 16, gelu ? gelu16(&e, v1) : v1);
     }
     for (; n < out; n += 16) {
-        __mmask16 m = out - n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (out - n)) - 1);
+        __mmask16 m = tail_mask(out - n);
         __m512 v = dq16(row + n, vs, vz, sw + n, wsum + n, b + n, m);
         _mm512_mask_storeu_ps(row + n, m, gelu ? gelu16(&e, v) : v);
     }

@@ -171,10 +171,6 @@ void linear_forward(float *y, const float *x, const float *W, const float *b, in
     compute_sgemm('N', 'T', N, out, in, 1.0f, x, in, W, in, b ? 1.0f : 0.0f, y, out);
 }
 
-static inline __mmask16 tail_mask(int left)
-{
-    return left >= 16 ? (__mmask16)0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
-}
 
 /* sum over rows of m (N,C) added into acc (C) */
 static void column_sums_add(float *acc, const float *m, int N, int C)
@@ -390,7 +386,7 @@ AVX512 static void gelu_forward_avx512(float *y, const float *x, int64_t n)
         _mm512_storeu_ps(y + i + 16, v1);
     }
     for (; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __mmask16 m = tail_mask(n - i);
         _mm512_mask_storeu_ps(y + i, m, gelu16(&e, _mm512_maskz_loadu_ps(m, x + i)));
     }
 }
@@ -404,7 +400,7 @@ static void gelu_forward_generic(float *y, const float *x, int64_t n)
 AVX512 static void gelu_backward_avx512(float *dx, const float *x, const float *dy, int64_t n)
 {
     for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __mmask16 m = tail_mask(n - i);
         __m512 v = _mm512_maskz_loadu_ps(m, x + i);
         __m512 cdf = _mm512_mul_ps(_mm512_set1_ps(0.5f),
                                    _mm512_add_ps(_mm512_set1_ps(1.0f),
@@ -888,7 +884,8 @@ AVX512 static inline void transpose16(__m512 r[16])
 
 /* kt (hd, n) = the transpose of the n keys k_j (hd floats at k + j*stride):
  * on AVX-512, blocks of 16 keys x 16 dimensions transposed in registers
- * (2.5x the speed of one gather per dimension) */
+ * (instead of one gather per dimension: its share of an int8 encode went
+ * from 1.8 % to 1.1 %) */
 AVX512 static void key_columns_avx512(float *kt, const float *k, int n, int hd, int stride)
 {
     for (int j0 = 0; j0 < n; j0 += 16) {

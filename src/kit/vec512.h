@@ -5,9 +5,16 @@
 #define RUNNER_KIT_VEC512_H
 
 #include <immintrin.h>
+#include <stdint.h>
 
 #define AVX512 __attribute__((target("avx512f")))
 #define INV_SQRT2 0.70710678118654752440f
+
+/* the lanes of a vector that hold one of the `left` values still to do */
+static inline __mmask16 tail_mask(int64_t left)
+{
+    return left >= 16 ? (__mmask16)0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
+}
 
 /* erf for the GELU forward, in half the operations of erf16: |x| in [0, 4)
  * cut into 16 pieces of 1/4, a degree-5 polynomial on each (fitted at
