@@ -610,11 +610,11 @@ int64_t attention_probs_size(const int *off, int S, int NH, int64_t *poff)
     return total;
 }
 
-/* per thread: K^T of one head (hd x maxlen), 4 rows of scores, and 4
- * spare output rows (hd) */
+/* per thread: K^T (or V^T) of one head (hd x maxlen), 4 rows of scores
+ * (8 in the backward: ds and pd), and 4 spare output rows (hd) */
 int64_t attention_scratch(int maxlen, int C, int NH)
 {
-    return (int64_t)(C / NH) * (maxlen + 4) + 4 * (int64_t)maxlen + 32;
+    return (int64_t)(C / NH) * (maxlen + 4) + 8 * (int64_t)maxlen + 32;
 }
 
 /* p[j] = exp(p[j] - max), returns the sum (the softmax without its
@@ -776,9 +776,11 @@ AVX512 static void scores4_avx512(float *out, const float *const q[4], const flo
         max[r] = _mm512_reduce_max_ps(rmax[r]);
 }
 
-/* o[r] (dims d0 .. d0+16U) = sum_j p[r*n + j] v_j, for 4 rows at once */
+/* o[r] (dims d0 .. d0+16U) = scale[r] sum_j p[r*ps + j] v_j, for 4 rows at
+ * once (add: o[r] +=) */
 INLINE_AVX512 void mix4_tile(float *const o[4], const float *p, int ps, const float *v,
-                             int64_t stride, int n, int d0, int hd, int U, const float scale[4])
+                             int64_t stride, int n, int d0, int hd, int U, const float scale[4],
+                             int add)
 {
     __m512 acc[4][4];
     __mmask16 m[4];
@@ -807,20 +809,22 @@ INLINE_AVX512 void mix4_tile(float *const o[4], const float *p, int ps, const fl
         #pragma GCC unroll 4
         for (int u = 0; u < U; u++)
             _mm512_mask_storeu_ps(o[r] + d0 + 16 * u, m[u],
-                                  _mm512_mul_ps(acc[r][u], _mm512_set1_ps(scale[r])));
+                                  add ? _mm512_fmadd_ps(acc[r][u], _mm512_set1_ps(scale[r]),
+                                                        _mm512_maskz_loadu_ps(m[u], o[r] + d0 + 16 * u))
+                                      : _mm512_mul_ps(acc[r][u], _mm512_set1_ps(scale[r])));
 }
 
-/* o[r] = scale[r] * sum_j p[r*ps + j] v_j for 4 rows */
+/* o[r] = scale[r] * sum_j p[r*ps + j] v_j for 4 rows (add: o[r] +=) */
 INLINE_AVX512 void mix4(float *const o[4], const float *p, int ps, const float *v, int64_t stride,
-                        int n, int hd, const float scale[4])
+                        int n, int hd, const float scale[4], int add)
 {
     for (int d0 = 0; d0 < hd; d0 += 64) {
         int vecs = (hd - d0 + 15) / 16;
         switch (vecs > 4 ? 4 : vecs) {
-        case 1: mix4_tile(o, p, ps, v, stride, n, d0, hd, 1, scale); break;
-        case 2: mix4_tile(o, p, ps, v, stride, n, d0, hd, 2, scale); break;
-        case 3: mix4_tile(o, p, ps, v, stride, n, d0, hd, 3, scale); break;
-        default: mix4_tile(o, p, ps, v, stride, n, d0, hd, 4, scale); break;
+        case 1: mix4_tile(o, p, ps, v, stride, n, d0, hd, 1, scale, add); break;
+        case 2: mix4_tile(o, p, ps, v, stride, n, d0, hd, 2, scale, add); break;
+        case 3: mix4_tile(o, p, ps, v, stride, n, d0, hd, 3, scale, add); break;
+        default: mix4_tile(o, p, ps, v, stride, n, d0, hd, 4, scale, add); break;
         }
     }
 }
@@ -828,7 +832,13 @@ INLINE_AVX512 void mix4(float *const o[4], const float *p, int ps, const float *
 AVX512 static void mix4_avx512(float *const o[4], const float *p, int ps, const float *v,
                                int64_t stride, int n, int hd, const float scale[4])
 {
-    mix4(o, p, ps, v, stride, n, hd, scale);
+    mix4(o, p, ps, v, stride, n, hd, scale, 0);
+}
+
+AVX512 static void mix4_add_avx512(float *const o[4], const float *p, int ps, const float *v,
+                                   int64_t stride, int n, int hd, const float scale[4])
+{
+    mix4(o, p, ps, v, stride, n, hd, scale, 1);
 }
 
 /* Inference, n <= 64: o[r] = softmax(scale q[r] . K^T) V for 4 queries in
@@ -840,7 +850,7 @@ AVX512 static void attention4_avx512(float *const o[4], const float *const q[4],
     scores4_exp(p, q, kt, n, hd, scale, sum);
     for (int r = 0; r < 4; r++)
         inv[r] = 1.0f / sum[r];
-    mix4(o, p[0], 64, v, stride, n, hd, inv);
+    mix4(o, p[0], 64, v, stride, n, hd, inv, 0);
 }
 
 /* o (hd) = sum_j p_j v_j, v_j at v + j*stride */
@@ -914,6 +924,26 @@ static void key_columns(float *kt, const float *k, int n, int hd, int stride, in
             kt[(int64_t)d * n + j] = k[(int64_t)j * stride + d];
 }
 
+/* Training: the probabilities of one query kept (pr = row inv), and the
+ * row (unnormalised, before the mix) dropped out in place with the mask of
+ * indices first .. first+n-1: the scalar loops' bits, 16 at a time */
+__attribute__((target("avx512f,avx512dq"))) static void
+keep_probs_avx512(float *pr, float *row, int n, float inv, float p_drop, uint64_t seed, uint64_t first)
+{
+    const uint32_t thr = drop_threshold(p_drop);
+    const __m512 vi = _mm512_set1_ps(inv), ks = _mm512_set1_ps(1.0f / (1.0f - p_drop));
+    for (int j = 0; j < n; j += 16) {
+        const __mmask16 m = tail_mask(n - j);
+        __m512 x = _mm512_maskz_loadu_ps(m, row + j);
+        _mm512_mask_storeu_ps(pr + j, m, _mm512_mul_ps(x, vi));
+        if (p_drop > 0) {
+            __mmask16 keep = (__mmask16)(keep8(seed, first + (uint64_t)j, thr) |
+                                         keep8(seed, first + (uint64_t)j + 8, thr) << 8);
+            _mm512_mask_storeu_ps(row + j, m, _mm512_maskz_mul_ps(keep, x, ks));
+        }
+    }
+}
+
 /* Pairs (sequence, head) under a dynamic schedule: the work of a pair
  * grows with n^2. */
 void attention_forward(float *out, float *probs, const float *qkv, const int *off,
@@ -935,7 +965,7 @@ void attention_forward_keyed(float *out, float *probs, const float *qkv, const i
     for (int s = 0; s < S; s++)
         maxlen = off[s + 1] - off[s] > maxlen ? off[s + 1] - off[s] : maxlen;
     const int64_t per = attention_scratch(maxlen, C, NH);
-    const int fast = nn_avx512();
+    const int fast = nn_avx512(), dq = have_avx512dq();
     const uint32_t thr = drop_threshold(p_drop);
     const float keep_scale = 1.0f / (1.0f - p_drop);
 #pragma omp parallel for schedule(dynamic, 1)
@@ -985,14 +1015,17 @@ void attention_forward_keyed(float *out, float *probs, const float *qkv, const i
                 }
                 if (probs) {
                     float *pr = probs + poff[s] + ((int64_t)h * n + i0 + r) * n;
+                    uint64_t first = (uint64_t)(pr - (keys ? probs + poff[s] : probs));
+                    uint64_t sd = keys ? drop_seed(seed, keys[s]) : seed;
+                    if (dq) {
+                        keep_probs_avx512(pr, row, n, inv[r], p_drop, sd, first);
+                        continue;
+                    }
                     for (int j = 0; j < n; j++)
                         pr[j] = row[j] * inv[r];
-                    if (p_drop > 0) {
-                        uint64_t first = (uint64_t)(pr - (keys ? probs + poff[s] : probs));
-                        uint64_t sd = keys ? drop_seed(seed, keys[s]) : seed;
+                    if (p_drop > 0)
                         for (int j = 0; j < n; j++)
                             row[j] = drop_bits(sd, first + (uint64_t)j) >= thr ? row[j] * keep_scale : 0;
-                    }
                 }
             }
             if (fast)
@@ -1004,13 +1037,13 @@ void attention_forward_keyed(float *out, float *probs, const float *qkv, const i
     }
 }
 
-/* Gradients of one (sequence, head): rows of dq, dk, dv at dbase. The
- * body is plain C; it is inlined into a generic and an AVX-512 function so
- * the compiler vectorises the loops over the head's dimensions for each. */
-__attribute__((always_inline)) static inline void
-attention_backward_task(float *dbase, const float *base, const float *dout_rows,
-                        const float *probs, int64_t pfirst, int n, int h, int C, int hd,
-                        float scale, float p_drop, uint64_t seed, float *dp, float *pd)
+/* Gradients of one (sequence, head): rows of dq, dk, dv at dbase, in
+ * plain C, one query at a time (the AVX-512 version below takes 4) */
+static void attention_backward_task_generic(float *dbase, const float *base,
+                                            const float *dout_rows, const float *probs,
+                                            int64_t pfirst, int n, int h, int C, int hd,
+                                            float scale, float p_drop, uint64_t seed, float *dp,
+                                            float *pd)
 {
     const int C3 = 3 * C;
     const uint32_t thr = drop_threshold(p_drop);
@@ -1050,24 +1083,128 @@ attention_backward_task(float *dbase, const float *base, const float *dout_rows,
     }
 }
 
-AVX512 static void attention_backward_task_avx512(float *dbase, const float *base,
-                                                  const float *dout_rows, const float *probs,
-                                                  int64_t pfirst, int n, int h, int C, int hd,
-                                                  float scale, float p_drop, uint64_t seed,
-                                                  float *dp, float *pd)
+
+/* ---- attention backward, AVX-512: blocks of 4 queries ---------------------------------- */
+
+/* y_j (dims d0 .. d0+16U, rows at y + j*stride) += sum_r w[r*ws + j] x[r]
+ * for j < n, and the same for a second triple: the 4 x rows of each stay
+ * in registers (U <= 2) while the n rows of y are read and written once */
+INLINE_AVX512 void spread4x2_tile(float *y1, const float *w1, const float *const x1[4], float *y2,
+                                  const float *w2, const float *const x2[4], int64_t stride,
+                                  int ws, int n, int d0, int hd, int U)
 {
-    attention_backward_task(dbase, base, dout_rows, probs, pfirst, n, h, C, hd, scale, p_drop,
-                            seed, dp, pd);
+    __m512 a[4][2], b[4][2];
+    __mmask16 m[2];
+    #pragma GCC unroll 2
+    for (int u = 0; u < U; u++) {
+        m[u] = tail_mask(hd - d0 - 16 * u);
+        #pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            a[r][u] = _mm512_maskz_loadu_ps(m[u], x1[r] + d0 + 16 * u);
+            b[r][u] = _mm512_maskz_loadu_ps(m[u], x2[r] + d0 + 16 * u);
+        }
+    }
+    for (int j = 0; j < n; j++) {
+        float *p1 = y1 + j * stride + d0, *p2 = y2 + j * stride + d0;
+        __m512 s1[2], s2[2];
+        #pragma GCC unroll 2
+        for (int u = 0; u < U; u++) {
+            s1[u] = _mm512_maskz_loadu_ps(m[u], p1 + 16 * u);
+            s2[u] = _mm512_maskz_loadu_ps(m[u], p2 + 16 * u);
+        }
+        #pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            __m512 c1 = _mm512_set1_ps(w1[r * ws + j]), c2 = _mm512_set1_ps(w2[r * ws + j]);
+            #pragma GCC unroll 2
+            for (int u = 0; u < U; u++) {
+                s1[u] = _mm512_fmadd_ps(c1, a[r][u], s1[u]);
+                s2[u] = _mm512_fmadd_ps(c2, b[r][u], s2[u]);
+            }
+        }
+        #pragma GCC unroll 2
+        for (int u = 0; u < U; u++) {
+            _mm512_mask_storeu_ps(p1 + 16 * u, m[u], s1[u]);
+            _mm512_mask_storeu_ps(p2 + 16 * u, m[u], s2[u]);
+        }
+    }
 }
 
-static void attention_backward_task_generic(float *dbase, const float *base,
-                                            const float *dout_rows, const float *probs,
-                                            int64_t pfirst, int n, int h, int C, int hd,
-                                            float scale, float p_drop, uint64_t seed, float *dp,
-                                            float *pd)
+/* From the 4 rows of dp = dout . V^T (in ds, unscaled) and the kept
+ * probabilities p: pd = p after dropout, ds = p (dp keep - sum_j p dp keep)
+ * scale, rows past nr zero. keep recomputes the forward's dropout mask. */
+__attribute__((target("avx512f,avx512dq"))) static void
+attention_dsoftmax4(float *ds, float *pd, const float *probs, int64_t pfirst, int n, int h,
+                    int i0, int nr, float scale, float p_drop, uint64_t seed)
 {
-    attention_backward_task(dbase, base, dout_rows, probs, pfirst, n, h, C, hd, scale, p_drop,
-                            seed, dp, pd);
+    const uint32_t thr = drop_threshold(p_drop);
+    const __m512 ks = _mm512_set1_ps(1.0f / (1.0f - p_drop)), sc = _mm512_set1_ps(scale);
+    for (int r = 0; r < 4; r++) {
+        float *dsr = ds + (int64_t)r * n, *pdr = pd + (int64_t)r * n;
+        if (r >= nr) {
+            memset(dsr, 0, (size_t)n * sizeof *dsr);
+            memset(pdr, 0, (size_t)n * sizeof *pdr);
+            continue;
+        }
+        const int64_t first = pfirst + ((int64_t)h * n + i0 + r) * n;
+        const float *p = probs + first;
+        __m512 acc = _mm512_setzero_ps();
+        for (int j = 0; j < n; j += 16) {
+            const __mmask16 m = tail_mask(n - j);
+            __m512 pv = _mm512_maskz_loadu_ps(m, p + j), dp = _mm512_maskz_loadu_ps(m, dsr + j);
+            if (p_drop > 0) {
+                __mmask16 keep = (__mmask16)(keep8(seed, (uint64_t)(first + j), thr) |
+                                             keep8(seed, (uint64_t)(first + j) + 8, thr) << 8);
+                dp = _mm512_maskz_mul_ps(keep, dp, ks);
+                _mm512_mask_storeu_ps(pdr + j, m, _mm512_maskz_mul_ps(keep, pv, ks));
+                _mm512_mask_storeu_ps(dsr + j, m, dp);
+            } else {
+                _mm512_mask_storeu_ps(pdr + j, m, pv);
+            }
+            acc = _mm512_fmadd_ps(pv, dp, acc);
+        }
+        const __m512 pdp = _mm512_set1_ps(_mm512_reduce_add_ps(acc));
+        for (int j = 0; j < n; j += 16) {
+            const __mmask16 m = tail_mask(n - j);
+            __m512 pv = _mm512_maskz_loadu_ps(m, p + j), dp = _mm512_maskz_loadu_ps(m, dsr + j);
+            _mm512_mask_storeu_ps(dsr + j, m, _mm512_mul_ps(_mm512_mul_ps(pv, _mm512_sub_ps(dp, pdp)), sc));
+        }
+    }
+}
+
+/* Gradients of one (sequence, head), 4 queries at a time: dp rows as
+ * scores of dout against V^T, the softmax's backward on them, then dq by
+ * a mix of the keys and dk, dv spread over the keys' rows. scr: V^T (hd,
+ * n), 4 rows of ds and of pd (n each), 4 spare rows (hd). */
+__attribute__((target("avx512f,avx512dq"))) static void
+attention_backward_task_avx512(float *dbase, const float *base, const float *dout_rows,
+                               const float *probs, int64_t pfirst, int n, int h, int C, int hd,
+                               float scale, float p_drop, uint64_t seed, float *scr)
+{
+    const int C3 = 3 * C;
+    float *vt = scr, *ds = vt + (int64_t)hd * n, *pd = ds + 4 * (int64_t)n, *spare = pd + 4 * (int64_t)n;
+    const float one[4] = {1, 1, 1, 1};
+    float mx[4];
+    memset(spare, 0, 4 * (size_t)hd * sizeof *spare); /* dq of repeated rows: read, then dropped */
+    key_columns_avx512(vt, base + 2 * C + h * hd, n, hd, C3); /* V^T of this head */
+    for (int i0 = 0; i0 < n; i0 += 4) {
+        const int nr = n - i0 < 4 ? n - i0 : 4;
+        const float *g[4], *q[4];
+        float *dq[4];
+        for (int r = 0; r < 4; r++) {
+            int i = i0 + (r < nr ? r : nr - 1);
+            g[r] = dout_rows + (int64_t)i * C + h * hd;
+            q[r] = base + (int64_t)i * C3 + h * hd;
+            dq[r] = r < nr ? dbase + (int64_t)i * C3 + h * hd : spare + r * hd;
+        }
+        scores4_avx512(ds, g, vt, n, hd, 1.0f, mx); /* dp = dout . v_j */
+        attention_dsoftmax4(ds, pd, probs, pfirst, n, h, i0, nr, scale, p_drop, seed);
+        mix4_add_avx512(dq, ds, n, base + C + h * hd, C3, n, hd, one); /* dq += ds K */
+        for (int d0 = 0; d0 < hd; d0 += 32) /* dk_j += sum_r ds[r][j] q_r, dv_j += pd[r][j] g_r */
+            if (hd - d0 > 16)
+                spread4x2_tile(dbase + C + h * hd, ds, q, dbase + 2 * C + h * hd, pd, g, C3, n, n, d0, hd, 2);
+            else
+                spread4x2_tile(dbase + C + h * hd, ds, q, dbase + 2 * C + h * hd, pd, g, C3, n, n, d0, hd, 1);
+    }
 }
 
 void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *probs,
@@ -1091,14 +1228,20 @@ void attention_backward_keyed(float *dqkv, const float *dout, const float *qkv,
     for (int s = 0; s < S; s++)
         maxlen = off[s + 1] - off[s] > maxlen ? off[s + 1] - off[s] : maxlen;
     const int64_t per = attention_scratch(maxlen, C, NH);
-    const int fast = nn_avx512();
+    const int fast = have_avx512dq();
 #pragma omp parallel for schedule(dynamic, 1)
     for (int task = 0; task < S * NH; task++) {
         int s = task / NH, h = task % NH, n = off[s + 1] - off[s];
-        float *dp = scratch + per * omp_get_thread_num(), *pd = dp + maxlen;
-        (fast ? attention_backward_task_avx512 : attention_backward_task_generic)(
-            dqkv + (int64_t)off[s] * C3, qkv + (int64_t)off[s] * C3, dout + (int64_t)off[s] * C,
-            keys ? probs + poff[s] : probs, keys ? 0 : poff[s], n, h, C, hd, scale, p_drop,
-            keys ? drop_seed(seed, keys[s]) : seed, dp, pd);
+        float *scr = scratch + per * omp_get_thread_num();
+        float *dbase = dqkv + (int64_t)off[s] * C3;
+        const float *base = qkv + (int64_t)off[s] * C3, *g = dout + (int64_t)off[s] * C;
+        const float *pr = keys ? probs + poff[s] : probs;
+        const int64_t pfirst = keys ? 0 : poff[s];
+        const uint64_t sd = keys ? drop_seed(seed, keys[s]) : seed;
+        if (fast)
+            attention_backward_task_avx512(dbase, base, g, pr, pfirst, n, h, C, hd, scale, p_drop, sd, scr);
+        else
+            attention_backward_task_generic(dbase, base, g, pr, pfirst, n, h, C, hd, scale, p_drop, sd,
+                                            scr, scr + maxlen);
     }
 }
