@@ -48,7 +48,7 @@ void nn_use_avx512(int on)
         use_avx512 = 0;
 }
 
-/* ---- vector exp and erf (AVX-512) ------------------------------------------- */
+/* ---- vector exp and erf's pieces (AVX-512) ------------------------------------------- */
 
 /* exp: n = round(x log2 e), r = x - n ln 2 (two-part), Cephes' expf
  * polynomial on r, scaled by 2^n with vscalefps. ~1 ulp. NaN passes. */
@@ -68,39 +68,6 @@ AVX512 static inline __m512 exp16(__m512 x)
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
     p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
     return _mm512_scalef_ps(p, n);
-}
-
-/* erf with the coefficients of N. Juffa's faithfully rounded erff
- * (StackOverflow question 35148198, also used by ONNX Runtime's MLAS):
- * |x| <= 0.921875: x + x P(x^2); above: 1 - exp(-(t + t Q(t))), t = |x|
- * clamped at 3.925 where erf rounds to 1. */
-AVX512 static inline __m512 erf16(__m512 x)
-{
-    const __m512i signbit = _mm512_set1_epi32((int)0x80000000u);
-    __m512i xi = _mm512_castps_si512(x);
-    __m512i sign = _mm512_and_si512(xi, signbit);
-    __m512 a = _mm512_castsi512_ps(_mm512_andnot_si512(signbit, xi));
-    a = _mm512_min_ps(_mm512_set1_ps(3.925f), a);
-    __m512 s = _mm512_mul_ps(a, a);
-    __m512 p = _mm512_set1_ps(-5.99104969e-4f);
-    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(4.99339588e-3f));
-    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(-2.67667342e-2f));
-    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(1.12818025e-1f));
-    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(-3.76124859e-1f));
-    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(1.28379151e-1f));
-    __m512 small = _mm512_fmadd_ps(p, a, a);
-    __m512 q = _mm512_set1_ps(1.72948930e-5f);
-    q = _mm512_fmadd_ps(q, a, _mm512_set1_ps(-3.83208680e-4f));
-    q = _mm512_fmadd_ps(q, a, _mm512_set1_ps(3.88393435e-3f));
-    q = _mm512_fmadd_ps(q, a, _mm512_set1_ps(-2.42545605e-2f));
-    q = _mm512_fmadd_ps(q, a, _mm512_set1_ps(1.06777847e-1f));
-    q = _mm512_fmadd_ps(q, a, _mm512_set1_ps(6.34846687e-1f));
-    q = _mm512_fmadd_ps(q, a, _mm512_set1_ps(1.28717512e-1f));
-    q = _mm512_fmadd_ps(q, a, a);
-    __m512 big = _mm512_sub_ps(_mm512_set1_ps(1.0f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), q)));
-    __mmask16 is_big = _mm512_cmp_ps_mask(a, _mm512_set1_ps(0.921875f), _CMP_GT_OQ);
-    __m512 r = _mm512_mask_blend_ps(is_big, small, big);
-    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(r), sign));
 }
 
 /* the pieces of erf16_pieces (vec512.h) */
@@ -397,20 +364,34 @@ static void gelu_forward_generic(float *y, const float *x, int64_t n)
         y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * INV_SQRT2));
 }
 
+/* GELU'(v) = Phi(v) + v phi(v): erf by the forward's pieces, coefficients
+ * in registers */
+AVX512 static inline __m512 gelu_grad16(const erf_coefs *e, __m512 v)
+{
+    __m512 cdf = _mm512_mul_ps(_mm512_set1_ps(0.5f),
+                               _mm512_add_ps(_mm512_set1_ps(1.0f),
+                                             erf16_pieces(e, _mm512_mul_ps(v, _mm512_set1_ps(INV_SQRT2)))));
+    __m512 pdf = _mm512_mul_ps(_mm512_set1_ps(INV_SQRT_2PI),
+                               exp16(_mm512_mul_ps(_mm512_set1_ps(-0.5f), _mm512_mul_ps(v, v))));
+    return _mm512_fmadd_ps(v, pdf, cdf);
+}
+
+/* dx += GELU'(x) dy, two independent chains per step */
 AVX512 static void gelu_backward_avx512(float *dx, const float *x, const float *dy, int64_t n)
 {
-    for (int64_t i = 0; i < n; i += 16) {
+    const erf_coefs e = erf_coefs_load();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512 d0 = gelu_grad16(&e, _mm512_loadu_ps(x + i)), d1 = gelu_grad16(&e, _mm512_loadu_ps(x + i + 16));
+        _mm512_storeu_ps(dx + i, _mm512_fmadd_ps(d0, _mm512_loadu_ps(dy + i), _mm512_loadu_ps(dx + i)));
+        _mm512_storeu_ps(dx + i + 16,
+                         _mm512_fmadd_ps(d1, _mm512_loadu_ps(dy + i + 16), _mm512_loadu_ps(dx + i + 16)));
+    }
+    for (; i < n; i += 16) {
         __mmask16 m = tail_mask(n - i);
-        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-        __m512 cdf = _mm512_mul_ps(_mm512_set1_ps(0.5f),
-                                   _mm512_add_ps(_mm512_set1_ps(1.0f),
-                                                 erf16(_mm512_mul_ps(v, _mm512_set1_ps(INV_SQRT2)))));
-        __m512 pdf = _mm512_mul_ps(_mm512_set1_ps(INV_SQRT_2PI),
-                                   exp16(_mm512_mul_ps(_mm512_set1_ps(-0.5f), _mm512_mul_ps(v, v))));
-        __m512 d = _mm512_fmadd_ps(v, pdf, cdf);
-        __m512 acc = _mm512_maskz_loadu_ps(m, dx + i);
-        acc = _mm512_fmadd_ps(d, _mm512_maskz_loadu_ps(m, dy + i), acc);
-        _mm512_mask_storeu_ps(dx + i, m, acc);
+        __m512 d = gelu_grad16(&e, _mm512_maskz_loadu_ps(m, x + i));
+        _mm512_mask_storeu_ps(dx + i, m,
+                              _mm512_fmadd_ps(d, _mm512_maskz_loadu_ps(m, dy + i), _mm512_maskz_loadu_ps(m, dx + i)));
     }
 }
 

@@ -16,7 +16,8 @@ static inline __mmask16 tail_mask(int64_t left)
     return left >= 16 ? (__mmask16)0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
 }
 
-/* erf for the GELU forward, in half the operations of erf16: |x| in [0, 4)
+/* erf for GELU and its gradient, in half the operations of the
+ * exp-based erf used before (Juffa's): |x| in [0, 4)
  * cut into 16 pieces of 1/4, a degree-5 polynomial on each (fitted at
  * Chebyshev nodes; coefficients picked per lane from one register each by
  * vpermps), 1 from 4 on (erf(4) rounds to 1). Absolute error <= 7e-8
