@@ -795,6 +795,22 @@ static int layer_forward(bert *m, int l, const acts *a, float *out, int train, i
 static int lowest_trainable(bert *m);
 
 /* packed rows of sentences [s0, s1) -> hidden (B,T,C), zero padding rows */
+/* dst (n floats) = src, or zeros when src is NULL, split between the
+ * team's threads: a training step's buffers are megabytes each, and one
+ * thread's memset left the other waiting */
+static void team_fill(float *dst, const float *src, int64_t n)
+{
+#pragma omp parallel
+    {
+        int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
+        int64_t lo = n * t / T, hi = n * (t + 1) / T;
+        if (src)
+            memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof *dst);
+        else
+            memset(dst + lo, 0, (size_t)(hi - lo) * sizeof *dst);
+    }
+}
+
 static void scatter(bert *m, float *dst, const float *src, int s0, int s1)
 {
     const int C = m->C, T = m->T;
@@ -952,7 +968,7 @@ static int bert_forward(void *self, const runner_batch *b, int train, const runn
         return m->h->error(m->h, "forward: %s", err_get());
     if (train)
         for (int l = 0; l <= m->L; l++)
-            memset(m->dhidden[l], 0, (size_t)m->B * m->T * C * sizeof(float));
+            team_fill(m->dhidden[l], NULL, (int64_t)m->B * m->T * C);
     m->states = (runner_states){m->L, m->B, m->T, C, m->hidden, train ? m->dhidden : NULL};
     *out = &m->states;
     return 0;
@@ -1011,37 +1027,35 @@ static int layer_backward(bert *m, int l, float *dy, int want_dx)
     const int64_t NC = (int64_t)N * C;
     acts *a = &m->a[l];
     /* out = LN2(r2), r2 = drop(g Wo2 + bo2) + x1 */
-    memset(m->gr, 0, (size_t)NC * sizeof(float));
+    team_fill(m->gr, NULL, NC);
     layernorm_backward(m->gr, grad_of(m, lt(m, l, LN2W)), grad_of(m, lt(m, l, LN2B)), dy, a->r2,
                        lt(m, l, LN2W)->data, a->mean2, a->rstd2, N, C);
-    memcpy(m->gx1, m->gr, (size_t)NC * sizeof(float));
+    team_fill(m->gx1, m->gr, NC);
     if (m->p_hidden > 0) {
-        memset(dy, 0, (size_t)NC * sizeof(float));
-        dropout_rows_backward(dy, m->gr, N, C, m->p_hidden, site_seed(m, l, 2), m->tkey);
-        memcpy(m->gr, dy, (size_t)NC * sizeof(float));
+        /* the backward of dropout is the forward's mask on the gradient: in place */
+        dropout_rows_forward(m->gr, m->gr, N, C, m->p_hidden, site_seed(m, l, 2), m->tkey);
     }
-    memset(m->gg, 0, (size_t)N * FF * sizeof(float));
+    team_fill(m->gg, NULL, (int64_t)N * FF);
     int rc = linear_back(m, 3, m->gg, grad_of(m, lt(m, l, OW)), grad_of(m, lt(m, l, OB)), m->gr,
                          a->g, lt(m, l, OW));
-    memset(m->gh, 0, (size_t)N * FF * sizeof(float));
+    team_fill(m->gh, NULL, (int64_t)N * FF);
     gelu_backward(m->gh, a->h, m->gg, (int64_t)N * FF);
     rc = rc ? rc : linear_back(m, 4, m->gx1, grad_of(m, lt(m, l, IW)), grad_of(m, lt(m, l, IB)),
                                m->gh, a->x1, lt(m, l, IW));
     /* x1 = LN1(r1), r1 = drop(att Wo + bo) + x */
-    memset(m->gr, 0, (size_t)NC * sizeof(float));
+    team_fill(m->gr, NULL, NC);
     layernorm_backward(m->gr, grad_of(m, lt(m, l, LN1W)), grad_of(m, lt(m, l, LN1B)), m->gx1,
                        a->r1, lt(m, l, LN1W)->data, a->mean1, a->rstd1, N, C);
     if (want_dx)
-        memcpy(m->gx, m->gr, (size_t)NC * sizeof(float));
+        team_fill(m->gx, m->gr, NC);
     if (m->p_hidden > 0) {
-        memset(dy, 0, (size_t)NC * sizeof(float));
-        dropout_rows_backward(dy, m->gr, N, C, m->p_hidden, site_seed(m, l, 1), m->tkey);
-        memcpy(m->gr, dy, (size_t)NC * sizeof(float));
+        /* the backward of dropout is the forward's mask on the gradient: in place */
+        dropout_rows_forward(m->gr, m->gr, N, C, m->p_hidden, site_seed(m, l, 1), m->tkey);
     }
-    memset(m->gatt, 0, (size_t)NC * sizeof(float));
+    team_fill(m->gatt, NULL, NC);
     rc = rc ? rc : linear_back(m, 1, m->gatt, grad_of(m, lt(m, l, AOW)), grad_of(m, lt(m, l, AOB)),
                                m->gr, a->att, lt(m, l, AOW));
-    memset(m->gqkv, 0, (size_t)NC * 3 * sizeof(float));
+    team_fill(m->gqkv, NULL, NC * 3);
     attention_backward_keyed(m->gqkv, m->gatt, a->qkv, a->probs, m->off, m->poff, m->B, C, m->NH,
                              m->p_attn, site_seed(m, l, 0), m->skey, m->scratch);
     /* fused q/k/v: their gradients are adjacent in the store like their values */
@@ -1086,22 +1100,22 @@ static int bert_backward(void *self, const runner_batch *b)
     const int N = m->N, C = m->C;
     const int64_t NC = (int64_t)N * C;
     /* gx: gradient of the current layer's output, then of its input */
-    memset(m->gx, 0, (size_t)NC * sizeof(float));
+    team_fill(m->gx, NULL, NC);
     gather_add(m, m->gx, m->dhidden[m->L]);
     for (int l = m->L - 1; l >= (lo < 0 ? 0 : lo); l--) {
-        memcpy(m->gy, m->gx, (size_t)NC * sizeof(float));
+        team_fill(m->gy, m->gx, NC);
         if (layer_backward(m, l, m->gy, l > lo) != 0)
             return m->h->error(m->h, "backward of layer %d: %s", l, err_get());
         if (l > lo)
             gather_add(m, m->gx, m->dhidden[l]);
     }
     if (lo < 0) { /* x0 = drop(LN(emb)) */
-        memset(m->gr, 0, (size_t)NC * sizeof(float));
+        team_fill(m->gr, NULL, NC);
         if (m->p_hidden > 0)
             dropout_rows_backward(m->gr, m->gx, N, C, m->p_hidden, site_seed(m, -1, 0), m->tkey);
         else
-            memcpy(m->gr, m->gx, (size_t)NC * sizeof(float));
-        memset(m->gx1, 0, (size_t)NC * sizeof(float));
+            team_fill(m->gr, m->gx, NC);
+        team_fill(m->gx1, NULL, NC);
         layernorm_backward(m->gx1, grad_of(m, &m->t[ELNW]), grad_of(m, &m->t[ELNB]), m->gr, m->emb,
                            m->t[ELNW].data, m->emb_mean, m->emb_rstd, N, C);
         embeddings_backward(grad_of(m, &m->t[WTE]), grad_of(m, &m->t[WPE]), grad_of(m, &m->t[WTT]),
