@@ -794,7 +794,6 @@ static int layer_forward(bert *m, int l, const acts *a, float *out, int train, i
 
 static int lowest_trainable(bert *m);
 
-/* packed rows of sentences [s0, s1) -> hidden (B,T,C), zero padding rows */
 /* dst (n floats) = src, or zeros when src is NULL, split between the
  * team's threads: a training step's buffers are megabytes each, and one
  * thread's memset left the other waiting */
@@ -811,6 +810,7 @@ static void team_fill(float *dst, const float *src, int64_t n)
     }
 }
 
+/* packed rows of sentences [s0, s1) -> hidden (B,T,C), zero padding rows */
 static void scatter(bert *m, float *dst, const float *src, int s0, int s1)
 {
     const int C = m->C, T = m->T;

@@ -1064,7 +1064,6 @@ static void attention_backward_task_generic(float *dbase, const float *base,
     }
 }
 
-
 /* ---- attention backward, AVX-512: blocks of 4 queries ---------------------------------- */
 
 /* y_j (dims d0 .. d0+16U, rows at y + j*stride) += sum_r w[r*ws + j] x[r]
