@@ -953,6 +953,7 @@ void attention_forward_keyed(float *out, float *probs, const float *qkv, const i
     for (int task = 0; task < S * NH; task++) {
         int s = task / NH, h = task % NH, n = off[s + 1] - off[s];
         const float *base = qkv + (int64_t)off[s] * C3;
+        const uint64_t sd = keys ? drop_seed(seed, keys[s]) : seed; /* this sequence's dropout seed */
         float *kt = scratch + per * omp_get_thread_num(), *rows = kt + (int64_t)hd * n;
         float *spare = rows + 4 * (int64_t)n; /* outputs of repeated rows */
         key_columns(kt, base + C + h * hd, n, hd, C3, fast); /* K^T of this head: (hd, n) */
@@ -997,7 +998,6 @@ void attention_forward_keyed(float *out, float *probs, const float *qkv, const i
                 if (probs) {
                     float *pr = probs + poff[s] + ((int64_t)h * n + i0 + r) * n;
                     uint64_t first = (uint64_t)(pr - (keys ? probs + poff[s] : probs));
-                    uint64_t sd = keys ? drop_seed(seed, keys[s]) : seed;
                     if (dq) {
                         keep_probs_avx512(pr, row, n, inv[r], p_drop, sd, first);
                         continue;
