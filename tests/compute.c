@@ -212,15 +212,78 @@ static void test_row_blocks(compute_precision p, const float *W, const float *b)
         for (int i = 0; i < n * OUT; i++)
             d = fmax(d, fabs(y[i] - all[(BIG - n) * OUT + i]));
     }
-    /* bit for bit on the packed path; where this CPU (or valgrind's) has no
-     * kernel for p and f32 runs instead, its GEMM may order sums by rows */
-    double bound = l && compute_linear_precision(l) == p ? 0 : 1e-5;
+    /* bit for bit on the fixed-rows (brgemm) path; where this CPU (or
+     * valgrind's) has no such kernel for p, the run-time-rows GEMM may
+     * order sums by rows */
+    double bound = l && strncmp(compute_linear_impl(l), "brg", 3) == 0 ? 0 : 1e-5;
     ok(rc == 0 && d <= bound, "%s (%s): 1, 15, 16, 17, 45 or 299 rows give the rows of one 300-row call (%.1e)",
        compute_precision_name(p), l ? compute_linear_impl(l) : "?", d);
     compute_linear_free(l);
     free(x);
     free(all);
     free(y);
+}
+
+/* The feed-forward block (up with GELU, then down) as one call gives the
+ * rows of the two calls bit for bit, at every row count of block_next's
+ * cases; the fused path leaves the intermediate buffer alone. */
+static void test_ffn(compute_precision p, const float *W, const float *b)
+{
+    enum { BIG = 600 };
+    const int counts[] = {1, 15, 16, 17, 45, 299, 600};
+    float *x = rand_vec(BIG * IN), *W2 = rand_vec(IN * OUT), *b2 = rand_vec(IN);
+    float *g = malloc(BIG * OUT * sizeof *g), *y1 = malloc(BIG * IN * sizeof *y1);
+    float *y2 = malloc(BIG * IN * sizeof *y2);
+    compute_linear *up = NULL, *down = NULL;
+    int rc = !x || !W2 || !b2 || !g || !y1 || !y2 ||
+             compute_linear_create(&up, "ffn.up", IN, OUT, p, COMPUTE_POST_GELU | COMPUTE_PACKED) ||
+             compute_linear_create(&down, "ffn.down", OUT, IN, p, COMPUTE_PACKED) ||
+             compute_linear_pack(up, W) || compute_linear_pack(down, W2);
+    int same = !rc, untouched = !rc;
+    const int fused = !rc && strncmp(compute_linear_impl(up), "brg", 3) == 0;
+    for (size_t k = 0; !rc && k < sizeof counts / sizeof *counts; k++) {
+        int n = counts[k];
+        rc = compute_linear_forward(up, g, x, NULL, b, n) || compute_linear_forward(down, y1, g, NULL, b2, n);
+        for (int i = 0; i < n * OUT; i++)
+            g[i] = NAN;
+        rc = rc || compute_ffn_forward(up, down, y2, x, b, b2, g, n);
+        same = same && memcmp(y1, y2, (size_t)n * IN * sizeof *y1) == 0;
+        for (int i = 0; n >= 16 && fused && i < n * OUT; i++)
+            untouched = untouched && isnan(g[i]);
+    }
+    ok(rc == 0 && same && untouched, "%s (%s): the feed-forward block of 1 .. 600 rows in one call is "
+       "the two layers' calls bit for bit%s", compute_precision_name(p), up ? compute_linear_impl(up) : "?",
+       fused ? ", a block of rows at a time" : "");
+    compute_linear_free(up);
+    compute_linear_free(down);
+    free(x);
+    free(W2);
+    free(b2);
+    free(g);
+    free(y1);
+    free(y2);
+}
+
+/* compute_to_bf16 (AVX-512 where there is, in chunks) is
+ * compute_bf16_round bit for bit: ties, NaN, infinities, denormals */
+static void test_to_bf16(void)
+{
+    enum { M = 3 * 4096 + 37 };
+    const uint32_t special[] = {0x7f800000u, 0xff800000u, 0x7fc00000u, 0x7f800001u, 0xffbfffffu,
+                                0x00000001u, 0x807fffffu, 0x3f808000u, 0x3f818000u, 0x3f80ffffu,
+                                0x7f7fffffu, 0x00008000u, 0x00018000u, 0x80000000u};
+    float *x = rand_vec(M);
+    uint16_t *o = malloc(M * sizeof *o);
+    int bad = !x || !o;
+    for (size_t i = 0; !bad && i < sizeof special / sizeof *special; i++)
+        memcpy(&x[100 + 17 * i], &special[i], 4);
+    if (!bad)
+        compute_to_bf16(o, x, M);
+    for (int i = 0; !bad && i < M; i++)
+        bad = o[i] != compute_bf16_round(x[i]);
+    ok(!bad, "compute_to_bf16 of %d values is compute_bf16_round of each (NaN, inf, denormals, ties)", M);
+    free(x);
+    free(o);
 }
 
 int main(void)
@@ -238,6 +301,10 @@ int main(void)
     test_int8(x, W, b);
     test_row_blocks(COMPUTE_BF16, W, b);
     test_row_blocks(COMPUTE_INT8, W, b);
+    test_ffn(COMPUTE_F32, W, b);
+    test_ffn(COMPUTE_BF16, W, b);
+    test_ffn(COMPUTE_INT8, W, b);
+    test_to_bf16();
     compute_linear *bad = (compute_linear *)1;
     ok(compute_linear_create(&bad, "encoder.layer.0.bad", -3, OUT, COMPUTE_F32, 0) == -1 && !bad &&
            strstr(err_get(), "encoder.layer.0.bad"),
@@ -247,5 +314,5 @@ int main(void)
     free(x);
     free(W);
     free(b);
-    return done_testing(24);
+    return done_testing(28);
 }

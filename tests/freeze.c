@@ -47,9 +47,13 @@ static stage *policy(pipeline *pl, const char *section)
     return pipeline_stage(pl, "freeze", "freeze.", RUNNER_KIND_FREEZE, config_lookup(&pl->cfg, "freeze"));
 }
 
+/* -1 when the policy could not be set up (a failing test, not a crash) */
 static int apply_at(stage *st, int64_t step, int epoch, int *changed)
 {
     runner_train_pos pos = {step, 1000, epoch, 10, 100};
+    *changed = 0;
+    if (!st)
+        return -1;
     const runner_freeze_ops *ops = st->desc->ops;
     return ops->apply(st->self, &pos, changed);
 }

@@ -778,13 +778,18 @@ static int layer_forward(bert *m, int l, const acts *a, float *out, int train, i
         dropout_rows_forward(r1, r1, N, C, ph, site_seed(m, l, 1), m->tkey + r0);
     residual_layernorm_forward(x1, train ? r1 : NULL, mean1, rstd1, r1, x, lt(m, l, LN1W)->data,
                                lt(m, l, LN1B)->data, N, C, m->eps);
-    if (train) { /* h kept for backward */
-        rc |= layer_linear(m, l, 4, lt(m, l, IW), lt(m, l, IB)->data, h, x1, N, tp);
-        gelu_forward(g, h, (int64_t)N * FF);
-    } else { /* GELU fused into the matmul */
-        rc |= layer_linear(m, l, 2, lt(m, l, IW), lt(m, l, IB)->data, g, x1, N, tp); // (N,FF)
+    if (!train && !tp && m->lin) { /* packed eval: up and down a block of rows at a time */
+        rc |= compute_ffn_forward(m->lin[4 * l + 2], m->lin[4 * l + 3], r2, x1, lt(m, l, IB)->data,
+                                  lt(m, l, OB)->data, g, N);                          // (N,C)
+    } else {
+        if (train) { /* h kept for backward */
+            rc |= layer_linear(m, l, 4, lt(m, l, IW), lt(m, l, IB)->data, h, x1, N, tp);
+            gelu_forward(g, h, (int64_t)N * FF);
+        } else { /* GELU fused into the matmul */
+            rc |= layer_linear(m, l, 2, lt(m, l, IW), lt(m, l, IB)->data, g, x1, N, tp); // (N,FF)
+        }
+        rc |= layer_linear(m, l, 3, lt(m, l, OW), lt(m, l, OB)->data, r2, g, N, tp); // (N,C)
     }
-    rc |= layer_linear(m, l, 3, lt(m, l, OW), lt(m, l, OB)->data, r2, g, N, tp);     // (N,C)
     if (ph > 0)
         dropout_rows_forward(r2, r2, N, C, ph, site_seed(m, l, 2), m->tkey + r0);
     residual_layernorm_forward(y, train ? r2 : NULL, mean2, rstd2, r2, x1, lt(m, l, LN2W)->data,

@@ -175,9 +175,10 @@ static dnnl_status_t make_attr(dnnl_primitive_attr_t *attr, compute_precision p,
 
 /* The matmul of l over R rows (DNNL_RUNTIME_DIM_VAL: given at run time;
  * fixed rows: the scratchpad is the caller's): src (R, in), weights
- * (in, out), bias (1, out), dst (R, out); int8: dst int32 sums of u8 x s8
- * products, no bias (int8_epilogue) */
-static dnnl_status_t make_pd(const compute_linear *l, int64_t R, dnnl_primitive_desc_t *pd)
+ * (in, out) in layout want (NULL: oneDNN's choice), bias (1, out), dst (R,
+ * out); int8: dst int32 sums of u8 x s8 products, no bias (int8_epilogue) */
+static dnnl_status_t make_pd(const compute_linear *l, int64_t R, const dnnl_memory_desc_t *want,
+                             dnnl_primitive_desc_t *pd)
 {
     dnnl_dims_t sd = {R, l->in}, wd = {l->in, l->out}, bd = {1, l->out}, dd = {R, l->out};
     dnnl_dims_t wstr = {1, l->in}; /* W (out,in) row-major is W^T with these strides */
@@ -185,7 +186,9 @@ static dnnl_status_t make_pd(const compute_linear *l, int64_t R, dnnl_primitive_
     dnnl_status_t s = dnnl_memory_desc_init_by_tag(&smd, 2, sd, src_type(l->p), dnnl_ab);
     /* f32 reads the weights in place, but for the fixed rows of packed f32 */
     const int in_place = l->p == COMPUTE_F32 && !(l->packed && R != DNNL_RUNTIME_DIM_VAL);
-    if (s == dnnl_success)
+    if (s == dnnl_success && want)
+        wmd = *want;
+    else if (s == dnnl_success)
         s = in_place ? dnnl_memory_desc_init_by_strides(&wmd, 2, wd, dnnl_f32, wstr)
                      : dnnl_memory_desc_init_by_tag(&wmd, 2, wd, wei_type(l->p), dnnl_format_tag_any);
     if (s == dnnl_success)
@@ -209,7 +212,7 @@ static dnnl_status_t make_pd(const compute_linear *l, int64_t R, dnnl_primitive_
 
 static dnnl_status_t make_primitive(compute_linear *l)
 {
-    dnnl_status_t s = make_pd(l, DNNL_RUNTIME_DIM_VAL, &l->pd);
+    dnnl_status_t s = make_pd(l, DNNL_RUNTIME_DIM_VAL, NULL, &l->pd);
     if (s == dnnl_success)
         s = dnnl_primitive_create(&l->prim, l->pd);
     if (s == dnnl_success)
@@ -237,7 +240,11 @@ static void make_fixed(compute_linear *l)
     const char *impl = NULL;
     int ok = 1;
     for (int i = 0; ok && i < NFIXED; i++) {
-        ok = make_pd(l, FIXED_M[i], &l->fixed_pd[i]) == dnnl_success &&
+        /* the layout oneDNN picks for 256 rows, asked of the others: left
+         * to choose, AMX takes narrower blocks for fewer rows when out is
+         * not a multiple of 64 */
+        const dnnl_memory_desc_t *w0 = i ? dnnl_primitive_desc_query_md(l->fixed_pd[0], dnnl_query_weights_md, 0) : NULL;
+        ok = make_pd(l, FIXED_M[i], w0, &l->fixed_pd[i]) == dnnl_success &&
              dnnl_primitive_create(&l->fixed[i], l->fixed_pd[i]) == dnnl_success;
         if (ok)
             ok = dnnl_memory_desc_equal(dnnl_primitive_desc_query_md(l->fixed_pd[i], dnnl_query_weights_md, 0),
@@ -456,11 +463,34 @@ int compute_linear_pack(compute_linear *l, const float *W)
 
 /* ---- activations ------------------------------------------------------------------ */
 
-static void to_bf16(uint16_t *o, const float *x, int64_t n)
+static void to_bf16_generic(uint16_t *o, const float *x, int64_t n)
 {
-#pragma omp parallel for simd schedule(static)
+#pragma omp simd
     for (int64_t i = 0; i < n; i++)
         o[i] = compute_bf16_round(x[i]);
+}
+
+AVX512 static void to_bf16_avx512(uint16_t *o, const float *x, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(o + i), bf16x16(_mm512_loadu_ps(x + i)));
+    for (; i < n; i++)
+        o[i] = compute_bf16_round(x[i]);
+}
+
+/* in chunks of 4096 values, split between the threads (the calling one
+ * alone inside a parallel region) */
+static void to_bf16(uint16_t *o, const float *x, int64_t n)
+{
+    enum { CHUNK = 4096 };
+    const int fast = nn_avx512();
+    const int64_t chunks = (n + CHUNK - 1) / CHUNK;
+#pragma omp parallel for schedule(static) if (chunks > 1)
+    for (int64_t c = 0; c < chunks; c++) {
+        int64_t lo = c * CHUNK, k = n - lo < CHUNK ? n - lo : CHUNK;
+        (fast ? to_bf16_avx512 : to_bf16_generic)(o + lo, x + lo, k);
+    }
 }
 
 void compute_to_bf16(uint16_t *o, const float *x, int64_t n) { to_bf16(o, x, n); }
@@ -680,45 +710,96 @@ static dnnl_status_t run_rows(const compute_linear *l, dnnl_primitive_t prim, dn
 
 static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
 
-/* What a block of rows of an int8 call needs besides the GEMM: its rows
- * of x quantized before, the sums dequantized after. Done block by block,
- * the rows stay in the core's cache from one step to the next. */
+/* What a block of rows needs besides the GEMM: in bf16 and int8 its rows
+ * of x converted before; after, int8's sums dequantized, and GELU. Done
+ * block by block, the rows stay in the core's cache from one step to the
+ * next. */
 typedef struct {
-    const float *x; /* f32 input (N, in) of int8; NULL otherwise */
-    uint8_t *q;     /* its rows in uint8 (the GEMM's src) */
-    float *xs;      /* per row: scale */
-    int32_t *zp;    /*          and zero point */
+    const float *x; /* bf16, int8: the f32 input (N, in); NULL in f32 (the GEMM reads x) */
+    void *q;        /* its rows converted: the GEMM's src */
+    float *xs;      /* int8, per row: scale */
+    int32_t *zp;    /*                and zero point */
     const float *bias;
-} int8_rows;
+} block_io;
 
-static void block_before(const compute_linear *l, const int8_rows *io, int64_t r0, int64_t M)
+/* bytes of M rows of l's input converted (with int8's scales and zero points) */
+static size_t conv_bytes(const compute_linear *l, int64_t M)
 {
-    if (io->x)
-        to_u8_rows(io->q + r0 * l->in, io->xs + r0, io->zp + r0, io->x + r0 * l->in, (int)M, l->in);
+    if (l->p == COMPUTE_F32)
+        return 0;
+    return round64((size_t)M * l->in * (l->p == COMPUTE_BF16 ? 2 : 1)) + round64(2 * (size_t)M * 4);
 }
 
-static void block_after(const compute_linear *l, const int8_rows *io, char *y, int64_t r0, int64_t M)
+/* the block_io of M rows of x converted into buf (conv_bytes(l, M)) */
+static block_io conv_io(const compute_linear *l, const float *x, char *buf, int64_t M, const float *bias)
 {
-    if (io->x)
+    block_io io = {.bias = bias};
+    if (l->p != COMPUTE_F32) {
+        io.x = x;
+        io.q = buf;
+        io.xs = (float *)(buf + round64((size_t)M * l->in * (l->p == COMPUTE_BF16 ? 2 : 1)));
+        io.zp = (int32_t *)(io.xs + M);
+    }
+    return io;
+}
+
+static void block_before(const compute_linear *l, const block_io *io, int64_t r0, int64_t M)
+{
+    if (io->x && l->p == COMPUTE_BF16)
+        to_bf16((uint16_t *)io->q + r0 * l->in, io->x + r0 * l->in, M * l->in);
+    else if (io->x)
+        to_u8_rows((uint8_t *)io->q + r0 * l->in, io->xs + r0, io->zp + r0, io->x + r0 * l->in, (int)M,
+                   l->in);
+}
+
+static void block_after(const compute_linear *l, const block_io *io, char *y, int64_t r0, int64_t M)
+{
+    if (l->p == COMPUTE_INT8)
         int8_epilogue((float *)y + r0 * l->out, io->xs + r0, io->zp + r0, l->wscale, l->wsum, io->bias,
                       (int)M, l->out, l->post == COMPUTE_POST_GELU);
     else if (l->post == COMPUTE_POST_GELU) /* f32, bf16: see make_attr */
         gelu_forward((float *)y + r0 * l->out, (float *)y + r0 * l->out, M * l->out);
 }
 
-/* The fixed-rows primitives over N rows: blocks of 256 while they last,
- * then at most one each of 128 .. 16, and a last block of 16 ending at row
- * N (it recomputes up to 15 rows: same inputs, same sums). Fewer than 16
- * rows go through a zero-padded block of 16. */
+/* The blocks of the fixed-rows primitives over N >= 16 rows: blocks of
+ * 256 while they last, then at most one each of 128 .. 16, and a last
+ * block of 16 ending at row N (it recomputes up to 15 rows: same inputs,
+ * same sums). Start with *r = *i = 0; each call gives the next block
+ * (first row *r0, size FIXED_M[*fi]), 0 after the last. */
+static int block_next(int64_t N, int64_t *r, int *i, int64_t *r0, int *fi)
+{
+    for (; *i < NFIXED; ++*i)
+        if (N - *r >= FIXED_M[*i]) {
+            *r0 = *r;
+            *fi = *i;
+            *r += FIXED_M[*i];
+            *i += *i > 0; /* below 256: at most one block of each size */
+            return 1;
+        }
+    if (*r >= N)
+        return 0;
+    *r0 = N - 16;
+    *fi = NFIXED - 1;
+    *r = N;
+    return 1;
+}
+
+/* bytes of oneDNN scratchpad the fixed-rows primitives of l want */
+static size_t fixed_pad_max(const compute_linear *l)
+{
+    size_t m = 0;
+    for (int i = 0; i < NFIXED; i++)
+        m = l->fixed_pad[i] > m ? l->fixed_pad[i] : m;
+    return round64(m);
+}
+
+/* The fixed-rows primitives over N rows (block_next); fewer than 16 rows
+ * go through a zero-padded block of 16. */
 static dnnl_status_t fixed_forward(const compute_linear *l, dnnl_stream_t st, const char *src, char *y,
-                                   const float *bias, int64_t N, const int8_rows *io)
+                                   const float *bias, int64_t N, const block_io *io)
 {
     const size_t es = l->p == COMPUTE_F32 ? 4 : l->p == COMPUTE_BF16 ? 2 : 1;
-    const size_t xrow = (size_t)l->in * es, yrow = (size_t)l->out * 4;
-    size_t maxpad = 0;
-    for (int i = 0; i < NFIXED; i++)
-        maxpad = l->fixed_pad[i] > maxpad ? l->fixed_pad[i] : maxpad;
-    maxpad = round64(maxpad);
+    const size_t xrow = (size_t)l->in * es, yrow = (size_t)l->out * 4, maxpad = fixed_pad_max(l);
     char *pad = pad_get(maxpad + round64(16 * xrow) + 16 * yrow);
     if (!pad)
         return dnnl_out_of_memory;
@@ -733,22 +814,13 @@ static dnnl_status_t fixed_forward(const compute_linear *l, dnnl_stream_t st, co
         return s;
     }
     dnnl_status_t s = dnnl_success;
-    int64_t r = 0;
-    for (int i = 0; i < NFIXED && s == dnnl_success; i++)
-        while (s == dnnl_success && N - r >= FIXED_M[i]) {
-            block_before(l, io, r, FIXED_M[i]);
-            s = run_rows(l, l->fixed[i], st, src + r * xrow, y + r * yrow, NULL, bias, FIXED_M[i], pad,
-                         l->fixed_pad[i]);
-            block_after(l, io, y, r, FIXED_M[i]);
-            r += FIXED_M[i];
-            if (i > 0)
-                break; /* below 256: at most one block of each size */
-        }
-    if (s == dnnl_success && r < N) {
-        block_before(l, io, N - 16, 16); /* rows before r: quantized again, the same bytes */
-        s = run_rows(l, l->fixed[NFIXED - 1], st, src + (N - 16) * xrow, y + (N - 16) * yrow, NULL, bias, 16,
-                     pad, l->fixed_pad[NFIXED - 1]);
-        block_after(l, io, y, N - 16, 16); /* their sums were written again: dequantized again */
+    int64_t r = 0, r0;
+    int i = 0, fi;
+    while (s == dnnl_success && block_next(N, &r, &i, &r0, &fi)) {
+        block_before(l, io, r0, FIXED_M[fi]); /* a last block's earlier rows: converted again, the same bytes */
+        s = run_rows(l, l->fixed[fi], st, src + r0 * xrow, y + r0 * yrow, NULL, bias, FIXED_M[fi], pad,
+                     l->fixed_pad[fi]);
+        block_after(l, io, y, r0, FIXED_M[fi]); /* their sums were written again: done again */
     }
     return s;
 }
@@ -768,22 +840,13 @@ int compute_linear_forward(const compute_linear *l, float *y, const float *x, co
     }
     /* the GEMM's src: x itself (packed f32), or its rows converted */
     const void *src = x;
-    int8_rows io = {.bias = bias};
+    block_io io = {.bias = bias};
     if (l->p != COMPUTE_F32) {
-        const int64_t nx = (int64_t)N * l->in;
-        size_t need = l->p == COMPUTE_BF16 ? (size_t)nx * 2 : (size_t)nx + 64 + 2 * (size_t)N * sizeof(float);
-        void *scr = scratch_get(need);
+        char *scr = scratch_get(conv_bytes(l, N));
         if (!scr)
             return err_set("out of memory for the activations of %s (%d rows)", l->name, N);
+        io = conv_io(l, x, scr, N, bias);
         src = scr;
-        if (l->p == COMPUTE_BF16) {
-            to_bf16(scr, x, nx);
-        } else {
-            io.x = x;
-            io.q = scr;
-            io.xs = (float *)((char *)scr + ((nx + 63) & ~(int64_t)63));
-            io.zp = (int32_t *)(io.xs + N);
-        }
     }
     dnnl_status_t s;
     if (l->fixed_mode) {
@@ -795,6 +858,52 @@ int compute_linear_forward(const compute_linear *l, float *y, const float *x, co
             block_after(l, &io, (char *)y, 0, N);
     }
     return s == dnnl_success ? 0 : dnnl_fail("matmul", l->name, s);
+}
+
+/* One block of rows [r0, r0 + M) through up and down (fixed rows, index
+ * fi); buf: conv_bytes(up, 256), then up's output (256 rows), then
+ * conv_bytes(down, 256). */
+static dnnl_status_t ffn_block(const compute_linear *up, const compute_linear *down, dnnl_stream_t st,
+                               float *y, const float *x, const float *b1, const float *b2, int64_t r0,
+                               int fi, char *buf, char *pad)
+{
+    const int64_t M = FIXED_M[fi], B = FIXED_M[0];
+    const size_t cu = conv_bytes(up, B), ch = round64((size_t)B * up->out * 4);
+    float *h = (float *)(buf + cu), *yb = y + r0 * down->out;
+    const float *xb = x + r0 * up->in;
+    block_io iu = conv_io(up, xb, buf, M, b1), id = conv_io(down, h, buf + cu + ch, M, b2);
+    block_before(up, &iu, 0, M);
+    dnnl_status_t s = run_rows(up, up->fixed[fi], st, iu.x ? iu.q : xb, h, NULL, b1, M, pad, up->fixed_pad[fi]);
+    if (s != dnnl_success)
+        return s;
+    block_after(up, &iu, (char *)h, 0, M);
+    block_before(down, &id, 0, M);
+    s = run_rows(down, down->fixed[fi], st, id.x ? id.q : h, yb, NULL, b2, M, pad, down->fixed_pad[fi]);
+    if (s == dnnl_success)
+        block_after(down, &id, (char *)yb, 0, M);
+    return s;
+}
+
+int compute_ffn_forward(const compute_linear *up, const compute_linear *down, float *y, const float *x,
+                        const float *b1, const float *b2, float *g, int N)
+{
+    if (N < 16 || !up->fixed_mode || !down->fixed_mode || up->p != down->p || up->out != down->in) {
+        int rc = compute_linear_forward(up, g, x, NULL, b1, N);
+        return rc ? rc : compute_linear_forward(down, y, g, NULL, b2, N);
+    }
+    const int64_t B = FIXED_M[0];
+    const size_t pu = fixed_pad_max(up), pd = fixed_pad_max(down);
+    dnnl_stream_t st = stream_get();
+    char *pad = st ? pad_get(pu > pd ? pu : pd) : NULL;
+    char *buf = pad ? scratch_get(conv_bytes(up, B) + round64((size_t)B * up->out * 4) + conv_bytes(down, B)) : NULL;
+    if (!buf)
+        return err_set("out of memory for the feed-forward blocks of %s (%d rows)", up->name, N);
+    dnnl_status_t s = dnnl_success;
+    int64_t r = 0, r0;
+    int i = 0, fi;
+    while (s == dnnl_success && block_next(N, &r, &i, &r0, &fi))
+        s = ffn_block(up, down, st, y, x, b1 ? b1 : up->zeros, b2 ? b2 : down->zeros, r0, fi, buf, pad);
+    return s == dnnl_success ? 0 : dnnl_fail("matmul", up->name, s);
 }
 
 /* ---- bf16 GEMMs (training) ------------------------------------------------------------ */

@@ -65,4 +65,18 @@ AVX512 static inline __m512 gelu16(const erf_coefs *e, __m512 v)
     return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), v), _mm512_add_ps(_mm512_set1_ps(1.0f), r));
 }
 
+/* 16 floats -> their bfloat16 bit patterns, as compute_bf16_round: round
+ * to nearest even, a NaN kept quiet (bit for bit its result, denormals
+ * included, which AVX512_BF16's conversion would flush) */
+AVX512 static inline __m256i bf16x16(__m512 x)
+{
+    const __m512i u = _mm512_castps_si512(x), hi = _mm512_srli_epi32(u, 16);
+    __m512i r = _mm512_add_epi32(u, _mm512_set1_epi32(0x7fff));
+    r = _mm512_srli_epi32(_mm512_add_epi32(r, _mm512_and_si512(hi, _mm512_set1_epi32(1))), 16);
+    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                            _mm512_set1_epi32(0x7f800000));
+    r = _mm512_mask_or_epi32(r, nan, hi, _mm512_set1_epi32(0x40));
+    return _mm512_cvtepi32_epi16(r);
+}
+
 #endif

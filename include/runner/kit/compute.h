@@ -64,6 +64,16 @@ int compute_linear_pack(compute_linear *l, const float *W);
  * err_set. */
 int compute_linear_forward(const compute_linear *l, float *y, const float *x, const float *W,
                            const float *b, int N);
+/* kit 1.7: y (N,out) = down(up(x)) with b1, b2 the biases (NULL: none):
+ * a transformer's feed-forward block (up with COMPUTE_POST_GELU). Packed
+ * layers of one precision with brgemm kernels run it a block of up to 256
+ * rows at a time, both GEMMs and the conversions between them, so the
+ * (N, mid) intermediate stays in the core's cache; each row's result is
+ * bit for bit that of the two compute_linear_forward calls. Otherwise (and
+ * for N < 16) it is those two calls, through g (N, mid), which the fused
+ * path does not touch. -1 with err_set. */
+int compute_ffn_forward(const compute_linear *up, const compute_linear *down, float *y, const float *x,
+                        const float *b1, const float *b2, float *g, int N);
 /* oneDNN's implementation name ("brg:avx512_core_bf16", "gemm:jit", ...) */
 const char *compute_linear_impl(const compute_linear *l);
 /* the precision that runs: the one asked for, or COMPUTE_F32 where oneDNN
