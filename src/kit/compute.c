@@ -479,18 +479,41 @@ AVX512 static void to_bf16_avx512(uint16_t *o, const float *x, int64_t n)
         o[i] = compute_bf16_round(x[i]);
 }
 
-/* in chunks of 4096 values, split between the threads (the calling one
- * alone inside a parallel region) */
-static void to_bf16(uint16_t *o, const float *x, int64_t n)
+/* GELU of x as bf16: gelu_forward then to_bf16 in one pass (the step
+ * between the two GEMMs of a bf16 feed-forward block) */
+AVX512 static void gelu_bf16_avx512(uint16_t *o, const float *x, int64_t n)
+{
+    const erf_coefs e = erf_coefs_load();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) { /* two independent chains per step */
+        __m512 v0 = gelu16(&e, _mm512_loadu_ps(x + i)), v1 = gelu16(&e, _mm512_loadu_ps(x + i + 16));
+        _mm256_storeu_si256((__m256i *)(o + i), bf16x16(v0));
+        _mm256_storeu_si256((__m256i *)(o + i + 16), bf16x16(v1));
+    }
+    for (; i < n; i += 16) {
+        __mmask16 m = tail_mask(n - i);
+        uint16_t t[16];
+        _mm256_storeu_si256((__m256i *)t, bf16x16(gelu16(&e, _mm512_maskz_loadu_ps(m, x + i))));
+        memcpy(o + i, t, (size_t)(n - i < 16 ? n - i : 16) * sizeof *t);
+    }
+}
+
+/* f over chunks of 4096 values, split between the threads (the calling
+ * one alone inside a parallel region) */
+static void chunked(void (*f)(uint16_t *, const float *, int64_t), uint16_t *o, const float *x, int64_t n)
 {
     enum { CHUNK = 4096 };
-    const int fast = nn_avx512();
     const int64_t chunks = (n + CHUNK - 1) / CHUNK;
 #pragma omp parallel for schedule(static) if (chunks > 1)
     for (int64_t c = 0; c < chunks; c++) {
         int64_t lo = c * CHUNK, k = n - lo < CHUNK ? n - lo : CHUNK;
-        (fast ? to_bf16_avx512 : to_bf16_generic)(o + lo, x + lo, k);
+        f(o + lo, x + lo, k);
     }
+}
+
+static void to_bf16(uint16_t *o, const float *x, int64_t n)
+{
+    chunked(nn_avx512() ? to_bf16_avx512 : to_bf16_generic, o, x, n);
 }
 
 void compute_to_bf16(uint16_t *o, const float *x, int64_t n) { to_bf16(o, x, n); }
@@ -876,8 +899,12 @@ static dnnl_status_t ffn_block(const compute_linear *up, const compute_linear *d
     dnnl_status_t s = run_rows(up, up->fixed[fi], st, iu.x ? iu.q : xb, h, NULL, b1, M, pad, up->fixed_pad[fi]);
     if (s != dnnl_success)
         return s;
-    block_after(up, &iu, (char *)h, 0, M);
-    block_before(down, &id, 0, M);
+    if (up->p == COMPUTE_BF16 && up->post == COMPUTE_POST_GELU && nn_avx512()) {
+        chunked(gelu_bf16_avx512, id.q, h, M * up->out); /* block_after(up), block_before(down) in one pass */
+    } else {
+        block_after(up, &iu, (char *)h, 0, M);
+        block_before(down, &id, 0, M);
+    }
     s = run_rows(down, down->fixed[fi], st, id.x ? id.q : h, yb, NULL, b2, M, pad, down->fixed_pad[fi]);
     if (s == dnnl_success)
         block_after(down, &id, (char *)yb, 0, M);
