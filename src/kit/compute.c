@@ -553,11 +553,11 @@ static void row_to_u8(uint8_t *o, float *scale, int32_t *zp, const float *r, int
     }
 }
 
-/* 16 values of a row quantized: v inv + z + 1/2, clamped to [0, 255],
- * truncated */
-AVX512 static inline __m512i u8x16(const float *r, __m512 vinv, __m512 vzh)
+/* the lanes m of 16 values of a row quantized: v inv + z + 1/2, clamped
+ * to [0, 255], truncated */
+AVX512 static inline __m512i u8x16(const float *r, __mmask16 m, __m512 vinv, __m512 vzh)
 {
-    __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(r), vinv), vzh);
+    __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, r), vinv), vzh);
     return _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(255.0f)));
 }
 
@@ -571,8 +571,8 @@ __attribute__((target("avx512f,avx512bw"))) static int u8x64_rows(uint8_t *o, co
     const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     int k = 0;
     for (; k + 64 <= K; k += 64) {
-        __m512i ab = _mm512_packus_epi32(u8x16(r + k, vinv, vzh), u8x16(r + k + 16, vinv, vzh));
-        __m512i cd = _mm512_packus_epi32(u8x16(r + k + 32, vinv, vzh), u8x16(r + k + 48, vinv, vzh));
+        __m512i ab = _mm512_packus_epi32(u8x16(r + k, 0xffff, vinv, vzh), u8x16(r + k + 16, 0xffff, vinv, vzh));
+        __m512i cd = _mm512_packus_epi32(u8x16(r + k + 32, 0xffff, vinv, vzh), u8x16(r + k + 48, 0xffff, vinv, vzh));
         _mm512_storeu_si512(o + k, _mm512_permutexvar_epi32(order, _mm512_packus_epi16(ab, cd)));
     }
     return k;
@@ -610,13 +610,9 @@ AVX512 static void row_to_u8_avx512(uint8_t *o, float *scale, int32_t *zp, const
     *scale = s;
     *zp = (int32_t)z;
     const __m512 vinv = _mm512_set1_ps(inv), vzh = _mm512_set1_ps(z + 0.5f);
-    const __m512 zero = _mm512_setzero_ps(), top = _mm512_set1_ps(255.0f);
-    k = bw ? u8x64_rows(o, r, K, vinv, vzh) : 0;
-    for (; k < K; k += 16) {
+    for (k = bw ? u8x64_rows(o, r, K, vinv, vzh) : 0; k < K; k += 16) {
         __mmask16 m = tail_mask(K - k);
-        __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, r + k), vinv), vzh);
-        v = _mm512_min_ps(_mm512_max_ps(v, zero), top);
-        _mm512_mask_cvtepi32_storeu_epi8(o + k, m, _mm512_cvttps_epi32(v));
+        _mm512_mask_cvtepi32_storeu_epi8(o + k, m, u8x16(r + k, m, vinv, vzh));
     }
 }
 
