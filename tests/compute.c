@@ -251,9 +251,9 @@ static void test_ffn(compute_precision p, const float *W, const float *b)
         for (int i = 0; n >= 16 && fused && i < n * OUT; i++)
             untouched = untouched && isnan(g[i]);
     }
-    ok(rc == 0 && same && untouched, "%s (%s): the feed-forward block of 1 .. 600 rows in one call is "
+    ok(rc == 0 && same && untouched, "%s (%s%s): the feed-forward block of 1 .. 600 rows in one call is "
        "the two layers' calls bit for bit%s", compute_precision_name(p), up ? compute_linear_impl(up) : "?",
-       fused ? ", a block of rows at a time" : "");
+       nn_avx512() ? "" : ", portable loops", fused ? ", a block of rows at a time" : "");
     compute_linear_free(up);
     compute_linear_free(down);
     free(x);
@@ -304,6 +304,10 @@ int main(void)
     test_ffn(COMPUTE_F32, W, b);
     test_ffn(COMPUTE_BF16, W, b);
     test_ffn(COMPUTE_INT8, W, b);
+    nn_use_avx512(0); /* the portable loops between the GEMMs */
+    test_ffn(COMPUTE_BF16, W, b);
+    test_ffn(COMPUTE_INT8, W, b);
+    nn_use_avx512(1);
     test_to_bf16();
     compute_linear *bad = (compute_linear *)1;
     ok(compute_linear_create(&bad, "encoder.layer.0.bad", -3, OUT, COMPUTE_F32, 0) == -1 && !bad &&
@@ -314,5 +318,5 @@ int main(void)
     free(x);
     free(W);
     free(b);
-    return done_testing(28);
+    return done_testing(30);
 }

@@ -697,6 +697,26 @@ static void int8_epilogue(float *y, const float *sx, const int32_t *zp, const fl
         (fast ? dequant_row_avx512 : dequant_row)(y + (int64_t)m * out, sx[m], zp[m], sw, wsum, b, out, gelu);
 }
 
+/* int8_epilogue, then each row quantized (to_u8_rows) into q, qs, qz
+ * while it is in L1: a feed-forward block's step between its GEMMs */
+static void int8_epilogue_requant(float *y, const float *sx, const int32_t *zp, const float *sw,
+                                  const int32_t *wsum, const float *b, int N, int out, int gelu,
+                                  uint8_t *q, float *qs, int32_t *qz)
+{
+    const int fast = nn_avx512(), bw = fast && have_avx512bw();
+#pragma omp parallel for schedule(static)
+    for (int m = 0; m < N; m++) {
+        float *row = y + (int64_t)m * out;
+        if (fast) {
+            dequant_row_avx512(row, sx[m], zp[m], sw, wsum, b, out, gelu);
+            row_to_u8_avx512(q + (int64_t)m * out, qs + m, qz + m, row, out, bw);
+        } else {
+            dequant_row(row, sx[m], zp[m], sw, wsum, b, out, gelu);
+            row_to_u8(q + (int64_t)m * out, qs + m, qz + m, row, out);
+        }
+    }
+}
+
 /* ---- forward ---------------------------------------------------------------------- */
 
 typedef struct {
@@ -935,8 +955,12 @@ static dnnl_status_t ffn_block(const compute_linear *up, const compute_linear *d
     dnnl_status_t s = run_rows(up, up->fixed[fi], st, iu.x ? iu.q : xb, h, NULL, b1, M, pad, up->fixed_pad[fi]);
     if (s != dnnl_success)
         return s;
+    /* block_after(up) and block_before(down) in one pass */
     if (up->p == COMPUTE_BF16 && up->post == COMPUTE_POST_GELU && nn_avx512()) {
-        chunked(gelu_bf16_avx512, id.q, h, M * up->out); /* block_after(up), block_before(down) in one pass */
+        chunked(gelu_bf16_avx512, id.q, h, M * up->out);
+    } else if (up->p == COMPUTE_INT8) {
+        int8_epilogue_requant(h, iu.xs, iu.zp, up->wscale, up->wsum, b1, (int)M, up->out,
+                              up->post == COMPUTE_POST_GELU, id.q, id.xs, id.zp);
     } else {
         block_after(up, &iu, (char *)h, 0, M);
         block_before(down, &id, 0, M);
