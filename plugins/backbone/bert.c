@@ -822,7 +822,13 @@ static void scatter(bert *m, float *dst, const float *src, int s0, int s1)
 #pragma omp parallel for schedule(static)
     for (int b = s0; b < s1; b++) {
         int n = m->off[b + 1] - m->off[b], r = m->off[b];
-        memset(dst + (int64_t)b * T * C, 0, (size_t)T * C * sizeof *dst);
+        float *row0 = dst + (int64_t)b * T * C;
+        if (n > 0 && m->rowmap[r + n - 1] == (int64_t)b * T + n - 1) { /* tokens first: one copy */
+            memcpy(row0, src + (int64_t)r * C, (size_t)n * C * sizeof *src);
+            memset(row0 + (int64_t)n * C, 0, (size_t)(T - n) * C * sizeof *dst);
+            continue;
+        }
+        memset(row0, 0, (size_t)T * C * sizeof *dst);
         for (int i = 0; i < n; i++)
             memcpy(dst + m->rowmap[r + i] * C, src + (int64_t)(r + i) * C, (size_t)C * sizeof *src);
     }

@@ -2,7 +2,7 @@
  *
  * oneDNN picks its kernels from the CPU's features at run time
  * (avx2, avx512_core, avx512_core_bf16, avx512_core_vnni, AMX), never from
- * an environment variable we set. Two entry points:
+ * an environment variable we set. The entry points:
  *
  *  - compute_sgemm: C = alpha op(A) op(B) + beta C, row-major, float32, for
  *    GEMMs whose operands change every call (training, heads, backward).
@@ -20,6 +20,8 @@
  *    ONNX Runtime's: per-channel symmetric int8 weights, uint8 activations
  *    with a scale and zero point per row computed at run time (int32 sums
  *    from oneDNN, dequantized with the bias and GELU in one pass).
+ *  - compute_ffn_forward: two packed layers back to back (a transformer's
+ *    feed-forward block) a block of rows at a time.
  *
  * Primitives may run from several threads at once (each thread keeps its
  * own stream and scratch); called inside a parallel region a primitive runs
