@@ -348,6 +348,25 @@ static char *metric_file(const char *metric, const char *ext)
     return f;
 }
 
+/* Bottom margin of a metric's plot, in character heights: room for its
+ * longest x label (a group's non-seed axis labels joined by ", ", cut at 60
+ * characters) rotated by 30 degrees. */
+static int label_margin(const table *t)
+{
+    size_t longest = 3; /* "all" */
+    for (int g = 0; g < t->ng; g++) {
+        const point *p = &t->p[t->first[g]];
+        size_t n = 0, k = 0;
+        for (size_t i = 0; i < json_array_size(p->axes); i++)
+            if (!is_seed(json_array_get(p->axes, i)))
+                n += strlen(axis_label(p, i)) + (k++ ? 2 : 0);
+        longest = n > longest ? n : longest;
+    }
+    longest = longest > 63 ? 63 : longest;
+    int m = 2 + (int)(longest + 3) / 4;
+    return m < 4 ? 4 : m;
+}
+
 static int write_metric(const table *t, const char *dir, const char *metric)
 {
     sbuf md = {0}, csv = {0}, plot = {0};
@@ -367,8 +386,9 @@ static int write_metric(const table *t, const char *dir, const char *metric)
     sb_printf(&plot, "set grid ytics\nset title ");
     sb_quote(&plot, metric, 0);
     sb_printf(&plot, "\nset ylabel '%s: mean and std over seeds'\nset xrange [-0.5:%d.5]\n"
-                     "set xtics rotate by 30 right\nset bmargin 12\nset lmargin 24\nset xtics (",
-              strncmp(metric, "test.", 5) == 0 ? "test value of the selected checkpoint" : "best dev value", t->ng - 1);
+                     "set xtics rotate by 30 right\nset bmargin %d\nset lmargin 24\nset xtics (",
+              strncmp(metric, "test.", 5) == 0 ? "test value of the selected checkpoint" : "best dev value", t->ng - 1,
+              label_margin(t));
     for (int g = 0; g < t->ng; g++) {
         stat s = group_stat(t, g, metric);
         json_t *axes = json_object();
