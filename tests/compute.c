@@ -313,10 +313,19 @@ int main(void)
     ok(compute_linear_create(&bad, "encoder.layer.0.bad", -3, OUT, COMPUTE_F32, 0) == -1 && !bad &&
            strstr(err_get(), "encoder.layer.0.bad"),
        "a layer oneDNN refuses fails with its name: %s", err_get());
+    compute_linear *l1 = NULL, *l2 = NULL;
+    float y1[IN], g1[OUT];
+    ok(compute_linear_create(&l1, "ffn.a", IN, OUT, COMPUTE_F32, COMPUTE_POST_GELU) == 0 &&
+           compute_linear_create(&l2, "ffn.b", IN, OUT, COMPUTE_F32, 0) == 0 &&
+           compute_ffn_forward(l1, l2, y1, x, NULL, NULL, g1, 1) == -1 && strstr(err_get(), "ffn.a") &&
+           strstr(err_get(), "ffn.b"),
+       "a feed-forward block whose layers do not fit fails with both names: %s", err_get());
+    compute_linear_free(l1);
+    compute_linear_free(l2);
     compute_linear_free(NULL);
     ok(1, "compute_linear_free(NULL) is a no-op");
     free(x);
     free(W);
     free(b);
-    return done_testing(30);
+    return done_testing(31);
 }

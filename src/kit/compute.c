@@ -974,7 +974,10 @@ static dnnl_status_t ffn_block(const compute_linear *up, const compute_linear *d
 int compute_ffn_forward(const compute_linear *up, const compute_linear *down, float *y, const float *x,
                         const float *b1, const float *b2, float *g, int N)
 {
-    if (N < 16 || !up->fixed_mode || !down->fixed_mode || up->p != down->p || up->out != down->in) {
+    if (up->out != down->in)
+        return err_set("feed-forward block: %s gives %d values a row, %s takes %d", up->name, up->out,
+                       down->name, down->in);
+    if (N < 16 || !up->fixed_mode || !down->fixed_mode || up->p != down->p) {
         int rc = compute_linear_forward(up, g, x, NULL, b1, N);
         return rc ? rc : compute_linear_forward(down, y, g, NULL, b2, N);
     }

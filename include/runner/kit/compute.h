@@ -73,7 +73,8 @@ int compute_linear_forward(const compute_linear *l, float *y, const float *x, co
  * (N, mid) intermediate stays in the core's cache; each row's result is
  * bit for bit that of the two compute_linear_forward calls. Otherwise (and
  * for N < 16) it is those two calls, through g (N, mid), which the fused
- * path does not touch. -1 with err_set. */
+ * path does not touch. -1 with err_set (also when up's outputs are not
+ * down's inputs). */
 int compute_ffn_forward(const compute_linear *up, const compute_linear *down, float *y, const float *x,
                         const float *b1, const float *b2, float *g, int N);
 /* oneDNN's implementation name ("brg:avx512_core_bf16", "gemm:jit", ...) */
