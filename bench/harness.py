@@ -223,15 +223,25 @@ def compare_embeddings(engines):
                       f"{float(np.abs(emb - ref).max()):.3g} (max |value| {float(np.abs(ref).max()):.3g})")
 
 
+# the CPU features that decide which kernels run (oneDNN's and ours)
+KEY_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+
+
 def cpu_name():
+    """The model name and its key features: one model name ("Intel(R) Xeon(R)
+    Processor" under KVM) covers CPUs with and without AMX."""
+    name, flags = "unknown CPU", set()
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                if line.startswith("model name") and name == "unknown CPU":
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return "unknown CPU"
+    have = [f for f in KEY_FLAGS if f in flags]
+    return f"{name} ({' '.join(have) if have else 'none of ' + ', '.join(KEY_FLAGS)})"
 
 
 def ensure_onnx_int8(onnx, onnx_int8):
