@@ -231,6 +231,23 @@ static void test_gelu(void)
     for (int i = 0; i < GN; i++)
         paths = fmax(paths, fabs(y[i] - y2[i]) / fmax(1.0f, fabsf(y2[i])));
     cmp_ok(paths, <, 5e-7, "gelu: AVX-512 and libm paths agree");
+    {   /* the AVX2 path (CPUs without AVX-512): the AVX-512 path's pieces, the same bits */
+        float sp[GN + 19], o512[GN + 19], o2[GN + 19];
+        const float special[19] = {NAN, -NAN, INFINITY, -INFINITY, 4.0f, -4.0f, 3.9999998f, 0.25f, -0.0f,
+                                   1e-40f, -1e-40f, 3.4e38f, -3.4e38f, 5.656854f, -5.656854f, 0.5f, 1.0f, -2.0f, 8.0f};
+        memcpy(sp, gx, GN * sizeof *gx);
+        memcpy(sp + GN, special, sizeof special);
+        gelu_forward(o512, sp, GN + 19);
+        nn_use_avx512(2);
+        gelu_forward(o2, sp, GN + 19);
+        nn_use_avx512(1);
+        double w2 = 0;
+        for (int i = 0; i < GN; i++)
+            w2 = fmax(w2, fabs(o2[i] - ref[i]) / fmax(1.0, fabs(ref[i])));
+        int same = !nn_avx512() || memcmp(o512, o2, sizeof o2) == 0;
+        ok(w2 < 5e-7 && same, "gelu forward without AVX-512 (AVX2 where there is) = exact GELU (%.1e)%s", w2,
+           nn_avx512() ? ", = the AVX-512 path bit for bit, NaN, infinities and denormals included" : "");
+    }
     gelu_row(y2, gx, GN);
     ok(memcmp(y, y2, GN * sizeof *y) == 0, "gelu_row (one thread) = gelu_forward, bit for bit");
     float *R = rand_vec(GN, 1), *dx = calloc(GN, sizeof *dx), *dx2 = calloc(GN, sizeof *dx2);
@@ -751,5 +768,5 @@ int main(void)
     test_pool();
     test_first_nonfinite();
     test_guard_pages();
-    return done_testing(67);
+    return done_testing(68);
 }

@@ -1,7 +1,8 @@
 /* nn.c — transformer layer kernels, forward/backward pairs (see nn.h).
  * GEMMs go to oneDNN (compute.h); the rest are OpenMP loops. GELU's
- * erf and the softmax's exp have AVX-512 versions chosen at run time;
- * otherwise libm's erff/expf. */
+ * erf and the softmax's exp have AVX-512 versions chosen at run time (the
+ * GELU forward also an AVX2 one, the same bits); otherwise libm's
+ * erff/expf. */
 #include "runner/kit/nn.h"
 
 #include "runner/kit/compute.h"
@@ -12,7 +13,7 @@
 #include <omp.h>
 #include <string.h>
 
-static int use_avx512 = -1;
+static int use_avx512 = -1, use_avx2 = -1;
 
 int nn_avx512(void)
 {
@@ -21,6 +22,17 @@ int nn_avx512(void)
         use_avx512 = __builtin_cpu_supports("avx512f") ? 1 : 0;
     }
     return use_avx512;
+}
+
+/* AVX2 with FMA (every CPU with AVX2 has FMA3; both are checked): GELU's
+ * 8-lane path where there is no AVX-512 */
+static int nn_avx2(void)
+{
+    if (use_avx2 < 0) {
+        __builtin_cpu_init();
+        use_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
+    }
+    return use_avx2;
 }
 
 int64_t nn_first_nonfinite(const float *x, int64_t n)
@@ -43,9 +55,11 @@ int64_t nn_first_nonfinite(const float *x, int64_t n)
 
 void nn_use_avx512(int on)
 {
-    use_avx512 = -1;
-    if (nn_avx512() && !on)
+    use_avx512 = use_avx2 = -1;
+    if (nn_avx512() && on != 1)
         use_avx512 = 0;
+    if (nn_avx2() && on == 0)
+        use_avx2 = 0;
 }
 
 /* ---- vector exp and erf's pieces (AVX-512) ------------------------------------------- */
@@ -358,10 +372,64 @@ AVX512 static void gelu_forward_avx512(float *y, const float *x, int64_t n)
     }
 }
 
-static void gelu_forward_generic(float *y, const float *x, int64_t n)
+static void gelu_forward_libm(float *y, const float *x, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
         y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * INV_SQRT2));
+}
+
+/* ---- GELU forward on AVX2: the AVX-512 path's erf pieces, 8 lanes ------------------- */
+
+#define AVX2 __attribute__((target("avx2,fma")))
+
+/* coefficient j of each lane's piece k (0..15): two 8-entry lookups */
+AVX2 static inline __m256 piece_coef8(int j, __m256i k, __m256 upper)
+{
+    return _mm256_blendv_ps(_mm256_permutevar8x32_ps(_mm256_load_ps(kit_erf_pieces[j]), k),
+                            _mm256_permutevar8x32_ps(_mm256_load_ps(kit_erf_pieces[j] + 8), k), upper);
+}
+
+/* erf16_pieces' operations in the same order on 8 lanes: the same bits */
+AVX2 static inline __m256 erf8_pieces(__m256 x)
+{
+    const __m256 signbit = _mm256_set1_ps(-0.0f);
+    __m256 sign = _mm256_and_ps(x, signbit), a = _mm256_andnot_ps(signbit, x);
+    __m256 one = _mm256_cmp_ps(a, _mm256_set1_ps(4.0f), _CMP_GE_OQ);
+    __m256 piece = _mm256_round_ps(_mm256_mul_ps(a, _mm256_set1_ps(4.0f)), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    piece = _mm256_min_ps(piece, _mm256_set1_ps(15.0f));
+    __m256i k = _mm256_cvttps_epi32(piece);
+    __m256 upper = _mm256_castsi256_ps(_mm256_cmpgt_epi32(k, _mm256_set1_epi32(7)));
+    __m256 t = _mm256_fnmadd_ps(piece, _mm256_set1_ps(0.25f), a); /* exact: a - piece / 4 */
+    __m256 p = piece_coef8(0, k, upper);
+    for (int j = 1; j < 6; j++)
+        p = _mm256_fmadd_ps(p, t, piece_coef8(j, k, upper));
+    p = _mm256_blendv_ps(p, _mm256_set1_ps(1.0f), one);
+    return _mm256_or_ps(p, sign);
+}
+
+AVX2 static inline __m256 gelu8(__m256 v)
+{
+    __m256 r = erf8_pieces(_mm256_mul_ps(v, _mm256_set1_ps(INV_SQRT2)));
+    return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v), _mm256_add_ps(_mm256_set1_ps(1.0f), r));
+}
+
+AVX2 static void gelu_forward_avx2(float *y, const float *x, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, gelu8(_mm256_loadu_ps(x + i)));
+    if (i < n) { /* the last values through a padded vector */
+        float t[8] = {0};
+        memcpy(t, x + i, (size_t)(n - i) * sizeof *t);
+        _mm256_storeu_ps(t, gelu8(_mm256_loadu_ps(t)));
+        memcpy(y + i, t, (size_t)(n - i) * sizeof *t);
+    }
+}
+
+/* the portable forward: AVX2 where there is, libm's erff otherwise */
+static void gelu_forward_generic(float *y, const float *x, int64_t n)
+{
+    (nn_avx2() ? gelu_forward_avx2 : gelu_forward_libm)(y, x, n);
 }
 
 /* GELU'(v) = Phi(v) + v phi(v): erf by the forward's pieces, coefficients

@@ -117,7 +117,8 @@ int nn_avx512(void);
 /* index of the first NaN or infinity of x[0..n), or -1 (a branch-free
  * scan of blocks, then the block that has one) */
 int64_t nn_first_nonfinite(const float *x, int64_t n);
-/* Tests: 0 forces the generic paths, 1 restores the CPU's best. */
+/* Tests: 0 forces the portable loops, 1 restores the CPU's best, 2 the
+ * best without AVX-512 (on an AVX-512 CPU: the AVX2 paths). */
 void nn_use_avx512(int on);
 
 #endif
