@@ -247,6 +247,25 @@ static void test_gelu(void)
         int same = !nn_avx512() || memcmp(o512, o2, sizeof o2) == 0;
         ok(w2 < 5e-7 && same, "gelu forward without AVX-512 (AVX2 where there is) = exact GELU (%.1e)%s", w2,
            nn_avx512() ? ", = the AVX-512 path bit for bit, NaN, infinities and denormals included" : "");
+        /* backward: exp's scaling by two powers of two, at the ends of its range too */
+        float *dy = rand_vec(GN + 19, 3), d512[GN + 19], d2[GN + 19];
+        const float ends[6] = {13.3f, -13.3f, 13.6f, 14.0f, 20.0f, 1e19f};
+        memcpy(sp + 100, ends, sizeof ends);
+        for (int i = 0; i < GN + 19; i++)
+            d512[i] = d2[i] = 0.25f * (float)(i % 7);
+        gelu_backward(d512, sp, dy, GN + 19);
+        nn_use_avx512(2);
+        gelu_backward(d2, sp, dy, GN + 19);
+        nn_use_avx512(1);
+        double wb = 0;
+        for (int i = 0; i < GN; i++) {
+            double x = sp[i], d = 0.5 * (1 + erf(x / sqrt(2.0))) + x * exp(-0.5 * x * x) / sqrt(2 * M_PI);
+            wb = fmax(wb, fabs(d2[i] - 0.25f * (float)(i % 7) - dy[i] * d));
+        }
+        same = !nn_avx512() || memcmp(d512, d2, sizeof d2) == 0;
+        ok(wb < 1e-6 && same, "gelu backward without AVX-512 (AVX2 where there is) = dy GELU' (%.1e)%s", wb,
+           nn_avx512() ? ", = the AVX-512 path bit for bit" : "");
+        free(dy);
     }
     gelu_row(y2, gx, GN);
     ok(memcmp(y, y2, GN * sizeof *y) == 0, "gelu_row (one thread) = gelu_forward, bit for bit");
@@ -768,5 +787,5 @@ int main(void)
     test_pool();
     test_first_nonfinite();
     test_guard_pages();
-    return done_testing(68);
+    return done_testing(69);
 }

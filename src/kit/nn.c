@@ -1,7 +1,7 @@
 /* nn.c — transformer layer kernels, forward/backward pairs (see nn.h).
  * GEMMs go to oneDNN (compute.h); the rest are OpenMP loops. GELU's
- * erf and the softmax's exp have AVX-512 versions chosen at run time (the
- * GELU forward also an AVX2 one, the same bits); otherwise libm's
+ * erf and the softmax's exp have AVX-512 versions chosen at run time (GELU
+ * forward and backward also AVX2 ones, the same bits); otherwise libm's
  * erff/expf. */
 #include "runner/kit/nn.h"
 
@@ -463,13 +463,71 @@ AVX512 static void gelu_backward_avx512(float *dx, const float *x, const float *
     }
 }
 
-static void gelu_backward_generic(float *dx, const float *x, const float *dy, int64_t n)
+static void gelu_backward_libm(float *dx, const float *x, const float *dy, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) {
         float cdf = 0.5f * (1.0f + erff(x[i] * INV_SQRT2));
         float pdf = INV_SQRT_2PI * expf(-0.5f * x[i] * x[i]);
         dx[i] += (cdf + x[i] * pdf) * dy[i];
     }
+}
+
+/* exp16's operations on 8 lanes. vscalefps (p 2^n) is AVX-512 only: here
+ * two exact powers of two, 2^(n>>1) then 2^(n - (n>>1)), each normal for n
+ * in [-150, 128]; the first product is exact, the second rounds once, as
+ * vscalefps does (denormal and infinite results included): the same bits. */
+AVX2 static inline __m256 exp8(__m256 x)
+{
+    x = _mm256_max_ps(_mm256_set1_ps(-104.0f), x);
+    x = _mm256_min_ps(_mm256_set1_ps(88.7f), x);
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i ni = _mm256_cvtps_epi32(n), n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
+    const __m256i bias = _mm256_set1_epi32(127);
+    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
+    __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
+    return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2); /* a NaN p passes, as from vscalefps */
+}
+
+/* gelu_grad16 on 8 lanes */
+AVX2 static inline __m256 gelu_grad8(__m256 v)
+{
+    __m256 cdf = _mm256_mul_ps(_mm256_set1_ps(0.5f),
+                               _mm256_add_ps(_mm256_set1_ps(1.0f), erf8_pieces(_mm256_mul_ps(v, _mm256_set1_ps(INV_SQRT2)))));
+    __m256 pdf = _mm256_mul_ps(_mm256_set1_ps(INV_SQRT_2PI),
+                               exp8(_mm256_mul_ps(_mm256_set1_ps(-0.5f), _mm256_mul_ps(v, v))));
+    return _mm256_fmadd_ps(v, pdf, cdf);
+}
+
+AVX2 static void gelu_backward_avx2(float *dx, const float *x, const float *dy, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dx + i, _mm256_fmadd_ps(gelu_grad8(_mm256_loadu_ps(x + i)), _mm256_loadu_ps(dy + i),
+                                                 _mm256_loadu_ps(dx + i)));
+    if (i < n) { /* the last values through padded vectors */
+        float tx[8] = {0}, ty[8] = {0}, td[8] = {0};
+        memcpy(tx, x + i, (size_t)(n - i) * sizeof *tx);
+        memcpy(ty, dy + i, (size_t)(n - i) * sizeof *ty);
+        memcpy(td, dx + i, (size_t)(n - i) * sizeof *td);
+        _mm256_storeu_ps(td, _mm256_fmadd_ps(gelu_grad8(_mm256_loadu_ps(tx)), _mm256_loadu_ps(ty), _mm256_loadu_ps(td)));
+        memcpy(dx + i, td, (size_t)(n - i) * sizeof *td);
+    }
+}
+
+/* the portable backward: AVX2 where there is, libm otherwise */
+static void gelu_backward_generic(float *dx, const float *x, const float *dy, int64_t n)
+{
+    (nn_avx2() ? gelu_backward_avx2 : gelu_backward_libm)(dx, x, dy, n);
 }
 
 enum { CHUNK = 4096 }; /* elements per OpenMP work item of element-wise loops */
