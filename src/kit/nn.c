@@ -378,7 +378,7 @@ static void gelu_forward_libm(float *y, const float *x, int64_t n)
         y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * INV_SQRT2));
 }
 
-/* ---- GELU forward on AVX2: the AVX-512 path's erf pieces, 8 lanes ------------------- */
+/* ---- GELU on AVX2: the AVX-512 path's erf pieces and exp, 8 lanes ------------------ */
 
 #define AVX2 __attribute__((target("avx2,fma")))
 
