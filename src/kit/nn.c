@@ -65,23 +65,28 @@ void nn_use_avx512(int on)
 /* ---- vector exp and erf's pieces (AVX-512) ------------------------------------------- */
 
 /* exp: n = round(x log2 e), r = x - n ln 2 (two-part), Cephes' expf
- * polynomial on r, scaled by 2^n with vscalefps. ~1 ulp. NaN passes. */
+ * polynomial on r, scaled by 2^n. ~1 ulp. NaN passes. One set of
+ * constants for exp16 and its AVX2 twin exp8, which must give the same
+ * bits: clamps, log2 e, ln 2 in two parts, the polynomial from its
+ * highest coefficient. */
+static const float EXP_LO = -104.0f, EXP_HI = 88.7f, EXP_LOG2E = 1.44269504088896341f;
+static const float EXP_LN2[2] = {0.693359375f, -2.12194440e-4f};
+static const float EXP_POLY[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                                  4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+
 AVX512 static inline __m512 exp16(__m512 x)
 {
-    x = _mm512_max_ps(_mm512_set1_ps(-104.0f), x);
-    x = _mm512_min_ps(_mm512_set1_ps(88.7f), x);
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+    x = _mm512_max_ps(_mm512_set1_ps(EXP_LO), x);
+    x = _mm512_min_ps(_mm512_set1_ps(EXP_HI), x);
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(EXP_LOG2E)),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2[0]), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2[1]), r);
+    __m512 p = _mm512_set1_ps(EXP_POLY[0]);
+    for (int j = 1; j < 6; j++)
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_POLY[j]));
     p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(p, n);
+    return _mm512_scalef_ps(p, n); /* p 2^n */
 }
 
 /* the pieces of erf16_pieces (vec512.h) */
@@ -478,18 +483,15 @@ static void gelu_backward_libm(float *dx, const float *x, const float *dy, int64
  * vscalefps does (denormal and infinite results included): the same bits. */
 AVX2 static inline __m256 exp8(__m256 x)
 {
-    x = _mm256_max_ps(_mm256_set1_ps(-104.0f), x);
-    x = _mm256_min_ps(_mm256_set1_ps(88.7f), x);
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+    x = _mm256_max_ps(_mm256_set1_ps(EXP_LO), x);
+    x = _mm256_min_ps(_mm256_set1_ps(EXP_HI), x);
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(EXP_LOG2E)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_LN2[0]), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_LN2[1]), r);
+    __m256 p = _mm256_set1_ps(EXP_POLY[0]);
+    for (int j = 1; j < 6; j++)
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_POLY[j]));
     p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
     __m256i ni = _mm256_cvtps_epi32(n), n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
     const __m256i bias = _mm256_set1_epi32(127);
