@@ -580,12 +580,12 @@ static void free_acts(bert *m)
 static int ensure_acts(bert *m, int train)
 {
     size_t N = (size_t)m->N, C = (size_t)m->C, FF = (size_t)m->FF;
-    if (N <= m->cap_n && (size_t)m->nprobs <= m->cap_probs && (!train || m->cap_train))
+    int full = train || m->cap_train; /* probabilities and LayerNorm statistics kept */
+    if (N <= m->cap_n && (!full || (size_t)m->nprobs <= m->cap_probs) && (!train || m->cap_train))
         return 0;
     free_acts(m);
     size_t n = N > m->cap_n ? N + N / 4 : m->cap_n;
     size_t np = (size_t)m->nprobs > m->cap_probs ? (size_t)m->nprobs + (size_t)m->nprobs / 4 : m->cap_probs;
-    int full = train || m->cap_train;
     m->cap_n = m->cap_probs = 0;
     m->cap_train = 0;
     free(m->a);
