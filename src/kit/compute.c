@@ -449,14 +449,13 @@ int compute_linear_pack(compute_linear *l, const float *W)
         if (s == dnnl_success)
             s = reorder_weights(l, &md, (void *)W);
     } else {
-        int8_t *q = mem_alloc((size_t)n);
+        int8_t *q = scratch_get((size_t)n); /* this thread's, kept: no fresh pages per layer */
         if (!q)
             return err_set("out of memory quantizing %s", l->name);
         quantize_weights(q, l->wscale, l->wsum, W, l->in, l->out);
         s = dnnl_memory_desc_init_by_strides(&md, 2, wd, dnnl_s8, wstr);
         if (s == dnnl_success)
             s = reorder_weights(l, &md, q);
-        mem_free(q);
     }
     return s == dnnl_success ? 0 : dnnl_fail("weights reorder", l->name, s);
 }

@@ -14,7 +14,8 @@ int err_setv(const char *prefix, const char *fmt, va_list ap);
 const char *err_get(void);
 void err_clear(void);
 
-void *mem_alloc(size_t bytes);            /* 64-byte aligned; NULL on failure */
+void *mem_alloc(size_t bytes);            /* 64-byte aligned (1 MiB and more: whole 2 MiB
+                                             huge pages, asked for); NULL on failure */
 void *mem_calloc(size_t n, size_t size);  /* aligned and zeroed */
 void mem_free(void *p);
 /* Give the whole pages inside [p, p + bytes) back to the kernel
