@@ -863,24 +863,22 @@ static int forward_slice(bert *m, int train, int lo, int s0, int s1, float *scra
     return rc;
 }
 
-/* Sentence groups of the eval forward: per_thread per thread, contiguous
- * runs of sentences with about equal token counts. In f32 one large group
- * per thread is best (f32 GEMMs read the weights in place and pack them
- * on every call, so smaller groups cost more, and sharing each operation
- * between threads costs a barrier after every kernel). In bf16 and int8
- * the weights are packed once, so 2 groups per thread cost little and
- * balance the threads when one of them is slowed down (measured, 2 threads,
- * quiet: 2 groups 0.57 s, 1 group 0.56-0.66 s, 4 groups 0.59 s for the
- * int8 benchmark encode). 0 when there are
- * fewer than 2 sentences per thread: then the kernels share each
- * operation. */
-static int make_groups(bert *m, int threads, int per_thread)
+/* Sentence groups of the eval forward: one per thread, contiguous runs of
+ * sentences with about equal token counts. One large group per thread is
+ * best: a GEMM streams its weights once per block of rows, so larger
+ * groups read them fewer times, and sharing each operation between
+ * threads costs a barrier after every kernel. Two groups per thread
+ * balanced the threads on the AMX Xeon (int8 benchmark encode, 2 threads:
+ * 0.57 s against 0.56-0.66 s for one), but measured on the Zen 5 after
+ * the activations stopped being reallocated, one group per thread is
+ * faster: int8 +2.4 % and +5.8 %, bf16 +2.7 % (medians of 7 alternating
+ * runs), three groups 7 % slower. 0 when there are fewer than 2 sentences
+ * per thread: then the kernels share each operation. */
+static int make_groups(bert *m, int threads)
 {
     if (threads < 2 || m->B < 2 * threads)
         return 0;
-    int groups = threads * per_thread;
-    while (groups > threads && m->B < 2 * groups)
-        groups -= threads;
+    const int groups = threads;
     m->group[0] = 0;
     for (int g = 1; g < groups; g++) {
         int64_t target = (int64_t)m->N * g / groups;
@@ -953,7 +951,7 @@ static int bert_forward(void *self, const runner_batch *b, int train, const runn
         for (int k = 0; k < 3; k++)
             memcpy(m->bqkv + (3 * l + k) * C, lt(m, l, QB + k)->data, (size_t)C * sizeof(float));
     int threads = omp_get_max_threads();
-    int groups = train ? 0 : make_groups(m, threads, m->prec != COMPUTE_F32 ? 2 : 1);
+    int groups = train ? 0 : make_groups(m, threads);
     if (train)
         m->wp_stale = 1;
     /* bf16 training: the trainer's bfloat16 copies of the weights */
