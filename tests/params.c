@@ -76,12 +76,13 @@ int main(void)
     gsl_rng_free(rng);
 
     /* the kit's aligned blocks, which hold the activations and packed weights */
-    char *small = mem_alloc(100), *large = mem_alloc(3u << 20);
-    ok(small && ((uintptr_t)small & 63) == 0, "a small block is 64-byte aligned");
-    ok(large && ((uintptr_t)large & ((2u << 20) - 1)) == 0, "a block of 1 MiB or more starts on a 2 MiB boundary");
+    char *small = mem_alloc_huge(100), *large = mem_alloc_huge(3u << 20);
+    ok(small && ((uintptr_t)small & 63) == 0, "a small long-lived block is 64-byte aligned");
+    ok(large && ((uintptr_t)large & ((2u << 20) - 1)) == 0, "one of 1 MiB or more starts on a 2 MiB boundary");
     if (large)
         large[(3u << 20) - 1] = 1; /* writable to its end */
-    ok(mem_alloc(SIZE_MAX - 10) == NULL && mem_calloc(SIZE_MAX / 2, 4) == NULL, "impossible sizes give NULL");
+    ok(mem_alloc(SIZE_MAX - 10) == NULL && mem_alloc_huge(SIZE_MAX - 10) == NULL &&
+       mem_calloc(SIZE_MAX / 2, 4) == NULL, "impossible sizes give NULL");
     mem_free(small);
     mem_free(large);
     mem_free(NULL);

@@ -250,14 +250,13 @@ static void bert_destroy(void *self)
     bert *m = self;
     if (!m)
         return;
-    const runner_host *h = m->h;
     for (int i = 0; i < m->nt; i++)
         free(m->t[i].name);
     free(m->t);
     free(m->dir);
     json_decref(m->config);
-    h->free(m->bqkv);
-    h->free(m->dbqkv);
+    mem_free(m->bqkv);
+    mem_free(m->dbqkv);
     free(m->ids);
     free(m->pos);
     free(m->types);
@@ -267,12 +266,12 @@ static void bert_destroy(void *self)
     free(m->off);
     free(m->group);
     free(m->poff);
-    h->free(m->emb);
-    h->free(m->emb_mean);
-    h->free(m->emb_rstd);
+    mem_free(m->emb);
+    mem_free(m->emb_mean);
+    mem_free(m->emb_rstd);
     free_acts(m);
     free(m->a);
-    h->free(m->scratch);
+    mem_free(m->scratch);
     for (int i = 0; m->lin && i < 4 * m->L; i++)
         compute_linear_free(m->lin[i]);
     free(m->lin);
@@ -280,15 +279,15 @@ static void bert_destroy(void *self)
         compute_linear_free(m->f32[i]);
     for (int l = 0; l <= m->L; l++) {
         if (m->hidden)
-            h->free(m->hidden[l]);
+            mem_free(m->hidden[l]);
         if (m->dhidden)
-            h->free(m->dhidden[l]);
+            mem_free(m->dhidden[l]);
     }
     free(m->hidden);
     free(m->dhidden);
     float *grads[] = {m->gx, m->gy, m->gr, m->gx1, m->gatt, m->gqkv, m->gh, m->gg};
     for (size_t k = 0; k < sizeof grads / sizeof *grads; k++)
-        h->free(grads[k]);
+        mem_free(grads[k]);
     free(m);
 }
 
@@ -367,8 +366,8 @@ static int bert_create(const runner_host *h, const runner_cfg *cfg, void **self)
         read_prob_setting(m, cfg, "attention_dropout", &m->p_attn))
         goto fail;
     m->t = calloc((size_t)(NET + NLT * m->L), sizeof *m->t);
-    m->bqkv = h->alloc(3 * (size_t)m->C * (size_t)m->L * sizeof(float));
-    m->dbqkv = h->alloc(3 * (size_t)m->C * sizeof(float));
+    m->bqkv = mem_alloc(3 * (size_t)m->C * (size_t)m->L * sizeof(float));
+    m->dbqkv = mem_alloc(3 * (size_t)m->C * sizeof(float));
     if (!m->t || !m->bqkv || !m->dbqkv) {
         h->error(h, "out of memory");
         goto fail;
@@ -543,12 +542,17 @@ done:
 
 /* ---- buffers ------------------------------------------------------------------------ */
 
-static int grow(bert *m, float **p, size_t n)
+/* *p = n floats (contents lost); huge: a block kept for long (an eval
+ * forward's, allocated at the first, longest batch), in huge pages */
+static int grow_in(bert *m, float **p, size_t n, int huge)
 {
-    m->h->free(*p);
-    *p = m->h->alloc((n ? n : 1) * sizeof(float));
+    mem_free(*p);
+    size_t bytes = (n ? n : 1) * sizeof(float);
+    *p = huge ? mem_alloc_huge(bytes) : mem_alloc(bytes);
     return *p ? 0 : m->h->error(m->h, "out of memory (%zu floats)", n);
 }
+
+static int grow(bert *m, float **p, size_t n) { return grow_in(m, p, n, 0); }
 
 static int grow_raw(bert *m, void **p, size_t n, size_t size)
 {
@@ -565,12 +569,12 @@ static void free_acts(bert *m)
         float **all[] = {&a->x, &a->qkv, &a->probs, &a->att, &a->r1, &a->mean1, &a->rstd1,
                          &a->h, &a->r2, &a->mean2, &a->rstd2};
         for (size_t k = 0; k < sizeof all / sizeof *all; k++) {
-            m->h->free(*all[k]);
+            mem_free(*all[k]);
             *all[k] = NULL;
         }
         if (m->cap_train) {
-            m->h->free(a->x1);
-            m->h->free(a->g);
+            mem_free(a->x1);
+            mem_free(a->g);
         }
         a->x1 = a->g = NULL;
     }
@@ -588,32 +592,35 @@ static int ensure_acts(bert *m, int train)
     size_t np = (size_t)m->nprobs > m->cap_probs ? (size_t)m->nprobs + (size_t)m->nprobs / 4 : m->cap_probs;
     m->cap_n = m->cap_probs = 0;
     m->cap_train = 0;
+    const int huge = !full; /* eval: kept from the first (longest) batch on */
+#define G(p, count) grow_in(m, p, count, huge)
     free(m->a);
     m->a = calloc((size_t)m->L + 1, sizeof *m->a);
     if (!m->a)
         return m->h->error(m->h, "out of memory");
-    if (grow(m, &m->emb, n * C) || grow(m, &m->emb_mean, n) || grow(m, &m->emb_rstd, n))
+    if (G(&m->emb, n * C) || G(&m->emb_mean, n) || G(&m->emb_rstd, n))
         return -1;
     int sets = full ? m->L + 1 : 1;
     m->cap_train = full;
     for (int i = 0; i < sets; i++) {
         acts *a = &m->a[i];
-        if (grow(m, &a->x, n * C))
+        if (G(&a->x, n * C))
             return -1;
         if (i == m->L)
             break; /* the last set only holds the output */
-        if (grow(m, &a->qkv, 3 * n * C) || grow(m, &a->att, n * C) || grow(m, &a->r1, n * C) ||
-            grow(m, &a->h, n * FF) || grow(m, &a->r2, n * C))
+        if (G(&a->qkv, 3 * n * C) || G(&a->att, n * C) || G(&a->r1, n * C) ||
+            G(&a->h, n * FF) || G(&a->r2, n * C))
             return -1;
-        if (full && (grow(m, &a->probs, np) || grow(m, &a->mean1, n) || grow(m, &a->rstd1, n) ||
-                     grow(m, &a->x1, n * C) || grow(m, &a->g, n * FF) ||
-                     grow(m, &a->mean2, n) || grow(m, &a->rstd2, n)))
+        if (full && (G(&a->probs, np) || G(&a->mean1, n) || G(&a->rstd1, n) ||
+                     G(&a->x1, n * C) || G(&a->g, n * FF) ||
+                     G(&a->mean2, n) || G(&a->rstd2, n)))
             return -1;
         if (!full) { /* eval: LayerNorm and GELU in place */
             a->x1 = a->r1;
             a->g = a->h;
         }
     }
+#undef G
     m->cap_n = n;
     m->cap_probs = full ? np : 0;
     return 0;
@@ -634,7 +641,7 @@ static int ensure_batch(bert *m, int train)
         int with_grad = train || m->dhidden[0];
         m->cap_bt = 0;
         for (int l = 0; l <= m->L; l++) {
-            if (grow(m, &m->hidden[l], cap * C))
+            if (grow_in(m, &m->hidden[l], cap * C, !with_grad))
                 return -1;
             if (with_grad && grow(m, &m->dhidden[l], cap * C))
                 return -1;

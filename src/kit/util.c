@@ -39,26 +39,36 @@ int err_set(const char *fmt, ...)
 const char *err_get(void) { return err_msg[0] ? err_msg : "unknown error"; }
 void err_clear(void) { err_msg[0] = 0; }
 
-/* Blocks of 1 MiB and more are whole 2 MiB pages, asking for transparent
- * huge pages (granted on request where THP is "madvise", Debian's
- * default): one fault maps 2 MiB instead of 512 faults of 4 KiB, and the
- * TLB covers more of the activations and weights. Measured on a virtual
- * Zen 5, where a first-touch fault cost about 17 us: an int8 encode's
- * first batch took 13,000 of them; medians of alternating runs, int8
- * encode +7.9 % (1 thread), bf16 +7.6 % (2 threads), peak RSS unchanged. */
-enum { HUGE_PAGE = 2u << 20 };
-
 void *mem_alloc(size_t bytes)
 {
     void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0)
+        return NULL;
+    return p;
+}
+
+/* Whole 2 MiB pages, asking for transparent huge pages (granted on
+ * request where THP is "madvise", Debian's default): one fault maps 2 MiB
+ * instead of 512 faults of 4 KiB, and the TLB covers more. Measured on a
+ * virtual Zen 5, where a first-touch fault cost about 17 us: an int8
+ * encode's first batch took 13,000 of them; medians of alternating runs,
+ * int8 encode +7.9 % (1 thread), bf16 +7.6 % (2 threads), peak RSS
+ * unchanged. Every block that way made training 13-29 % slower there: its
+ * buffers grow with the batches, and each fresh huge page came zeroed
+ * from memory the host had not backed yet. */
+enum { HUGE_PAGE = 2u << 20 };
+
+void *mem_alloc_huge(size_t bytes)
+{
     const size_t H = HUGE_PAGE;
-    const int huge = bytes >= H / 2 && bytes <= SIZE_MAX - H;
-    const size_t size = huge ? (bytes + H - 1) & ~(H - 1) : bytes ? bytes : 64;
-    if (posix_memalign(&p, huge ? H : 64, size) != 0)
+    if (bytes < H / 2 || bytes > SIZE_MAX - H)
+        return mem_alloc(bytes);
+    void *p = NULL;
+    const size_t size = (bytes + H - 1) & ~(H - 1);
+    if (posix_memalign(&p, H, size) != 0)
         return NULL;
 #ifdef MADV_HUGEPAGE
-    if (huge)
-        (void)madvise(p, size, MADV_HUGEPAGE); /* advice: may be refused */
+    (void)madvise(p, size, MADV_HUGEPAGE); /* advice: may be refused */
 #endif
     return p;
 }

@@ -14,8 +14,13 @@ int err_setv(const char *prefix, const char *fmt, va_list ap);
 const char *err_get(void);
 void err_clear(void);
 
-void *mem_alloc(size_t bytes);            /* 64-byte aligned (1 MiB and more: whole 2 MiB
-                                             huge pages, asked for); NULL on failure */
+void *mem_alloc(size_t bytes);            /* 64-byte aligned; NULL on failure */
+/* kit 1.8: mem_alloc for a block kept for long (an eval forward's
+ * activations): from 1 MiB on, whole 2 MiB pages with transparent huge
+ * pages asked for: fewer page faults and TLB misses. Not for blocks freed
+ * and allocated again and again (fresh huge pages are zeroed 2 MiB at a
+ * time). Freed with mem_free. */
+void *mem_alloc_huge(size_t bytes);
 void *mem_calloc(size_t n, size_t size);  /* aligned and zeroed */
 void mem_free(void *p);
 /* Give the whole pages inside [p, p + bytes) back to the kernel
