@@ -433,7 +433,7 @@ int compute_linear_pack(compute_linear *l, const float *W)
     const int64_t n = (int64_t)l->in * l->out;
     if (!l->wpacked) {
         l->wbytes = dnnl_memory_desc_get_size(&l->wmd);
-        l->wpacked = mem_alloc(l->wbytes);
+        l->wpacked = mem_alloc_huge(l->wbytes); /* kept while the layer lives */
         if (l->p == COMPUTE_INT8) {
             l->wscale = mem_alloc((size_t)l->out * sizeof(float));
             l->wsum = mem_alloc((size_t)l->out * sizeof(int32_t));

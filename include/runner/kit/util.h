@@ -16,10 +16,11 @@ void err_clear(void);
 
 void *mem_alloc(size_t bytes);            /* 64-byte aligned; NULL on failure */
 /* kit 1.8: mem_alloc for a block kept for long (an eval forward's
- * activations): from 1 MiB on, whole 2 MiB pages with transparent huge
- * pages asked for: fewer page faults and TLB misses. Not for blocks freed
- * and allocated again and again (fresh huge pages are zeroed 2 MiB at a
- * time). Freed with mem_free. */
+ * activations, packed weights): from 1 MiB on, 2 MiB-aligned, with
+ * transparent huge pages asked for its whole 2 MiB pages (rounded up to
+ * whole pages when that costs at most a quarter more): fewer page faults
+ * and TLB misses. Not for blocks freed and allocated again and again
+ * (fresh huge pages are zeroed 2 MiB at a time). Freed with mem_free. */
 void *mem_alloc_huge(size_t bytes);
 void *mem_calloc(size_t n, size_t size);  /* aligned and zeroed */
 void mem_free(void *p);
