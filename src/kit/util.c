@@ -53,7 +53,8 @@ void *mem_alloc(size_t bytes)
  * virtual Zen 5, where a first-touch fault cost about 17 us: an int8
  * encode's first batch took 13,000 of them. Medians of alternating runs:
  * the eval activations, int8 encode +7.9 % (1 thread), bf16 +7.6 % (2
- * threads); the packed weights too, f32 +10.3 %, bf16 +3.1 % (2 threads);
+ * threads; measured with every large block so, which in an encode are
+ * these); the packed weights too, f32 +10.3 %, bf16 +3.1 % (2 threads);
  * peak RSS lower than before (f32 160 against 166 MiB).
  * Every block that way made training 13-29 % slower there: its buffers
  * grow with the batches, and each fresh huge page came zeroed from memory
