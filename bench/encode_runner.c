@@ -7,9 +7,9 @@
  *       [--tsv ../shared/datasets/sst2/dev.tsv | --input FILE]
  *       [--pooler mean] [--precision f32]
  *
- * Like the runner, it sets OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and
- * OPENBLAS_CORETYPE=SkylakeX (AVX-512 CPUs) and re-executes itself, since
- * OpenBLAS reads them when it loads. */
+ * Like the runner, it sizes the one OpenMP pool to --threads and, after
+ * loading, has the backbone pack its weights (prepare, ABI 1.7) before
+ * the timing. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,7 +110,7 @@ int main(int argc, char **argv)
         goto fail;
     const runner_backbone_ops *bops = bb->desc->ops;
     const runner_pooler_ops *pops = pool->desc->ops;
-    if (bops->load(bb->self) != 0)
+    if (bops->load(bb->self) != 0 || (bops->prepare && bops->prepare(bb->self) != 0))
         goto fail;
     double t_loaded = time_now();
     if ((input ? lines_read(input, &L) : read_tsv_column(tsv, &L)) != 0)
@@ -143,9 +143,8 @@ int main(int argc, char **argv)
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("%d sentences (%lld tokens), batch %d, %d threads, pooler %s, precision %s, AVX-512 %s\n",
-           e.n, (long long)e.off[e.n], bsize, threads, pooler, precision,
-           getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(OpenBLAS default)");
+    printf("%d sentences (%lld tokens), batch %d, %d threads, pooler %s, precision %s\n", e.n,
+           (long long)e.off[e.n], bsize, threads, pooler, precision);
     printf("load %.3f s, tokenize %.3f s (%.0f sentences/s)\n", t_loaded - t_start, t_tok, e.n / t_tok);
     printf("encode: best %.3f s = %.1f sentences/s, mean %.3f s = %.1f sentences/s over %d rounds\n",
            best, e.n / best, sum / rounds, e.n * rounds / sum, rounds);

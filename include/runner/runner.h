@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #define RUNNER_ABI_MAJOR 1
-#define RUNNER_ABI_MINOR 6
+#define RUNNER_ABI_MINOR 7
 
 #define RUNNER_ENTRY runner_plugin_v1
 #define RUNNER_ENTRY_NAME "runner_plugin_v1"
@@ -277,6 +277,13 @@ typedef struct runner_backbone_ops {
      * the layers ("embeddings.*", "encoder.layer.0.*"). -1 past the top.
      * NULL: BERT's names are assumed. */
     int (*group)(void *self, int g, char *buf, size_t size);
+    /* ABI 1.7: the weights are final for the evaluation that follows
+     * (loaded, a checkpoint read): build now what forward(train = 0)
+     * needs, such as weights packed for its kernels, so that the first
+     * batch runs as fast as the others. Called by the eval-only runs
+     * before they time the encoding; NULL: nothing to build. A later
+     * change of the weights (training) is the backbone's to notice. */
+    int (*prepare)(void *self);
 } runner_backbone_ops;
 
 typedef struct runner_pooler_ops {

@@ -689,12 +689,12 @@ static int release_weight(bert *m, int l, int kind)
     return 0;
 }
 
-/* The matmuls, created at the first forward (with one info line naming
- * oneDNN's kernels): float32 ones reading the weights in place for every
- * precision (training, and eval in f32 while a run trains), and one per
- * layer weight in eval, packed (bf16, int8, and f32 when the run only
- * evaluates), packed again when stale (after a training forward). In an
- * eval-only run the packed weights are the only copy kept. */
+/* The matmuls, created at prepare (ABI 1.7) or the first forward, with
+ * one info line naming oneDNN's kernels: float32 ones reading the weights
+ * in place for every precision (training, and eval in f32 while a run
+ * trains), and one per layer weight in eval, packed (bf16, int8, and f32
+ * when the run only evaluates), packed again when stale (after a training
+ * forward). In an eval-only run the packed weights are the only copy kept. */
 static int ensure_linears(bert *m, int train)
 {
     const int C = m->C, FF = m->FF;
@@ -1236,6 +1236,9 @@ static int bert_group(void *self, int g, char *buf, size_t size)
     return 0;
 }
 
+/* ABI 1.7: the eval kernels and packed weights now, not at the first batch */
+static int bert_prepare(void *self) { return ensure_linears(self, 0); }
+
 static const runner_backbone_ops ops = {
     .info = bert_info,
     .load = bert_load,
@@ -1244,6 +1247,7 @@ static const runner_backbone_ops ops = {
     .save = bert_save,
     .save_config = bert_save_config,
     .group = bert_group,
+    .prepare = bert_prepare,
 };
 
 RUNNER_DEFINE_PLUGIN(backbone, bert,

@@ -123,7 +123,8 @@ int drive_embed(pipeline *pl)
         goto done;
     stage *pooler = pipeline_stage(pl, "pooler", "pooler.", RUNNER_KIND_POOLER,
                                    config_lookup(&pl->cfg, "pooler"));
-    if (!pooler || encoder_load(pl, &enc, 0) != 0 || encode_lines(enc.tok, &L, &e) != 0)
+    if (!pooler || encoder_load(pl, &enc, 0) != 0 || encoder_prepare(&enc) != 0 ||
+        encode_lines(enc.tok, &L, &e) != 0)
         goto done;
     int dim = pooler_dim(&enc, pooler);
     emb = malloc(((size_t)e.n + 1) * (size_t)dim * sizeof *emb);

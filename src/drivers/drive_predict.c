@@ -194,7 +194,8 @@ int drive_predict(pipeline *pl)
         pipeline_log(pl, RUNNER_LOG_WARN, "no `checkpoint`: the heads are untrained, predictions are arbitrary "
                                           "(train with pipelines/task4.cfg, then --set checkpoint=RUN/best)");
     }
-    if (encode_lines(m.enc.tok, &L, &e) != 0 || count_words(&L, &word_off) != 0)
+    if (encoder_prepare(&m.enc) != 0 || encode_lines(m.enc.tok, &L, &e) != 0 ||
+        count_words(&L, &word_off) != 0)
         goto done;
     label = calloc((size_t)m.ntasks, sizeof *label);
     prob = calloc((size_t)m.ntasks, sizeof *prob);

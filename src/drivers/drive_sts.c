@@ -254,7 +254,7 @@ int drive_sts(pipeline *pl)
     char *path = NULL;
     if (encoder_open(pl, &enc) != 0)
         return -1;
-    if (sts_open_poolers(pl, &P) != 0 || encoder_load(pl, &enc, 0) != 0)
+    if (sts_open_poolers(pl, &P) != 0 || encoder_load(pl, &enc, 0) != 0 || encoder_prepare(&enc) != 0)
         goto done;
     const config_setting_t *fl = config_lookup(&pl->cfg, "sts.files");
     nfiles = fl ? config_setting_length(fl) : 0;

@@ -58,6 +58,14 @@ int encoder_load(pipeline *pl, encoder *enc, int with_grad)
     return encoder_check(pl, enc);
 }
 
+int encoder_prepare(encoder *enc)
+{
+    const runner_backbone_ops *ops = enc->backbone->desc->ops;
+    if (enc->backbone->desc->abi_minor < 7 || !ops->prepare)
+        return 0;
+    return ops->prepare(enc->backbone->self);
+}
+
 int pooler_dim(const encoder *enc, stage *pooler)
 {
     runner_states s = {enc->info.layers, 0, 0, enc->info.dim, NULL, NULL};

@@ -20,6 +20,9 @@ int encoder_open(pipeline *pl, encoder *enc);
 int encoder_check(const pipeline *pl, const encoder *enc);
 /* After every stage registered its parameters: allocate, load weights. */
 int encoder_load(pipeline *pl, encoder *enc, int with_grad);
+/* The weights are final (a checkpoint read): the backbone builds what its
+ * eval forward needs (ABI 1.7 prepare) before the encoding is timed. */
+int encoder_prepare(encoder *enc);
 /* Output size of a pooler on this backbone. */
 int pooler_dim(const encoder *enc, stage *pooler);
 /* Embed e's sentences: out[k] is (e->n, dim of poolers[k]), row i =
