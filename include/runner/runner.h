@@ -226,10 +226,16 @@ typedef struct runner_batch {
      * training). Row r is example row0 + r: per-example randomness
      * (dropout) keyed by it does not depend on ranks or padding. */
     int64_t row0;
+    /* ABI 1.7: in an eval forward (train = 0), the lowest hidden state
+     * that the stages after the backbone read (the poolers' lowest_layer):
+     * a backbone may leave hidden[0 .. lowest_read - 1] unwritten. 0: all
+     * of them are read. */
+    int lowest_read;
 } runner_batch;
 
 /* What a backbone exposes after forward(). hidden[0] is the embedding
- * output, hidden[l] the output of layer l, hidden[L] the last layer. */
+ * output, hidden[l] the output of layer l, hidden[L] the last layer; in
+ * eval those below the batch's lowest_read may be stale (ABI 1.7). */
 typedef struct runner_states {
     int L, B, T, C;
     float *const *hidden;  /* L+1 pointers to (B,T,C) */
@@ -288,7 +294,8 @@ typedef struct runner_backbone_ops {
 
 typedef struct runner_pooler_ops {
     int (*out_dim)(void *self, const runner_states *s);
-    /* The lowest hidden-state index this pooler reads (for early stop). */
+    /* The lowest hidden-state index this pooler reads (the host passes
+     * the lowest over its poolers as runner_batch.lowest_read; NULL: 0). */
     int (*lowest_layer)(void *self, int L);
     int (*forward)(void *self, const runner_batch *b, const runner_states *s,
                    float *out /* (B,D) */);

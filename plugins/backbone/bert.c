@@ -107,6 +107,7 @@ typedef struct bert {
      * have changed since) */
     compute_precision prec;
     int wp_stale;
+    int lowest_read; /* this eval forward's lowest hidden state read (ABI 1.7) */
     compute_linear **lin;  /* 4 per layer (bf16, int8) */
     compute_linear *f32[5]; /* float32, weights read in place: QKV, AO, I+GELU, O, I */
 
@@ -842,7 +843,9 @@ static void scatter(bert *m, float *dst, const float *src, int s0, int s1)
 }
 
 /* Embeddings and every layer for sentences [s0, s1); in eval all layers
- * share the activation set a[0], in training each keeps its own. The
+ * share the activation set a[0], in training each keeps its own; eval
+ * writes only the hidden states from lowest_read up (the copies of the
+ * states below took 4-8 % of an encode with the mean pooler). The
  * dropout rule: in training, the levels below the lowest trainable one
  * (lo: -1 embeddings, 0..L-1 layers) run exactly as in evaluation — no
  * dropout — so a frozen lower stack is a fixed, deterministic feature
@@ -859,13 +862,16 @@ static int forward_slice(bert *m, int train, int lo, int s0, int s1, float *scra
     if (train && lo < 0 && m->p_hidden > 0)
         dropout_rows_forward(a0->x + o, a0->x + o, N, C, m->p_hidden, site_seed(m, -1, 0),
                              m->tkey + r0);
-    scatter(m, m->hidden[0], a0->x, s0, s1);
+    const int keep = train ? 0 : m->lowest_read; /* eval: the states below are not read */
+    if (keep == 0)
+        scatter(m, m->hidden[0], a0->x, s0, s1);
     int rc = 0;
     for (int l = 0; l < m->L && !rc; l++) {
         const acts *a = train ? &m->a[l] : a0;
         float *y = train ? m->a[l + 1].x : a0->x;
         rc = layer_forward(m, l, a, y, train && l >= lo, s0, s1, scratch, train);
-        scatter(m, m->hidden[l + 1], y, s0, s1);
+        if (l + 1 >= keep)
+            scatter(m, m->hidden[l + 1], y, s0, s1);
     }
     return rc;
 }
@@ -949,6 +955,8 @@ static int bert_forward(void *self, const runner_batch *b, int train, const runn
         return m->h->error(m->h, "empty batch (%d x %d)", b->B, b->T);
     m->B = b->B;
     m->T = b->T;
+    const int lowest = train || m->h->abi_minor < 7 ? 0 : b->lowest_read;
+    m->lowest_read = lowest < 0 ? 0 : lowest > m->L ? m->L : lowest;
     if (ensure_batch(m, train) || pack(m, b) || ensure_acts(m, train))
         return -1;
     const int C = m->C;

@@ -66,6 +66,18 @@ int encoder_prepare(encoder *enc)
     return ops->prepare(enc->backbone->self);
 }
 
+int poolers_lowest(const encoder *enc, stage *const *poolers, int n)
+{
+    const int L = enc->info.layers;
+    int lo = L;
+    for (int k = 0; k < n; k++) {
+        const runner_pooler_ops *ops = poolers[k]->desc->ops;
+        int v = ops->lowest_layer ? ops->lowest_layer(poolers[k]->self, L) : 0;
+        lo = v < lo ? v : lo;
+    }
+    return lo < 0 ? 0 : lo;
+}
+
 int pooler_dim(const encoder *enc, stage *pooler)
 {
     runner_states s = {enc->info.layers, 0, 0, enc->info.dim, NULL, NULL};
@@ -110,6 +122,7 @@ int encoder_embed(encoder *enc, const encoded *e, stage *const *poolers, int npo
     float **tmp = calloc((size_t)npoolers, sizeof *tmp);
     int *dims = calloc((size_t)npoolers, sizeof *dims);
     int *order = encoded_order(e, enc->sort);
+    const int lowest = poolers_lowest(enc, poolers, npoolers);
     int rc = -1;
     if (!tmp || !dims || !order) {
         err_set("out of memory");
@@ -132,6 +145,7 @@ int encoder_embed(encoder *enc, const encoded *e, stage *const *poolers, int npo
         }
         if (batch_fill(&bt, e, order + at, n) != 0)
             goto done;
+        bt.b.lowest_read = lowest;
         const runner_states *s;
         if (bops->forward(enc->backbone->self, &bt.b, 0, &s) != 0)
             goto done;

@@ -23,6 +23,9 @@ int encoder_load(pipeline *pl, encoder *enc, int with_grad);
 /* The weights are final (a checkpoint read): the backbone builds what its
  * eval forward needs (ABI 1.7 prepare) before the encoding is timed. */
 int encoder_prepare(encoder *enc);
+/* The lowest hidden state that any of the n poolers reads, 0..layers
+ * (runner_batch.lowest_read, ABI 1.7). */
+int poolers_lowest(const encoder *enc, stage *const *poolers, int n);
 /* Output size of a pooler on this backbone. */
 int pooler_dim(const encoder *enc, stage *pooler);
 /* Embed e's sentences: out[k] is (e->n, dim of poolers[k]), row i =

@@ -818,6 +818,8 @@ static int run_eval(model *m, task *t, task_data *d, int32_t *label, float *prob
         int n = d->enc.n - at < B ? d->enc.n - at : B;
         if (batch_fill(&m->bt, &d->enc, order + at, n) != 0)
             goto fail;
+        /* token heads read the last state; the pooler its own */
+        m->bt.b.lowest_read = m->pooler ? poolers_lowest(&m->enc, &m->pooler, 1) : m->enc.info.layers;
         const runner_batch *b = &m->bt.b;
         if (task_buffers(t, (size_t)b->B * b->T) != 0)
             goto fail;
