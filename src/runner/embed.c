@@ -96,12 +96,23 @@ static int row_nonfinite(const float *h, const runner_batch *b, int i, int C)
 
 /* Non-finite activations (weights are checked at load; overflow can still
  * make them): one warning a run, naming the first such sentence and the
- * first hidden state that went wrong. */
-static void warn_nonfinite(encoder *enc, const batch *bt, const runner_states *s, int n, int *warned)
+ * first hidden state that went wrong. The states below the batch's
+ * lowest_read were not written: the batch runs again with all of them
+ * (once a run; eval is deterministic, *sp then points to the same last
+ * states). */
+static int warn_nonfinite(encoder *enc, batch *bt, const runner_states **sp, int n, int *warned)
 {
+    const runner_states *s = *sp;
     for (int i = 0; i < n && !*warned; i++) {
         if (!row_nonfinite(s->hidden[s->L], &bt->b, i, s->C))
             continue;
+        if (bt->b.lowest_read > 0) {
+            const runner_backbone_ops *bops = enc->backbone->desc->ops;
+            bt->b.lowest_read = 0;
+            if (bops->forward(enc->backbone->self, &bt->b, 0, sp) != 0)
+                return -1;
+            s = *sp;
+        }
         int l = 0;
         while (l < s->L && !row_nonfinite(s->hidden[l], &bt->b, i, s->C))
             l++;
@@ -111,6 +122,7 @@ static void warn_nonfinite(encoder *enc, const batch *bt, const runner_states *s
                      bt->rows[i] + 1, l == 0 ? "the embeddings, hidden state" : "layer", l);
         *warned = 1;
     }
+    return 0;
 }
 
 int encoder_embed(encoder *enc, const encoded *e, stage *const *poolers, int npoolers,
@@ -149,7 +161,8 @@ int encoder_embed(encoder *enc, const encoded *e, stage *const *poolers, int npo
         const runner_states *s;
         if (bops->forward(enc->backbone->self, &bt.b, 0, &s) != 0)
             goto done;
-        warn_nonfinite(enc, &bt, s, n, &warned);
+        if (warn_nonfinite(enc, &bt, &s, n, &warned) != 0)
+            goto done;
         for (int k = 0; k < npoolers; k++) {
             const runner_pooler_ops *pops = poolers[k]->desc->ops;
             if (pops->forward(poolers[k]->self, &bt.b, s, tmp[k]) != 0)
