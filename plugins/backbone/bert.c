@@ -728,7 +728,7 @@ static int ensure_linears(bert *m, int train)
     if (packed_eval ? fresh_lin && m->lin : fresh) {
         compute_linear **k = packed_eval ? m->lin : m->f32;
         compute_precision runs = compute_linear_precision(k[0]);
-        m->h->log(m->h, RUNNER_LOG_INFO, "bert: precision %s%s%s on %s; kernels: QKV %s, FFN up "
+        m->h->log(m->h, RUNNER_LOG_INFO, "precision %s%s%s on %s; kernels: QKV %s, FFN up "
                   "(+GELU) %s, FFN down %s; training f32 %s", compute_precision_name(m->prec),
                   runs != m->prec ? ", computed in " : "", runs != m->prec ?
                   compute_precision_name(runs) : "", compute_describe(), compute_linear_impl(k[0]),
