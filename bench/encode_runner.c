@@ -133,7 +133,10 @@ int main(int argc, char **argv)
         for (int i = 0; i < e.n; i += bsize) {
             int n = e.n - i < bsize ? e.n - i : bsize;
             const runner_states *st;
-            if (batch_fill(&bt, &e, order + i, n) != 0 || bops->forward(bb->self, &bt.b, 0, &st) != 0 ||
+            if (batch_fill(&bt, &e, order + i, n) != 0)
+                goto fail;
+            bt.b.lowest_read = pops->lowest_layer ? pops->lowest_layer(pool->self, info.layers) : 0;
+            if (bops->forward(bb->self, &bt.b, 0, &st) != 0 ||
                 pops->forward(pool->self, &bt.b, st, out) != 0)
                 goto fail;
         }

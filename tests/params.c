@@ -85,9 +85,10 @@ int main(void)
     ok(odd && ((uintptr_t)odd & ((2u << 20) - 1)) == 0, "one that is not rounded up is aligned too");
     if (odd)
         odd[(1u << 20) + 4095] = 1;
+    ok(mem_calloc(SIZE_MAX / 2, 4) == NULL, "a count times size that overflows gives NULL, nothing allocated");
     mem_free(small);
     mem_free(large);
     mem_free(odd);
     mem_free(NULL);
-    return done_testing(37);
+    return done_testing(38);
 }

@@ -805,6 +805,8 @@ static int run_eval(model *m, task *t, task_data *d, int32_t *label, float *prob
     int *order = encoded_order(&d->enc, 1);
     double sums[3] = {0, 0, 0}; /* loss x rows, labelled rows, correct MLM pieces */
     int has_labels = d->ds.label || d->piece_label || t->mlm;
+    /* token heads read the last state; the pooler its own */
+    const int lowest = m->pooler ? poolers_lowest(&m->enc, &m->pooler, 1) : m->enc.info.layers;
     if (!order)
         return err_set("out of memory");
     int64_t nb = ((int64_t)d->enc.n + B - 1) / B, b0 = 0, b1 = nb;
@@ -818,8 +820,7 @@ static int run_eval(model *m, task *t, task_data *d, int32_t *label, float *prob
         int n = d->enc.n - at < B ? d->enc.n - at : B;
         if (batch_fill(&m->bt, &d->enc, order + at, n) != 0)
             goto fail;
-        /* token heads read the last state; the pooler its own */
-        m->bt.b.lowest_read = m->pooler ? poolers_lowest(&m->enc, &m->pooler, 1) : m->enc.info.layers;
+        m->bt.b.lowest_read = lowest;
         const runner_batch *b = &m->bt.b;
         if (task_buffers(t, (size_t)b->B * b->T) != 0)
             goto fail;
