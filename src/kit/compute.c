@@ -469,32 +469,45 @@ static void to_bf16_generic(uint16_t *o, const float *x, int64_t n)
         o[i] = compute_bf16_round(x[i]);
 }
 
-AVX512 static void to_bf16_avx512(uint16_t *o, const float *x, int64_t n)
-{
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        _mm256_storeu_si256((__m256i *)(o + i), bf16x16(_mm512_loadu_ps(x + i)));
-    for (; i < n; i++)
+/* The loops of to_bf16 and gelu_bf16, with conversion CVT (bf16x16, or
+ * bf16x16_hw on AVX512_BF16: to_bf16 and gelu_bf16 are 0.5 % and 0.8 %
+ * faster of a bf16 encode on a Zen 5) */
+#define TO_BF16_LOOP(CVT)                                                                          \
+    int64_t i = 0;                                                                                 \
+    for (; i + 16 <= n; i += 16)                                                                   \
+        _mm256_storeu_si256((__m256i *)(o + i), CVT(_mm512_loadu_ps(x + i)));                      \
+    for (; i < n; i++)                                                                             \
         o[i] = compute_bf16_round(x[i]);
-}
+
+AVX512 static void to_bf16_avx512(uint16_t *o, const float *x, int64_t n) { TO_BF16_LOOP(bf16x16) }
+AVX512BF16 static void to_bf16_avx512bf16(uint16_t *o, const float *x, int64_t n) { TO_BF16_LOOP(bf16x16_hw) }
 
 /* GELU of x as bf16: gelu_forward then to_bf16 in one pass (the step
  * between the two GEMMs of a bf16 feed-forward block) */
-AVX512 static void gelu_bf16_avx512(uint16_t *o, const float *x, int64_t n)
+#define GELU_BF16_LOOP(CVT)                                                                        \
+    const erf_coefs e = erf_coefs_load();                                                          \
+    int64_t i = 0;                                                                                 \
+    for (; i + 32 <= n; i += 32) { /* two independent chains per step */                          \
+        __m512 v0 = gelu16(&e, _mm512_loadu_ps(x + i)), v1 = gelu16(&e, _mm512_loadu_ps(x + i + 16)); \
+        _mm256_storeu_si256((__m256i *)(o + i), CVT(v0));                                          \
+        _mm256_storeu_si256((__m256i *)(o + i + 16), CVT(v1));                                     \
+    }                                                                                              \
+    for (; i < n; i += 16) {                                                                       \
+        __mmask16 m = tail_mask(n - i);                                                            \
+        uint16_t t[16];                                                                            \
+        _mm256_storeu_si256((__m256i *)t, CVT(gelu16(&e, _mm512_maskz_loadu_ps(m, x + i))));       \
+        memcpy(o + i, t, (size_t)(n - i < 16 ? n - i : 16) * sizeof *t);                           \
+    }
+
+AVX512 static void gelu_bf16_avx512(uint16_t *o, const float *x, int64_t n) { GELU_BF16_LOOP(bf16x16) }
+AVX512BF16 static void gelu_bf16_avx512bf16(uint16_t *o, const float *x, int64_t n) { GELU_BF16_LOOP(bf16x16_hw) }
+
+static int have_avx512bf16(void)
 {
-    const erf_coefs e = erf_coefs_load();
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) { /* two independent chains per step */
-        __m512 v0 = gelu16(&e, _mm512_loadu_ps(x + i)), v1 = gelu16(&e, _mm512_loadu_ps(x + i + 16));
-        _mm256_storeu_si256((__m256i *)(o + i), bf16x16(v0));
-        _mm256_storeu_si256((__m256i *)(o + i + 16), bf16x16(v1));
-    }
-    for (; i < n; i += 16) {
-        __mmask16 m = tail_mask(n - i);
-        uint16_t t[16];
-        _mm256_storeu_si256((__m256i *)t, bf16x16(gelu16(&e, _mm512_maskz_loadu_ps(m, x + i))));
-        memcpy(o + i, t, (size_t)(n - i < 16 ? n - i : 16) * sizeof *t);
-    }
+    static int bf = -1;
+    if (bf < 0)
+        bf = nn_avx512() && __builtin_cpu_supports("avx512bf16") ? 1 : 0;
+    return bf;
 }
 
 /* f over chunks of 4096 values, split between the threads (the calling
@@ -512,7 +525,7 @@ static void chunked(void (*f)(uint16_t *, const float *, int64_t), uint16_t *o, 
 
 static void to_bf16(uint16_t *o, const float *x, int64_t n)
 {
-    chunked(nn_avx512() ? to_bf16_avx512 : to_bf16_generic, o, x, n);
+    chunked(have_avx512bf16() ? to_bf16_avx512bf16 : nn_avx512() ? to_bf16_avx512 : to_bf16_generic, o, x, n);
 }
 
 void compute_to_bf16(uint16_t *o, const float *x, int64_t n) { to_bf16(o, x, n); }
@@ -956,7 +969,7 @@ static dnnl_status_t ffn_block(const compute_linear *up, const compute_linear *d
         return s;
     /* block_after(up) and block_before(down) in one pass */
     if (up->p == COMPUTE_BF16 && up->post == COMPUTE_POST_GELU && nn_avx512()) {
-        chunked(gelu_bf16_avx512, id.q, h, M * up->out);
+        chunked(have_avx512bf16() ? gelu_bf16_avx512bf16 : gelu_bf16_avx512, id.q, h, M * up->out);
     } else if (up->p == COMPUTE_INT8) {
         int8_epilogue_requant(h, iu.xs, iu.zp, up->wscale, up->wsum, b1, (int)M, up->out,
                               up->post == COMPUTE_POST_GELU, id.q, id.xs, id.zp);

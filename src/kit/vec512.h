@@ -79,4 +79,16 @@ AVX512 static inline __m256i bf16x16(__m512 x)
     return _mm512_cvtepi32_epi16(r);
 }
 
+/* bf16x16 in one instruction where the CPU has AVX512_BF16: vcvtneps2bf16
+ * rounds to nearest even and quiets a NaN the same way, but flushes
+ * denormals, so a vector holding one takes bf16x16 */
+#define AVX512BF16 __attribute__((target("avx512f,avx512bf16")))
+AVX512BF16 static inline __m256i bf16x16_hw(__m512 x)
+{
+    const __m512i u = _mm512_castps_si512(x);
+    const __mmask16 den = _mm512_testn_epi32_mask(u, _mm512_set1_epi32(0x7f800000)) &
+                          _mm512_test_epi32_mask(u, _mm512_set1_epi32(0x007fffff));
+    return den ? bf16x16(x) : (__m256i)_mm512_cvtneps_pbh(x);
+}
+
 #endif
