@@ -227,6 +227,8 @@ static void test_row_blocks(compute_precision p, const float *W, const float *b)
 /* The feed-forward block (up with GELU, then down) as one call gives the
  * rows of the two calls bit for bit, at every row count of block_next's
  * cases; the fused path leaves the intermediate buffer alone. */
+static const char *ffn_note = ""; /* how the kernels between the GEMMs run, if not the best way */
+
 static void test_ffn(compute_precision p, const float *W, const float *b)
 {
     enum { BIG = 600 };
@@ -253,7 +255,7 @@ static void test_ffn(compute_precision p, const float *W, const float *b)
     }
     ok(rc == 0 && same && untouched, "%s (%s%s): the feed-forward block of 1 .. 600 rows in one call is "
        "the two layers' calls bit for bit%s", compute_precision_name(p), up ? compute_linear_impl(up) : "?",
-       nn_avx512() ? "" : ", portable loops", fused ? ", a block of rows at a time" : "");
+       nn_avx512() ? ffn_note : ", portable loops", fused ? ", a block of rows at a time" : "");
     compute_linear_free(up);
     compute_linear_free(down);
     free(x);
@@ -264,9 +266,10 @@ static void test_ffn(compute_precision p, const float *W, const float *b)
     free(y2);
 }
 
-/* compute_to_bf16 (AVX-512 where there is, in chunks) is
- * compute_bf16_round bit for bit: ties, NaN, infinities, denormals */
-static void test_to_bf16(void)
+/* compute_to_bf16 (AVX-512 where there is, with or without AVX512_BF16's
+ * conversion: what), in chunks, is compute_bf16_round bit for bit: ties,
+ * NaN, infinities, denormals */
+static void test_to_bf16(const char *what)
 {
     enum { M = 3 * 4096 + 37 };
     const uint32_t special[] = {0x7f800000u, 0xff800000u, 0x7fc00000u, 0x7f800001u, 0xffbfffffu,
@@ -281,7 +284,8 @@ static void test_to_bf16(void)
         compute_to_bf16(o, x, M);
     for (int i = 0; !bad && i < M; i++)
         bad = o[i] != compute_bf16_round(x[i]);
-    ok(!bad, "compute_to_bf16 of %d values is compute_bf16_round of each (NaN, inf, denormals, ties)", M);
+    ok(!bad, "compute_to_bf16 of %d values is compute_bf16_round of each (NaN, inf, denormals, ties; %s)", M,
+       what);
     free(x);
     free(o);
 }
@@ -307,8 +311,14 @@ int main(void)
     nn_use_avx512(0); /* the portable loops between the GEMMs */
     test_ffn(COMPUTE_BF16, W, b);
     test_ffn(COMPUTE_INT8, W, b);
+    nn_use_avx512(3); /* AVX-512 without the AVX512_BF16 conversion */
+    ffn_note = ", AVX-512 without AVX512_BF16's conversion";
+    test_ffn(COMPUTE_BF16, W, b);
+    ffn_note = "";
+    test_to_bf16("integer rounding");
     nn_use_avx512(1);
-    test_to_bf16();
+    test_to_bf16(nn_avx512() && __builtin_cpu_supports("avx512bf16") ? "vcvtneps2bf16"
+                                                                      : "integer rounding: no AVX512_BF16 here");
     compute_linear *bad = (compute_linear *)1;
     ok(compute_linear_create(&bad, "encoder.layer.0.bad", -3, OUT, COMPUTE_F32, 0) == -1 && !bad &&
            strstr(err_get(), "encoder.layer.0.bad"),
@@ -327,5 +337,5 @@ int main(void)
     free(x);
     free(W);
     free(b);
-    return done_testing(31);
+    return done_testing(33);
 }

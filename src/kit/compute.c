@@ -503,14 +503,6 @@ AVX512BF16 static void to_bf16_avx512bf16(uint16_t *o, const float *x, int64_t n
 AVX512 static void gelu_bf16_avx512(uint16_t *o, const float *x, int64_t n) { GELU_BF16_LOOP(bf16x16) }
 AVX512BF16 static void gelu_bf16_avx512bf16(uint16_t *o, const float *x, int64_t n) { GELU_BF16_LOOP(bf16x16_hw) }
 
-static int have_avx512bf16(void)
-{
-    static int bf = -1;
-    if (bf < 0)
-        bf = nn_avx512() && __builtin_cpu_supports("avx512bf16") ? 1 : 0;
-    return bf;
-}
-
 /* f over chunks of 4096 values, split between the threads (the calling
  * one alone inside a parallel region) */
 static void chunked(void (*f)(uint16_t *, const float *, int64_t), uint16_t *o, const float *x, int64_t n)
@@ -526,7 +518,7 @@ static void chunked(void (*f)(uint16_t *, const float *, int64_t), uint16_t *o, 
 
 static void to_bf16(uint16_t *o, const float *x, int64_t n)
 {
-    chunked(have_avx512bf16() ? to_bf16_avx512bf16 : nn_avx512() ? to_bf16_avx512 : to_bf16_generic, o, x, n);
+    chunked(nn_avx512bf16() ? to_bf16_avx512bf16 : nn_avx512() ? to_bf16_avx512 : to_bf16_generic, o, x, n);
 }
 
 void compute_to_bf16(uint16_t *o, const float *x, int64_t n) { to_bf16(o, x, n); }
@@ -970,7 +962,7 @@ static dnnl_status_t ffn_block(const compute_linear *up, const compute_linear *d
         return s;
     /* block_after(up) and block_before(down) in one pass */
     if (up->p == COMPUTE_BF16 && up->post == COMPUTE_POST_GELU && nn_avx512()) {
-        chunked(have_avx512bf16() ? gelu_bf16_avx512bf16 : gelu_bf16_avx512, id.q, h, M * up->out);
+        chunked(nn_avx512bf16() ? gelu_bf16_avx512bf16 : gelu_bf16_avx512, id.q, h, M * up->out);
     } else if (up->p == COMPUTE_INT8) {
         int8_epilogue_requant(h, iu.xs, iu.zp, up->wscale, up->wsum, b1, (int)M, up->out,
                               up->post == COMPUTE_POST_GELU, id.q, id.xs, id.zp);

@@ -13,7 +13,7 @@
 #include <omp.h>
 #include <string.h>
 
-static int use_avx512 = -1, use_avx2 = -1;
+static int use_avx512 = -1, use_avx2 = -1, use_avx512bf16 = -1;
 
 int nn_avx512(void)
 {
@@ -22,6 +22,15 @@ int nn_avx512(void)
         use_avx512 = __builtin_cpu_supports("avx512f") ? 1 : 0;
     }
     return use_avx512;
+}
+
+int nn_avx512bf16(void)
+{
+    if (use_avx512bf16 < 0) {
+        __builtin_cpu_init();
+        use_avx512bf16 = __builtin_cpu_supports("avx512bf16") ? 1 : 0;
+    }
+    return nn_avx512() && use_avx512bf16;
 }
 
 /* AVX2 with FMA (every CPU with AVX2 has FMA3; both are checked): GELU's
@@ -55,9 +64,11 @@ int64_t nn_first_nonfinite(const float *x, int64_t n)
 
 void nn_use_avx512(int on)
 {
-    use_avx512 = use_avx2 = -1;
-    if (nn_avx512() && on != 1)
+    use_avx512 = use_avx2 = use_avx512bf16 = -1;
+    if (nn_avx512() && on != 1 && on != 3)
         use_avx512 = 0;
+    if (on == 3)
+        use_avx512bf16 = 0;
     if (nn_avx2() && on == 0)
         use_avx2 = 0;
 }

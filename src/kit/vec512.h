@@ -79,6 +79,10 @@ AVX512 static inline __m256i bf16x16(__m512 x)
     return _mm512_cvtepi32_epi16(r);
 }
 
+/* 1 when the AVX-512 paths are in use and the CPU has AVX512_BF16 (and
+ * nn_use_avx512(3) has not turned its instructions off) */
+int nn_avx512bf16(void) __attribute__((visibility("hidden")));
+
 /* bf16x16 in one instruction where the CPU has AVX512_BF16: vcvtneps2bf16
  * rounds to nearest even and quiets a NaN the same way, but flushes
  * denormals, so a vector holding one takes bf16x16 */

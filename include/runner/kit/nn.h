@@ -118,7 +118,9 @@ int nn_avx512(void);
  * scan of blocks, then the block that has one) */
 int64_t nn_first_nonfinite(const float *x, int64_t n);
 /* Tests: 0 forces the portable loops, 1 restores the CPU's best, 2 the
- * best without AVX-512 (on an AVX-512 CPU: the AVX2 paths). */
+ * best without AVX-512 (on an AVX-512 CPU: the AVX2 paths), 3 AVX-512
+ * without its BF16 instructions (the bf16 conversions in integer
+ * operations). */
 void nn_use_avx512(int on);
 
 #endif
