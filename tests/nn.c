@@ -671,8 +671,9 @@ static float *guarded(size_t n)
 }
 
 /* The training kernels at the tiny model's shapes (C 32, 4 heads of 8:
- * narrower than a vector) on buffers that end at a guard page: 1-3
- * sequences of 1-33 tokens. A fault here is an overrun. */
+ * narrower than a vector), and the eval attention with 2 heads of 16, on
+ * buffers that end at a guard page: 1-3 sequences of 1-33 tokens. A fault
+ * here is an overrun. */
 static void test_guard_pages(void)
 {
     const int C = 32, NH = 4, FF = 64;
@@ -691,7 +692,7 @@ static void test_guard_pages(void)
             int64_t np = attention_probs_size(off, S, NH, poff);
             float *qkv = guarded((size_t)N * 3 * C), *out = guarded((size_t)N * C), *probs = guarded((size_t)np);
             float *dout = guarded((size_t)N * C), *dqkv = guarded((size_t)N * 3 * C);
-            float *scr = guarded((size_t)attention_scratch(len + S, C, NH) * (size_t)omp_get_max_threads());
+            float *scr = guarded((size_t)attention_scratch(len + S, C, 2) * (size_t)omp_get_max_threads());
             float *x = guarded((size_t)N * C), *y = guarded((size_t)N * C), *s2 = guarded((size_t)N * C);
             float *dx = guarded((size_t)N * C), *da = guarded((size_t)N * C), *ds = guarded((size_t)N * C);
             float *w = guarded(C), *b = guarded(C), *dw = guarded(C), *db = guarded(C);
@@ -702,6 +703,7 @@ static void test_guard_pages(void)
                 ok_all = ok_all && all[k];
             if (!ok_all)
                 break;
+            attention_forward_keyed(out, NULL, qkv, off, poff, S, C, 2, 0, 0, NULL, scr); /* eval, heads of 16 */
             attention_forward_keyed(out, probs, qkv, off, poff, S, C, NH, 0.1f, 7, keys, scr);
             attention_backward_keyed(dqkv, dout, qkv, probs, off, poff, S, C, NH, 0.1f, 7, keys, scr);
             dropout_rows_forward(y, x, N, C, 0.1f, 3, NULL);
@@ -719,15 +721,17 @@ static void test_guard_pages(void)
     ok(ok_all && cases == 99, "AVX-512 kernels stay inside buffers that end at a guard page (%d shapes)", cases);
 }
 
-/* The AVX-512 attention has three paths: inference with n <= 64 (one
- * kernel, the probabilities kept on the stack), n <= 64 with the
- * probabilities kept for the backward, and longer sequences (scores, then
- * the softmax). Lengths on each side of the tile edges, heads of 32 and
- * 24 (the keys are transposed by blocks of 16 dimensions). */
+/* The AVX-512 attention has four paths: inference with n <= 64 (heads of
+ * a multiple of 16 dimensions: 16 queries a vector, keys in groups of 8
+ * to 12; others: 4 queries at a time, the probabilities kept on the
+ * stack), n <= 64 with the probabilities kept for the backward, and
+ * longer sequences (scores, then the softmax). Lengths on each side of
+ * the tile edges (1, 15, 17, 17, 64, 65, 100, 4, 16, 25, 33), heads of
+ * 32 and 24 (the keys are transposed by blocks of 16 dimensions). */
 static void test_attention_lengths(int C, int NH)
 {
-    enum { S = 8 };
-    const int off[S + 1] = {0, 1, 16, 33, 50, 114, 179, 279, 283};
+    enum { S = 11 };
+    const int off[S + 1] = {0, 1, 16, 33, 50, 114, 179, 279, 283, 299, 324, 357};
     const int N = off[S];
     int64_t poff[S], np = attention_probs_size(off, S, NH, poff);
     float *qkv = rand_vec((int64_t)N * 3 * C, 2.0f), *probs = malloc((size_t)np * sizeof *probs);
