@@ -634,23 +634,30 @@ static void test_pool(void)
     }
 }
 
-/* The first NaN or infinity, across the scan's block boundaries. */
-static void test_first_nonfinite(void)
+/* The first NaN or infinity, across the scan's block boundaries and in
+ * vectors' tails (the prefixes end 15 values into a vector), with the
+ * AVX-512 scan (avx512 1) or the portable one (0). */
+static void test_first_nonfinite(int avx512)
 {
     enum { FN = 10000 };
     float *x = calloc(FN, sizeof *x);
+    nn_use_avx512(avx512);
     int good = x != NULL && nn_first_nonfinite(x, FN) == -1 && nn_first_nonfinite(x, 0) == -1;
     const int64_t at[] = {0, 4095, 4096, 9999};
     const float bad[] = {NAN, INFINITY, -INFINITY, NAN};
     for (int k = 0; good && k < 4; k++) {
         x[at[k]] = bad[k];
         x[FN - 1] = k < 3 ? -INFINITY : x[FN - 1]; /* a later one does not win */
-        good = nn_first_nonfinite(x, FN) == at[k] && nn_first_nonfinite(x, at[k]) == -1;
+        good = nn_first_nonfinite(x, FN) == at[k] && nn_first_nonfinite(x, at[k]) == -1 &&
+               (at[k] == 0 || nn_first_nonfinite(x + 1, FN - 1) == at[k] - 1); /* 9999: in a tail */
         memset(x, 0, FN * sizeof *x);
     }
     x[17] = 3.4e38f; /* large but finite */
-    ok(good && nn_first_nonfinite(x, FN) == -1,
-       "first non-finite: NaN, +inf, -inf found at 0, 4095, 4096, 9999; finite extremes pass");
+    x[9998] = -3.4e38f;
+    good = good && nn_first_nonfinite(x, FN) == -1;
+    nn_use_avx512(1);
+    ok(good, "first non-finite%s: NaN, +inf, -inf found at 0, 4095, 4096, 9999; finite extremes pass",
+       avx512 && nn_avx512() ? " (AVX-512)" : " (portable)");
     free(x);
 }
 
@@ -789,7 +796,8 @@ int main(void)
     test_keyed_dropout();
     test_keyed_attention();
     test_pool();
-    test_first_nonfinite();
+    test_first_nonfinite(1);
+    test_first_nonfinite(0);
     test_guard_pages();
-    return done_testing(69);
+    return done_testing(70);
 }

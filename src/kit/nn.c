@@ -44,17 +44,42 @@ static int nn_avx2(void)
     return use_avx2;
 }
 
+/* whether x[0..k) holds a NaN or an infinity (exponent all ones) */
+static int block_nonfinite(const float *x, int64_t k)
+{
+    uint32_t any = 0;
+    for (int64_t i = 0; i < k; i++) {
+        uint32_t u;
+        memcpy(&u, x + i, sizeof u);
+        any |= (u & 0x7f800000u) == 0x7f800000u;
+    }
+    return any != 0;
+}
+
+/* the same, 16 at a time: the embed run checks every token's last hidden
+ * state between batches, while the other threads wait (scalar, 0.36 % of
+ * a bf16 encode's samples on a Zen 5) */
+__attribute__((target("avx512f"))) static int block_nonfinite_avx512(const float *x, int64_t k)
+{
+    const __m512i e = _mm512_set1_epi32(0x7f800000);
+    __mmask16 any = 0;
+    int64_t i = 0;
+    for (; i + 16 <= k; i += 16)
+        any |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(_mm512_loadu_si512(x + i), e), e);
+    if (i < k) {
+        const __mmask16 m = tail_mask(k - i);
+        any |= _mm512_mask_cmpeq_epi32_mask(m, _mm512_and_si512(_mm512_maskz_loadu_epi32(m, x + i), e), e);
+    }
+    return any != 0;
+}
+
 int64_t nn_first_nonfinite(const float *x, int64_t n)
 {
     enum { BLOCK = 4096 };
+    const int fast = nn_avx512();
     for (int64_t at = 0; at < n; at += BLOCK) {
         int64_t k = n - at < BLOCK ? n - at : BLOCK;
-        uint32_t any = 0;
-        for (int64_t i = 0; i < k; i++) { /* exponent all ones: NaN or infinity */
-            uint32_t u;
-            memcpy(&u, x + at + i, sizeof u);
-            any |= (u & 0x7f800000u) == 0x7f800000u;
-        }
+        const int any = fast ? block_nonfinite_avx512(x + at, k) : block_nonfinite(x + at, k);
         for (int64_t i = 0; any && i < k; i++)
             if (!isfinite(x[at + i]))
                 return at + i;
