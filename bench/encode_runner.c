@@ -127,6 +127,8 @@ int main(int argc, char **argv)
         err_set("out of memory");
         goto fail;
     }
+    /* the lowest hidden state the pooler reads, as the runner passes it (ABI 1.7) */
+    const int lowest = pops->lowest_layer ? pops->lowest_layer(pool->self, info.layers) : 0;
     double best = 1e30, sum = 0;
     for (int r = 0; r < rounds; r++) {
         double t1 = time_now();
@@ -135,7 +137,7 @@ int main(int argc, char **argv)
             const runner_states *st;
             if (batch_fill(&bt, &e, order + i, n) != 0)
                 goto fail;
-            bt.b.lowest_read = pops->lowest_layer ? pops->lowest_layer(pool->self, info.layers) : 0;
+            bt.b.lowest_read = lowest;
             if (bops->forward(bb->self, &bt.b, 0, &st) != 0 ||
                 pops->forward(pool->self, &bt.b, st, out) != 0)
                 goto fail;

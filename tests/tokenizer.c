@@ -5,6 +5,7 @@
  * the model folder's JSON files, vocabulary errors, padded batches, and
  * the parity with Hugging Face on ../shared/reference/tokenizer through the
  * runner. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -641,8 +642,8 @@ static void test_reference(void)
 int main(void)
 {
     if (!mkdtemp(tmp)) { /* a setup that failed is a failure, never a skip */
-        skip(1, "no temporary folder");
-        return done_testing(1) | 1;
+        ok(0, "a temporary folder: %s", strerror(errno));
+        return done_testing(1);
     }
     mkdir_tmp("empty_model");
     char *vocab = write_vocab("vocab.txt", tiny, "\n");
