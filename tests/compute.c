@@ -268,10 +268,11 @@ static void test_ffn(compute_precision p, const float *W, const float *b)
 
 /* compute_to_bf16 (AVX-512 where there is, with or without AVX512_BF16's
  * conversion: what), in chunks, is compute_bf16_round bit for bit: ties,
- * NaN, infinities, denormals */
+ * NaN, infinities, denormals; in either vector of a pair, and in the last
+ * chunk's single vector (53 = 32 + 16 + 5 values) */
 static void test_to_bf16(const char *what)
 {
-    enum { M = 3 * 4096 + 37 };
+    enum { M = 3 * 4096 + 53 };
     const uint32_t special[] = {0x7f800000u, 0xff800000u, 0x7fc00000u, 0x7f800001u, 0xffbfffffu,
                                 0x00000001u, 0x807fffffu, 0x3f808000u, 0x3f818000u, 0x3f80ffffu,
                                 0x7f7fffffu, 0x00008000u, 0x00018000u, 0x80000000u};
@@ -280,6 +281,10 @@ static void test_to_bf16(const char *what)
     int bad = !x || !o;
     for (size_t i = 0; !bad && i < sizeof special / sizeof *special; i++)
         memcpy(&x[100 + 17 * i], &special[i], 4);
+    if (!bad) {
+        memcpy(&x[M - 45], &special[5], 4); /* denormals: the last pair */
+        memcpy(&x[M - 21], &special[6], 4); /* and the single vector after it */
+    }
     if (!bad)
         compute_to_bf16(o, x, M);
     for (int i = 0; !bad && i < M; i++)

@@ -28,7 +28,7 @@ int nn_avx512bf16(void)
 {
     if (use_avx512bf16 < 0) {
         __builtin_cpu_init();
-        use_avx512bf16 = __builtin_cpu_supports("avx512bf16") ? 1 : 0;
+        use_avx512bf16 = __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512dq") ? 1 : 0;
     }
     return nn_avx512() && use_avx512bf16;
 }

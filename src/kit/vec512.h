@@ -85,14 +85,26 @@ int nn_avx512bf16(void) __attribute__((visibility("hidden")));
 
 /* bf16x16 in one instruction where the CPU has AVX512_BF16: vcvtneps2bf16
  * rounds to nearest even and quiets a NaN the same way, but flushes
- * denormals, so a vector holding one takes bf16x16 */
-#define AVX512BF16 __attribute__((target("avx512f,avx512bf16")))
+ * denormals, so a vector holding one takes bf16x16 (vfpclassps, AVX512DQ,
+ * which every CPU with AVX512_BF16 has; nn_avx512bf16 checks both) */
+#define AVX512BF16 __attribute__((target("avx512f,avx512dq,avx512bf16")))
 AVX512BF16 static inline __m256i bf16x16_hw(__m512 x)
 {
-    const __m512i u = _mm512_castps_si512(x);
-    const __mmask16 den = _mm512_testn_epi32_mask(u, _mm512_set1_epi32(0x7f800000)) &
-                          _mm512_test_epi32_mask(u, _mm512_set1_epi32(0x007fffff));
-    return den ? bf16x16(x) : (__m256i)_mm512_cvtneps_pbh(x);
+    return _mm512_fpclass_ps_mask(x, 0x20) ? bf16x16(x) : (__m256i)_mm512_cvtneps_pbh(x);
+}
+
+/* bf16x16_hw of a and b into o[0..32): one test and one conversion for
+ * both (vcvtne2ps2bf16). A GELU-to-bf16 loop took 8.7 cycles a vector
+ * against 10.7 with a test and a conversion per vector, to_bf16 1.4
+ * against 2.0 (Zen 5, in L1) */
+AVX512BF16 static inline void bf16x32_hw_store(uint16_t *o, __m512 a, __m512 b)
+{
+    if (_mm512_fpclass_ps_mask(a, 0x20) | _mm512_fpclass_ps_mask(b, 0x20)) {
+        _mm256_storeu_si256((__m256i *)o, bf16x16(a));
+        _mm256_storeu_si256((__m256i *)(o + 16), bf16x16(b));
+    } else {
+        _mm512_storeu_si512(o, (__m512i)_mm512_cvtne2ps_pbh(b, a)); /* a in the low half */
+    }
 }
 
 #endif
