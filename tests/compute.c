@@ -199,8 +199,10 @@ static void test_int8(const float *x, const float *W, const float *b)
  * overlaps the one before it, and fewer than 16 rows padded to 16. */
 static void test_row_blocks(compute_precision p, const float *W, const float *b)
 {
-    enum { BIG = 300 };
-    const int counts[] = {1, 15, 16, 17, 45, 299};
+    enum { BIG = 600 };
+    /* block_next's cases: under 16 rows, multiples of 16, under 256 rows
+     * and not (two blocks), 256 and more (the last block overlapping) */
+    const int counts[] = {1, 15, 16, 17, 45, 100, 160, 255, 256, 257, 299, 511, 599};
     float *x = rand_vec(BIG * IN), *all = malloc(BIG * OUT * sizeof *all), *y = malloc(BIG * OUT * sizeof *y);
     compute_linear *l = NULL;
     int rc = !x || !all || !y || compute_linear_create(&l, "blocks", IN, OUT, p, COMPUTE_POST_GELU) ||
@@ -216,7 +218,7 @@ static void test_row_blocks(compute_precision p, const float *W, const float *b)
      * valgrind's) has no such kernel for p, the run-time-rows GEMM may
      * order sums by rows */
     double bound = l && strncmp(compute_linear_impl(l), "brg", 3) == 0 ? 0 : 1e-5;
-    ok(rc == 0 && d <= bound, "%s (%s): 1, 15, 16, 17, 45 or 299 rows give the rows of one 300-row call (%.1e)",
+    ok(rc == 0 && d <= bound, "%s (%s): 1 .. 599 rows give the rows of one 600-row call (%.1e)",
        compute_precision_name(p), l ? compute_linear_impl(l) : "?", d);
     compute_linear_free(l);
     free(x);
@@ -232,7 +234,7 @@ static const char *ffn_note = ""; /* how the kernels between the GEMMs run, if n
 static void test_ffn(compute_precision p, const float *W, const float *b)
 {
     enum { BIG = 600 };
-    const int counts[] = {1, 15, 16, 17, 45, 299, 600};
+    const int counts[] = {1, 15, 16, 17, 45, 100, 257, 299, 600};
     float *x = rand_vec(BIG * IN), *W2 = rand_vec(IN * OUT), *b2 = rand_vec(IN);
     float *g = malloc(BIG * OUT * sizeof *g), *y1 = malloc(BIG * IN * sizeof *y1);
     float *y2 = malloc(BIG * IN * sizeof *y2);
