@@ -195,8 +195,9 @@ static void test_int8(const float *x, const float *W, const float *b)
 }
 
 /* A row's result does not depend on how many rows share the call: the
- * packed precisions run blocks of 256 .. 16 rows, a last block that
- * overlaps the one before it, and fewer than 16 rows padded to 16. */
+ * packed precisions run blocks of 256 rows, then one of the rest rounded
+ * up to 16 that overlaps the one before it (or, under 256 rows, a multiple
+ * of 16 and 16 more), and fewer than 16 rows padded to 16. */
 static void test_row_blocks(compute_precision p, const float *W, const float *b)
 {
     enum { BIG = 600 };

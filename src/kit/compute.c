@@ -49,7 +49,7 @@ struct compute_linear {
  * thread, the encoder's 24 layers in turn, bf16 on a Zen 5: 345 GFLOPS at
  * 16 rows, 375 at 32, 400 at 64, 412-423 from 96 up): on the SST-2 dev
  * set's groups, modelled, 3.5 % over the GEMMs' time at 256 rows against
- * 1.7 %. Encode at 2 threads, medians of alternating runs: bf16 +1.9 %
+ * 1.9 %. Encode at 2 threads, medians of alternating runs: bf16 +1.9 %
  * (13), f32 +1.6 % (9), int8 +0.5 % (9); the same bits and peak RSS; a
  * process's start 13-20 ms longer (make_fixed). */
 static const int FIXED_M[NFIXED] = {256, 240, 224, 208, 192, 176, 160, 144, 128, 112, 96, 80, 64, 48, 32, 16};

@@ -1205,9 +1205,9 @@ keep_probs_avx512(float *pr, float *row, int n, float inv, float p_drop, uint64_
 /* Inference: a last block of at most SMALL_BLOCK queries goes through
  * attention4_avx512 (the same bits) instead of a 16-lane block mostly
  * empty. Heads of 32, one thread, 16 sequences a call, alternating in one
- * process (Zen 5): 7-13 % less time at lengths 17-20, 34-36 and 50-52,
+ * process (Zen 5): 6-13 % less time at lengths 17-20, 34-36 and 50-52,
  * 9-12 % at 2-4; a limit of 8 was 0-4 % faster at 22-24 tokens but
- * 20-25 % slower at 5-8, where it also transposes K. */
+ * 15-22 % slower at 5-8, where it also transposes K. */
 enum { SMALL_BLOCK = 4 };
 
 /* Pairs (sequence, head) under a dynamic schedule: the work of a pair

@@ -15,8 +15,8 @@
  *    of oneDNN's brgemm kernels, which need the rows at creation: one
  *    primitive each for blocks of 16, 32, .. 256 rows, a call's rows cut
  *    into blocks of 256 and one of the rest rounded up to 16 rows (a row's
- *    result never depends on the others'); where brgemm is missing, one run-time-rows primitive as in
- *    f32. "int8" is dynamic quantization as
+ *    result never depends on the others'); where brgemm is missing, one
+ *    run-time-rows primitive as in f32. "int8" is dynamic quantization as
  *    ONNX Runtime's: per-channel symmetric int8 weights, uint8 activations
  *    with a scale and zero point per row computed at run time (int32 sums
  *    from oneDNN, dequantized with the bias and GELU in one pass).
