@@ -4,9 +4,12 @@
  * primitive creation and with M given at run time. Weights are packed
  * once outside the timing (oneDNN's "any" layout), as the runner does.
  *
- *   build/bench/gemm [M] [reps]      (threads: OMP_NUM_THREADS or all)
+ *   build/bench/gemm [M [reps [hidden intermediate]]]
  *
- * Prints GFLOPS per shape and the implementation oneDNN chose. */
+ * M 800 (a batch of 32 sentences), reps 20, hidden 384 and intermediate
+ * 1536 (all-MiniLM-L6-v2's) by default; threads: OMP_NUM_THREADS or all.
+ * Prints GFLOPS per shape (the best of reps) and the implementation oneDNN
+ * chose; bench/encode.sh reads it for the runner's GEMM ceiling. */
 #include <cblas.h>
 #include <dnnl.h>
 #include <omp.h>
@@ -164,16 +167,31 @@ static double run_train(int M, int in, int out, int blas, int which, int reps)
     return 2.0 * M * in * out / best * 1e-9;
 }
 
+/* argv[i] as an integer in 1..max, else 0 */
+static int arg_int(int argc, char **argv, int i, int dflt, int max)
+{
+    if (i >= argc)
+        return dflt;
+    char *end;
+    long v = strtol(argv[i], &end, 10);
+    return end != argv[i] && !*end && v >= 1 && v <= max ? (int)v : 0;
+}
+
 int main(int argc, char **argv)
 {
-    int M = argc > 1 ? atoi(argv[1]) : 800, reps = argc > 2 ? atoi(argv[2]) : 20;
+    int M = arg_int(argc, argv, 1, 800, 1 << 16), reps = arg_int(argc, argv, 2, 20, 10000),
+        C = arg_int(argc, argv, 3, 384, 1 << 14), FF = arg_int(argc, argv, 4, 1536, 1 << 16);
+    if (argc > 5 || argc == 4 || !M || !reps || !C || !FF) {
+        fprintf(stderr, "usage: %s [M [reps [hidden intermediate]]]  (positive integers; "
+                        "defaults 800 20 384 1536)\n", argv[0]);
+        return 2;
+    }
     if (dnnl_engine_create(&eng, dnnl_cpu, 0) || dnnl_stream_create(&stream, eng, dnnl_stream_default_flags))
         return 1;
-    const char *cpu_isa[] = {"?"};
-    (void)cpu_isa;
     printf("M=%d, %d threads, best of %d; oneDNN effective ISA code 0x%x\n", M, omp_get_max_threads(),
            reps, (unsigned)dnnl_get_effective_cpu_isa());
-    const int shapes[][2] = {{384, 1152}, {384, 384}, {384, 1536}, {1536, 384}};
+    /* the encoder layer's four: QKV, attention output, FFN up, FFN down */
+    const int shapes[][2] = {{C, 3 * C}, {C, C}, {C, FF}, {FF, C}};
     struct { const char *name; dnnl_data_type_t s, w; } kinds[] = {
         {"f32", dnnl_f32, dnnl_f32}, {"bf16", dnnl_bf16, dnnl_bf16}, {"int8", dnnl_u8, dnnl_s8}};
     printf("%-10s %9s", "K x N", "OpenBLAS");

@@ -319,7 +319,7 @@ def encode_header(a, threads, n, ids, onnx, onnx_int8, have_ort, made_by, tag=""
     return engines
 
 
-def encode_report(engines, threads):
+def encode_report(engines, threads, ceil=None, rates=None):
     print(f"\n{threads} threads:")
     print_table(engines, "whole-process sent/s")
     cos, ref = cosines(engines)
@@ -339,7 +339,81 @@ def encode_report(engines, threads):
               f"   {paired(by[x].steady(), by[y].steady()):>18}")
     print("(paired: the two engines' ratio within each round, which ran them minutes apart at most;\n"
           " it cancels the host's slower and faster spells that the medians of each engine keep)")
+    ceiling_report(engines, threads, ceil, rates)
     return cos
+
+
+GEMM = "build/bench/gemm"
+GEMM_ROWS = 256  # the runner's largest GEMM block (src/kit/compute.c)
+
+
+def gemm_rates(C, FF):
+    """One thread's GFLOPS for each of the encoder layer's four GEMM shapes
+    (K, N) and each precision: build/bench/gemm, rows fixed at 256, the best
+    of 20 with the weights warm. (rates, None) or (None, why not)."""
+    if not os.access(GEMM, os.X_OK):
+        return None, f"{GEMM} is not built (make bench)"
+    r = subprocess.run([GEMM, str(GEMM_ROWS), "20", str(C), str(FF)], capture_output=True, text=True,
+                       env=dict(os.environ, OMP_NUM_THREADS="1"))
+    rates = {}
+    for line in r.stdout.splitlines():
+        if line.startswith("training"):
+            break
+        # K x N, OpenBLAS, then f32 / bf16 / int8 each with fixed and run-time rows
+        m = re.match(r"\s*(\d+) x (\d+)" + r"\s+([0-9.]+)" * 7 + r"\s*$", line)
+        if m:
+            g = [float(x) for x in m.groups()[2:]]
+            rates[(int(m.group(1)), int(m.group(2)))] = {"f32": g[1], "bf16": g[3], "int8": g[5]}
+    if r.returncode != 0 or len(rates) != 4 or any(v <= 0 for x in rates.values() for v in x.values()):
+        return None, f"{GEMM} failed (exit {r.returncode}): {(r.stderr or r.stdout).strip()[-200:]}"
+    return rates, None
+
+
+def best_rates(a, b):
+    """Per shape and precision, the faster of two gemm_rates() results."""
+    if not a or not b:
+        return a or b
+    return {k: {p: max(a[k][p], b[k][p]) for p in a[k]} for k in a}
+
+
+def gemm_ceiling(model, ids):
+    """What the GEMM ceiling needs: the model's dimensions and the tokens the
+    benchmark encodes. (dims, tokens, sentences) or None."""
+    try:
+        with open(os.path.join(model, "config.json")) as f:
+            c = json.load(f)
+        dims = (int(c["hidden_size"]), int(c["intermediate_size"]), int(c["num_hidden_layers"]))
+        with open(ids) as f:
+            lens = [len(line.split()) for line in f if line.strip()]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        note(f"GEMM ceiling skipped: {e}")
+        return None
+    return dims, sum(lens), len(lens)
+
+
+def ceiling_report(engines, threads, ceil, rates):
+    """Sentences/s the runner could reach if its GEMMs ran at the micro-benchmark's
+    best rate on every thread and nothing else took time: an upper bound."""
+    if not ceil or not rates:
+        return
+    (C, FF, L), tokens, n = ceil
+    shapes = [(C, 3 * C), (C, C), (C, FF), (FF, C)]
+    gflop = sum(2.0 * K * N for K, N in shapes) * tokens * L * 1e-9
+    by = {e.key: e for e in engines}
+    ort8 = med(by["D"].steady()) if "D" in by else None
+    print(f"\nGEMM ceiling at {threads} thread{'s' if threads > 1 else ''}: the runner's speed if the backbone's GEMMs"
+          f" ({tokens} tokens, {gflop:.0f} GFLOP)\nran at {GEMM}'s best one-thread rate ({GEMM_ROWS} rows, weights"
+          f" warm) on every thread and nothing else took time")
+    print(f"  {'':<22}{'GFLOPS/thread':>14}{'ceiling sent/s':>16}{'steady sent/s':>15}{'of ceiling':>12}"
+          f"{'ceiling / ONNX Runtime int8':>30}")
+    for key, prec in (("A", "f32"), ("A2", "bf16"), ("A3", "int8")):
+        if key not in by:
+            continue
+        secs = sum(2.0 * K * N * tokens * L / (rates[(K, N)][prec] * 1e9) for K, N in shapes)
+        cap = threads * n / secs
+        got = med(by[key].steady())
+        print(f"  {by[key].name:<22}{gflop / secs:>14.0f}{cap:>16.0f}{(f'{got:.0f}' if got else 'n/a'):>15}"
+              f"{(f'{100 * got / cap:.0f} %' if got else 'n/a'):>12}{ratio(cap, ort8):>30}")
 
 
 def clear_embeddings():
@@ -366,10 +440,18 @@ def cmd_encode(a):
     results = {t: encode_header(a, t, n, ids, onnx, onnx_int8, have_ort, made_by,
                                 f"@{t}t" if len(threads) > 1 else "") for t in threads}
     clear_embeddings()
+    # the GEMM micro-benchmark before and after the rounds: the better of the two
+    ceil = gemm_ceiling(a.model, ids)
+    rates, why = gemm_rates(*ceil[0][:2]) if ceil else (None, None)
     alternate([e for t in threads for e in results[t]], a.rounds, a.warmup)
+    if rates:
+        rates = best_rates(rates, gemm_rates(*ceil[0][:2])[0])
+    elif why:
+        note(f"GEMM ceiling skipped: {why}")
     for t in threads:
-        cos = encode_report(results[t], t)
-        save_json(f"encode_t{t}" if len(threads) > 1 else "encode", a, results[t], cos)
+        cos = encode_report(results[t], t, ceil, rates)
+        save_json(f"encode_t{t}" if len(threads) > 1 else "encode", a, results[t], cos,
+                  {f"{k[0]}x{k[1]}": v for k, v in rates.items()} if rates else None)
         print()
     if len(threads) > 1:
         lo, hi = min(threads), max(threads)
@@ -439,10 +521,10 @@ def cmd_train(a):
     save_json("train", a, engines)
 
 
-def save_json(kind, a, engines, cos=None):
+def save_json(kind, a, engines, cos=None, gemm=None):
     path = os.path.join(OUT, f"{kind}_results.json")
     doc = {"args": vars(a), "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "load_avg": os.getloadavg(),
-           "cpu": cpu_name(), "cosine_min_mean": cos or {},
+           "cpu": cpu_name(), "cosine_min_mean": cos or {}, "gemm_gflops_one_thread": gemm or {},
            "engines": [{"key": e.key, "name": e.name, "argv": e.argv, "env": e.env_extra, "skipped": e.failed,
                         "runs": e.runs} for e in engines]}
     with open(path, "w") as f:
