@@ -29,7 +29,7 @@ endif
 PREFIX ?= /usr/local
 DESTDIR ?=
 KIT_MAJOR = 1
-KIT_VERSION = 1.8.0
+KIT_VERSION = 1.9.0
 
 CC ?= cc
 V ?= 0

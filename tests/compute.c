@@ -227,6 +227,32 @@ static void test_row_blocks(compute_precision p, const float *W, const float *b)
     free(y);
 }
 
+/* Packed into the caller's memory (kit 1.9), a layer gives the same bits
+ * as packed into its own; the misuses fail with the layer's name. */
+static void test_pack_memory(compute_precision p, const float *x, const float *W, const float *b)
+{
+    compute_linear *own = NULL, *lent = NULL;
+    float *y1 = malloc(N * OUT * sizeof *y1), *y2 = malloc(N * OUT * sizeof *y2);
+    int rc = !y1 || !y2 || compute_linear_create(&own, "own", IN, OUT, p, COMPUTE_PACKED) ||
+             compute_linear_create(&lent, "lent", IN, OUT, p, COMPUTE_PACKED);
+    size_t n = rc ? 0 : compute_linear_pack_size(lent);
+    char *mem = n ? mem_alloc(n + 64) : NULL;
+    int misaligned = mem && compute_linear_pack_memory(lent, mem + 8) == -1 && strstr(err_get(), "lent");
+    rc = rc || !mem || compute_linear_pack_memory(lent, mem) || compute_linear_pack(own, W) ||
+         compute_linear_pack(lent, W) || compute_linear_forward(own, y1, x, NULL, b, N) ||
+         compute_linear_forward(lent, y2, x, NULL, b, N);
+    int twice = !rc && compute_linear_pack_memory(lent, mem) == -1 && strstr(err_get(), "already packed");
+    ok(!rc && n > 0 && compute_linear_bytes(lent) == n && memcmp(y1, y2, N * OUT * sizeof *y1) == 0 &&
+           misaligned && twice,
+       "%s: packed into the caller's %zu bytes, the same bits; unaligned memory and a second block refused",
+       compute_precision_name(p), n);
+    compute_linear_free(own);
+    compute_linear_free(lent); /* leaves mem alone: valgrind would see a double free */
+    mem_free(mem);
+    free(y1);
+    free(y2);
+}
+
 /* The feed-forward block (up with GELU, then down) as one call gives the
  * rows of the two calls bit for bit, at every row count of block_next's
  * cases; the fused path leaves the intermediate buffer alone. */
@@ -339,11 +365,16 @@ int main(void)
            strstr(err_get(), "ffn.b"),
        "a feed-forward block whose layers do not fit fails with both names: %s", err_get());
     compute_linear_free(l1);
+    test_pack_memory(COMPUTE_BF16, x, W, b);
+    test_pack_memory(COMPUTE_INT8, x, W, b);
+    ok(compute_linear_pack_size(l2) == 0 && compute_linear_pack_memory(l2, g1) == -1 &&
+           strstr(err_get(), "ffn.b") && strstr(err_get(), "not packed"),
+       "f32 read in place packs nothing: size 0, caller's memory refused: %s", err_get());
     compute_linear_free(l2);
     compute_linear_free(NULL);
     ok(1, "compute_linear_free(NULL) is a no-op");
     free(x);
     free(W);
     free(b);
-    return done_testing(33);
+    return done_testing(36);
 }

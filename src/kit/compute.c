@@ -28,6 +28,7 @@ struct compute_linear {
     dnnl_primitive_t prim;
     dnnl_memory_desc_t wmd; /* weights as the primitive wants them */
     void *wpacked;          /* bf16 / int8 / packed f32 weights in that layout */
+    int wown;               /* wpacked is ours (else the caller's: compute_linear_pack_memory) */
     size_t wbytes;
     float *wscale; /* int8: per output channel */
     int32_t *wsum; /* int8: sum of each output channel's int8 weights */
@@ -318,7 +319,8 @@ void compute_linear_free(compute_linear *l)
     dnnl_primitive_destroy(l->prim);
     dnnl_primitive_desc_destroy(l->pd);
     free_fixed(l);
-    mem_free(l->wpacked);
+    if (l->wown)
+        mem_free(l->wpacked);
     mem_free(l->wscale);
     mem_free(l->wsum);
     mem_free(l->zeros);
@@ -335,6 +337,24 @@ const char *compute_linear_impl(const compute_linear *l)
 }
 
 size_t compute_linear_bytes(const compute_linear *l) { return l ? l->wbytes : 0; }
+
+size_t compute_linear_pack_size(const compute_linear *l)
+{
+    return l && l->packed ? dnnl_memory_desc_get_size(&l->wmd) : 0;
+}
+
+int compute_linear_pack_memory(compute_linear *l, void *mem)
+{
+    if (!l || !l->packed)
+        return err_set("%s: its weights are not packed", l ? l->name : "(no layer)");
+    if (l->wpacked)
+        return err_set("%s: its weights are already packed", l->name);
+    if (!mem || ((uintptr_t)mem & 63))
+        return err_set("%s: memory for the packed weights must be 64-byte aligned", l->name);
+    l->wpacked = mem;
+    l->wown = 0;
+    return 0;
+}
 
 compute_precision compute_linear_precision(const compute_linear *l) { return l->p; }
 
@@ -444,15 +464,16 @@ int compute_linear_pack(compute_linear *l, const float *W)
         return err_set("oneDNN: no stream to pack %s", l->name);
     const int64_t n = (int64_t)l->in * l->out;
     if (!l->wpacked) {
-        l->wbytes = dnnl_memory_desc_get_size(&l->wmd);
-        l->wpacked = mem_alloc_huge(l->wbytes); /* kept while the layer lives */
-        if (l->p == COMPUTE_INT8) {
-            l->wscale = mem_alloc((size_t)l->out * sizeof(float));
-            l->wsum = mem_alloc((size_t)l->out * sizeof(int32_t));
-        }
-        if (!l->wpacked || (l->p == COMPUTE_INT8 && (!l->wscale || !l->wsum)))
-            return err_set("out of memory for the packed weights of %s", l->name);
+        l->wpacked = mem_alloc_huge(dnnl_memory_desc_get_size(&l->wmd)); /* kept while the layer lives */
+        l->wown = 1;
     }
+    if (l->p == COMPUTE_INT8 && !l->wscale)
+        l->wscale = mem_alloc((size_t)l->out * sizeof(float));
+    if (l->p == COMPUTE_INT8 && !l->wsum)
+        l->wsum = mem_alloc((size_t)l->out * sizeof(int32_t));
+    if (!l->wpacked || (l->p == COMPUTE_INT8 && (!l->wscale || !l->wsum)))
+        return err_set("out of memory for the packed weights of %s", l->name);
+    l->wbytes = dnnl_memory_desc_get_size(&l->wmd);
     dnnl_dims_t wd = {l->in, l->out}, wstr = {1, l->in};
     dnnl_memory_desc_t md;
     dnnl_status_t s;

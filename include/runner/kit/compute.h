@@ -84,6 +84,15 @@ const char *compute_linear_impl(const compute_linear *l);
 compute_precision compute_linear_precision(const compute_linear *l);
 /* bytes of packed weights held */
 size_t compute_linear_bytes(const compute_linear *l);
+/* kit 1.9: the bytes compute_linear_pack will write (0 when l does not
+ * pack: f32 without COMPUTE_PACKED, or without brgemm kernels here) */
+size_t compute_linear_pack_size(const compute_linear *l);
+/* kit 1.9: compute_linear_pack writes the packed weights into mem
+ * (compute_linear_pack_size bytes, 64-byte aligned, the caller's, kept
+ * until l is freed) instead of a block of its own: one block for many
+ * layers takes fewer page faults. Before the first pack; -1 with err_set
+ * when l does not pack, is packed already, or mem is not aligned. */
+int compute_linear_pack_memory(compute_linear *l, void *mem);
 void compute_linear_free(compute_linear *l);
 
 /* ---- bfloat16 GEMMs for training (train.precision = "bf16") ---------------
