@@ -238,9 +238,26 @@ const char *st_meta(const safetensors *st, const char *key)
     return NULL;
 }
 
+/* Map a tensor's pages in one call before reading them: read one by one,
+ * each fault mapped 64 KiB, and on this project's VMs a fault costs about
+ * 14 us (a MiniLM load took about 1,500). The whole file at once would add
+ * it to the peak RSS; each tensor's pages go again with st_release. */
+static void prefault(const st_tensor *t)
+{
+#ifdef MADV_POPULATE_READ
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = (uintptr_t)t->data & ~(page - 1), hi = (uintptr_t)t->data + t->nbytes;
+    if (hi > lo)
+        (void)madvise((void *)lo, hi - lo, MADV_POPULATE_READ); /* advice: a failure changes nothing */
+#else
+    (void)t;
+#endif
+}
+
 int st_to_f32(const safetensors *st, const st_tensor *t, float *out)
 {
     int64_t n = t->numel;
+    prefault(t);
     if (strcmp(t->dtype, "F32") == 0) {
         memcpy(out, t->data, (size_t)n * sizeof(float));
     } else if (strcmp(t->dtype, "BF16") == 0) {
@@ -273,6 +290,7 @@ int st_to_f32_finite(const safetensors *st, const st_tensor *t, float *out, int6
         *bad = nn_first_nonfinite(out, t->numel);
         return 0;
     }
+    prefault(t);
     for (int64_t at = 0; at < t->numel && *bad < 0; at += CHUNK) {
         int64_t k = t->numel - at < CHUNK ? t->numel - at : CHUNK;
         memcpy(out + at, t->data + at * (int64_t)sizeof(float), (size_t)k * sizeof(float));
