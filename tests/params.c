@@ -86,9 +86,19 @@ int main(void)
     if (odd)
         odd[(1u << 20) + 4095] = 1;
     ok(mem_calloc(SIZE_MAX / 2, 4) == NULL, "a count times size that overflows gives NULL, nothing allocated");
+    /* populated ahead of writing (kit 1.9): contents kept, pages present */
+    char *pop = mem_alloc(5u << 20);
+    int kept = pop != NULL;
+    if (pop) {
+        memset(pop, 7, 5u << 20);
+        kept = mem_populate(pop + 3, (5u << 20) - 3) == 0 && pop[0] == 7 && pop[(5u << 20) - 1] == 7 &&
+               mem_populate(NULL, 10) == 0 && mem_populate(pop, 0) == 0;
+    }
+    ok(kept, "mem_populate faults in a block's pages and leaves its contents");
+    mem_free(pop);
     mem_free(small);
     mem_free(large);
     mem_free(odd);
     mem_free(NULL);
-    return done_testing(38);
+    return done_testing(39);
 }

@@ -13,6 +13,7 @@
 #include "drivers.h"
 #include "embed.h"
 #include "runner/kit/npy.h"
+#include "runner/kit/util.h"
 #include "plot.h"
 #include "run.h"
 #include "shard.h"
@@ -132,6 +133,7 @@ int drive_embed(pipeline *pl)
         err_set("out of memory for %d embeddings", e.n);
         goto done;
     }
+    (void)mem_populate(emb, (size_t)e.n * (size_t)dim * sizeof *emb); /* advice: all written */
     double t0 = time_now();
     if (shard_embed(&enc, &e, &pooler, 1, &emb, 0) != 0) /* each rank a share; rank 0 has them all */
         goto done;

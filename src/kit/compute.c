@@ -112,8 +112,10 @@ static void *grow_buffer(void **p, size_t *cap, size_t bytes)
     mem_free(*p);
     *cap = 0;
     *p = mem_alloc(bytes + bytes / 4);
-    if (*p)
+    if (*p) {
         *cap = bytes + bytes / 4;
+        (void)mem_populate(*p, bytes); /* advice: written next */
+    }
     return *p;
 }
 

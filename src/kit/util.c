@@ -91,6 +91,20 @@ void *mem_calloc(size_t n, size_t size)
 
 void mem_free(void *p) { free(p); }
 
+int mem_populate(void *p, size_t bytes)
+{
+#ifdef MADV_POPULATE_WRITE
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = (uintptr_t)p & ~(page - 1), hi = (uintptr_t)p + bytes;
+    return p && hi > lo ? madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE) : 0;
+#else
+    (void)p;
+    (void)bytes;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
 int mem_drop_pages(const void *p, size_t bytes)
 {
     const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
