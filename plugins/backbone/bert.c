@@ -692,12 +692,6 @@ static int release_weight(bert *m, int l, int kind)
     return 0;
 }
 
-/* The matmuls, created at prepare (ABI 1.7) or the first forward, with
- * one info line naming oneDNN's kernels: float32 ones reading the weights
- * in place for every precision (training, and eval in f32 while a run
- * trains), and one per layer weight in eval, packed (bf16, int8, and f32
- * when the run only evaluates), packed again when stale (after a training
- * forward). In an eval-only run the packed weights are the only copy kept. */
 /* One block for every layer's packed weights, in 2 MiB pages where the
  * kernel grants them: each layer's own block (under 1 MiB in bf16 and
  * int8) took 4 KiB pages, a page fault each, about 14 us on this project's
@@ -722,6 +716,12 @@ static int pack_memory(bert *m)
     return 0;
 }
 
+/* The matmuls, created at prepare (ABI 1.7) or the first forward, with
+ * one info line naming oneDNN's kernels: float32 ones reading the weights
+ * in place for every precision (training, and eval in f32 while a run
+ * trains), and one per layer weight in eval, packed (bf16, int8, and f32
+ * when the run only evaluates), packed again when stale (after a training
+ * forward). In an eval-only run the packed weights are the only copy kept. */
 static int ensure_linears(bert *m, int train)
 {
     const int C = m->C, FF = m->FF;
