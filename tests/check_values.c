@@ -47,7 +47,7 @@ static int run(const char *args, char **err)
 
 int main(void)
 {
-    plan(23);
+    plan(29);
     if (!mkdtemp(dir))
         return 1;
     char *file = str_printf("%s/bad.cfg", dir);
@@ -89,6 +89,16 @@ int main(void)
     is(run("pipelines/bench_train.cfg --check --set train.precision=bf16", &err), 0,
        "train.precision = \"bf16\" passes --check");
     free(err);
+    /* the backbone's keys from bert's table: every error at once, exit 2 */
+    is(run("pipelines/task1.cfg --check --set backbone.precision=bf17 --set backbone.init=rand "
+           "--set backbone.hidden_dropout=1 --set backbone.num_hidden_layers=0", &err), 2,
+       "backbone.precision, init, hidden_dropout, num_hidden_layers out of their tables: exit 2");
+    like(err, "4 errors in the pipeline", "... all four reported");
+    like(err, "backbone.precision: 'bf17' is not one of f32|bf16|int8; did you mean 'bf16'?", "... precision");
+    like(err, "backbone.init: 'rand' is not one of pretrained|random", "... init");
+    like(err, "backbone.hidden_dropout: 1 is out of range: must be in [0, 1)", "... a dropout");
+    like(err, "backbone.num_hidden_layers: 0 is out of range", "... a size");
+    free(err);
     /* a misspelt plugin name: the closest plugin of its kind is suggested */
     is(run("pipelines/task1.cfg --check --set pooler.plugin=maxx", &err), 2, "pooler.plugin = \"maxx\": exit 2");
     like(err, "pooler plugin 'maxx' not found", "... naming it");
@@ -116,5 +126,5 @@ int main(void)
     if (system(rm) != 0)
         diag("could not remove %s", dir);
     free(rm);
-    return done_testing(23);
+    return done_testing(29);
 }

@@ -1241,12 +1241,12 @@ static const runner_key keys[] = {
      "Hugging Face model folder (config.json, model.safetensors); unset: the pipeline's `model`"},
     {"init", RUNNER_T_STRING, "\"pretrained\"",
      "\"pretrained\": weights from model.safetensors; \"random\": BERT's initialisation from the "
-     "run's seed (config.json gives the architecture, no weights file needed)"},
-    {"hidden_size", RUNNER_T_INT, NULL, "override config.json's hidden_size (for a model of another size)"},
-    {"num_hidden_layers", RUNNER_T_INT, NULL, "override config.json's num_hidden_layers"},
-    {"num_attention_heads", RUNNER_T_INT, NULL, "override config.json's num_attention_heads"},
-    {"intermediate_size", RUNNER_T_INT, NULL, "override config.json's intermediate_size"},
-    {"max_position_embeddings", RUNNER_T_INT, NULL, "override config.json's max_position_embeddings"},
+     "run's seed (config.json gives the architecture, no weights file needed)", "pretrained|random"},
+    {"hidden_size", RUNNER_T_INT, NULL, "override config.json's hidden_size (for a model of another size)", "[1, 1048576]"},
+    {"num_hidden_layers", RUNNER_T_INT, NULL, "override config.json's num_hidden_layers", "[1, 1048576]"},
+    {"num_attention_heads", RUNNER_T_INT, NULL, "override config.json's num_attention_heads", "[1, 1048576]"},
+    {"intermediate_size", RUNNER_T_INT, NULL, "override config.json's intermediate_size", "[1, 1048576]"},
+    {"max_position_embeddings", RUNNER_T_INT, NULL, "override config.json's max_position_embeddings", "[1, 1048576]"},
     {"precision", RUNNER_T_STRING, "\"f32\"",
      "eval GEMMs on oneDNN (kernels picked from the CPU's features, named in an info line): "
      "\"f32\"; \"bf16\": bfloat16 weights packed once, bfloat16 activations, float32 sums "
@@ -1254,13 +1254,14 @@ static const runner_key keys[] = {
      "quantization like ONNX Runtime's, per-channel symmetric int8 weights quantized at load, "
      "uint8 activations with a scale and zero point per row (VNNI or AMX when present). "
      "In runs that only evaluate (embed, sts, predict) every precision packs the weights once "
-     "and keeps only that copy. Training: train.precision"},
+     "and keeps only that copy. Training: train.precision",
+     "f32|bf16|int8"},
     {"hidden_dropout", RUNNER_T_FLOAT, NULL,
      "dropout after embeddings and each sub-layer when training; unset: config.json's "
-     "hidden_dropout_prob"},
+     "hidden_dropout_prob", "[0, 1)"},
     {"attention_dropout", RUNNER_T_FLOAT, NULL,
      "dropout on attention probabilities when training; unset: config.json's "
-     "attention_probs_dropout_prob"},
+     "attention_probs_dropout_prob", "[0, 1)"},
     {0},
 };
 

@@ -11,7 +11,7 @@
 #define DEFAULT_T 2.0
 
 static const runner_key keys[] = {
-    {"T", RUNNER_T_FLOAT, STR(DEFAULT_T), "temperature > 0: p_t proportional to size^(1/T)"},
+    {"T", RUNNER_T_FLOAT, STR(DEFAULT_T), "temperature > 0: p_t proportional to size^(1/T)", "(0, inf)"},
     {0},
 };
 
