@@ -243,7 +243,10 @@ static void test_errors(void)
     pipeline pl;
     stage *st = sampler_stage(&pl, "{ plugin = \"temperature\"; T = 0; }", 1);
     ok(!st, "temperature T = 0 refused");
-    like(err_get(), "T = 0: the temperature must be finite and > 0", "... saying why");
+    char *why = validate_errors("run = \"tokenize\";\nsampler = { plugin = \"temperature\"; T = 0; };\n");
+    ok(why && strstr(why, "sampler.T: 0 is out of range: must be in (0, inf)"),
+       "... by its key table, before create, saying why: %s", why ? why : "(did not parse)");
+    free(why);
     pipeline_close(&pl);
 
     st = sampler_stage(&pl, "{ plugin = \"proportional\"; }", 1);
