@@ -133,7 +133,7 @@ int drive_embed(pipeline *pl)
         err_set("out of memory for %d embeddings", e.n);
         goto done;
     }
-    (void)mem_populate(emb, (size_t)e.n * (size_t)dim * sizeof *emb); /* advice: all written */
+    (void)mem_populate(emb, (size_t)e.n * (size_t)dim * sizeof *emb, 1); /* advice: all written */
     double t0 = time_now();
     if (shard_embed(&enc, &e, &pooler, 1, &emb, 0) != 0) /* each rank a share; rank 0 has them all */
         goto done;

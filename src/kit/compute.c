@@ -114,7 +114,7 @@ static void *grow_buffer(void **p, size_t *cap, size_t bytes)
     *p = mem_alloc(bytes + bytes / 4);
     if (*p) {
         *cap = bytes + bytes / 4;
-        (void)mem_populate(*p, bytes); /* advice: written next */
+        (void)mem_populate(*p, bytes, 1); /* advice: written next */
     }
     return *p;
 }

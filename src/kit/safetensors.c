@@ -238,21 +238,12 @@ const char *st_meta(const safetensors *st, const char *key)
     return NULL;
 }
 
-/* Map a tensor's pages in one call before reading them: read one by one,
- * each fault mapped 64 KiB, and on this project's VMs a fault costs about
- * 14 us (a MiniLM load took about 1,500). The whole file at once would add
- * it to the peak RSS; each tensor's pages go again with st_release. */
-static void prefault(const st_tensor *t)
-{
-#ifdef MADV_POPULATE_READ
-    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t lo = (uintptr_t)t->data & ~(page - 1), hi = (uintptr_t)t->data + t->nbytes;
-    if (hi > lo)
-        (void)madvise((void *)lo, hi - lo, MADV_POPULATE_READ); /* advice: a failure changes nothing */
-#else
-    (void)t;
-#endif
-}
+/* A tensor's pages mapped in one call before they are read: read one by
+ * one, each fault mapped 64 KiB, and on this project's VMs a fault costs
+ * about 14 us (a MiniLM load took about 1,500). The whole file at once
+ * would add it to the peak RSS; each tensor's pages go again with
+ * st_release. Advice: a failure changes nothing. */
+static void prefault(const st_tensor *t) { (void)mem_populate(t->data, t->nbytes, 0); }
 
 int st_to_f32(const safetensors *st, const st_tensor *t, float *out)
 {

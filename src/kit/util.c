@@ -91,27 +91,30 @@ void *mem_calloc(size_t n, size_t size)
 
 void mem_free(void *p) { free(p); }
 
-int mem_populate(void *p, size_t bytes)
+/* madvise on the pages of [p, p + bytes): those it touches (outward), or
+ * only those wholly inside it */
+static int advise_pages(const void *p, size_t bytes, int advice, int outward)
 {
-#ifdef MADV_POPULATE_WRITE
     const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t lo = (uintptr_t)p & ~(page - 1), hi = (uintptr_t)p + bytes;
-    return p && hi > lo ? madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE) : 0;
+    uintptr_t lo = outward ? (uintptr_t)p & ~(page - 1) : ((uintptr_t)p + page - 1) & ~(page - 1);
+    uintptr_t hi = outward ? (uintptr_t)p + bytes : ((uintptr_t)p + bytes) & ~(page - 1);
+    return p && hi > lo ? madvise((void *)lo, hi - lo, advice) : 0;
+}
+
+int mem_populate(const void *p, size_t bytes, int for_write)
+{
+#if defined(MADV_POPULATE_WRITE) && defined(MADV_POPULATE_READ)
+    return advise_pages(p, bytes, for_write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ, 1);
 #else
     (void)p;
     (void)bytes;
+    (void)for_write;
     errno = ENOSYS;
     return -1;
 #endif
 }
 
-int mem_drop_pages(const void *p, size_t bytes)
-{
-    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1);
-    uintptr_t hi = ((uintptr_t)p + bytes) & ~(page - 1);
-    return hi > lo ? madvise((void *)lo, hi - lo, MADV_DONTNEED) : 0;
-}
+int mem_drop_pages(const void *p, size_t bytes) { return advise_pages(p, bytes, MADV_DONTNEED, 0); }
 
 char *str_dup(const char *s)
 {

@@ -24,12 +24,13 @@ void *mem_alloc(size_t bytes);            /* 64-byte aligned; NULL on failure */
 void *mem_alloc_huge(size_t bytes);
 void *mem_calloc(size_t n, size_t size);  /* aligned and zeroed */
 void mem_free(void *p);
-/* kit 1.9: fault in the pages of [p, p + bytes) in one call
- * (MADV_POPULATE_WRITE), for a block about to be written whole: touched
- * one by one, each fresh page is a fault, about 14 us on this project's
- * virtual machines against 0.5 us a page this way. Contents unchanged.
- * 0, or -1 with errno set (kernels before 5.14: nothing done). */
-int mem_populate(void *p, size_t bytes);
+/* kit 1.9: fault in the pages of [p, p + bytes) in one call, for a block
+ * about to be written whole (for_write: MADV_POPULATE_WRITE) or read whole
+ * (0: MADV_POPULATE_READ, e.g. a read-only file mapping): touched one by
+ * one, each fresh page is a fault, about 14 us on this project's virtual
+ * machines against 0.5 us a page this way. Contents unchanged. 0, or -1
+ * with errno set (kernels before 5.14: nothing done). */
+int mem_populate(const void *p, size_t bytes, int for_write);
 /* Give the whole pages inside [p, p + bytes) back to the kernel
  * (MADV_DONTNEED): private anonymous memory reads as zeros afterwards, a
  * file mapping is read again from its file. 0, or -1 with errno set. */
