@@ -331,14 +331,17 @@ def encode_report(engines, threads, ceil=None, rates=None):
                 print(f"  {e.key:<3}{e.name:<20} {cos[e.key][0]:.6f} / {cos[e.key][1]:.6f}")
     W = {k: med(e.whole_sps()) for k, e in by.items()}
     S = {k: med(e.steady()) for k, e in by.items()}
+    B = {k: max(e.steady(), default=0) for k, e in by.items()}
     print(f"\nratios (medians)                        whole-process   steady-state"
-          f"   paired by round, steady: median (min-max)")
+          f"   paired by round, steady: median (min-max)   best rounds")
     for x, y in (("A", "C"), ("A", "B"), ("A2", "D"), ("A3", "D"), ("D", "C")):
         label = f"{by[x].name} / {by[y].name}"
         print(f"  {label:<38}{ratio(W[x], W[y]):>13}   {ratio(S[x], S[y]):>12}"
-              f"   {paired(by[x].steady(), by[y].steady()):>18}")
+              f"   {paired(by[x].steady(), by[y].steady()):>18}   {ratio(B[x], B[y]):>27}")
     print("(paired: the two engines' ratio within each round, which ran them minutes apart at most;\n"
-          " it cancels the host's slower and faster spells that the medians of each engine keep)")
+          " it cancels the host's slower and faster spells that the medians of each engine keep.\n"
+          " best rounds: each engine's fastest steady round, what it does when the host runs it well;\n"
+          " where the peers' rounds spread far more than the runner's, this is the fairer ratio)")
     ceiling_report(engines, threads, ceil, rates)
     return cos
 
