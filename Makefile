@@ -107,7 +107,7 @@ FUZZ_FLAGS ?= -rss_limit_mb=2048 -timeout=10 -max_len=8192
 FUZZ_BINS = $(FUZZ_NAMES:%=build-fuzz/fuzz/%)
 REPLAY_OBJ = $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz/replay/%.o)
 
-.PHONY: all test bench model clean install fuzz fuzzers
+.PHONY: all test bench model clean install fuzz fuzzers valgrind
 .SECONDARY:
 all: $(BUILD)/runner $(BUNDLES) $(BUILD)/runner.pc runner
 
@@ -249,6 +249,27 @@ test: all $(TESTS) $(FIXTURES)
 	prove -f --exec "" $(TESTS)
 
 bench: all $(BENCHES)
+
+# The runner under valgrind memcheck: the MiniLM stand-in embeds a few
+# sentences in each precision (valgrind's CPU has no AVX-512: oneDNN's AVX2
+# kernels and the kit's AVX2 and generic paths), and the tiny test BERT
+# trains 3 steps in f32 and bf16 and writes its checkpoint. Any error, or a
+# block definitely lost, fails; oneDNN's JIT kernels' own reads past their
+# buffers are suppressed (tests/valgrind.supp). About 2 minutes.
+VALGRIND = valgrind --quiet --error-exitcode=9 --leak-check=full --show-leak-kinds=definite \
+  --errors-for-leak-kinds=definite --suppressions=$(abspath tests/valgrind.supp)
+valgrind: all
+	@rm -rf $(BUILD)/valgrind; mkdir -p $(BUILD)/valgrind; set -e; \
+	for p in f32 bf16 int8; do echo "valgrind: embed, $$p"; \
+	  $(VALGRIND) ./runner pipelines/bench_encode.cfg --set input=tests/data/sentences.txt \
+	    --set backbone.precision=$$p --threads 2 --quiet --out $(BUILD)/valgrind/embed_$$p \
+	    > $(BUILD)/valgrind/embed_$$p.log; done; \
+	for p in f32 bf16; do echo "valgrind: train, $$p"; \
+	  $(VALGRIND) ./runner pipelines/bench_train.cfg --set model=tests/goldens/tiny-bert \
+	    --set tokenizer.max_len=32 --set train.max_steps=3 --set 'tasks.[0].dataset.limit=96' \
+	    --set 'tasks.[0].dataset.dev_limit=16' --set train.save_last=true --set train.precision=$$p \
+	    --threads 2 --quiet --out $(BUILD)/valgrind/train_$$p > $(BUILD)/valgrind/train_$$p.log; done; \
+	echo "valgrind: clean (the runs' output in $(BUILD)/valgrind/)"
 
 model:
 	scripts/get-model.sh
