@@ -253,7 +253,8 @@ bench: all $(BENCHES)
 # The runner under valgrind memcheck: the MiniLM stand-in embeds a few
 # sentences in each precision (valgrind's CPU has no AVX-512: oneDNN's AVX2
 # kernels and the kit's AVX2 and generic paths), and the tiny test BERT
-# trains 3 steps in f32 and bf16 and writes its checkpoint. Any error, or a
+# trains 3 steps in f32 and bf16, and predicts in int8 from the f32
+# checkpoint. Any error, or a
 # block definitely lost, fails; oneDNN's JIT kernels' own reads past their
 # buffers are suppressed (tests/valgrind.supp). About 2 minutes.
 VALGRIND = valgrind --quiet --error-exitcode=9 --leak-check=full --show-leak-kinds=definite \
@@ -269,6 +270,11 @@ valgrind: all
 	    --set tokenizer.max_len=32 --set train.max_steps=3 --set 'tasks.[0].dataset.limit=96' \
 	    --set 'tasks.[0].dataset.dev_limit=16' --set train.save_last=true --set train.precision=$$p \
 	    --threads 2 --quiet --out $(BUILD)/valgrind/train_$$p > $(BUILD)/valgrind/train_$$p.log; done; \
+	echo "valgrind: predict, int8, from the f32 checkpoint"; \
+	$(VALGRIND) ./runner pipelines/bench_train.cfg --set run=predict --set model=tests/goldens/tiny-bert \
+	  --set tokenizer.max_len=32 --set checkpoint=$(BUILD)/valgrind/train_f32/last \
+	  --set backbone.precision=int8 --set input=tests/data/sentences.txt --threads 2 --quiet \
+	  --out $(BUILD)/valgrind/predict > $(BUILD)/valgrind/predict.log; \
 	echo "valgrind: clean (the runs' output in $(BUILD)/valgrind/)"
 
 model:
