@@ -252,30 +252,31 @@ bench: all $(BENCHES)
 
 # The runner under valgrind memcheck: the MiniLM stand-in embeds a few
 # sentences in each precision (valgrind's CPU has no AVX-512: oneDNN's AVX2
-# kernels and the kit's AVX2 and generic paths), and the tiny test BERT
-# trains 3 steps in f32 and bf16, and predicts in int8 from the f32
-# checkpoint. Any error, or a
-# block definitely lost, fails; oneDNN's JIT kernels' own reads past their
-# buffers are suppressed (tests/valgrind.supp). About 2 minutes.
+# kernels and the kit's AVX2 and generic paths); the tiny test BERT trains 3
+# steps in f32 and bf16, then predicts in int8 from the f32 checkpoint. Any
+# error, or a block definitely lost, fails; oneDNN's JIT kernels' own reads
+# past their buffers are suppressed (tests/valgrind.supp). About 2 minutes.
 VALGRIND = valgrind --quiet --error-exitcode=9 --leak-check=full --show-leak-kinds=definite \
   --errors-for-leak-kinds=definite --suppressions=$(abspath tests/valgrind.supp)
+VG_OUT = $(BUILD)/valgrind
+VG_TINY = --set model=tests/goldens/tiny-bert --set tokenizer.max_len=32 --threads 2 --quiet
 valgrind: all
-	@rm -rf $(BUILD)/valgrind; mkdir -p $(BUILD)/valgrind; set -e; \
+	@rm -rf $(VG_OUT); mkdir -p $(VG_OUT); set -e; \
 	for p in f32 bf16 int8; do echo "valgrind: embed, $$p"; \
 	  $(VALGRIND) ./runner pipelines/bench_encode.cfg --set input=tests/data/sentences.txt \
-	    --set backbone.precision=$$p --threads 2 --quiet --out $(BUILD)/valgrind/embed_$$p \
-	    > $(BUILD)/valgrind/embed_$$p.log; done; \
+	    --set backbone.precision=$$p --threads 2 --quiet --out $(VG_OUT)/embed_$$p > $(VG_OUT)/embed_$$p.log; \
+	done; \
 	for p in f32 bf16; do echo "valgrind: train, $$p"; \
-	  $(VALGRIND) ./runner pipelines/bench_train.cfg --set model=tests/goldens/tiny-bert \
-	    --set tokenizer.max_len=32 --set train.max_steps=3 --set 'tasks.[0].dataset.limit=96' \
-	    --set 'tasks.[0].dataset.dev_limit=16' --set train.save_last=true --set train.precision=$$p \
-	    --threads 2 --quiet --out $(BUILD)/valgrind/train_$$p > $(BUILD)/valgrind/train_$$p.log; done; \
+	  $(VALGRIND) ./runner pipelines/bench_train.cfg $(VG_TINY) --set train.max_steps=3 \
+	    --set 'tasks.[0].dataset.limit=96' --set 'tasks.[0].dataset.dev_limit=16' \
+	    --set train.save_last=true --set train.precision=$$p \
+	    --out $(VG_OUT)/train_$$p > $(VG_OUT)/train_$$p.log; \
+	done; \
 	echo "valgrind: predict, int8, from the f32 checkpoint"; \
-	$(VALGRIND) ./runner pipelines/bench_train.cfg --set run=predict --set model=tests/goldens/tiny-bert \
-	  --set tokenizer.max_len=32 --set checkpoint=$(BUILD)/valgrind/train_f32/last \
-	  --set backbone.precision=int8 --set input=tests/data/sentences.txt --threads 2 --quiet \
-	  --out $(BUILD)/valgrind/predict > $(BUILD)/valgrind/predict.log; \
-	echo "valgrind: clean (the runs' output in $(BUILD)/valgrind/)"
+	$(VALGRIND) ./runner pipelines/bench_train.cfg $(VG_TINY) --set run=predict \
+	  --set checkpoint=$(VG_OUT)/train_f32/last --set backbone.precision=int8 \
+	  --set input=tests/data/sentences.txt --out $(VG_OUT)/predict > $(VG_OUT)/predict.log; \
+	echo "valgrind: clean (the runs' output in $(VG_OUT)/)"
 
 model:
 	scripts/get-model.sh
